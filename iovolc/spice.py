@@ -1,0 +1,97 @@
+"""SPICE kernel sets: an explicit, ordered list of kernels loaded as a context.
+
+CSPICE keeps one global kernel pool per process and is not thread-safe, so
+a :class:`KernelSet` is entered by one thread at a time (a process-wide lock
+guards it) and SPICE work is run in processes, never threads, by the
+orchestration layer. The pool is cleared on exit, whatever happened.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import spiceypy
+
+_POOL_LOCK = threading.RLock()
+
+#: kernel file extension -> NAIF kernel-tree subfolder
+KERNEL_SUBDIR = {
+    ".tls": "lsk",
+    ".tpc": "pck",
+    ".bpc": "pck",
+    ".tf": "fk",
+    ".ti": "ik",
+    ".tsc": "sclk",
+    ".bsp": "spk",
+    ".bc": "ck",
+    ".tm": "mk",
+}
+#: load order by kind (text kernels first, as NAIF meta-kernels do)
+LOAD_ORDER = ("lsk", "pck", "fk", "ik", "sclk", "spk", "ck", "mk")
+
+
+def kernel_subdir(name: str) -> str:
+    """NAIF tree subfolder of a kernel file name (by extension)."""
+    suffix = Path(name).suffix.lower()
+    try:
+        return KERNEL_SUBDIR[suffix]
+    except KeyError:
+        raise ValueError(f"unknown SPICE kernel type for {name!r} (extension {suffix!r})") from None
+
+
+def shipped_kernel_dir() -> Path:
+    """Kernel tree shipped with the package (real generic LSK/PCK, Juno FK)."""
+    return Path(str(resources.files("iovolc") / "data" / "kernels"))
+
+
+def sort_kernels(paths: Iterable[Path | str]) -> list[Path]:
+    """Order kernels LSK, PCK, FK, IK, SCLK, SPK, CK; stable within a kind."""
+    items = [Path(p) for p in paths]
+    return sorted(items, key=lambda p: LOAD_ORDER.index(kernel_subdir(p.name)))
+
+
+@dataclass(frozen=True)
+class KernelSet:
+    """An explicit ordered kernel list; ``with kset:`` loads it, clears after."""
+
+    paths: tuple[Path, ...]
+
+    @classmethod
+    def from_paths(cls, paths: Iterable[Path | str]) -> KernelSet:
+        ordered = sort_kernels(paths)
+        missing = [str(p) for p in ordered if not p.is_file()]
+        if missing:
+            raise FileNotFoundError(f"SPICE kernel(s) not found: {', '.join(missing)}")
+        return cls(tuple(ordered))
+
+    def __enter__(self) -> KernelSet:
+        _POOL_LOCK.acquire()
+        try:
+            spiceypy.kclear()
+            for p in self.paths:
+                spiceypy.furnsh(str(p))
+        except BaseException:
+            spiceypy.kclear()
+            _POOL_LOCK.release()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            spiceypy.kclear()
+        finally:
+            _POOL_LOCK.release()
+
+
+def base_kernels() -> list[Path]:
+    """The shipped real generic kernels: LSK, PCK and the Juno frames kernel."""
+    root = shipped_kernel_dir()
+    return [
+        root / "lsk" / "naif0012.tls",
+        root / "pck" / "pck00010.tpc",
+        root / "fk" / "juno_v12_mod2.tf",
+    ]
