@@ -102,7 +102,9 @@ class UnknownMode(ProductError):
 # --- filesystem helpers -----------------------------------------------------------
 
 
-def _fs_path(url: Any, fs: fsspec.AbstractFileSystem | None) -> tuple[fsspec.AbstractFileSystem, str]:
+def _fs_path(
+    url: Any, fs: fsspec.AbstractFileSystem | None
+) -> tuple[fsspec.AbstractFileSystem, str]:
     """(filesystem, path inside it) for a local path, an fsspec URL, or a path + ``fs``."""
     text = str(url)
     if fs is None:
@@ -212,7 +214,9 @@ class JiramProduct:
         """The rows of ``band`` ("L" or "M"); KeyError naming the mode if absent."""
         rows = self.bands
         if band not in rows:
-            raise KeyError(f"{self.product_id}: band {band!r} not in mode {self.mode} ({sorted(rows)})")
+            raise KeyError(
+                f"{self.product_id}: band {band!r} not in mode {self.mode} ({sorted(rows)})"
+            )
         return self.image[rows[band]]
 
     @property
@@ -223,11 +227,19 @@ class JiramProduct:
 #: label SAMPLE_TYPE families -> numpy byte order and kind
 _SAMPLE_TYPES: dict[str, tuple[str, str]] = {
     **{t: ("<", "i") for t in ("LSB_INTEGER", "PC_INTEGER", "VAX_INTEGER")},
-    **{t: ("<", "u") for t in ("LSB_UNSIGNED_INTEGER", "PC_UNSIGNED_INTEGER", "VAX_UNSIGNED_INTEGER")},
+    **{
+        t: ("<", "u")
+        for t in ("LSB_UNSIGNED_INTEGER", "PC_UNSIGNED_INTEGER", "VAX_UNSIGNED_INTEGER")
+    },
     **{t: (">", "i") for t in ("MSB_INTEGER", "INTEGER", "SUN_INTEGER", "MAC_INTEGER")},
     **{
         t: (">", "u")
-        for t in ("MSB_UNSIGNED_INTEGER", "UNSIGNED_INTEGER", "SUN_UNSIGNED_INTEGER", "MAC_UNSIGNED_INTEGER")
+        for t in (
+            "MSB_UNSIGNED_INTEGER",
+            "UNSIGNED_INTEGER",
+            "SUN_UNSIGNED_INTEGER",
+            "MAC_UNSIGNED_INTEGER",
+        )
     },
     **{t: (">", "f") for t in ("IEEE_REAL", "REAL", "FLOAT", "SUN_REAL", "MAC_REAL", "MSB_REAL")},
     **{t: ("<", "f") for t in ("PC_REAL", "LSB_REAL")},
@@ -375,7 +387,8 @@ def _mode(label: Mapping, image: Mapping, lines: int, pid: str) -> str:
         mode = str(raw).strip().upper()
         if mode not in jiram.MODES:
             raise UnknownMode(
-                pid, f"INSTRUMENT_MODE_ID {raw!r} is not a JIRAM imager mode ({sorted(jiram.MODES)})"
+                pid,
+                f"INSTRUMENT_MODE_ID {raw!r} is not a JIRAM imager mode ({sorted(jiram.MODES)})",
             )
         return mode
     if lines == jiram.N_LINES_FULL:
@@ -459,7 +472,9 @@ def _dtype(product_type: str, sample_type: str, bits: int, pid: str) -> np.dtype
     return np.dtype(f"{order}{kind}{bits // 8}")
 
 
-def read_jiram_product(label_url: Any, *, fs: fsspec.AbstractFileSystem | None = None) -> JiramProduct:
+def read_jiram_product(
+    label_url: Any, *, fs: fsspec.AbstractFileSystem | None = None
+) -> JiramProduct:
     """Read one JIRAM imager product (detached or attached label) into a :class:`JiramProduct`.
 
     Errors (all :class:`ProductError`): :class:`MalformedLabel`,
@@ -528,7 +543,9 @@ def read_jiram_product(label_url: Any, *, fs: fsspec.AbstractFileSystem | None =
             )
     raw = fs.cat_file(img_path, start=offset, end=offset + expected)
     if len(raw) != expected:
-        raise SizeMismatch(pid, f"read {len(raw)} bytes of {posixpath.basename(img_path)}, expected {expected}")
+        raise SizeMismatch(
+            pid, f"read {len(raw)} bytes of {posixpath.basename(img_path)}, expected {expected}"
+        )
     rows = np.frombuffer(raw, dtype=np.uint8).reshape(lines, row_bytes)
     body = np.ascontiguousarray(rows[:, prefix : prefix + samples * dtype.itemsize])
     image = body.view(dtype).reshape(lines, samples).astype(dtype.newbyteorder("="), copy=True)
@@ -607,7 +624,9 @@ def list_volumes(archive_url: Any, *, fs: fsspec.AbstractFileSystem | None = Non
     try:
         entries = fs.ls(path, detail=True)
     except FileNotFoundError:
-        raise ProductError(_basename(archive_url), f"archive root {archive_url} not found") from None
+        raise ProductError(
+            _basename(archive_url), f"archive root {archive_url} not found"
+        ) from None
     names = []
     for entry in entries:
         name = posixpath.basename(str(entry["name"]).rstrip("/"))
@@ -634,7 +653,9 @@ def _clean_cell(text: str) -> str:
 
 
 def _numeric(values: list[str], dtype: str) -> pd.Series:
-    series = pd.to_numeric(pd.Series(values, dtype=object).replace(dict.fromkeys(_NULLS, None)), errors="coerce")
+    series = pd.to_numeric(
+        pd.Series(values, dtype=object).replace(dict.fromkeys(_NULLS, None)), errors="coerce"
+    )
     if dtype == "ASCII_INTEGER":
         return series.astype("int64") if series.notna().all() else series.astype("Int64")
     return series.astype("float64")
@@ -648,7 +669,9 @@ def _index_from_label(tab: bytes, table: Mapping, who: str) -> pd.DataFrame:
             start = int(col["START_BYTE"]) - 1
             width = int(col["BYTES"])
         except (KeyError, TypeError, ValueError) as exc:
-            raise ProductError(who, f"INDEX.LBL column {dict(col)!r} lacks NAME/START_BYTE/BYTES ({exc})") from None
+            raise ProductError(
+                who, f"INDEX.LBL column {dict(col)!r} lacks NAME/START_BYTE/BYTES ({exc})"
+            ) from None
         columns.append((name, start, width, str(col.get("DATA_TYPE", "CHARACTER")).upper()))
     if not columns:
         raise ProductError(who, "INDEX.LBL describes no COLUMN")
@@ -656,12 +679,16 @@ def _index_from_label(tab: bytes, table: Mapping, who: str) -> pd.DataFrame:
     lines = [ln for ln in lines if ln.strip()]
     n_rows = _get(table, "ROWS")
     if n_rows is not None and int(n_rows) != len(lines):
-        raise ProductError(who, f"INDEX.TAB has {len(lines)} rows, INDEX.LBL says ROWS = {int(n_rows)}")
+        raise ProductError(
+            who, f"INDEX.TAB has {len(lines)} rows, INDEX.LBL says ROWS = {int(n_rows)}"
+        )
     last_start = max(c[1] for c in columns)
     cells: dict[str, list[str]] = {c[0]: [] for c in columns}
     for i, line in enumerate(lines, start=1):
         if len(line) <= last_start:
-            raise ProductError(who, f"INDEX.TAB row {i} is {len(line)} bytes, shorter than its columns")
+            raise ProductError(
+                who, f"INDEX.TAB row {i} is {len(line)} bytes, shorter than its columns"
+            )
         for name, start, width, _ in columns:
             cells[name].append(_clean_cell(line[start : start + width]))
     out = {}
@@ -680,15 +707,23 @@ _TIME_CELL = re.compile(r"^\d{4}-\d{2,3}(-\d{2})?T\d{2}:\d{2}")
 
 def _index_from_csv(tab: bytes, who: str) -> pd.DataFrame:
     """INDEX.TAB without its label: comma-separated, optional header; columns found by content."""
-    rows = [r for r in csv.reader(io.StringIO(tab.decode("latin-1")), skipinitialspace=True) if any(c.strip() for c in r)]
+    rows = [
+        r
+        for r in csv.reader(io.StringIO(tab.decode("latin-1")), skipinitialspace=True)
+        if any(c.strip() for c in r)
+    ]
     if not rows:
         raise ProductError(who, "INDEX.TAB is empty")
     rows = [[_clean_cell(c) for c in r] for r in rows]
     width = len(rows[0])
     if any(len(r) != width for r in rows):
-        raise ProductError(who, "INDEX.TAB rows have different numbers of fields (and INDEX.LBL is missing)")
+        raise ProductError(
+            who, "INDEX.TAB rows have different numbers of fields (and INDEX.LBL is missing)"
+        )
     head = rows[0]
-    if all(_HEADER_CELL.match(c) for c in head) and any(c == "FILE_SPECIFICATION_NAME" for c in head):
+    if all(_HEADER_CELL.match(c) for c in head) and any(
+        c == "FILE_SPECIFICATION_NAME" for c in head
+    ):
         names = [c.lower() for c in head]
         body = rows[1:]
     else:
@@ -710,7 +745,9 @@ def _index_from_csv(tab: bytes, who: str) -> pd.DataFrame:
                 name = f"column_{j + 1}"
             names.append(name if name not in names else f"column_{j + 1}")
     if "file_specification_name" not in names:
-        raise ProductError(who, "INDEX.LBL is missing and no INDEX.TAB column holds label file names")
+        raise ProductError(
+            who, "INDEX.LBL is missing and no INDEX.TAB column holds label file names"
+        )
     return pd.DataFrame(body, columns=names)
 
 
@@ -735,13 +772,17 @@ def read_index(volume_url: Any, *, fs: fsspec.AbstractFileSystem | None = None) 
     files = _list_names(fs, index_dir)
     lbl_name = files.get("index.lbl")
     if lbl_name is not None:
-        label = _parse_label_bytes(fs.cat_file(posixpath.join(index_dir, lbl_name)), f"{who} INDEX.LBL")
+        label = _parse_label_bytes(
+            fs.cat_file(posixpath.join(index_dir, lbl_name)), f"{who} INDEX.LBL"
+        )
         found = _table_object(label)
         if found is None:
             raise ProductError(who, "INDEX.LBL has no table object with COLUMNs")
         key, table = found
         ptr = _get(label, f"^{key}")
-        tab_file = (ptr[0] if isinstance(ptr, list | tuple) else ptr) if ptr is not None else "INDEX.TAB"
+        tab_file = (
+            (ptr[0] if isinstance(ptr, list | tuple) else ptr) if ptr is not None else "INDEX.TAB"
+        )
         tab_name = files.get(posixpath.basename(str(tab_file).strip()).lower())
         if tab_name is None:
             raise ProductError(who, f"INDEX.LBL points at {tab_file}, which is not in INDEX/")
@@ -767,5 +808,7 @@ def read_index(volume_url: Any, *, fs: fsspec.AbstractFileSystem | None = None) 
             here = posixpath.join(here, name)
         return "/".join(out)
 
-    df["label_url"] = [_join_url(str(volume_url), actual_relpath(s)) for s in df["file_specification_name"]]
+    # the volume as given, unless its case had to be corrected on disk
+    base = str(volume_url) if vol_real == vol_path.rstrip("/") else fs.unstrip_protocol(vol_real)
+    df["label_url"] = [_join_url(base, actual_relpath(s)) for s in df["file_specification_name"]]
     return df
