@@ -1,0 +1,1061 @@
+"""Io hotspot catalog: detections -> per-perijove sources -> hotspots with stable ids.
+
+The chain (each step a pure function on DataFrames; :func:`build_catalog` runs it):
+
+1. :func:`merge_detections` -- within each perijove, group the detections of
+   one source across frames and bands (greedy, by descending SNR) into
+   *clusters* with an SNR- and resolution-weighted position.
+2. :func:`cross_match` -- match each cluster to the nearest Davies et al.
+   (2024) source within a resolution-scaled tolerance (one reference source
+   per cluster per perijove); unmatched clusters are ``NEW_SOURCE``.
+3. :func:`derive_power` -- temperature (L/M ratio, else the matched
+   reference's, else :data:`DEFAULT_TEMPERATURE_K`), emitting area from the
+   M-band spectral power and total power ``sigma T^4 A``.
+4. :func:`link_perijoves` -- the same source over perijoves is one hotspot:
+   ``IVC-<ref_id>`` for reference sources, registry ids ``IVC-NEW-nnnn``
+   (stable across catalog versions) for new ones. One row per hotspot per
+   perijove: the published per-perijove power time series.
+5. :func:`summarise` -- one row per hotspot.
+
+:func:`write_catalog` / :func:`read_catalog` handle the published files;
+:data:`CATALOG_COLUMNS` and :data:`HOTSPOT_COLUMNS` document every column
+(unit, description) and feed the ECSV/Parquet metadata and
+``docs/catalog_schema.md``.
+
+Conventions: latitude planetocentric, deg N; longitude **West** in [0, 360)
+(``lon_west_deg``); distances are great-circle km on a sphere of radius
+:data:`IO_RADIUS_KM`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike
+
+from iovolc import jiram, physics
+from iovolc.flags import CONFIDENT_SNR, HIGH_EMISSION_DEG, Flag, flag_descriptions, flag_names
+
+__all__ = [
+    "IO_RADIUS_KM",
+    "DEFAULT_TEMPERATURE_K",
+    "POSITION_SIGMA_PX",
+    "DETECTION_COLUMNS",
+    "CLUSTER_COLUMNS",
+    "CATALOG_COLUMNS",
+    "HOTSPOT_COLUMNS",
+    "NEW_ID_PREFIX",
+    "CatalogResult",
+    "great_circle_km",
+    "merge_detections",
+    "cross_match",
+    "derive_power",
+    "link_perijoves",
+    "summarise",
+    "build_catalog",
+    "write_catalog",
+    "read_catalog",
+]
+
+#: Io mean radius used for great-circle distances, km (IAU; = the simulator's)
+IO_RADIUS_KM = 1821.6
+
+#: Temperature assumed when a source has neither a usable L/M ratio nor a
+#: reference temperature, K. It is the median temperature of the Davies et al.
+#: (2024) Table A1 sources first detected by JIRAM (``status == 1``; their
+#: temperatures come from JIRAM's L/M ratio): 446 K -> 450 K. That is the
+#: typical colour temperature of the sources JIRAM resolves, so it is the
+#: least-biased guess for a new JIRAM source. (The median over *all* Table A1
+#: temperatures, ~227 K, is dominated by the Galileo-era whole-patera effective
+#: temperatures of Veeder et al. 2015, a different kind of quantity.)
+#: ``tests/test_catalog.py`` checks the constant against the table.
+DEFAULT_TEMPERATURE_K = 450.0
+
+#: 1-sigma position error of one detection, in pixels (centroiding + registration)
+POSITION_SIGMA_PX = 0.5
+
+#: prefix of registry ids of sources not in the reference catalog
+NEW_ID_PREFIX = "IVC-NEW-"
+_NEW_ID_RE = re.compile(r"^IVC-NEW-(\d+)$")
+
+#: columns the detection table must have (extraction stage output)
+DETECTION_COLUMNS: tuple[str, ...] = (
+    "product_id",
+    "perijove",
+    "et_mid",
+    "utc",
+    "band",
+    "lat_deg",
+    "lon_west_deg",
+    "emission_deg",
+    "pixel_scale_km",
+    "peak_radiance_w_m2_sr",
+    "power_gw_per_um",
+    "snr",
+    "flags",
+)
+
+#: columns of the per-perijove cluster table (:func:`merge_detections`)
+CLUSTER_COLUMNS: tuple[str, ...] = (
+    "cluster_id",
+    "perijove",
+    "lat_deg",
+    "lon_west_deg",
+    "position_uncertainty_km",
+    "n_detections",
+    "n_frames",
+    "bands",
+    "peak_radiance_w_m2_sr",
+    "power_gw_per_um",
+    "power_gw_per_um_l",
+    "m_saturated_only",
+    "l_saturated_only",
+    "max_snr",
+    "min_emission_deg",
+    "pixel_scale_km",
+    "first_utc",
+    "last_utc",
+    "first_et",
+    "last_et",
+    "position_weight",
+    "flags",
+    "detection_indices",
+)
+
+_W_M2_SR = "W m-2 sr-1"
+
+#: published catalog (one row per hotspot per perijove): column -> (unit, description)
+CATALOG_COLUMNS: dict[str, tuple[str | None, str]] = {
+    "hotspot_id": (
+        None,
+        "Hotspot identifier: 'IVC-' + ref_id for Davies et al. (2024) sources; "
+        "'IVC-NEW-nnnn' registry id (stable across catalog versions) for new sources",
+    ),
+    "ref_id": (None, "Davies et al. (2024) Table A1 identifier of the matched source ('' if new)"),
+    "name": (None, "Davies et al. (2024) name of the matched source ('' if new or unnamed)"),
+    "lat_deg": ("deg", "Hotspot latitude over all perijoves (planetocentric, N), weighted mean"),
+    "lon_west_deg": ("deg", "Hotspot West longitude over all perijoves, [0, 360), weighted mean"),
+    "perijove": (None, "Juno perijove (orbit) number of this row's observations"),
+    "n_detections": (None, "Number of detections (frames x bands) merged into this row"),
+    "peak_radiance_w_m2_sr": (
+        _W_M2_SR,
+        "Maximum background-subtracted peak-pixel band radiance over the row's detections",
+    ),
+    "power_gw": (
+        "GW",
+        "Total thermal power sigma T^4 A (single-temperature blackbody; see temperature flags)",
+    ),
+    "power_gw_per_um": (
+        "GW um-1",
+        "M-band spectral power: median over unsaturated M detections (over saturated ones "
+        "if none, then flagged POWER_LOWER_LIMIT); NaN if no M detection",
+    ),
+    "temperature_k": ("K", "Blackbody temperature used for area and power (see T_* flags)"),
+    "flags": (None, "Bitmask of iovolc.flags.Flag (see flag_names and the table metadata)"),
+    "first_seen_utc": (None, "UTC of the hotspot's first detection over all perijoves"),
+    "last_seen_utc": (None, "UTC of the hotspot's last detection over all perijoves"),
+    "power_gw_per_um_l": (
+        "GW um-1",
+        "L-band spectral power: median over unsaturated L detections (saturated if none); "
+        "NaN if no L detection",
+    ),
+    "area_km2": ("km2", "Emitting area: M-band (else L-band) spectral power / blackbody at T"),
+    "position_uncertainty_km": ("km", "1-sigma uncertainty of the hotspot position"),
+    "pixel_scale_km": ("km", "Best (smallest) pixel scale among the row's detections"),
+    "min_emission_deg": ("deg", "Smallest emission angle among the row's detections"),
+    "match_distance_km": (
+        "km",
+        "Great-circle distance from this perijove's position to the matched reference "
+        "source (NaN if new)",
+    ),
+    "flag_names": (None, "Human-readable flags, e.g. 'SATURATED|T_FROM_LM'"),
+    "lat_deg_pj": ("deg", "Latitude from this perijove's detections only (planetocentric, N)"),
+    "lon_west_deg_pj": ("deg", "West longitude from this perijove's detections only, [0, 360)"),
+    "position_uncertainty_km_pj": ("km", "1-sigma uncertainty of this perijove's position"),
+    "n_frames": (None, "Number of distinct frames (products) merged into this row"),
+    "bands": (None, "JIRAM bands with detections in this row: 'L', 'M' or 'LM'"),
+}
+
+#: hotspot summary (one row per hotspot): column -> (unit, description)
+HOTSPOT_COLUMNS: dict[str, tuple[str | None, str]] = {
+    "hotspot_id": CATALOG_COLUMNS["hotspot_id"],
+    "ref_id": CATALOG_COLUMNS["ref_id"],
+    "name": CATALOG_COLUMNS["name"],
+    "lat_deg": CATALOG_COLUMNS["lat_deg"],
+    "lon_west_deg": CATALOG_COLUMNS["lon_west_deg"],
+    "position_uncertainty_km": CATALOG_COLUMNS["position_uncertainty_km"],
+    "n_perijoves": (None, "Number of perijoves in which the hotspot was detected"),
+    "perijoves": (None, "Comma-separated perijove numbers, ascending"),
+    "n_detections": (None, "Total number of detections over all perijoves"),
+    "mean_power_gw": ("GW", "Mean of the per-perijove total powers (NaN-skipping)"),
+    "std_power_gw": ("GW", "Sample standard deviation of the per-perijove total powers"),
+    "min_power_gw": ("GW", "Smallest per-perijove total power"),
+    "max_power_gw": ("GW", "Largest per-perijove total power"),
+    "mean_power_gw_per_um": ("GW um-1", "Mean of the per-perijove M-band spectral powers"),
+    "median_temperature_k": ("K", "Median of the per-perijove temperatures"),
+    "n_power_lower_limit": (None, "Number of perijoves whose power is a lower limit"),
+    "pixel_scale_km": ("km", "Best pixel scale over all perijoves"),
+    "min_emission_deg": ("deg", "Smallest emission angle over all perijoves"),
+    "first_seen_utc": CATALOG_COLUMNS["first_seen_utc"],
+    "last_seen_utc": CATALOG_COLUMNS["last_seen_utc"],
+    "flags": (None, "OR of the per-perijove flags (iovolc.flags.Flag)"),
+    "flag_names": CATALOG_COLUMNS["flag_names"],
+}
+
+_STR_COLUMNS = frozenset(
+    {"hotspot_id", "ref_id", "name", "first_seen_utc", "last_seen_utc", "flag_names", "bands",
+     "perijoves"}
+)
+_INT_COLUMNS = frozenset(
+    {"perijove", "n_detections", "flags", "n_frames", "n_perijoves", "n_power_lower_limit"}
+)
+
+_T_FLAGS = Flag.T_FROM_LM | Flag.T_FROM_REFERENCE | Flag.T_ASSUMED
+
+
+# --- geometry ----------------------------------------------------------------
+
+
+def great_circle_km(
+    lat1: ArrayLike,
+    lon1: ArrayLike,
+    lat2: ArrayLike,
+    lon2: ArrayLike,
+    *,
+    radius_km: float = IO_RADIUS_KM,
+) -> np.ndarray | float:
+    """Great-circle distance (km) between points given in degrees (haversine).
+
+    Vectorised with numpy broadcasting. Longitudes may be East or West (the
+    same for both points) and in any range: the 0/360 wrap is handled.
+    """
+    p1 = np.deg2rad(np.asarray(lat1, dtype=float))
+    p2 = np.deg2rad(np.asarray(lat2, dtype=float))
+    dlon = np.deg2rad(np.asarray(lon2, dtype=float) - np.asarray(lon1, dtype=float))
+    h = np.sin(0.5 * (p2 - p1)) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(0.5 * dlon) ** 2
+    d = 2.0 * radius_km * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0)))
+    return d[()] if d.ndim == 0 else d
+
+
+def _unit_xyz(lat_deg: ArrayLike, lon_deg: ArrayLike) -> np.ndarray:
+    """Unit vectors (..., 3) of lat/lon in degrees (longitude sense preserved)."""
+    lat = np.deg2rad(np.asarray(lat_deg, dtype=float))
+    lon = np.deg2rad(np.asarray(lon_deg, dtype=float))
+    c = np.cos(lat)
+    return np.stack([c * np.cos(lon), c * np.sin(lon), np.sin(lat)], axis=-1)
+
+
+def _latlon(xyz: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(lat_deg, lon_deg in [0, 360)) of (not necessarily unit) vectors (..., 3)."""
+    x, y, z = xyz[..., 0], xyz[..., 1], xyz[..., 2]
+    lat = np.rad2deg(np.arctan2(z, np.hypot(x, y)))
+    lon = np.mod(np.rad2deg(np.arctan2(y, x)), 360.0)
+    lon = np.where(lon >= 360.0, lon - 360.0, lon)  # mod of a tiny negative -> 360.0
+    return lat, lon
+
+
+def _angle_km(a: np.ndarray, b: np.ndarray, radius_km: float = IO_RADIUS_KM) -> np.ndarray:
+    """Great-circle km between unit vectors (broadcast over leading axes), from the chord."""
+    diff = a - b
+    chord = np.sqrt(np.sum(diff * diff, axis=-1))
+    return 2.0 * radius_km * np.arcsin(np.minimum(0.5 * chord, 1.0))
+
+
+def _weighted_centre(xyz: np.ndarray, w: np.ndarray) -> np.ndarray:
+    s = np.sum(xyz * w[:, np.newaxis], axis=0)
+    return s / np.linalg.norm(s)
+
+
+def _position_uncertainty_km(
+    xyz: np.ndarray, w: np.ndarray, centre: np.ndarray, sigma_km: np.ndarray
+) -> float:
+    """max(formal error of the weighted mean, weighted rms scatter / sqrt(n)).
+
+    The formal error combines per-point sigmas inversely in quadrature; the
+    scatter term catches registration errors larger than those sigmas.
+    """
+    d = _angle_km(xyz, centre[np.newaxis, :])
+    formal = 1.0 / np.sqrt(np.sum(1.0 / sigma_km**2))
+    scatter = np.sqrt(np.sum(w * d**2) / np.sum(w)) / np.sqrt(len(d))
+    return float(max(formal, scatter))
+
+
+def _require(df: pd.DataFrame, columns, what: str) -> None:
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise ValueError(f"{what} lacks columns {missing}")
+
+
+# --- 1. merge detections -----------------------------------------------------
+
+
+def _detection_weights(snr: np.ndarray, pixel_scale_km: np.ndarray) -> np.ndarray:
+    """``snr / pixel_scale^2`` (SNR floored at 1e-3, NaN -> floor)."""
+    s = np.where(np.isfinite(snr), snr, 0.0)
+    return np.maximum(s, 1e-3) / pixel_scale_km**2
+
+
+def _greedy_labels(
+    xyz: np.ndarray,
+    pixel_scale_km: np.ndarray,
+    snr: np.ndarray,
+    weight: np.ndarray,
+    *,
+    tol_px: float,
+    min_tol_km: float,
+) -> np.ndarray:
+    """Cluster labels (0.., in seed order) for one perijove's detections."""
+    n = len(xyz)
+    order = np.lexsort((np.arange(n), -np.where(np.isfinite(snr), snr, -np.inf)))
+    labels = np.full(n, -1, dtype=np.int64)
+    csum = np.zeros((n, 3))
+    centres = np.zeros((n, 3))
+    cscale = np.zeros(n)
+    k = 0
+    for i in order:
+        if k:
+            d = _angle_km(centres[:k], xyz[i])
+            tol = np.maximum(tol_px * np.maximum(pixel_scale_km[i], cscale[:k]), min_tol_km)
+            d = np.where(d <= tol, d, np.inf)
+            j = int(np.argmin(d))
+            if np.isfinite(d[j]):
+                labels[i] = j
+                csum[j] += weight[i] * xyz[i]
+                centres[j] = csum[j] / np.sqrt(csum[j] @ csum[j])
+                cscale[j] = min(cscale[j], pixel_scale_km[i])
+                continue
+        labels[i] = k
+        csum[k] = weight[i] * xyz[i]
+        centres[k] = xyz[i]
+        cscale[k] = pixel_scale_km[i]
+        k += 1
+    return labels
+
+
+def _band_power(power: np.ndarray, saturated: np.ndarray) -> tuple[float, bool]:
+    """(median over unsaturated values, else over saturated ones; saturated-only?).
+
+    Non-finite powers are ignored; NaN if the band has none.
+    """
+    keep = np.isfinite(power)
+    power, saturated = power[keep], saturated[keep]
+    if power.size == 0:
+        return float("nan"), False
+    good = ~saturated
+    if np.any(good):
+        return float(np.median(power[good])), False
+    return float(np.median(power)), True
+
+
+def _empty(columns) -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
+
+
+def merge_detections(
+    det: pd.DataFrame, *, tol_px: float = 2.5, min_tol_km: float = 8.0
+) -> pd.DataFrame:
+    """Group the detections of each source within each perijove into clusters.
+
+    Across frames **and** bands: detections are visited by descending SNR; a
+    detection joins the nearest existing cluster whose centre is within
+    ``max(tol_px * max(detection pixel scale, cluster best pixel scale),
+    min_tol_km)`` km, else it seeds a new cluster. The cluster centre is the
+    mean of the detections' unit vectors weighted by ``snr / pixel_scale_km^2``
+    (so the 0/360 longitude wrap needs no special case).
+
+    Returns one row per cluster with :data:`CLUSTER_COLUMNS`:
+
+    * ``position_uncertainty_km``: max of the formal error of the weighted
+      mean (each detection ``POSITION_SIGMA_PX * pixel_scale_km``) and the
+      weighted rms scatter of the members / sqrt(n);
+    * ``power_gw_per_um`` (M) / ``power_gw_per_um_l`` (L): median over the
+      band's unsaturated detections; if all are saturated, over those and
+      ``m_saturated_only`` / ``l_saturated_only`` is True; NaN if none;
+    * ``flags``: SATURATED if any detection is; LOW_CONFIDENCE if
+      ``n_frames == 1`` or ``max_snr < CONFIDENT_SNR``; HIGH_EMISSION if every
+      emission angle > ``HIGH_EMISSION_DEG``; NEAR_LIMB, UNREGISTERED,
+      FRAME_EDGE if every detection has it; POWER_LOWER_LIMIT if the power the
+      area is based on (M, else L) is saturated-only;
+    * ``first_utc`` / ``last_utc`` (and ``first_et`` / ``last_et``), the
+      earliest / latest detection; ``pixel_scale_km`` the best (smallest);
+    * ``position_weight``: sum of the member weights (for later averaging);
+    * ``detection_indices``: list of the members' ``det`` index labels.
+
+    ``cluster_id`` numbers clusters 0.. by perijove, then seed order.
+    """
+    _require(det, DETECTION_COLUMNS, "detection table")
+    if not (tol_px > 0 and min_tol_km >= 0):
+        raise ValueError("tol_px must be > 0 and min_tol_km >= 0")
+    if det.empty:
+        return _empty(CLUSTER_COLUMNS)
+    lat = det["lat_deg"].to_numpy(dtype=float)
+    lon = det["lon_west_deg"].to_numpy(dtype=float)
+    scale = det["pixel_scale_km"].to_numpy(dtype=float)
+    if not (np.all(np.isfinite(lat)) and np.all(np.isfinite(lon))):
+        raise ValueError("detection table: lat_deg / lon_west_deg must be finite")
+    if not np.all(np.isfinite(scale) & (scale > 0)):
+        raise ValueError("detection table: pixel_scale_km must be finite and > 0")
+    bands = det["band"].astype(str).to_numpy()
+    unknown = set(bands) - set(jiram.DLAMBDA_UM)
+    if unknown:
+        raise ValueError(f"detection table: unknown bands {sorted(unknown)}")
+
+    xyz = _unit_xyz(lat, lon)
+    snr = det["snr"].to_numpy(dtype=float)
+    weight = _detection_weights(snr, scale)
+    flags = det["flags"].to_numpy(dtype=np.int64)
+    saturated = (flags & Flag.SATURATED) != 0
+    emission = det["emission_deg"].to_numpy(dtype=float)
+    power = det["power_gw_per_um"].to_numpy(dtype=float)
+    peak = det["peak_radiance_w_m2_sr"].to_numpy(dtype=float)
+    et = det["et_mid"].to_numpy(dtype=float)
+    utc = det["utc"].astype(str).to_numpy()
+    product = det["product_id"].astype(str).to_numpy()
+    pj_all = det["perijove"].to_numpy(dtype=np.int64)
+    index = det.index.to_numpy()
+
+    rows = []
+    for pj in np.unique(pj_all):
+        sel = np.flatnonzero(pj_all == pj)
+        labels = _greedy_labels(
+            xyz[sel], scale[sel], snr[sel], weight[sel], tol_px=tol_px, min_tol_km=min_tol_km
+        )
+        for lab in range(labels.max() + 1):
+            m = sel[labels == lab]
+            m = m[np.lexsort((m, et[m]))]  # chronological members
+            centre = _weighted_centre(xyz[m], weight[m])
+            c_lat, c_lon = _latlon(centre)
+            unc = _position_uncertainty_km(xyz[m], weight[m], centre, POSITION_SIGMA_PX * scale[m])
+            is_m = bands[m] == "M"
+            is_l = bands[m] == "L"
+            p_m, m_sat_only = _band_power(power[m][is_m], saturated[m][is_m])
+            p_l, l_sat_only = _band_power(power[m][is_l], saturated[m][is_l])
+            n_frames = len(set(product[m]))
+            max_snr = float(np.nanmax(snr[m])) if np.any(np.isfinite(snr[m])) else float("nan")
+            f = Flag(0)
+            if np.any(saturated[m]):
+                f |= Flag.SATURATED
+            if n_frames == 1 or not (max_snr >= CONFIDENT_SNR):
+                f |= Flag.LOW_CONFIDENCE
+            if np.all(emission[m] > HIGH_EMISSION_DEG):
+                f |= Flag.HIGH_EMISSION
+            for every in (Flag.NEAR_LIMB, Flag.UNREGISTERED, Flag.FRAME_EDGE):
+                if np.all(flags[m] & every):
+                    f |= every
+            if m_sat_only or (not np.any(is_m) and l_sat_only):
+                f |= Flag.POWER_LOWER_LIMIT
+            i_first, i_last = m[np.argmin(et[m])], m[np.argmax(et[m])]
+            rows.append(
+                {
+                    "cluster_id": len(rows),
+                    "perijove": int(pj),
+                    "lat_deg": float(c_lat),
+                    "lon_west_deg": float(c_lon),
+                    "position_uncertainty_km": unc,
+                    "n_detections": len(m),
+                    "n_frames": n_frames,
+                    "bands": "".join(sorted(set(bands[m]))),
+                    "peak_radiance_w_m2_sr": float(np.nanmax(peak[m]))
+                    if np.any(np.isfinite(peak[m]))
+                    else float("nan"),
+                    "power_gw_per_um": p_m,
+                    "power_gw_per_um_l": p_l,
+                    "m_saturated_only": m_sat_only,
+                    "l_saturated_only": l_sat_only,
+                    "max_snr": max_snr,
+                    "min_emission_deg": float(np.min(emission[m])),
+                    "pixel_scale_km": float(np.min(scale[m])),
+                    "first_utc": utc[i_first],
+                    "last_utc": utc[i_last],
+                    "first_et": float(et[i_first]),
+                    "last_et": float(et[i_last]),
+                    "position_weight": float(np.sum(weight[m])),
+                    "flags": int(f),
+                    "detection_indices": [_py(v) for v in index[m]],
+                }
+            )
+    out = pd.DataFrame(rows, columns=list(CLUSTER_COLUMNS))
+    return out.astype(
+        {"cluster_id": "int64", "perijove": "int64", "n_detections": "int64",
+         "n_frames": "int64", "flags": "int64", "m_saturated_only": bool,
+         "l_saturated_only": bool}
+    )
+
+
+def _py(v):
+    """numpy scalar -> Python scalar (for list cells)."""
+    return v.item() if isinstance(v, np.generic) else v
+
+
+# --- 2. cross-match ----------------------------------------------------------
+
+
+def cross_match(
+    clusters: pd.DataFrame,
+    reference: pd.DataFrame,
+    *,
+    tol_px: float = 3.0,
+    min_tol_km: float = 25.0,
+    max_tol_km: float = 150.0,
+) -> pd.DataFrame:
+    """Match clusters to reference sources (e.g. :func:`iovolc.reference.load_davies2024`).
+
+    A cluster matches the nearest reference source within
+    ``clip(tol_px * pixel_scale_km, min_tol_km, max_tol_km)`` km
+    (``pixel_scale_km``: the cluster's best). A reference source matches at
+    most one cluster per perijove: candidate pairs are accepted in order of
+    increasing distance, so a conflict goes to the closer cluster and the
+    other takes its next-nearest free source within tolerance, if any.
+
+    Returns a copy of ``clusters`` with ``ref_id``, ``name`` (reference
+    names; ``""`` if unmatched), ``match_distance_km`` (NaN if unmatched),
+    ``ref_temperature_k`` (the reference ``temperature_k`` if it has that
+    column, else NaN) and ``flags`` with NEW_SOURCE set exactly on unmatched
+    clusters. ``reference`` needs ``ref_id``, ``name``, ``lat_deg``,
+    ``lon_west_deg``.
+    """
+    _require(clusters, ("perijove", "lat_deg", "lon_west_deg", "pixel_scale_km", "flags"),
+             "cluster table")
+    _require(reference, ("ref_id", "name", "lat_deg", "lon_west_deg"), "reference table")
+    if not (0 <= min_tol_km <= max_tol_km):
+        raise ValueError("need 0 <= min_tol_km <= max_tol_km")
+    out = clusters.copy()
+    n = len(out)
+    ref_id = np.full(n, "", dtype=object)
+    name = np.full(n, "", dtype=object)
+    dist = np.full(n, np.nan)
+    ref_t = np.full(n, np.nan)
+    if n and len(reference):
+        c_xyz = _unit_xyz(out["lat_deg"].to_numpy(float), out["lon_west_deg"].to_numpy(float))
+        r_xyz = _unit_xyz(reference["lat_deg"].to_numpy(float),
+                          reference["lon_west_deg"].to_numpy(float))
+        tol = np.clip(tol_px * out["pixel_scale_km"].to_numpy(float), min_tol_km, max_tol_km)
+        pj = out["perijove"].to_numpy(np.int64)
+        r_ids = reference["ref_id"].astype(str).to_numpy()
+        r_names = reference["name"].fillna("").astype(str).to_numpy()
+        r_temp = (reference["temperature_k"].to_numpy(float) if "temperature_k" in reference
+                  else np.full(len(reference), np.nan))
+        for p in np.unique(pj):  # one perijove at a time: bounded memory, own conflicts
+            rows = np.flatnonzero(pj == p)
+            d = _angle_km(c_xyz[rows, np.newaxis, :], r_xyz[np.newaxis, :, :])
+            ci, rj = np.nonzero(d <= tol[rows, np.newaxis])
+            taken: set[int] = set()
+            done: set[int] = set()
+            for k in np.lexsort((rj, ci, d[ci, rj])):
+                i, j = int(ci[k]), int(rj[k])
+                if i in done or j in taken:
+                    continue
+                done.add(i)
+                taken.add(j)
+                r = rows[i]
+                ref_id[r], name[r], dist[r], ref_t[r] = r_ids[j], r_names[j], d[i, j], r_temp[j]
+    out["ref_id"] = ref_id
+    out["name"] = name
+    out["match_distance_km"] = dist
+    out["ref_temperature_k"] = ref_t
+    f = out["flags"].to_numpy(np.int64) & ~np.int64(Flag.NEW_SOURCE)
+    out["flags"] = np.where(ref_id == "", f | np.int64(Flag.NEW_SOURCE), f).astype(np.int64)
+    return out
+
+
+# --- 3. temperature and power ------------------------------------------------
+
+
+def derive_power(
+    clusters: pd.DataFrame, *, default_temperature_k: float = DEFAULT_TEMPERATURE_K
+) -> pd.DataFrame:
+    """Temperature, emitting area and total power of each cluster.
+
+    Temperature, in order of preference:
+
+    1. **L/M ratio** (T_FROM_LM) when both bands have a spectral power and
+       neither is saturated-only: ``r = (P_L * DLAMBDA_L) / (P_M * DLAMBDA_M)``
+       (the band-radiance ratio; geometry cancels) ->
+       :func:`iovolc.physics.temperature_from_lm_ratio` (NaN outside
+       150-2000 K, then fall through);
+    2. the matched reference source's temperature, column ``ref_temperature_k``
+       if present and finite (T_FROM_REFERENCE);
+    3. ``default_temperature_k`` (T_ASSUMED; see :data:`DEFAULT_TEMPERATURE_K`).
+
+    Then ``area_km2 = P_M / spectral_power_gw_per_um('M', T, 1 km2)`` (L band
+    if the cluster has no M detection) and ``power_gw = sigma T^4 area``.
+    Returns a copy with ``temperature_k``, ``area_km2``, ``power_gw`` and the
+    T_* flags replaced.
+    """
+    _require(clusters, ("power_gw_per_um", "power_gw_per_um_l", "flags"), "cluster table")
+    out = clusters.copy()
+    n = len(out)
+    p_m = out["power_gw_per_um"].to_numpy(float)
+    p_l = out["power_gw_per_um_l"].to_numpy(float)
+    m_sat = (out["m_saturated_only"].to_numpy(bool) if "m_saturated_only" in out
+             else np.zeros(n, bool))
+    l_sat = (out["l_saturated_only"].to_numpy(bool) if "l_saturated_only" in out
+             else np.zeros(n, bool))
+    lm_ok = (np.isfinite(p_m) & np.isfinite(p_l) & (p_m > 0) & (p_l > 0) & ~m_sat & ~l_sat)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = (p_l * jiram.DLAMBDA_UM["L"]) / (p_m * jiram.DLAMBDA_UM["M"])
+    t_lm = np.asarray(physics.temperature_from_lm_ratio(np.where(lm_ok, ratio, np.nan)),
+                      float).reshape(n)
+    use_lm = np.isfinite(t_lm)
+    t_ref = (out["ref_temperature_k"].to_numpy(float) if "ref_temperature_k" in out
+             else np.full(n, np.nan))
+    use_ref = ~use_lm & np.isfinite(t_ref) & (t_ref > 0)
+    temperature = np.where(use_lm, t_lm, np.where(use_ref, t_ref, default_temperature_k))
+    flags = out["flags"].to_numpy(np.int64) & ~np.int64(_T_FLAGS)
+    flags = np.where(use_lm, flags | np.int64(Flag.T_FROM_LM), flags)
+    flags = np.where(use_ref, flags | np.int64(Flag.T_FROM_REFERENCE), flags)
+    flags = np.where(~use_lm & ~use_ref, flags | np.int64(Flag.T_ASSUMED), flags)
+    per_km2_m = np.asarray(physics.spectral_power_gw_per_um("M", temperature_k=temperature,
+                                                            area_km2=1.0), float)
+    per_km2_l = np.asarray(physics.spectral_power_gw_per_um("L", temperature_k=temperature,
+                                                            area_km2=1.0), float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        area = np.where(np.isfinite(p_m), p_m / per_km2_m, p_l / per_km2_l)
+    area = np.where(np.isfinite(area), area, np.nan)
+    out["temperature_k"] = temperature.astype(float)
+    out["area_km2"] = area.astype(float)
+    out["power_gw"] = np.asarray(physics.total_power_gw(temperature_k=temperature,
+                                                        area_km2=area), float)
+    out["flags"] = flags.astype(np.int64)
+    return out
+
+
+# --- 4. link perijoves -------------------------------------------------------
+
+
+def _link_tol(scale_a: ArrayLike, scale_b: ArrayLike, tol_px, min_tol_km, max_tol_km):
+    s = np.maximum(np.nan_to_num(np.asarray(scale_a, float)),
+                   np.nan_to_num(np.asarray(scale_b, float)))
+    return np.clip(tol_px * s, min_tol_km, max_tol_km)
+
+
+def _group_new(
+    new: pd.DataFrame, *, tol_px: float, min_tol_km: float, max_tol_km: float
+) -> np.ndarray:
+    """Group unmatched clusters of different perijoves by position (labels 0..).
+
+    Visited chronologically (first_et, lat, lon); a cluster joins the nearest
+    group within tolerance that has no cluster of its perijove yet.
+    """
+    n = len(new)
+    labels = np.full(n, -1, dtype=np.int64)
+    if n == 0:
+        return labels
+    xyz = _unit_xyz(new["lat_deg"].to_numpy(float), new["lon_west_deg"].to_numpy(float))
+    w = new["position_weight"].to_numpy(float)
+    scale = new["pixel_scale_km"].to_numpy(float)
+    pj = new["perijove"].to_numpy(np.int64)
+    order = np.lexsort((new["lon_west_deg"].to_numpy(float), new["lat_deg"].to_numpy(float),
+                        new["first_et"].to_numpy(float)))
+    csum = np.zeros((n, 3))
+    cscale = np.zeros(n)
+    cpj: list[set[int]] = []
+    for i in order:
+        k = len(cpj)
+        if k:
+            centres = csum[:k] / np.linalg.norm(csum[:k], axis=1, keepdims=True)
+            d = _angle_km(centres, xyz[i][np.newaxis, :])
+            tol = _link_tol(scale[i], cscale[:k], tol_px, min_tol_km, max_tol_km)
+            free = np.array([pj[i] not in s for s in cpj])
+            d = np.where((d <= tol) & free, d, np.inf)
+            j = int(np.argmin(d))
+            if np.isfinite(d[j]):
+                labels[i] = j
+                csum[j] += w[i] * xyz[i]
+                cscale[j] = min(cscale[j], scale[i])
+                cpj[j].add(int(pj[i]))
+                continue
+        labels[i] = k
+        csum[k] = w[i] * xyz[i]
+        cscale[k] = scale[i]
+        cpj.append({int(pj[i])})
+    return labels
+
+
+def _previous_new_sources(previous: pd.DataFrame | None) -> tuple[pd.DataFrame, int]:
+    """Previous catalog's new-source registry: (one row per id, highest number)."""
+    cols = ["hotspot_id", "number", "lat_deg", "lon_west_deg", "pixel_scale_km"]
+    if previous is None or previous.empty:
+        return pd.DataFrame(columns=cols), 0
+    _require(previous, ("hotspot_id", "lat_deg", "lon_west_deg"), "previous catalog")
+    ids = previous["hotspot_id"].astype(str)
+    num = ids.str.extract(_NEW_ID_RE, expand=False)
+    prev = previous.loc[num.notna()].copy()
+    if prev.empty:
+        return pd.DataFrame(columns=cols), 0
+    prev["number"] = num[num.notna()].astype(np.int64)
+    if "pixel_scale_km" not in prev:
+        prev["pixel_scale_km"] = np.nan
+    reg = prev.groupby("hotspot_id", sort=True).agg(
+        number=("number", "first"), lat_deg=("lat_deg", "first"),
+        lon_west_deg=("lon_west_deg", "first"), pixel_scale_km=("pixel_scale_km", "min"),
+    ).reset_index()
+    return reg[cols], int(reg["number"].max())
+
+
+def link_perijoves(
+    clusters: pd.DataFrame,
+    *,
+    previous: pd.DataFrame | None = None,
+    tol_px: float = 3.0,
+    min_tol_km: float = 25.0,
+    max_tol_km: float = 150.0,
+) -> pd.DataFrame:
+    """Link per-perijove clusters into hotspots; return the published catalog.
+
+    ``clusters`` is the output of :func:`derive_power` (after
+    :func:`cross_match`). Linking:
+
+    * clusters with the same ``ref_id`` are one hotspot, ``hotspot_id =
+      "IVC-" + ref_id`` (e.g. ``IVC-JRM044``, ``IVC-Loki P.``);
+    * unmatched clusters (``ref_id == ""``) are visited chronologically and
+      join the nearest new-source group within
+      ``clip(tol_px * max(pixel scales), min_tol_km, max_tol_km)`` km that has
+      no cluster of their perijove yet, else start a new group.
+
+    **Stable new-source ids (registry).** A position-derived id such as
+    ``IVC-N+12.3045.6`` would change whenever a re-processing moves the
+    weighted position, so new sources get registry numbers ``IVC-NEW-nnnn``:
+
+    * with a ``previous`` catalog (any earlier catalog or hotspot table with
+      ``hotspot_id``, ``lat_deg``, ``lon_west_deg`` and optionally
+      ``pixel_scale_km``), each new-source group within tolerance of a
+      previous ``IVC-NEW-`` hotspot keeps that id (one-to-one, closest pairs
+      first);
+    * the remaining groups get numbers after the highest number in
+      ``previous`` (numbers are never reused, even of sources not seen
+      again), assigned in order of first detection time (``first_seen_utc``),
+      then latitude, then longitude; without ``previous`` numbering starts at
+      ``IVC-NEW-0001``.
+
+    A previous new source that now matches a reference source takes the
+    ``IVC-<ref_id>`` id; its ``IVC-NEW-`` number is retired.
+
+    Returns one row per hotspot per perijove with :data:`CATALOG_COLUMNS`,
+    sorted by ``hotspot_id`` then ``perijove``. ``lat_deg`` /
+    ``lon_west_deg`` / ``position_uncertainty_km`` are the hotspot's
+    all-perijove values (clusters weighted by ``position_weight``);
+    ``*_pj`` the perijove's own; ``first_seen_utc`` / ``last_seen_utc`` span
+    all perijoves.
+    """
+    if clusters.empty:
+        return _empty(CATALOG_COLUMNS).astype(_catalog_dtypes(CATALOG_COLUMNS))
+    _require(clusters, ("perijove", "lat_deg", "lon_west_deg", "position_uncertainty_km",
+                        "n_detections", "n_frames", "bands", "peak_radiance_w_m2_sr",
+                        "power_gw_per_um", "power_gw_per_um_l", "min_emission_deg",
+                        "pixel_scale_km", "first_utc", "last_utc", "first_et", "last_et",
+                        "position_weight", "flags", "ref_id", "name", "match_distance_km",
+                        "temperature_k", "area_km2", "power_gw"),
+             "cluster table (run cross_match and derive_power first)")
+    cl = clusters.reset_index(drop=True)
+    ref = cl["ref_id"].fillna("").astype(str).to_numpy()
+    key = np.where(ref != "", "IVC-" + ref.astype(object), "").astype(object)
+
+    is_new = ref == ""
+    new = cl.loc[is_new]
+    labels = _group_new(new, tol_px=tol_px, min_tol_km=min_tol_km, max_tol_km=max_tol_km)
+    n_groups = int(labels.max()) + 1 if labels.size else 0
+    group_ids = _assign_new_ids(new, labels, n_groups, previous,
+                                tol_px=tol_px, min_tol_km=min_tol_km, max_tol_km=max_tol_km)
+    key[np.flatnonzero(is_new)] = [group_ids[g] for g in labels]
+    cl["hotspot_id"] = key
+
+    rows = []
+    for hid, g in cl.groupby("hotspot_id", sort=True):
+        xyz = _unit_xyz(g["lat_deg"].to_numpy(float), g["lon_west_deg"].to_numpy(float))
+        w = g["position_weight"].to_numpy(float)
+        centre = _weighted_centre(xyz, w)
+        h_lat, h_lon = _latlon(centre)
+        unc = _position_uncertainty_km(xyz, w, centre, g["position_uncertainty_km"].to_numpy(float))
+        first = g["first_utc"].to_numpy()[np.argmin(g["first_et"].to_numpy(float))]
+        last = g["last_utc"].to_numpy()[np.argmax(g["last_et"].to_numpy(float))]
+        names = [v for v in g["name"].astype(str) if v]
+        refs = [v for v in g["ref_id"].astype(str) if v]
+        for _, r in g.sort_values("perijove").iterrows():
+            rows.append(
+                {
+                    "hotspot_id": hid,
+                    "ref_id": refs[0] if refs else "",
+                    "name": names[0] if names else "",
+                    "lat_deg": float(h_lat),
+                    "lon_west_deg": float(h_lon),
+                    "perijove": r["perijove"],
+                    "n_detections": r["n_detections"],
+                    "peak_radiance_w_m2_sr": r["peak_radiance_w_m2_sr"],
+                    "power_gw": r["power_gw"],
+                    "power_gw_per_um": r["power_gw_per_um"],
+                    "temperature_k": r["temperature_k"],
+                    "flags": r["flags"],
+                    "first_seen_utc": first,
+                    "last_seen_utc": last,
+                    "power_gw_per_um_l": r["power_gw_per_um_l"],
+                    "area_km2": r["area_km2"],
+                    "position_uncertainty_km": unc,
+                    "pixel_scale_km": r["pixel_scale_km"],
+                    "min_emission_deg": r["min_emission_deg"],
+                    "match_distance_km": r["match_distance_km"],
+                    "flag_names": flag_names(int(r["flags"])),
+                    "lat_deg_pj": r["lat_deg"],
+                    "lon_west_deg_pj": r["lon_west_deg"],
+                    "position_uncertainty_km_pj": r["position_uncertainty_km"],
+                    "n_frames": r["n_frames"],
+                    "bands": r["bands"],
+                }
+            )
+    out = pd.DataFrame(rows, columns=list(CATALOG_COLUMNS))
+    return _normalise(out, CATALOG_COLUMNS)
+
+
+def _assign_new_ids(
+    new: pd.DataFrame,
+    labels: np.ndarray,
+    n_groups: int,
+    previous: pd.DataFrame | None,
+    *,
+    tol_px: float,
+    min_tol_km: float,
+    max_tol_km: float,
+) -> list[str]:
+    if n_groups == 0:
+        return []
+    xyz = _unit_xyz(new["lat_deg"].to_numpy(float), new["lon_west_deg"].to_numpy(float))
+    w = new["position_weight"].to_numpy(float)
+    scale = new["pixel_scale_km"].to_numpy(float)
+    first_et = new["first_et"].to_numpy(float)
+    g_xyz = np.array([_weighted_centre(xyz[labels == g], w[labels == g])
+                      for g in range(n_groups)])
+    g_lat, g_lon = _latlon(g_xyz)
+    g_scale = np.array([scale[labels == g].min() for g in range(n_groups)])
+    g_first = np.array([first_et[labels == g].min() for g in range(n_groups)])
+
+    ids: list[str | None] = [None] * n_groups
+    reg, highest = _previous_new_sources(previous)
+    if len(reg):
+        p_xyz = _unit_xyz(reg["lat_deg"].to_numpy(float), reg["lon_west_deg"].to_numpy(float))
+        d = _angle_km(g_xyz[:, np.newaxis, :], p_xyz[np.newaxis, :, :])
+        tol = _link_tol(g_scale[:, np.newaxis], reg["pixel_scale_km"].to_numpy(float)[np.newaxis],
+                        tol_px, min_tol_km, max_tol_km)
+        gi, pk = np.nonzero(d <= tol)
+        used: set[int] = set()
+        for k in np.lexsort((pk, gi, d[gi, pk])):
+            g, p = gi[k], pk[k]
+            if ids[g] is None and p not in used:
+                ids[g] = str(reg["hotspot_id"].iloc[p])
+                used.add(int(p))
+    todo = [g for g in range(n_groups) if ids[g] is None]
+    todo.sort(key=lambda g: (g_first[g], g_lat[g], g_lon[g]))
+    for k, g in enumerate(todo, start=highest + 1):
+        ids[g] = f"{NEW_ID_PREFIX}{k:04d}"
+    return [str(i) for i in ids]
+
+
+# --- 5. summary, build -------------------------------------------------------
+
+
+def summarise(catalog: pd.DataFrame) -> pd.DataFrame:
+    """One row per hotspot (:data:`HOTSPOT_COLUMNS`) from a catalog (:func:`link_perijoves`).
+
+    Power statistics skip NaN; lower-limit perijoves (POWER_LOWER_LIMIT) are
+    included in them and counted in ``n_power_lower_limit``; ``flags`` is the
+    OR over perijoves.
+    """
+    if catalog.empty:
+        return _empty(HOTSPOT_COLUMNS).astype(_catalog_dtypes(HOTSPOT_COLUMNS))
+    rows = []
+    for hid, g in catalog.groupby("hotspot_id", sort=True):
+        g = g.sort_values("perijove")
+        p = g["power_gw"].to_numpy(float)
+        finite = p[np.isfinite(p)]
+        f = int(np.bitwise_or.reduce(g["flags"].to_numpy(np.int64)))
+        pm = g["power_gw_per_um"].to_numpy(float)
+        t = g["temperature_k"].to_numpy(float)
+        rows.append(
+            {
+                "hotspot_id": hid,
+                "ref_id": g["ref_id"].iloc[0],
+                "name": g["name"].iloc[0],
+                "lat_deg": g["lat_deg"].iloc[0],
+                "lon_west_deg": g["lon_west_deg"].iloc[0],
+                "position_uncertainty_km": g["position_uncertainty_km"].iloc[0],
+                "n_perijoves": g["perijove"].nunique(),
+                "perijoves": ",".join(str(v) for v in sorted(g["perijove"].unique())),
+                "n_detections": int(g["n_detections"].sum()),
+                "mean_power_gw": float(finite.mean()) if finite.size else np.nan,
+                "std_power_gw": float(finite.std(ddof=1)) if finite.size > 1 else np.nan,
+                "min_power_gw": float(finite.min()) if finite.size else np.nan,
+                "max_power_gw": float(finite.max()) if finite.size else np.nan,
+                "mean_power_gw_per_um": float(np.mean(pm[np.isfinite(pm)]))
+                if np.any(np.isfinite(pm)) else np.nan,
+                "median_temperature_k": float(np.median(t[np.isfinite(t)]))
+                if np.any(np.isfinite(t)) else np.nan,
+                "n_power_lower_limit": int(
+                    np.count_nonzero(g["flags"].to_numpy(np.int64) & Flag.POWER_LOWER_LIMIT)),
+                "pixel_scale_km": float(g["pixel_scale_km"].min()),
+                "min_emission_deg": float(g["min_emission_deg"].min()),
+                "first_seen_utc": g["first_seen_utc"].iloc[0],
+                "last_seen_utc": g["last_seen_utc"].iloc[0],
+                "flags": f,
+                "flag_names": flag_names(f),
+            }
+        )
+    return _normalise(pd.DataFrame(rows, columns=list(HOTSPOT_COLUMNS)), HOTSPOT_COLUMNS)
+
+
+@dataclass(frozen=True, eq=False)
+class CatalogResult:
+    """A built catalog: per-perijove rows and the per-hotspot summary."""
+
+    #: one row per hotspot per perijove (:data:`CATALOG_COLUMNS`)
+    catalog: pd.DataFrame
+    #: one row per hotspot (:data:`HOTSPOT_COLUMNS`)
+    hotspots: pd.DataFrame
+
+
+def build_catalog(
+    det: pd.DataFrame,
+    *,
+    reference: pd.DataFrame | None = None,
+    previous: pd.DataFrame | None = None,
+) -> CatalogResult:
+    """Detection table -> catalog: merge, cross-match, derive power, link, summarise.
+
+    ``reference`` defaults to Davies et al. (2024) Table A1
+    (:func:`iovolc.reference.load_davies2024`); ``previous`` is an earlier
+    catalog whose ``IVC-NEW-`` ids are kept (see :func:`link_perijoves`).
+    Default tolerances of each step are used.
+    """
+    if reference is None:
+        from iovolc.reference import load_davies2024
+
+        reference = load_davies2024()
+    clusters = merge_detections(det)
+    clusters = cross_match(clusters, reference)
+    clusters = derive_power(clusters)
+    catalog = link_perijoves(clusters, previous=previous)
+    return CatalogResult(catalog=catalog, hotspots=summarise(catalog))
+
+
+# --- files -------------------------------------------------------------------
+
+
+def _catalog_dtypes(spec: dict) -> dict[str, str]:
+    return {c: ("object" if c in _STR_COLUMNS else "int64" if c in _INT_COLUMNS else "float64")
+            for c in spec}
+
+
+def _normalise(df: pd.DataFrame, spec: dict) -> pd.DataFrame:
+    """Columns in ``spec`` order with canonical dtypes: str (''), int64, float64."""
+    _require(df, spec, "catalog table")
+    out = pd.DataFrame(index=pd.RangeIndex(len(df)))
+    for c in spec:
+        v = df[c].reset_index(drop=True)
+        if c in _STR_COLUMNS:
+            out[c] = pd.Series(
+                ["" if (x is None or (isinstance(x, float) and np.isnan(x)) or x is np.ma.masked)
+                 else str(x) for x in v], dtype=object)
+        elif c in _INT_COLUMNS:
+            out[c] = v.astype(np.int64)
+        else:
+            out[c] = v.astype(np.float64)
+    return out
+
+
+def _meta(version: str, spec: dict) -> dict:
+    return {
+        "name": "iovolc Io volcanic hotspot catalog",
+        "version": version,
+        "reference": "Davies et al. (2024), PSJ 5:121, doi:10.3847/PSJ/ad4346, Table A1",
+        "conventions": "latitude planetocentric deg N; longitude West in [0, 360)",
+        "power_method": (
+            "T from the L/M band-radiance ratio (T_FROM_LM), else the matched Davies 2024 "
+            f"temperature (T_FROM_REFERENCE), else {DEFAULT_TEMPERATURE_K:g} K assumed "
+            "(T_ASSUMED); area = M-band spectral power / blackbody at T; power = sigma T^4 area"
+        ),
+        "flags": {k: {"value": v, "description": d} for k, (v, d) in flag_descriptions().items()},
+        "columns": {c: {"unit": u or "", "description": d} for c, (u, d) in spec.items()},
+    }
+
+
+def _write_parquet(df: pd.DataFrame, path: Path, spec: dict, version: str) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    fields = []
+    for field in table.schema:
+        unit, desc = spec[field.name]
+        fields.append(field.with_metadata({"unit": unit or "", "description": desc}))
+    meta = dict(table.schema.metadata or {})
+    meta[b"iovolc"] = json.dumps(_meta(version, spec)).encode()
+    table = table.cast(pa.schema(fields, metadata=meta))
+    pq.write_table(table, path)
+
+
+def _write_ecsv(df: pd.DataFrame, path: Path, spec: dict, version: str) -> None:
+    from astropy.table import Column, Table
+
+    meta = _meta(version, spec)
+    del meta["columns"]  # units and descriptions are per column in the header
+    cols = []
+    for c, (unit, desc) in spec.items():
+        data = df[c].to_numpy()
+        if c in _STR_COLUMNS:
+            data = np.array([str(x) for x in data], dtype=str) if len(data) else np.array([], str)
+        cols.append(Column(data, name=c, unit=unit, description=desc))
+    Table(cols, meta=meta).write(path, format="ascii.ecsv", overwrite=True)
+
+
+def write_catalog(result: CatalogResult, out_dir: Path, *, version: str) -> list[Path]:
+    """Write ``catalog.parquet``, ``catalog.ecsv``, ``hotspots.parquet``, ``hotspots.csv``.
+
+    Parquet files carry per-field ``unit`` / ``description`` metadata and an
+    ``iovolc`` schema-metadata JSON (version, flags, method, columns); the
+    ECSV carries a unit and description per column and the same table
+    metadata (readable with ``astropy.table.Table.read``). Returns the paths.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cat = _normalise(result.catalog, CATALOG_COLUMNS)
+    hot = _normalise(result.hotspots, HOTSPOT_COLUMNS)
+    paths = [out_dir / n for n in ("catalog.parquet", "catalog.ecsv", "hotspots.parquet",
+                                   "hotspots.csv")]
+    _write_parquet(cat, paths[0], CATALOG_COLUMNS, version)
+    _write_ecsv(cat, paths[1], CATALOG_COLUMNS, version)
+    _write_parquet(hot, paths[2], HOTSPOT_COLUMNS, version)
+    hot.to_csv(paths[3], index=False)
+    return paths
+
+
+def read_catalog(path: Path | str) -> pd.DataFrame:
+    """Read a catalog or hotspot table written by :func:`write_catalog`.
+
+    ``path``: a ``.parquet``, ``.ecsv`` or ``.csv`` file, or a directory
+    (reads its ``catalog.parquet``). Columns and dtypes are normalised to
+    :data:`CATALOG_COLUMNS` (or :data:`HOTSPOT_COLUMNS` for a hotspot table):
+    strings (``''`` for missing), int64, float64.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / "catalog.parquet"
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        df = pd.read_parquet(path)
+    elif suffix == ".ecsv":
+        from astropy.table import Table
+
+        t = Table.read(path, format="ascii.ecsv")
+        df = pd.DataFrame({c: (t[c].filled("") if hasattr(t[c], "filled") and t[c].dtype.kind
+                               in "US" else np.asarray(t[c])) for c in t.colnames})
+    elif suffix == ".csv":
+        df = pd.read_csv(path, keep_default_na=False, na_values={
+            c: ["", "nan", "NaN"] for c in set(CATALOG_COLUMNS) | set(HOTSPOT_COLUMNS)
+            if c not in _STR_COLUMNS})
+    else:
+        raise ValueError(f"unknown catalog file type {path.suffix!r} (parquet, ecsv, csv)")
+    spec = CATALOG_COLUMNS if "perijove" in df.columns else HOTSPOT_COLUMNS
+    return _normalise(df, spec)
