@@ -916,6 +916,27 @@ class CatalogResult:
     hotspots: pd.DataFrame
 
 
+#: detections steeper than this are kept in the detection table but not
+#: catalogued (published maps use emission <= 75 deg: foreshortening makes
+#: positions and powers unreliable near the limb)
+CATALOG_MAX_EMISSION_DEG = 75.0
+
+
+def usable_detections(det: pd.DataFrame, *,
+                      max_emission_deg: float = CATALOG_MAX_EMISSION_DEG) -> pd.DataFrame:
+    """Detections that may enter the catalog.
+
+    Excluded: frames whose pointing was not registered (positions can be off
+    by up to ~2 deg of pointing) and emission angles above ``max_emission_deg``.
+    The excluded rows stay in the published detection table, flagged.
+    """
+    if det.empty:
+        return det
+    flags = det["flags"].astype("int64")
+    keep = ((flags & int(Flag.UNREGISTERED)) == 0) & (det["emission_deg"] <= max_emission_deg)
+    return det[keep]
+
+
 def build_catalog(
     det: pd.DataFrame,
     *,
@@ -933,7 +954,7 @@ def build_catalog(
         from iovolc.reference import load_davies2024
 
         reference = load_davies2024()
-    clusters = merge_detections(det)
+    clusters = merge_detections(usable_detections(det))
     clusters = cross_match(clusters, reference)
     clusters = derive_power(clusters)
     catalog = link_perijoves(clusters, previous=previous)

@@ -109,13 +109,13 @@ def match_catalog(catalog: pd.DataFrame, truth_sources: pd.DataFrame, *,
             j = int(np.argmin(d))
             if d[j] <= tol_km:
                 t = ts.iloc[j]
-                rows.append({"index": i, "perijove": pj, "truth_ref_id": t.ref_id,
+                rows.append({"index": i, "truth_ref_id": t.ref_id,
                              "distance_km": float(d[j]),
                              "distance_deg": float(np.degrees(d[j] / IO_RADIUS_KM)),
                              "truth_power_gw": float(t.power_gw),
                              "truth_temperature_k": float(t.temperature_k)})
     return pd.DataFrame(rows).set_index("index") if rows else pd.DataFrame(
-        columns=["perijove", "truth_ref_id", "distance_km", "distance_deg", "truth_power_gw",
+        columns=["truth_ref_id", "distance_km", "distance_deg", "truth_power_gw",
                  "truth_temperature_k"])
 
 
