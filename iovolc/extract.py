@@ -124,6 +124,20 @@ def _centroid(resid, r, s, half=2):
     return float((win * rr).sum() / tot), float((win * ss).sum() / tot)
 
 
+def _second_moment_sigma(resid, rows, cols, half=2):
+    """RMS width (px) of the positive residual in a window around each peak."""
+    off = np.arange(-half, half + 1)
+    dr, ds = np.meshgrid(off, off, indexing="ij")
+    pad = np.pad(resid, half, mode="constant")
+    win = np.clip(pad[rows[:, None] + dr.ravel() + half, cols[:, None] + ds.ravel() + half],
+                  0, None)
+    tot = win.sum(1) + 1e-30
+    mr = (win * dr.ravel()).sum(1) / tot
+    ms = (win * ds.ravel()).sum(1) / tot
+    var = (win * ((dr.ravel() - mr[:, None]) ** 2 + (ds.ravel() - ms[:, None]) ** 2)).sum(1) / tot
+    return np.sqrt(var / 2.0)
+
+
 def _psf_fit(resid, rows, cols, *, sigma_px, half=2, n_iter=6):
     """Sub-pixel centres by least-squares fits of the pixel-integrated PSF.
 
@@ -234,8 +248,11 @@ def extract_frame(
         # centres: PSF fit for compact unsaturated sources, moments otherwise
         fit_r, fit_s, fit_ok = _psf_fit(resid, pr, ps, sigma_px=config.psf_sigma_px)
         cen = []
+        # resolved sources (bright and wider than the PSF) are centred by moments
+        extended = ((_second_moment_sigma(resid, pr, ps) > 1.1 * config.psf_sigma_px + 0.25)
+                    & (snr_map[pr, ps] > 20))
         for k, (r, s) in enumerate(zip(pr, ps, strict=True)):
-            if fit_ok[k] and not sat[k]:
+            if fit_ok[k] and not sat[k] and not extended[k]:
                 cen.append((fit_r[k], fit_s[k]))
                 continue
             c_r, c_s = _centroid(resid, r, s)

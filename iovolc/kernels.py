@@ -149,6 +149,26 @@ def check_kernel_file(
         )
 
 
+def _source_stamp(info: dict | None) -> str:
+    """Size and modification time of the source, as the file system reports them."""
+    if not info:
+        return ""
+    mtime = info.get("mtime") or info.get("LastModified") or info.get("last_modified") or ""
+    return f"{info.get('size')}|{mtime}"
+
+
+def _read_stamp(dest: Path) -> str | None:
+    side = dest.with_name(dest.name + ".src")
+    return side.read_text() if side.is_file() else None
+
+
+def _write_stamp(dest: Path, stamp: str) -> None:
+    side = dest.with_name(dest.name + ".src")
+    tmp = side.with_name(side.name + f".{os.getpid()}")
+    tmp.write_text(stamp)
+    os.replace(tmp, side)
+
+
 def _fetch(fs: fsspec.AbstractFileSystem, src: str, dest: Path) -> None:
     """Copy ``src`` to ``dest`` through a temp file in the same folder + ``os.replace``."""
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -204,7 +224,9 @@ def resolve_kernels(
         fs, root_path = fsspec.core.url_to_fs(root)
     else:
         root_path = fs._strip_protocol(root)
-    cache_dir = Path(cache_dir)
+    # one cache per kernel root: two roots may hold different files of one name
+    root_id = hashlib.sha256(fs.unstrip_protocol(root_path).encode()).hexdigest()[:16]
+    cache_dir = Path(cache_dir) / f"root-{root_id}"
     out: list[Path] = []
     for name in spice_file_names:
         relpath, bare = _split_name(name)
@@ -225,6 +247,9 @@ def resolve_kernels(
                 src = cand_path
                 break
         remote_size = None if info is None or info.get("size") is None else int(info["size"])
+        stamp = _source_stamp(info)
+        if dest.is_file() and stamp and _read_stamp(dest) not in (None, stamp):
+            dest.unlink()  # the source changed since it was cached
         if dest.is_file():
             try:
                 check_kernel_file(dest, name=bare, expected_bytes=remote_size)
@@ -242,6 +267,8 @@ def resolve_kernels(
         except CorruptKernelError as exc:
             dest.unlink(missing_ok=True)
             raise CorruptKernelError(bare, fs.unstrip_protocol(src), exc.reason) from None
+        if stamp:
+            _write_stamp(dest, stamp)
         out.append(dest)
     return out
 

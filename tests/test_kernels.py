@@ -59,7 +59,7 @@ def test_resolve_load_and_clear(sim, product, kernel_url, tmp_path):
     assert [p.name for p in paths] == list(names)  # label order
     for p in paths:
         src = next((sim / "kernels").rglob(p.name))
-        assert p.parent.parent == cache and p.parent.name == src.parent.name
+        assert p.parent.parent.parent == cache and p.parent.name == src.parent.name
         assert p.read_bytes() == src.read_bytes()
     assert not list(cache.rglob("*.part"))
 
@@ -93,9 +93,19 @@ def test_cache_reuse_and_refetch(sim, product, kernel_url, tmp_path):
     resolve_kernels([spk.name], kernel_root=kernel_url, cache_dir=cache)
     assert spk.read_bytes() == good
     # source unreachable: a valid cached copy still serves
-    empty = tmp_path / "empty_root"
-    empty.mkdir()
-    assert resolve_kernels([spk.name], kernel_root=str(empty), cache_dir=cache) == [spk]
+    src = next((sim / "kernels").rglob(spk.name))
+    moved = tmp_path / "moved.bsp"
+    shutil.move(src, moved)
+    try:
+        assert resolve_kernels([spk.name], kernel_root=kernel_url, cache_dir=cache) == [spk]
+    finally:
+        shutil.move(moved, src)
+    # another kernel root never shares the cache (same name, other content)
+    other = tmp_path / "other_root" / "spk"
+    other.mkdir(parents=True)
+    shutil.copy(src, other / spk.name)
+    again = resolve_kernels([spk.name], kernel_root=str(other.parent), cache_dir=cache)
+    assert again != [spk] and again[0].read_bytes() == good
 
 
 def test_names_with_folders_and_flat_roots(sim, product, tmp_path):
@@ -115,7 +125,7 @@ def test_names_with_folders_and_flat_roots(sim, product, tmp_path):
     paths = resolve_kernels(
         [ck, "naif0012.tls"], kernel_root=flat.as_uri(), cache_dir=tmp_path / "c2"
     )
-    assert [p.relative_to(tmp_path / "c2").as_posix() for p in paths] == [
+    assert ["/".join(p.relative_to(tmp_path / "c2").parts[1:]) for p in paths] == [
         f"ck/{ck}",
         "lsk/naif0012.tls",
     ]
