@@ -324,9 +324,15 @@ def _greedy_labels(
     tol_px: float,
     min_tol_km: float,
 ) -> np.ndarray:
-    """Cluster labels (0.., in seed order) for one perijove's detections."""
+    """Cluster labels (0.., in seed order) for one perijove's detections.
+
+    The most precise detections (largest inverse-variance ``weight``: high SNR
+    at fine pixel scale) seed clusters first, so two sources resolved in the
+    best frames stay two even where coarser frames blend them; a detection
+    joins the nearest cluster within ``tol_px`` of its *own* pixel scale.
+    """
     n = len(xyz)
-    order = np.lexsort((np.arange(n), -np.where(np.isfinite(snr), snr, -np.inf)))
+    order = np.lexsort((np.arange(n), -np.where(np.isfinite(weight), weight, -np.inf)))
     labels = np.full(n, -1, dtype=np.int64)
     csum = np.zeros((n, 3))
     centres = np.zeros((n, 3))
@@ -335,7 +341,7 @@ def _greedy_labels(
     for i in order:
         if k:
             d = _angle_km(centres[:k], xyz[i])
-            tol = np.maximum(tol_px * np.maximum(pixel_scale_km[i], cscale[:k]), min_tol_km)
+            tol = np.maximum(tol_px * pixel_scale_km[i], min_tol_km)
             d = np.where(d <= tol, d, np.inf)
             j = int(np.argmin(d))
             if np.isfinite(d[j]):
