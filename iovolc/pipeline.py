@@ -43,6 +43,8 @@ class FrameResult:
     geometry: PixelGeometry
     registration: Registration
     summary: dict = field(default_factory=dict)
+    #: camera -> J2000 rotation after registration (reconstructed if not registered)
+    cam_to_j2000: np.ndarray | None = None
 
 
 def group_products(products: Sequence[JiramProduct], *, gap_s: float = GROUP_GAP_S):
@@ -83,17 +85,13 @@ def _io_in_view(state: FrameState, *, mode: str, margin_px: float = 5.0) -> bool
             and cs[0] + r_px + 40 > -margin_px and cs[0] - r_px - 40 < jiram.N_SAMPLES)
 
 
-def process_group(
-    products: Sequence[JiramProduct],
-    *,
-    config: ExtractionConfig = ExtractionConfig(),
-) -> tuple[list[FrameResult], pd.DataFrame]:
-    """Calibrate, register, compute geometry and extract hotspots for one sequence.
+def calibrate_group(products: Sequence[JiramProduct]) -> list[FrameResult]:
+    """Calibrate, register and compute geometry backplanes for one sequence.
 
     The caller has loaded the kernels these products need.
     """
     if not products:
-        return [], pd.DataFrame(columns=DETECTION_COLUMNS)
+        return []
     modes = {p.mode for p in products}
     if len(modes) != 1:
         raise ValueError(f"a group must have one mode, got {sorted(modes)}")
@@ -102,7 +100,7 @@ def process_group(
     kind = products[0].product_type
     cal = calibrate_sequence([p.image for p in products], mode=mode, exposure_s=exposure_s,
                              kind=kind)
-    results, dets = [], []
+    results = []
     n_rows = jiram.mode_lines(mode)
     row0 = jiram.frame_to_detector_line(mode, 0)
     ll, ss = np.mgrid[0:n_rows, 0:jiram.N_SAMPLES]
@@ -119,38 +117,56 @@ def process_group(
             "n_saturated_px": int(c.saturated.sum()), "n_hit_px": int(c.hits.sum()),
         }
         valid = ~(c.bad | c.hits)
-        if not _io_in_view(state, mode=mode):
+        if _io_in_view(state, mode=mode):
+            reg = register_frame(c.radiance, state, mode=mode, valid=valid)
+            if reg.ok:
+                state = replace(state, cam_to_j2000=corrected_attitude(state, reg, mode=mode))
+        else:
             reg = Registration(0.0, 0.0, False, 0.0, 0, "Io is not in the field of view")
-            geom = pixel_geometry(state, np.full((1, 1), jiram.CENTER_LINE),
-                                  np.full((1, 1), jiram.CENTER_SAMPLE))
-            summary["registration_reason"] = reg.reason
-            results.append(FrameResult(p.product_id, c.radiance, c.saturated, c.bad, c.hits,
-                                       geom, reg, summary))
-            continue
-        reg = register_frame(c.radiance, state, mode=mode, valid=valid)
-        if reg.ok:
-            state = replace(state, cam_to_j2000=corrected_attitude(state, reg, mode=mode))
         geom = pixel_geometry(state, ll + row0, ss)
-        det = extract_frame(c.radiance, state, mode=mode, exposure_s=exposure_s,
-                            registered=reg.ok, saturated=c.saturated, invalid=c.bad,
-                            config=config)
-        det.insert(0, "product_id", p.product_id)
-        det.insert(1, "perijove", pj)
-        det.insert(2, "et_mid", p.et_mid)
-        det.insert(3, "utc", p.start_time_utc)
-        dets.append(det)
-        sub = _sub_spacecraft(state)
         summary.update({
             "io_in_view": bool(geom.on_disc.any()), "registered": reg.ok,
             "registration_reason": reg.reason, "offset_line_px": reg.d_line_px,
             "offset_sample_px": reg.d_sample_px, "offset_sigma_px": reg.sigma_px,
-            "n_detections": len(det), **sub,
+            **_sub_spacecraft(state),
         })
         results.append(FrameResult(p.product_id, c.radiance, c.saturated, c.bad, c.hits,
-                                   geom, reg, summary))
-    table = pd.concat(dets, ignore_index=True) if dets else pd.DataFrame(
-        columns=["product_id", "perijove", "et_mid", "utc", *DETECTION_COLUMNS])
-    return results, table
+                                   geom, reg, summary, state.cam_to_j2000))
+    return results
+
+
+def extract_group(results: Sequence[FrameResult], *,
+                  config: ExtractionConfig = ExtractionConfig()) -> pd.DataFrame:
+    """Detections in calibrated frames (kernels loaded by the caller)."""
+    dets = []
+    for r in results:
+        s = r.summary
+        if not s.get("io_in_view", False):
+            continue
+        state = FrameState.from_spice(s["et_mid"], cam_to_j2000=r.cam_to_j2000)
+        det = extract_frame(r.radiance, state, mode=s["mode"], exposure_s=s["exposure_s"],
+                            registered=bool(s["registered"]), saturated=r.saturated,
+                            invalid=r.bad, config=config)
+        det.insert(0, "product_id", r.product_id)
+        det.insert(1, "perijove", int(s["perijove"]))
+        det.insert(2, "et_mid", float(s["et_mid"]))
+        det.insert(3, "utc", s["start_time_utc"])
+        s["n_detections"] = len(det)
+        dets.append(det)
+    if not dets:
+        return pd.DataFrame(columns=["product_id", "perijove", "et_mid", "utc",
+                                     *DETECTION_COLUMNS])
+    return pd.concat(dets, ignore_index=True)
+
+
+def process_group(
+    products: Sequence[JiramProduct],
+    *,
+    config: ExtractionConfig = ExtractionConfig(),
+) -> tuple[list[FrameResult], pd.DataFrame]:
+    """:func:`calibrate_group` then :func:`extract_group`."""
+    results = calibrate_group(products)
+    return results, extract_group(results, config=config)
 
 
 def _sub_spacecraft(state: FrameState) -> dict:
