@@ -1,0 +1,73 @@
+"""Flow parameters: documented pydantic models (they become the Prefect UI's run form)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class Sources(BaseModel):
+    """Where data comes from and goes to. Empty = the settings (env/file/default)."""
+
+    archive_url: str | None = Field(
+        None, description="Archive root holding PDS3 volumes JNOJIR_xnnn/ (file://, s3://, "
+        "https://). Empty: IOVOLC_ARCHIVE_URL / config file.")
+    kernels_url: str | None = Field(
+        None, description="Kernel root laid out like NAIF's JUNO/kernels/ (lsk pck fk ik sclk "
+        "spk ck). Empty: IOVOLC_KERNELS_URL / config file.")
+    store_url: str | None = Field(
+        None, description="Object store root for products, kernels, catalogs (file:// or "
+        "s3://). Empty: IOVOLC_STORE_URL / config file / ./iovolc-store.")
+    s3_endpoint_url: str | None = Field(
+        None, description="S3-compatible endpoint (e.g. http://127.0.0.1:8333). Credentials "
+        "come only from the environment (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY).")
+
+
+class Thresholds(BaseModel):
+    """Hotspot detection thresholds (docs/decisions.md)."""
+
+    k_sigma: float = Field(5.0, gt=0, description="Detection threshold: residual above "
+                           "k x local robust sigma (published: median + 5 x MAD).")
+    confident_snr: float = Field(8.0, gt=0, description="Below this peak SNR a detection "
+                                 "is flagged LOW_CONFIDENCE.")
+    high_emission_deg: float = Field(75.0, gt=0, le=90, description="Detections at larger "
+                                     "emission angles are flagged HIGH_EMISSION.")
+
+
+class PerijoveParams(BaseModel):
+    """Process one perijove (or several) end to end."""
+
+    perijoves: list[int] = Field(default_factory=lambda: [57], description="Perijove numbers "
+                                 "(orbit = PJ; an Io pass hours before PJ N is orbit N).")
+    sources: Sources = Field(default_factory=Sources)
+    thresholds: Thresholds = Field(default_factory=Thresholds)
+    force: bool = Field(False, description="Re-process even where outputs exist.")
+    frames_per_task: int = Field(48, ge=1, le=2000, description="Frames per task "
+                                 "(whole observation sequences are kept together).")
+
+
+class IngestParams(BaseModel):
+    """Discover new products in the archive and land them in the store."""
+
+    perijoves: list[int] | None = Field(None, description="Only these perijoves; empty: "
+                                        "everything new in the archive.")
+    sources: Sources = Field(default_factory=Sources)
+    force: bool = Field(False, description="Re-ingest products already ingested.")
+    products_per_task: int = Field(200, ge=1, le=5000)
+
+
+class BackfillParams(BaseModel):
+    """Re-process a range of past perijoves."""
+
+    first_perijove: int = Field(57, ge=0, le=120)
+    last_perijove: int = Field(58, ge=0, le=120)
+    max_concurrent: int = Field(2, ge=1, le=32, description="Perijoves processed at once "
+                                "(local subflows); against a server the deployment's "
+                                "concurrency limit throttles the runs.")
+    mode: str = Field("auto", pattern="^(auto|subflows|deployments)$", description="auto: "
+                      "deployment runs when a process-perijove deployment exists on the "
+                      "server, else local subflows.")
+    deployment: str = Field("process-perijove/process-perijove", description="Deployment "
+                            "(flow/deployment) to run per perijove in 'deployments' mode.")
+    sources: Sources = Field(default_factory=Sources)
+    thresholds: Thresholds = Field(default_factory=Thresholds)
+    force: bool = False

@@ -1,0 +1,134 @@
+"""One flow per stage: ingest_downlink, calibrate, extract_hotspots, publish_catalog."""
+
+from __future__ import annotations
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
+from prefect.futures import wait
+
+from flows.common import config_hash, result_storage_for, settings_for, store_link
+from flows.params import IngestParams, PerijoveParams
+from iovolc.store import Store, object_key
+from tasks import stages as t
+from tasks.work import manifest_groups, pack
+
+
+def _opts(task, settings):
+    return task.with_options(result_storage=result_storage_for(settings))
+
+
+@flow(name="ingest-downlink", log_prints=True)
+def ingest_downlink(params: IngestParams = IngestParams()) -> dict:
+    """Discover products not yet ingested (per volume INDEX), land them unchanged with
+    checksums and the SPICE kernels they name; quarantine bad ones with the reason."""
+    log = get_run_logger()
+    settings = settings_for(params.sources)
+    if not settings.archive_url or not settings.kernels_url:
+        raise ValueError("ingest needs an archive URL and a kernel root URL "
+                         "(parameters, IOVOLC_ARCHIVE_URL/IOVOLC_KERNELS_URL or config)")
+    store = Store.from_settings(settings)
+    chash = config_hash()
+    found = _opts(t.discover_products, settings)(settings, params.perijoves, params.force, chash)
+    futures = []
+    for vol, info in found.items():
+        _opts(t.land_index, settings)(settings, vol, info["volume_id"], chash)
+        prods = info["products"]
+        for i in range(0, len(prods), params.products_per_task):
+            futures.append((info["volume_id"], _opts(t.ingest_batch, settings).submit(
+                settings, vol, info["volume_id"], prods[i:i + params.products_per_task],
+                chash)))
+    wait([f for _, f in futures])
+    ingested, bad, by_volume = [], [], {}
+    for vid, f in futures:
+        res = f.result()
+        ingested += res["ingested"]
+        bad += res["quarantined"]
+        by_volume.setdefault(vid, []).extend(r["product_id"] for r in res["ingested"])
+    for vid, pids in by_volume.items():  # the ingest state: one writer, after the batches
+        key = object_key("ingest_state", volume_id=vid)
+        done = set(store.get_json(key)) if store.exists(key) else set()
+        if not set(pids) <= done:
+            store.put_json(key, sorted(done | set(pids)), overwrite=True)
+    per_pj: dict[int, list] = {}
+    for row in ingested:
+        per_pj.setdefault(int(row["perijove"]), []).append(row)
+    for pj, rows in per_pj.items():
+        key = object_key("manifest", stage="ingest", perijove=pj)
+        old = store.get_json(key) if store.exists(key) else []
+        merged = {r["product_id"]: r for r in old} | {r["product_id"]: r for r in rows}
+        store.put_json(key, sorted(merged.values(), key=lambda r: r["et_mid"]), overwrite=True)
+    log.info("ingested %d products, quarantined %d", len(ingested), len(bad))
+    return {"ingested": len(ingested), "quarantined": bad, "perijoves": sorted(per_pj)}
+
+
+@flow(name="calibrate", log_prints=True)
+def calibrate(params: PerijoveParams = PerijoveParams()) -> dict:
+    """Radiance, cleaning, registration and per-pixel geometry (FITS + backplanes)."""
+    settings = settings_for(params.sources)
+    store = Store.from_settings(settings)
+    chash = config_hash(params.thresholds)
+    summary = {}
+    for pj in params.perijoves:
+        mkey = object_key("manifest", stage="ingest", perijove=pj)
+        if not store.exists(mkey):
+            summary[pj] = {"groups": 0, "frames": 0, "note": "nothing ingested"}
+            continue
+        groups = manifest_groups(store.get_json(mkey))
+        futs = [_opts(t.calibrate_groups, settings).with_options(refresh_cache=params.force)
+                .submit(settings, pj, batch, chash, params.force)
+                for batch in pack(groups, max_frames=params.frames_per_task)]
+        wait(futs)
+        done = [g for f in futs for g in f.result()]
+        store.put_json(object_key("manifest", stage="calibrate", perijove=pj),
+                       sorted(done, key=lambda g: g["group_id"]), overwrite=True)
+        summary[pj] = {"groups": len(done), "frames": sum(len(g["fits_keys"]) for g in done)}
+    return summary
+
+
+@flow(name="extract-hotspots", log_prints=True)
+def extract_hotspots(params: PerijoveParams = PerijoveParams()) -> dict:
+    """Thermal anomalies per frame: positions, radiance, power, quality flags."""
+    settings = settings_for(params.sources)
+    store = Store.from_settings(settings)
+    chash = config_hash(params.thresholds)
+    cfg = params.thresholds.model_dump()
+    summary = {}
+    for pj in params.perijoves:
+        mkey = object_key("manifest", stage="calibrate", perijove=pj)
+        if not store.exists(mkey):
+            summary[pj] = {"detection_tables": 0}
+            continue
+        groups = store.get_json(mkey)
+        futs = [_opts(t.extract_groups, settings).with_options(refresh_cache=params.force)
+                .submit(settings, pj, batch, cfg, chash, params.force)
+                for batch in pack(groups, max_frames=params.frames_per_task)]
+        wait(futs)
+        keys = sorted(k for f in futs for k in f.result())
+        store.put_json(object_key("manifest", stage="extract", perijove=pj), keys,
+                       overwrite=True)
+        summary[pj] = {"detection_tables": len(keys)}
+    return summary
+
+
+@flow(name="publish-catalog", log_prints=True)
+def publish_catalog(params: PerijoveParams = PerijoveParams(), all_perijoves: bool = True
+                    ) -> dict:
+    """Merge detections across frames and perijoves, name by cross-match, version, publish."""
+    settings = settings_for(params.sources)
+    store = Store.from_settings(settings)
+    res = t.publish(settings, None if all_perijoves else params.perijoves)
+    if res.get("version"):
+        latest = store.get_json(res["latest_key"])
+        hot = store.get_parquet(latest["files"]["hotspots.parquet"])
+        top = hot.sort_values("mean_power_gw", ascending=False).head(50)[
+            ["hotspot_id", "ref_id", "name", "lat_deg", "lon_west_deg", "n_perijoves",
+             "n_detections", "mean_power_gw", "median_temperature_k", "pixel_scale_km",
+             "flag_names"]]
+        create_table_artifact(key="hotspots", table=top.round(4).astype(str).to_dict("records"),
+                              description=f"Hotspots of catalog {res['version']} (top 50)")
+        create_link_artifact(key="catalog-latest", link=store_link(store, res["latest_key"]),
+                             description=f"Published catalog {res['version']}")
+        create_markdown_artifact(key="catalog-publish", markdown=(
+            f"# Catalog {res['version']}\n\nchanged: **{res['changed']}**, hotspots: "
+            f"{res.get('n_hotspots')}, perijoves: {latest.get('perijoves')}\n"))
+    return res

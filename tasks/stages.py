@@ -1,0 +1,129 @@
+"""Thin Prefect tasks: each submits one batch of stage work to a process.
+
+Retries only for transient I/O errors (exponential backoff with jitter);
+bad input is quarantined inside the work and never retried. Task results
+are persisted (small JSON-able dicts of object keys) and cached on the input
+keys + configuration hash, so a retried flow run comes back with the
+finished tasks ``Cached`` and re-executes only what had not finished.
+"""
+
+from __future__ import annotations
+
+import atexit
+import multiprocessing
+import os
+import threading
+from concurrent.futures import ProcessPoolExecutor
+
+from prefect import task
+from prefect.cache_policies import DEFAULT, INPUTS, TASK_SOURCE
+from prefect.tasks import exponential_backoff
+
+from tasks import work
+
+#: errors worth retrying: the network, the object store, timeouts
+TRANSIENT = (ConnectionError, TimeoutError, OSError)
+_POOL: ProcessPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def transient_only(task, task_run, state) -> bool:
+    """Retry condition: only transient I/O errors (not bad input)."""
+    try:
+        state.result()
+    except FileNotFoundError:
+        return False
+    except TRANSIENT:
+        return True
+    except Exception:  # noqa: BLE001 - anything else is not transient
+        return False
+    return False
+
+
+def process_pool() -> ProcessPoolExecutor:
+    """One spawn-based pool per Python process (CSPICE: processes, never threads)."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            workers = int(os.environ.get("IOVOLC_PROCESSES", "2"))
+            _POOL = ProcessPoolExecutor(max_workers=max(1, workers),
+                                        mp_context=multiprocessing.get_context("spawn"))
+            atexit.register(_POOL.shutdown, wait=False, cancel_futures=True)
+        return _POOL
+
+
+def run_in_process(fn, *args, **kwargs):
+    """Run ``fn`` in the process pool (in-process when IOVOLC_PROCESSES=0)."""
+    if os.environ.get("IOVOLC_PROCESSES") == "0":
+        return fn(*args, **kwargs)
+    return process_pool().submit(fn, *args, **kwargs).result()
+
+
+def inject_fault(stage: str) -> None:
+    """Test hook: ``IOVOLC_FAULTS=calibrate:2`` fails the first 2 calls (transiently)."""
+    spec = os.environ.get("IOVOLC_FAULTS", "")
+    for item in filter(None, spec.split(",")):
+        name, _, count = item.partition(":")
+        if name == stage:
+            counter = _FAULTS.setdefault(stage, 0)
+            if counter < int(count or 1):
+                _FAULTS[stage] = counter + 1
+                raise ConnectionError(f"injected transient fault in {stage} ({counter + 1})")
+
+
+_FAULTS: dict[str, int] = {}
+
+RETRY = dict(
+    retries=3,
+    retry_delay_seconds=exponential_backoff(backoff_factor=1),
+    retry_jitter_factor=0.5,
+    retry_condition_fn=transient_only,
+    persist_result=True,
+    # inputs (object keys, settings, config hash) + code + flow run: a retried
+    # run finds its finished tasks Cached; a new run re-checks the store (its
+    # work skips outputs that exist, so it writes nothing)
+    cache_policy=DEFAULT,
+)
+#: calibrate/extract: pure functions of their input keys and configuration
+CACHED_ACROSS_RUNS = {**RETRY, "cache_policy": INPUTS + TASK_SOURCE}
+
+
+@task(name="discover-products", timeout_seconds=600, **RETRY)
+def discover_products(settings, perijoves, force: bool, config_hash: str):
+    inject_fault("discover")
+    return work.discover(settings, perijoves=perijoves, force=force)
+
+
+@task(name="ingest-batch", timeout_seconds=1800, **RETRY)
+def ingest_batch(settings, volume_url: str, volume_id: str, products: list, config_hash: str):
+    inject_fault("ingest")
+    return run_in_process(work.ingest_batch, settings, volume_url=volume_url,
+                          volume_id=volume_id, products=products)
+
+
+@task(name="land-index", timeout_seconds=600, **RETRY)
+def land_index(settings, volume_url: str, volume_id: str, config_hash: str):
+    return work.land_index(settings, volume_url=volume_url, volume_id=volume_id)
+
+
+@task(name="calibrate-groups", timeout_seconds=3600, **CACHED_ACROSS_RUNS)
+def calibrate_groups(settings, perijove: int, groups: list, config_hash: str, force: bool):
+    inject_fault("calibrate")
+    return run_in_process(work.calibrate_groups, settings, perijove=perijove, groups=groups,
+                          config_hash=config_hash, force=force)
+
+
+@task(name="extract-groups", timeout_seconds=3600, **CACHED_ACROSS_RUNS)
+def extract_groups(settings, perijove: int, groups: list, config: dict, config_hash: str,
+                   force: bool):
+    inject_fault("extract")
+    return run_in_process(work.extract_groups, settings, perijove=perijove, groups=groups,
+                          config=config, force=force)
+
+
+@task(name="publish-catalog", timeout_seconds=1800, retries=3,
+      retry_delay_seconds=exponential_backoff(backoff_factor=1), retry_jitter_factor=0.5,
+      retry_condition_fn=transient_only)
+def publish(settings, perijoves):
+    inject_fault("publish")
+    return run_in_process(work.publish, settings, perijoves=perijoves)
