@@ -25,17 +25,33 @@ def config_hash(thresholds: Thresholds | None = None, **extra) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def result_storage_for(settings: Settings):
-    """Prefect result storage on the object store (so every worker sees results)."""
+_SAVED: dict[str, str] = {}
+
+
+def result_storage_for(settings: Settings) -> str:
+    """Prefect result storage on the object store (so every worker sees results).
+
+    Prefect needs the storage block saved server-side: one block per store,
+    named after a hash of its URL; returns the block reference.
+    """
     from prefect.filesystems import LocalFileSystem, RemoteFileSystem
 
     store = Store.from_settings(settings)
+    name = "iovolc-results-" + hashlib.sha256(store.url.encode()).hexdigest()[:12]
+    if name in _SAVED:
+        return _SAVED[name]
     if store.url.startswith("file://") or "://" not in store.url:
-        return LocalFileSystem(basepath=store.path("prefect-results"))
-    opts = settings.storage_options(store.url)
-    # credentials stay in the environment: s3fs reads AWS_* itself
-    opts = {k: v for k, v in opts.items() if k not in ("key", "secret", "token")}
-    return RemoteFileSystem(basepath=store.url_for("prefect-results"), settings=opts)
+        block = LocalFileSystem(basepath=store.path("prefect-results"))
+        ref = f"local-file-system/{name}"
+    else:
+        opts = settings.storage_options(store.url)
+        # credentials stay in the environment: s3fs reads AWS_* itself
+        opts = {k: v for k, v in opts.items() if k not in ("key", "secret", "token")}
+        block = RemoteFileSystem(basepath=store.url_for("prefect-results"), settings=opts)
+        ref = f"remote-file-system/{name}"
+    block.save(name, overwrite=True)
+    _SAVED[name] = ref
+    return ref
 
 
 def store_link(store: Store, key: str) -> str:

@@ -52,11 +52,14 @@ def process_pool() -> ProcessPoolExecutor:
         return _POOL
 
 
-def run_in_process(fn, *args, **kwargs):
-    """Run ``fn`` in the process pool (in-process when IOVOLC_PROCESSES=0)."""
+def run_in_process(fn, *args, timeout_s: float = 3600.0, **kwargs):
+    """Run ``fn`` in the process pool (in-process when IOVOLC_PROCESSES=0).
+
+    A batch that takes longer than ``timeout_s`` raises TimeoutError (retried).
+    """
     if os.environ.get("IOVOLC_PROCESSES") == "0":
         return fn(*args, **kwargs)
-    return process_pool().submit(fn, *args, **kwargs).result()
+    return process_pool().submit(fn, *args, **kwargs).result(timeout=timeout_s)
 
 
 def inject_fault(stage: str) -> None:
@@ -88,32 +91,32 @@ RETRY = dict(
 CACHED_ACROSS_RUNS = {**RETRY, "cache_policy": INPUTS + TASK_SOURCE}
 
 
-@task(name="discover-products", timeout_seconds=600, **RETRY)
+@task(name="discover-products", **RETRY)
 def discover_products(settings, perijoves, force: bool, config_hash: str):
     inject_fault("discover")
     return work.discover(settings, perijoves=perijoves, force=force)
 
 
-@task(name="ingest-batch", timeout_seconds=1800, **RETRY)
+@task(name="ingest-batch", **RETRY)
 def ingest_batch(settings, volume_url: str, volume_id: str, products: list, config_hash: str):
     inject_fault("ingest")
     return run_in_process(work.ingest_batch, settings, volume_url=volume_url,
                           volume_id=volume_id, products=products)
 
 
-@task(name="land-index", timeout_seconds=600, **RETRY)
+@task(name="land-index", **RETRY)
 def land_index(settings, volume_url: str, volume_id: str, config_hash: str):
     return work.land_index(settings, volume_url=volume_url, volume_id=volume_id)
 
 
-@task(name="calibrate-groups", timeout_seconds=3600, **CACHED_ACROSS_RUNS)
+@task(name="calibrate-groups", **CACHED_ACROSS_RUNS)
 def calibrate_groups(settings, perijove: int, groups: list, config_hash: str, force: bool):
     inject_fault("calibrate")
     return run_in_process(work.calibrate_groups, settings, perijove=perijove, groups=groups,
                           config_hash=config_hash, force=force)
 
 
-@task(name="extract-groups", timeout_seconds=3600, **CACHED_ACROSS_RUNS)
+@task(name="extract-groups", **CACHED_ACROSS_RUNS)
 def extract_groups(settings, perijove: int, groups: list, config: dict, config_hash: str,
                    force: bool):
     inject_fault("extract")
@@ -121,7 +124,7 @@ def extract_groups(settings, perijove: int, groups: list, config: dict, config_h
                           config=config, force=force)
 
 
-@task(name="publish-catalog", timeout_seconds=1800, retries=3,
+@task(name="publish-catalog", retries=3,
       retry_delay_seconds=exponential_backoff(backoff_factor=1), retry_jitter_factor=0.5,
       retry_condition_fn=transient_only)
 def publish(settings, perijoves):

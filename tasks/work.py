@@ -288,8 +288,24 @@ def publish(settings: Settings, *, perijoves: list[int] | None = None) -> dict:
     return {**pointer, "changed": True, "latest_key": latest_key}
 
 
-def manifest_groups(manifest: list[dict]) -> list[list[dict]]:
-    """A perijove's products (manifest rows) split into observation sequences."""
+def frame_key(product_id: str) -> str:
+    """The frame an EDR or RDR product belongs to (its id without the type)."""
+    return product_id.upper().replace("_EDR_", "_").replace("_RDR_", "_")
+
+
+def manifest_groups(manifest: list[dict], *, prefer: str = "RDR") -> list[list[dict]]:
+    """A perijove's products (manifest rows) split into observation sequences.
+
+    One product per frame: the RDR (the team's calibration) when present, else
+    the EDR (calibrated here with the matching real dark).
+    """
+    chosen: dict[str, dict] = {}
+    for m in manifest:
+        k = frame_key(m["product_id"])
+        if k not in chosen or (m.get("product_type") == prefer
+                               and chosen[k].get("product_type") != prefer):
+            chosen[k] = m
+    manifest = sorted(chosen.values(), key=lambda m: m["et_mid"])
 
     class _P:  # the fields group_products needs
         def __init__(self, m):
