@@ -162,8 +162,8 @@ def bench_frame(product, data, cache_dir, *, n_subset, repeat, rng):
 
 
 def _intercepts(state, line_det, sample):
-    point, _, _ = state.intercept(np.asarray(line_det, float), np.asarray(sample, float))
-    return point
+    # first element: body-fixed intercepts (the tuple's length varies across versions)
+    return state.intercept(np.asarray(line_det, float), np.asarray(sample, float))[0]
 
 
 def main():

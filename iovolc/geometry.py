@@ -92,6 +92,8 @@ class FrameState:
     rot: np.ndarray
     drot: np.ndarray
     sun_bf: np.ndarray
+    #: d(sun_bf)/dt (km/s; mostly Io's rotation), for per-point light time
+    sun_bf_rate: np.ndarray
     radii_km: np.ndarray
     cam_to_j2000: np.ndarray
 
@@ -110,7 +112,7 @@ class FrameState:
         _, lt0 = spiceypy.spkpos(target, et, "J2000", "LT", observer)
         tgt = spiceypy.spkssb(spiceypy.bods2c(target), et - lt0, "J2000")
         xf = np.array(spiceypy.sxform("J2000", f"IAU_{target}", et - lt0))
-        sun_bf, _ = spiceypy.spkpos("SUN", et - lt0, f"IAU_{target}", "LT+S", target)
+        sun_st, _ = spiceypy.spkezr("SUN", et - lt0, f"IAU_{target}", "LT+S", target)
         radii = np.array(spiceypy.bodvrd(target, "RADII", 3)[1])
         if cam_to_j2000 is None:
             cam_to_j2000 = np.array(spiceypy.pxform(camera_frame, "J2000", et))
@@ -122,7 +124,8 @@ class FrameState:
             io_vel=np.array(tgt[3:]),
             rot=xf[:3, :3].copy(),
             drot=xf[3:, :3].copy(),
-            sun_bf=np.array(sun_bf),
+            sun_bf=np.array(sun_st[:3]),
+            sun_bf_rate=np.array(sun_st[3:]),
             radii_km=radii,
             cam_to_j2000=np.asarray(cam_to_j2000, dtype=float),
         )
@@ -194,9 +197,13 @@ class FrameState:
             hit &= t > 0
             point = o + t[:, None] * d
             dt = np.where(hit[:, None], t[:, None] / C_KM_S - self.lt0, dt)
-        obs_bf = point - app_bf * t[:, None]
+        # apparent line of sight in the body frame at each point's own epoch
+        app_pt = app_bf - dt * (u_app @ self.drot.T)
+        obs_bf = point - app_pt * t[:, None]
+        self_dt = dt
         point[~hit] = np.nan
-        return point.reshape(*shape, 3), obs_bf.reshape(*shape, 3), hit.reshape(shape)
+        return (point.reshape(*shape, 3), obs_bf.reshape(*shape, 3), hit.reshape(shape),
+                self_dt.reshape(shape))
 
 
 @dataclass(frozen=True)
@@ -241,11 +248,17 @@ def surface_point(lat_deg, lon_west_deg, radii_km) -> np.ndarray:
 
 def pixel_geometry(state: FrameState, line_det, sample, *, ifov_rad: float = jiram.IFOV_RAD):
     """Geometry backplanes for pixel coordinates (any shape)."""
-    point, obs_bf, hit = state.intercept(line_det, sample)
+    point, obs_bf, hit, dt = state.intercept(line_det, sample)
     lat, lon_w = latlon_west(point)
     normal = point / state.radii_km**2
     to_obs = obs_bf - point
-    to_sun = state.sun_bf - point
+    to_sun = state.sun_bf - dt[..., None] * state.sun_bf_rate - point
+    # stellar aberration of the Sun from the moving surface point: the point's
+    # rotational velocity (body frame: rot drot^T p) adds to Io's centre's
+    dv = np.nan_to_num(point) @ (state.rot @ state.drot.T).T / C_KM_S
+    dist = np.linalg.norm(to_sun, axis=-1, keepdims=True)
+    u_sun = to_sun / dist
+    to_sun = dist * (u_sun + dv - np.sum(u_sun * dv, axis=-1, keepdims=True) * u_sun)
     rng = np.linalg.norm(to_obs, axis=-1)
     nan = np.where(hit, 1.0, np.nan)
     return PixelGeometry(
