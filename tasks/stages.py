@@ -63,15 +63,27 @@ def run_in_process(fn, *args, timeout_s: float = 3600.0, **kwargs):
 
 
 def inject_fault(stage: str) -> None:
-    """Test hook: ``IOVOLC_FAULTS=calibrate:2`` fails the first 2 calls (transiently)."""
+    """Test hook: ``IOVOLC_FAULTS=calibrate:2`` fails the first 2 calls of a stage
+    with a transient error; ``extract:1:fatal`` with a non-transient one."""
     spec = os.environ.get("IOVOLC_FAULTS", "")
     for item in filter(None, spec.split(",")):
-        name, _, count = item.partition(":")
+        name, _, rest = item.partition(":")
+        count, _, kind = rest.partition(":")
         if name == stage:
-            counter = _FAULTS.setdefault(stage, 0)
-            if counter < int(count or 1):
-                _FAULTS[stage] = counter + 1
+            with _POOL_LOCK:
+                counter = _FAULTS.get(stage, 0)
+                fire = counter < int(count or 1)
+                if fire:
+                    _FAULTS[stage] = counter + 1
+            if fire and kind == "fatal":
+                raise RuntimeError(f"injected fatal fault in {stage} ({counter + 1})")
+            if fire:
                 raise ConnectionError(f"injected transient fault in {stage} ({counter + 1})")
+
+
+def reset_faults() -> None:
+    """Forget injected-fault counters (tests)."""
+    _FAULTS.clear()
 
 
 _FAULTS: dict[str, int] = {}

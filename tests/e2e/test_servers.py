@@ -51,7 +51,7 @@ def test_process_perijove_deployment(s3_server, s3_downlink, prefect_client_sett
     from iovolc.settings import load_settings
     from iovolc.store import Store, object_key
 
-    assert any(DEPLOYMENT in line for line in deployments), deployments
+    assert set(deployments) == {"new-downlink/new-downlink", DEPLOYMENT, "backfill/backfill"}
     t0 = time.monotonic()
     run = run_deployment(DEPLOYMENT, parameters={"params": {"perijoves": [57]}}, timeout=0)
     with get_client(sync_client=True) as client:
