@@ -51,26 +51,26 @@ def camera_to_pixel(vec_cam, *, ifov_rad: float = jiram.IFOV_RAD):
 
 # --- aberration -----------------------------------------------------------
 def stellar_aberration(u, vobs_km_s) -> np.ndarray:
-    """Apparent direction of geometric unit vectors ``u`` (CSPICE ``stelab``)."""
+    """Apparent direction of geometric unit vectors ``u`` (CSPICE ``stelab``).
+
+    ``stelab`` rotates ``u`` toward the velocity by ``asin(|u x v/c|)``,
+    which is exactly ``u cos(phi) + (v/c - (u.v/c) u)``.
+    """
     u = np.asarray(u, dtype=float)
-    vbyc = np.asarray(vobs_km_s, dtype=float) / C_KM_S
-    h = np.cross(u, vbyc)
-    sin_phi = np.linalg.norm(h, axis=-1, keepdims=True)
-    phi = np.arcsin(np.clip(sin_phi, 0.0, 1.0))
-    # rotation of u about h by phi: u cos(phi) + (h_hat x u) sin(phi)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        hxu = np.where(sin_phi > 0, np.cross(h, u) / sin_phi, 0.0)
-    return u * np.cos(phi) + hxu * np.sin(phi)
+    v = np.asarray(vobs_km_s, dtype=float) / C_KM_S
+    uv = u @ v
+    cos_phi = np.sqrt(np.clip(1.0 - v @ v + uv * uv, 0.0, None))
+    return u * (cos_phi - uv)[..., None] + v
 
 
-def inverse_stellar_aberration(u_app, vobs_km_s, *, iterations: int = 3) -> np.ndarray:
-    """Geometric unit vectors whose apparent direction is ``u_app``."""
-    u_app = np.asarray(u_app, dtype=float)
-    u = u_app.copy()
-    for _ in range(iterations):
-        u = u + (u_app - stellar_aberration(u, vobs_km_s))
-        u /= np.linalg.norm(u, axis=-1, keepdims=True)
-    return u
+def inverse_stellar_aberration(u_app, vobs_km_s) -> np.ndarray:
+    """Geometric unit vectors whose apparent direction is ``u_app`` (exact).
+
+    From ``a = u (cos(phi) - u.v/c) + v/c`` with a positive scalar factor:
+    ``u = (a - v/c) / |a - v/c|``.
+    """
+    w = np.asarray(u_app, dtype=float) - np.asarray(vobs_km_s, dtype=float) / C_KM_S
+    return w / np.sqrt(np.einsum("...i,...i->...", w, w))[..., None]
 
 
 # --- per-frame state from SPICE --------------------------------------------
@@ -172,31 +172,38 @@ class FrameState:
         u_app = d_cam.reshape(-1, 3) @ self.cam_to_j2000.T
         u = inverse_stellar_aberration(u_app, self.obs_vel)
         n = u.shape[0]
-        a2 = self.radii_km**2
+        inv_a2 = 1.0 / self.radii_km**2
         # observer and ray in the body frame at et - lt0 - dt, to first order
         # in dt: rot(dt) = rot - drot dt, target pos(dt) = io_pos - io_vel dt
         r_p, dr_p = self.rot @ self.io_pos, self.drot @ self.io_pos
         r_v = self.rot @ self.io_vel
         ru, dru = u @ self.rot.T, u @ self.drot.T
-        # apparent line of sight in the body frame (ilumin's 'LT+S' angles use it)
+        # apparent line of sight in the body frame (ilumin's angles use it)
         app_bf = u_app @ self.rot.T
-        dt = np.zeros((n, 1))
-        hit = np.zeros(n, dtype=bool)
-        point = np.full((n, 3), np.nan)
-        o = np.broadcast_to(-r_p, (n, 3))
+        dt = np.zeros(n)
+        o0, o1 = -r_p, r_v + dr_p  # observer o(dt) = o0 + dt o1
+        # ellipsoid quadratic, expanded in dt (d = ru - dt dru), per pixel
+        w_ru = ru * inv_a2
+        w_dru = dru * inv_a2
+        a_0, a_1, a_2 = (np.einsum("ij,ij->i", ru, w_ru), np.einsum("ij,ij->i", ru, w_dru),
+                         np.einsum("ij,ij->i", dru, w_dru))
+        b_00, b_01 = w_ru @ o0, w_ru @ o1
+        b_10, b_11 = w_dru @ o0, w_dru @ o1
+        c_0, c_1, c_2 = o0 @ (o0 * inv_a2), o0 @ (o1 * inv_a2), o1 @ (o1 * inv_a2)
         for _ in range(3):
-            o = -(r_p - dt * (r_v + dr_p))
-            d = ru - dt * dru
-            # ray o + t d against x^2/a^2 + y^2/b^2 + z^2/c^2 = 1
-            qa = np.sum(d * d / a2, axis=-1)
-            qb = 2 * np.sum(o * d / a2, axis=-1)
-            qc = np.sum(o * o / a2, axis=-1) - 1
+            qa = a_0 - 2 * dt * a_1 + dt * dt * a_2
+            qb = 2 * (b_00 + dt * (b_01 - b_10) - dt * dt * b_11)
+            qc = c_0 + 2 * dt * c_1 + dt * dt * c_2 - 1.0
             disc = qb * qb - 4 * qa * qc
             hit = disc >= 0
-            t = np.where(hit, (-qb - np.sqrt(np.where(hit, disc, 0))) / (2 * qa), np.nan)
+            t = (-qb - np.sqrt(np.where(hit, disc, 0.0))) / (2 * qa)
             hit &= t > 0
-            point = o + t[:, None] * d
-            dt = np.where(hit[:, None], t[:, None] / C_KM_S - self.lt0, dt)
+            dt = np.where(hit, t / C_KM_S - self.lt0, dt)
+        o = o0[None, :] + dt[:, None] * o1[None, :]
+        d = ru - dt[:, None] * dru
+        point = o + t[:, None] * d
+        t = np.where(hit, t, np.nan)
+        dt = dt[:, None]
         # apparent line of sight in the body frame at each point's own epoch
         app_pt = app_bf - dt * (u_app @ self.drot.T)
         obs_bf = point - app_pt * t[:, None]
@@ -220,17 +227,19 @@ class PixelGeometry:
     pixel_scale_km: np.ndarray
 
 
+def _dot(a, b) -> np.ndarray:
+    return np.einsum("...i,...i->...", a, b)
+
+
 def _angle_deg(a, b) -> np.ndarray:
-    na = np.linalg.norm(a, axis=-1)
-    nb = np.linalg.norm(b, axis=-1)
-    c = np.sum(a * b, axis=-1) / (na * nb)
+    c = _dot(a, b) / np.sqrt(_dot(a, a) * _dot(b, b))
     return np.degrees(np.arccos(np.clip(c, -1.0, 1.0)))
 
 
 def latlon_west(points_bf) -> tuple[np.ndarray, np.ndarray]:
     """Planetocentric latitude and West longitude (deg) of body-fixed points."""
     p = np.asarray(points_bf, dtype=float)
-    r = np.linalg.norm(p, axis=-1)
+    r = np.sqrt(_dot(p, p))
     lat = np.degrees(np.arcsin(np.clip(p[..., 2] / r, -1, 1)))
     lon_w = np.mod(-np.degrees(np.arctan2(p[..., 1], p[..., 0])), 360.0)
     return lat, lon_w
@@ -247,27 +256,27 @@ def surface_point(lat_deg, lon_west_deg, radii_km) -> np.ndarray:
 
 
 def pixel_geometry(state: FrameState, line_det, sample, *, ifov_rad: float = jiram.IFOV_RAD):
-    """Geometry backplanes for pixel coordinates (any shape)."""
+    """Geometry backplanes for pixel coordinates (any shape); NaN off the disc."""
     point, obs_bf, hit, dt = state.intercept(line_det, sample)
-    lat, lon_w = latlon_west(point)
-    normal = point / state.radii_km**2
-    to_obs = obs_bf - point
-    to_sun = state.sun_bf - dt[..., None] * state.sun_bf_rate - point
-    # stellar aberration of the Sun from the moving surface point: the point's
-    # rotational velocity (body frame: rot drot^T p) adds to Io's centre's
-    dv = np.nan_to_num(point) @ (state.rot @ state.drot.T).T / C_KM_S
-    dist = np.linalg.norm(to_sun, axis=-1, keepdims=True)
-    u_sun = to_sun / dist
-    to_sun = dist * (u_sun + dv - np.sum(u_sun * dv, axis=-1, keepdims=True) * u_sun)
-    rng = np.linalg.norm(to_obs, axis=-1)
-    nan = np.where(hit, 1.0, np.nan)
-    return PixelGeometry(
-        on_disc=hit,
-        lat_deg=lat,
-        lon_west_deg=lon_w,
-        emission_deg=_angle_deg(normal, to_obs) * nan,
-        incidence_deg=_angle_deg(normal, to_sun) * nan,
-        phase_deg=_angle_deg(to_sun, to_obs) * nan,
-        range_km=rng * nan,
-        pixel_scale_km=rng * ifov_rad * nan,
-    )
+    shape = hit.shape
+    out = {k: np.full(shape, np.nan) for k in (
+        "lat_deg", "lon_west_deg", "emission_deg", "incidence_deg", "phase_deg", "range_km")}
+    if hit.any():
+        p = point[hit]  # the rest only where a ray meets Io
+        lat, lon_w = latlon_west(p)
+        normal = p / state.radii_km**2
+        to_obs = obs_bf[hit] - p
+        to_sun = state.sun_bf - dt[hit][:, None] * state.sun_bf_rate - p
+        # stellar aberration of the Sun from the moving surface point: the
+        # point's rotational velocity (body frame: rot drot^T p) adds to Io's
+        dv = p @ (state.rot @ state.drot.T).T / C_KM_S
+        dist = np.sqrt(_dot(to_sun, to_sun))[:, None]
+        u_sun = to_sun / dist
+        to_sun = dist * (u_sun + dv - _dot(u_sun, dv)[:, None] * u_sun)
+        for key, val in (("lat_deg", lat), ("lon_west_deg", lon_w),
+                         ("emission_deg", _angle_deg(normal, to_obs)),
+                         ("incidence_deg", _angle_deg(normal, to_sun)),
+                         ("phase_deg", _angle_deg(to_sun, to_obs)),
+                         ("range_km", np.sqrt(_dot(to_obs, to_obs)))):
+            out[key][hit] = val
+    return PixelGeometry(on_disc=hit, pixel_scale_km=out["range_km"] * ifov_rad, **out)
