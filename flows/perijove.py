@@ -7,6 +7,7 @@ from prefect.artifacts import create_markdown_artifact
 
 from flows.common import settings_for
 from flows.params import IngestParams, PerijoveParams
+from flows.runners import with_runner
 from flows.stages import calibrate, extract_hotspots, ingest_downlink, publish_catalog
 from iovolc.store import Store, object_key
 
@@ -17,8 +18,9 @@ def process_perijove(params: PerijoveParams = PerijoveParams()) -> dict:
     """Ingest -> calibrate -> extract -> publish for the given perijoves."""
     ing = ingest_downlink(IngestParams(perijoves=params.perijoves, sources=params.sources,
                                        force=params.force))
-    cal = calibrate(params)
-    ext = extract_hotspots(params)
+    settings = settings_for(params.sources)  # IOVOLC_DASK_ADDRESS picks the task runner
+    cal = with_runner(calibrate, settings)(params)
+    ext = with_runner(extract_hotspots, settings)(params)
     pub = publish_catalog(params)
     report = qa_report(params, ing, cal, ext, pub)
     create_markdown_artifact(key="qa-summary", markdown=report,

@@ -104,10 +104,32 @@ def background_model(img: np.ndarray, shading: np.ndarray | None, *, valid: np.n
     return bg
 
 
+def _block_median(x: np.ndarray, valid: np.ndarray, block: int) -> np.ndarray:
+    """Median of valid pixels in ``block`` x ``block`` cells (NaN where none)."""
+    n0, n1 = x.shape
+    p0, p1 = -n0 % block, -n1 % block
+    xp = np.pad(np.where(valid, x, np.nan), ((0, p0), (0, p1)), constant_values=np.nan)
+    cells = xp.reshape((n0 + p0) // block, block, (n1 + p1) // block, block)
+    cells = cells.transpose(0, 2, 1, 3).reshape((n0 + p0) // block, (n1 + p1) // block, -1)
+    with np.errstate(all="ignore"):
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN cells
+            return np.nanmedian(cells, axis=-1)
+
+
 def _local_noise(resid, valid, size):
-    absr = np.where(valid, np.abs(resid), 0.0)
-    local = 1.4826 * ndi.median_filter(absr, size=size, mode="nearest")
+    """Local robust sigma: MAD in ~size/2 px cells, smoothed over 3x3 cells,
+    interpolated back to pixels; floored at 0.8 x the frame's global MAD."""
+    block = max(4, size // 2)
+    med = _block_median(np.abs(resid), valid, block)
     global_ = 1.4826 * np.median(np.abs(resid[valid])) if valid.any() else 0.0
+    med = np.where(np.isfinite(med), med, global_ / 1.4826)
+    med = ndi.median_filter(med, size=3, mode="nearest")
+    zoom = (resid.shape[0] / med.shape[0], resid.shape[1] / med.shape[1])
+    local = 1.4826 * ndi.zoom(med, zoom, order=1, mode="nearest", grid_mode=True)
+    local = local[:resid.shape[0], :resid.shape[1]]
     return np.maximum(local, 0.8 * global_) + 1e-12
 
 
@@ -255,8 +277,10 @@ def extract_frame(
             if fit_ok[k] and not sat[k] and not extended[k]:
                 cen.append((fit_r[k], fit_s[k]))
                 continue
-            c_r, c_s = _centroid(resid, r, s)
-            c_r, c_s = _centroid(resid, int(round(c_r)), int(round(c_s)))
+            # resolved sources get a window wide enough for their whole blob
+            half = 4 if extended[k] else 2
+            c_r, c_s = _centroid(resid, r, s, half=half)
+            c_r, c_s = _centroid(resid, int(round(c_r)), int(round(c_s)), half=half)
             cen.append((c_r, c_s))
         cen = np.array(cen)
         line_det = cen[:, 0] + sl.start + row0

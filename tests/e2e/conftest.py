@@ -91,15 +91,12 @@ def port_open(port: int) -> bool:
         return s.connect_ex((HOST, port)) == 0
 
 
-def _group_alive(pgid: int) -> bool:
-    """Any non-zombie process left in process group ``pgid`` (Linux /proc)."""
+def _proc_table() -> dict[int, tuple[int, int, str]]:
+    """{pid: (ppid, pgid, state)} from /proc (Linux); {} elsewhere."""
+    table = {}
     proc = Path("/proc")
     if not proc.is_dir():
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return False
-        return True
+        return table
     for d in proc.iterdir():
         if not d.name.isdigit():
             continue
@@ -109,9 +106,37 @@ def _group_alive(pgid: int) -> bool:
             continue
         # "pid (comm) state ppid pgrp ...": comm may hold spaces/parentheses
         fields = stat[stat.rfind(")") + 2:].split()
-        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] != "Z":
-            return True
-    return False
+        if len(fields) > 2:
+            table[int(d.name)] = (int(fields[1]), int(fields[2]), fields[0])
+    return table
+
+
+def _group_alive(pgid: int) -> bool:
+    """Any non-zombie process left in process group ``pgid``."""
+    table = _proc_table()
+    if not table:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    return any(g == pgid and state != "Z" for _, g, state in table.values())
+
+
+def _descendant_groups(pid: int) -> set[int]:
+    """Process groups of ``pid``'s live descendants (a Prefect process worker starts
+    each flow run in a session of its own)."""
+    table = _proc_table()
+    children: dict[int, list[int]] = {}
+    for child, (ppid, _, _) in table.items():
+        children.setdefault(ppid, []).append(child)
+    groups, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if table[child][2] != "Z":
+                groups.add(table[child][1])
+            todo.append(child)
+    return groups
 
 
 def tail(path: Path, n_chars: int = 8000) -> str:
@@ -149,6 +174,7 @@ class Service:
     proc: subprocess.Popen
     log_path: Path
     ports: list[int] = field(default_factory=list)
+    groups: set[int] = field(default_factory=set)
 
     @classmethod
     def start(cls, name: str, cmd: list[str], *, env: dict[str, str], log_dir: Path,
@@ -161,22 +187,25 @@ class Service:
         _SERVICES.append(svc)
         return svc
 
-    def _signal(self, sig: int) -> None:
-        try:
-            os.killpg(self.proc.pid, sig)
-        except ProcessLookupError:
-            pass
-
     def stop(self, *, grace: float = 15.0) -> None:
-        """SIGTERM the group (twice), then SIGKILL what is left; reap the leader."""
-        pgid = self.proc.pid
+        """SIGTERM every group (twice), then SIGKILL what is left; reap the leader.
+
+        The groups are the service's own and those of its descendants (found
+        before signalling, as they may be orphaned afterwards).
+        """
+        self.groups = {self.proc.pid} | _descendant_groups(self.proc.pid)
         for sig, wait_s in ((signal.SIGTERM, grace), (signal.SIGTERM, grace / 2),
                             (signal.SIGKILL, 10.0)):
-            if not _group_alive(pgid):
+            alive = [g for g in self.groups if _group_alive(g)]
+            if not alive:
                 break
-            self._signal(sig)
+            for g in alive:
+                try:
+                    os.killpg(g, sig)
+                except ProcessLookupError:
+                    pass
             deadline = time.monotonic() + wait_s
-            while time.monotonic() < deadline and _group_alive(pgid):
+            while time.monotonic() < deadline and any(_group_alive(g) for g in alive):
                 try:
                     self.proc.wait(timeout=0.2)
                 except subprocess.TimeoutExpired:
@@ -194,8 +223,9 @@ class Service:
             time.sleep(0.2)
             left = [p for p in left if not port_is_free(p)]
         problems = []
-        if self.proc.poll() is None or _group_alive(self.proc.pid):
-            problems.append(f"process group {self.proc.pid} still alive")
+        alive = [g for g in sorted(self.groups | {self.proc.pid}) if _group_alive(g)]
+        if self.proc.poll() is None or alive:
+            problems.append(f"process groups still alive: {alive}")
         if left:
             problems.append(f"ports still in use: {left}")
         if problems:
