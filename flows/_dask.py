@@ -5,14 +5,20 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import threading
 from typing import Any
 
+from distributed import LocalCluster
 from distributed.diagnostics.plugin import WorkerPlugin
 from prefect_dask import DaskTaskRunner
 
 #: name under which the worker plugin is registered on a cluster
 PLUGIN_NAME = "iovolc-spice-safe"
+
+_CLUSTERS: dict[int, LocalCluster] = {}
+_LOCK = threading.Lock()
 
 
 class SpiceSafeWorker(WorkerPlugin):
@@ -38,15 +44,70 @@ class SpiceSafeWorker(WorkerPlugin):
         os.environ["IOVOLC_PROCESSES"] = "0"
 
 
-class IovolcDaskTaskRunner(DaskTaskRunner):
-    """``DaskTaskRunner`` that registers :class:`SpiceSafeWorker` on the cluster on first use."""
+def local_cluster_kwargs(n_workers: int) -> dict[str, Any]:
+    """``LocalCluster`` arguments for ``local:N``: N processes of one thread each."""
+    return {"n_workers": n_workers, "threads_per_worker": 1, "processes": True,
+            "dashboard_address": ":0"}
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+
+def shared_local_cluster(n_workers: int) -> LocalCluster:
+    """This process's ``LocalCluster`` of ``n_workers`` workers, started on first use.
+
+    Shared by every flow run of the process (calibrate and extract of one
+    perijove run, the perijoves of a local backfill) so worker start-up and
+    warm-up are paid once; closed when the process exits.
+    """
+    with _LOCK:
+        cluster = _CLUSTERS.get(n_workers)
+        if cluster is not None and cluster.status.name not in ("running", "created"):
+            cluster = None
+        if cluster is None:
+            cluster = LocalCluster(**local_cluster_kwargs(n_workers))
+            _CLUSTERS[n_workers] = cluster
+        return cluster
+
+
+def close_local_clusters() -> None:
+    """Close the clusters started by :func:`shared_local_cluster` (also run at exit)."""
+    with _LOCK:
+        clusters = list(_CLUSTERS.values())
+        _CLUSTERS.clear()
+    for cluster in clusters:
+        try:
+            cluster.close()
+        except Exception:  # noqa: BLE001 - at exit, best effort
+            pass
+
+
+atexit.register(close_local_clusters)
+
+
+class IovolcDaskTaskRunner(DaskTaskRunner):
+    """``DaskTaskRunner`` for the stage flows.
+
+    ``local_workers=N`` connects to :func:`shared_local_cluster` (started on
+    first use); otherwise it is a ``DaskTaskRunner`` as given (``address=``).
+    Registers :class:`SpiceSafeWorker` on the cluster the first time it connects.
+    """
+
+    def __init__(self, *args: Any, local_workers: int | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.local_workers = local_workers
         self._plugin_registered = False
+
+    def __eq__(self, other: object) -> bool:
+        return (super().__eq__(other)
+                and getattr(other, "local_workers", None) == self.local_workers)
+
+    def duplicate(self) -> IovolcDaskTaskRunner:
+        new = super().duplicate()
+        new.local_workers = self.local_workers
+        return new
 
     @property
     def client(self):  # the parent's lazily created client, plus the plugin
+        if self.local_workers and not self.address and self._client is None:
+            self.address = shared_local_cluster(self.local_workers).scheduler_address
         client = DaskTaskRunner.client.fget(self)
         if not self._plugin_registered:
             client.register_plugin(SpiceSafeWorker(), name=PLUGIN_NAME)

@@ -6,9 +6,12 @@ or ``dask_address`` in ``iovolc.toml``):
 * unset or ``""``: Prefect's ``ThreadPoolTaskRunner`` with ``max_concurrency``
   threads; each task sends its SPICE work to the per-process spawn pool of
   ``tasks/stages.py`` (``IOVOLC_PROCESSES`` processes, default 2).
-* ``local`` or ``local:N``: a temporary ``distributed.LocalCluster`` for the
-  flow run: N worker processes (default ``max_concurrency``) of one thread
-  each, dashboard on a free port; torn down when the flow run ends.
+* ``local`` or ``local:N``: a temporary ``distributed.LocalCluster`` of N
+  worker processes (default ``max_concurrency``), one thread each, dashboard
+  on a free port. It is started on first use and shared by every flow run of
+  the Python process (one deployment flow run = one process: its calibrate
+  and extract subflows share it), and closed when the process exits: worker
+  start-up and warm-up (~20 s here) are paid once, not per subflow.
 * anything else (``tcp://scheduler:8786``): an existing Dask scheduler whose
   workers run ``dask worker --nthreads 1`` with this project installed (the
   compose ``dask-*`` services, or a Kubernetes Dask cluster).
@@ -56,18 +59,12 @@ def parse_address(address: str | None, *, default_workers: int = 2
     return "address", address
 
 
-def local_cluster_kwargs(n_workers: int) -> dict[str, Any]:
-    """``LocalCluster`` arguments for ``local:N``: N processes of one thread each."""
-    return {"n_workers": n_workers, "threads_per_worker": 1, "processes": True,
-            "dashboard_address": ":0"}
-
-
 def task_runner_for(settings_or_address: Settings | str | None) -> TaskRunner:
     """The task runner for ``settings.dask_address`` (or for an address given directly).
 
     No address: ``ThreadPoolTaskRunner`` (``max_concurrency`` threads when
     settings are given, else Prefect's default size); ``"local"``/``"local:N"``:
-    a temporary ``LocalCluster``; anything else: the Dask scheduler at that
+    the process's shared ``LocalCluster``; anything else: the Dask scheduler at that
     address. A Dask runner is a ``prefect_dask.DaskTaskRunner``.
     """
     if isinstance(settings_or_address, Settings):
@@ -82,8 +79,7 @@ def task_runner_for(settings_or_address: Settings | str | None) -> TaskRunner:
     from flows._dask import IovolcDaskTaskRunner
 
     if kind == "local":
-        return IovolcDaskTaskRunner(cluster_class="distributed.LocalCluster",
-                                    cluster_kwargs=local_cluster_kwargs(value))
+        return IovolcDaskTaskRunner(local_workers=value)
     return IovolcDaskTaskRunner(address=value)
 
 

@@ -39,3 +39,10 @@ def pj57_small(tmp_path_factory):
 def night_small(tmp_path_factory):
     """A distant night-side pass (PJ60, seed 2)."""
     return _simulate(tmp_path_factory, "night", [60], seed=2, frames_per_pass=16, night=True)
+
+
+@pytest.fixture(scope="session")
+def pj57_tiny(tmp_path_factory):
+    """A tiny PJ57 downlink (seed 0, ~12 frames): the readers' and kernels' test bed."""
+    out, _ = _simulate(tmp_path_factory, "pj57_tiny", [57], seed=0, frames_per_pass=8)
+    return out

@@ -42,13 +42,8 @@ from iovolc.pds3 import (
 
 
 @pytest.fixture(scope="module")
-def sim(tmp_path_factory) -> Path:
-    from iovolc.sim.downlink import simulate
-    from iovolc.sim.scenario import scenario_for
-
-    out = tmp_path_factory.mktemp("readers_pj57")
-    simulate(scenario_for([57], seed=0, frames_per_pass=8), out_dir=out, seed=0)
-    return out
+def sim(pj57_tiny) -> Path:
+    return pj57_tiny
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ from flows.stages import calibrate
 from iovolc.settings import load_settings
 from iovolc.store import Store, object_key
 
+
 def _published(sources: Sources) -> tuple[dict, dict[str, pd.DataFrame]]:
     store = Store.from_settings(load_settings(store_url=sources.store_url))
     latest = store.get_json(object_key("catalog_latest"))
@@ -79,18 +80,20 @@ def test_pj57_on_dask_publishes_the_same_catalog(downlink, tmp_path, monkeypatch
 
 
 def test_runner_choice_from_settings(monkeypatch):
-    from flows._dask import IovolcDaskTaskRunner
+    from flows._dask import IovolcDaskTaskRunner, local_cluster_kwargs
 
     monkeypatch.delenv("IOVOLC_DASK_ADDRESS", raising=False)
     default = task_runner_for(load_settings(max_concurrency=3))
     assert isinstance(default, ThreadPoolTaskRunner) and default._max_workers == 3
 
     local = task_runner_for(load_settings(dask_address="local:3"))
-    assert isinstance(local, IovolcDaskTaskRunner)
-    assert local.cluster_kwargs == {"n_workers": 3, "threads_per_worker": 1,
-                                    "processes": True, "dashboard_address": ":0"}
+    assert isinstance(local, IovolcDaskTaskRunner) and local.local_workers == 3
+    assert local.address is None  # the shared cluster starts on first use, not here
+    assert local.duplicate() == local and local.duplicate().local_workers == 3
     assert task_runner_for(load_settings(dask_address="local", max_concurrency=4)
-                           ).cluster_kwargs["n_workers"] == 4
+                           ).local_workers == 4
+    assert local_cluster_kwargs(3) == {"n_workers": 3, "threads_per_worker": 1,
+                                       "processes": True, "dashboard_address": ":0"}
 
     remote = task_runner_for("tcp://scheduler:8786")
     assert isinstance(remote, IovolcDaskTaskRunner) and remote.address == "tcp://scheduler:8786"
