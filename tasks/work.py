@@ -172,7 +172,8 @@ def calibrate_groups(settings: Settings, *, perijove: int, groups: list[list[dic
             if not products:
                 continue
             try:
-                kset = kernel_set_for(products[0], kernel_root=kroot, cache_dir=settings.cache_dir)
+                kset = kernel_set_for(products[0], kernel_root=kroot,
+                                      cache_dir=settings.cache_dir, fs=store.fs)
             except (MissingKernelError, ValueError) as exc:
                 for p in products:
                     quarantine(store, stage="calibrate", name=p.product_id, reason=str(exc))
@@ -227,7 +228,8 @@ def extract_groups(settings: Settings, *, perijove: int, groups: list[dict],
         if not results:
             continue
         kernels = _fits_kernels(store.get_bytes(g["fits_keys"][0]))
-        kset = kernel_set_for(kernels, kernel_root=kroot, cache_dir=settings.cache_dir)
+        kset = kernel_set_for(kernels, kernel_root=kroot, cache_dir=settings.cache_dir,
+                              fs=store.fs)
         with kset:
             det = extract_group(results, config=cfg)
         store.put_parquet(dkey, det, overwrite=force)

@@ -421,12 +421,7 @@ def pipeline_env(e2e_dir, s3_server, s3_downlink) -> dict[str, str]:
             "IOVOLC_S3_ENDPOINT_URL": s3_server.endpoint_url,
             "IOVOLC_CACHE_DIR": str(cache),
             "IOVOLC_PROCESSES": "1",
-            "IOVOLC_CODE_DIR": str(REPO_ROOT),
-            # TEMPORARY workaround (remove once fixed): tasks/work.py calibrate_groups and
-            # extract_groups call kernel_set_for(...) without fs=store.fs, so kernels are
-            # fetched from the store with no endpoint (real AWS). botocore's own
-            # AWS_ENDPOINT_URL hides that here.
-            "AWS_ENDPOINT_URL": s3_server.endpoint_url}
+            "IOVOLC_CODE_DIR": str(REPO_ROOT)}
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,8 @@ import time
 
 import pytest
 
-pytestmark = pytest.mark.e2e
+# generous: servers start in ~45 s and the run takes ~1 min on 2 shared cores
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
 DEPLOYMENT = "process-perijove/process-perijove"
 RUN_TIMEOUT_S = 480
@@ -43,8 +44,10 @@ def test_process_perijove_deployment(s3_server, s3_downlink, prefect_client_sett
         ArtifactFilter,
         ArtifactFilterFlowRunId,
         FlowRunFilter,
+        FlowRunFilterDeploymentId,
         FlowRunFilterParentFlowRunId,
     )
+    from prefect.client.schemas.objects import StateType
     from prefect.deployments import run_deployment
 
     from iovolc.cli import compare_with_truth
@@ -79,6 +82,13 @@ def test_process_perijove_deployment(s3_server, s3_downlink, prefect_client_sett
         assert qa and qa[0].type == "markdown", [(a.key, a.type) for a in artifacts]
         assert "QA summary: PJ 57" in qa[0].data
         assert "| 57 |" in qa[0].data
+
+        # the paused cron schedule started nothing (at most future runs wait, Scheduled)
+        scheduled = client.read_flow_runs(flow_run_filter=FlowRunFilter(
+            deployment_id=FlowRunFilterDeploymentId(
+                any_=[deployments["new-downlink/new-downlink"].id])))
+        assert all(r.state_type == StateType.SCHEDULED for r in scheduled), [
+            (r.name, r.state_name) for r in scheduled]
 
     # the catalog is on S3 (this process reads it as any client would)
     for k, v in {**s3_server.env, "IOVOLC_S3_ENDPOINT_URL": s3_server.endpoint_url}.items():
