@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import threading
 from typing import Any
@@ -68,15 +69,27 @@ def shared_local_cluster(n_workers: int) -> LocalCluster:
 
 
 def close_local_clusters() -> None:
-    """Close the clusters started by :func:`shared_local_cluster` (also run at exit)."""
+    """Close the clusters started by :func:`shared_local_cluster` (also run at exit).
+
+    Dask's INFO messages while closing are silenced: at interpreter exit the
+    log handlers' streams may already be closed.
+    """
     with _LOCK:
         clusters = list(_CLUSTERS.values())
         _CLUSTERS.clear()
-    for cluster in clusters:
-        try:
-            cluster.close()
-        except Exception:  # noqa: BLE001 - at exit, best effort
-            pass
+    if not clusters:
+        return
+    log = logging.getLogger("distributed")
+    level = log.level
+    log.setLevel(logging.WARNING)
+    try:
+        for cluster in clusters:
+            try:
+                cluster.close()
+            except Exception:  # noqa: BLE001 - at exit, best effort
+                pass
+    finally:
+        log.setLevel(level)
 
 
 atexit.register(close_local_clusters)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from prefect import flow
 
+from flows.common import settings_for
 from flows.params import IngestParams, PerijoveParams, Sources
+from flows.runners import with_runner
 from flows.stages import calibrate, extract_hotspots, ingest_downlink, publish_catalog
 
 
@@ -17,7 +19,8 @@ def new_downlink(sources: Sources | None = None) -> dict:
     if not pjs:
         return {"ingest": ing, "note": "nothing new"}
     params = PerijoveParams(perijoves=pjs, sources=sources)
-    cal = calibrate(params)
-    ext = extract_hotspots(params)
+    settings = settings_for(sources)
+    cal = with_runner(calibrate, settings)(params)
+    ext = with_runner(extract_hotspots, settings)(params)
     pub = publish_catalog(params)
     return {"ingest": ing, "calibrate": cal, "extract": ext, "publish": pub}

@@ -62,13 +62,18 @@ def _run_pipeline(*, archive: str, kernels: str, store: str, perijoves: list[int
     import os
 
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    from flows.common import settings_for
     from flows.params import IngestParams, PerijoveParams, Sources
     from flows.perijove import qa_report
+    from flows.runners import with_runner
     from flows.stages import calibrate, extract_hotspots, ingest_downlink, publish_catalog
 
     sources = Sources(archive_url=archive, kernels_url=kernels, store_url=store,
                       s3_endpoint_url=s3_endpoint)
     steps = len(perijoves) * 3 + 1
+    settings = settings_for(sources)  # IOVOLC_DASK_ADDRESS picks a Dask runner
+    calibrate = with_runner(calibrate, settings)
+    extract_hotspots = with_runner(extract_hotspots, settings)
     done = 0
     out = {}
 

@@ -43,8 +43,13 @@ def test_pj57_on_dask_publishes_the_same_catalog(downlink, tmp_path, monkeypatch
     state_a = process_perijove(PerijoveParams(sources=src_a, **small), return_state=True)
     assert state_a.is_completed(), state_a
 
+    from flows._dask import close_local_clusters
+
     monkeypatch.setenv("IOVOLC_DASK_ADDRESS", "local:2")
-    state_b = process_perijove(PerijoveParams(sources=src_b, **small), return_state=True)
+    try:
+        state_b = process_perijove(PerijoveParams(sources=src_b, **small), return_state=True)
+    finally:
+        close_local_clusters()  # the process-wide local:2 cluster, not left for exit
     assert state_b.is_completed(), state_b
     result_b = state_b.result()
     assert result_b["calibrate"][57]["frames"] > 0
