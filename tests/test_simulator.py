@@ -20,8 +20,18 @@ import pvl
 import pytest
 import spiceypy
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
 REPO = Path(__file__).resolve().parents[1]
+_SHARED = Path(__file__).resolve().parents[2] / "shared"
+#: the repo ships byte-identical copies of these files (iovolc/data/), used
+#: when ../shared is not beside the checkout
+_SHIPPED = {"real/jiram": REPO / "iovolc" / "data" / "jiram",
+            "reference": REPO / "iovolc" / "data" / "reference"}
+
+
+def shared(folder: str, name: str) -> Path:
+    """A reference file from ../shared (or the repo's shipped copy of it)."""
+    p = _SHARED / folder / name
+    return p if p.exists() else _SHIPPED[folder] / name
 IFOV = 237.767e-6
 DLAMBDA_M = 0.4975
 
@@ -46,7 +56,7 @@ def _read_image(label_path: Path) -> tuple[dict, np.ndarray]:
 
 def _dark_from_cube(exposure_ms: int) -> np.ndarray:
     """Real dark read with pvl + numpy from the shared ISIS cube, archive orientation."""
-    raw = (SHARED / "real" / "jiram" / f"dark_{exposure_ms}ms.cub").read_bytes()
+    raw = shared("real/jiram", f"dark_{exposure_ms}ms.cub").read_bytes()
     text = raw[:65536].split(b"\0")[0].decode("latin-1")
     text = text[: re.search(r"^End\s*$", text, re.M).end()]
     core = pvl.loads(text)["IsisCube"]["Core"]
@@ -58,7 +68,7 @@ def _dark_from_cube(exposure_ms: int) -> np.ndarray:
 def _davies_positions() -> dict[str, tuple[float, float]]:
     """ID (or name) -> (lat, W lon), sliced at the table's documented bytes."""
     out = {}
-    for line in (SHARED / "reference" / "davies2024_table_a1.txt").read_text("utf-8").splitlines():
+    for line in shared("reference", "davies2024_table_a1.txt").read_text("utf-8").splitlines():
         if not re.match(r"^\s*\d+ ", line) or len(line) < 48:
             continue
         ident = line[6:12].strip() or line[13:36].strip()
@@ -163,7 +173,7 @@ def test_edr_and_rdr_agree_through_the_published_factor(pj57_small):
 
 def test_orbit_number_from_apojove_bounded_orbits(pj57_small):
     root, _ = pj57_small
-    with (SHARED / "reference" / "perijoves.csv").open() as fh:
+    with shared("reference", "perijoves.csv").open() as fh:
         pj57 = next(r["perijove_utc"] for r in csv.DictReader(fh) if r["pj"] == "57")
     t_pj = datetime.fromisoformat(pj57)
     for lbl in _labels(root, "RDR"):
