@@ -98,9 +98,8 @@ def background_model(img: np.ndarray, shading: np.ndarray | None, *, valid: np.n
         if far.any() and (~far).any():
             idx = ndi.distance_transform_edt(far, return_distances=False, return_indices=True)
             r = r[tuple(idx)]
-        sky_level = bg if (valid & dark).any() else 0.0
-        bg = sky_level * (1 - np.clip(shading / max(shading.max(), 1e-12), 0, 1) * 0) + \
-            np.nan_to_num(r) * shading
+        # lit disc: sky/night level plus albedo field x predicted shading
+        bg = bg + np.nan_to_num(r) * shading
     return bg
 
 

@@ -289,37 +289,27 @@ class Store:
     def size(self, key: str) -> int:
         return int(self.fs.size(self.path(key)))
 
+    def _walk(self, prefix: str) -> list[str]:
+        """Keys (temp objects included) under the folder of ``prefix``."""
+        base = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
+        start = f"{self.root}/{base}" if base else self.root
+        self._fresh(start)
+        try:
+            found = self.fs.find(start)
+        except FileNotFoundError:
+            return []
+        return [rel for p in found if (rel := self._rel(p)) is not None]
+
     def list(self, prefix: str = "") -> list[str]:
         """Sorted keys starting with ``prefix`` (a plain string prefix), temp objects excluded."""
         if prefix.startswith("/") or ".." in prefix.split("/"):
             raise ValueError(f"bad prefix {prefix!r}")
-        base = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
-        start = f"{self.root}/{base}" if base else self.root
-        self._fresh(start)
-        try:
-            found = self.fs.find(start)
-        except FileNotFoundError:
-            return []
-        keys = []
-        for p in found:
-            rel = self._rel(p)
-            if rel is not None and rel.startswith(prefix) and not is_temp_key(rel):
-                keys.append(rel)
-        return sorted(keys)
+        return sorted(k for k in self._walk(prefix)
+                      if k.startswith(prefix) and not is_temp_key(k))
 
     def list_temp(self, prefix: str = "") -> list[str]:
         """Temporary objects left by interrupted writes (under ``prefix``)."""
-        base = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
-        start = f"{self.root}/{base}" if base else self.root
-        self._fresh(start)
-        try:
-            found = self.fs.find(start)
-        except FileNotFoundError:
-            return []
-        return sorted(
-            rel for p in found
-            if (rel := self._rel(p)) is not None and rel.startswith(prefix) and is_temp_key(rel)
-        )
+        return sorted(k for k in self._walk(prefix) if k.startswith(prefix) and is_temp_key(k))
 
     def clean_temp(self, prefix: str = "", *, older_than: float = 3600.0) -> int:
         """Delete temporary objects older than ``older_than`` seconds; returns how many.
