@@ -44,6 +44,9 @@ N_LINES_BAND = 128
 CENTER_LINE = 127.5
 CENTER_SAMPLE = 215.5
 ADC_FULL_SCALE_DN = 16383
+#: raw DN above which the detector response is non-linear (Mura et al. 2024, sec. 2.1,
+#: as applied by css.earth's Io README: samples >= 10,000 DN withheld)
+NONLINEAR_DN = 10000
 
 # --- bands ----------------------------------------------------------------
 #: published band widths used by the radiance -> power relation (um)
