@@ -7,13 +7,19 @@ import json
 
 from flows.params import Sources, Thresholds
 from iovolc.settings import Settings, load_settings
-from iovolc.store import Store
+from iovolc.store import Store, check_store_url
 
 
 def settings_for(sources: Sources) -> Settings:
-    """One settings object: flow parameter > environment > config file > default."""
-    return load_settings(archive_url=sources.archive_url, kernels_url=sources.kernels_url,
-                         store_url=sources.store_url, s3_endpoint_url=sources.s3_endpoint_url)
+    """One settings object: flow parameter > environment > config file > default.
+
+    A store URL that cannot work is refused here, before any work (ValueError:
+    never retried).
+    """
+    settings = load_settings(archive_url=sources.archive_url, kernels_url=sources.kernels_url,
+                             store_url=sources.store_url, s3_endpoint_url=sources.s3_endpoint_url)
+    check_store_url(settings.store_url)
+    return settings
 
 
 def config_hash(thresholds: Thresholds | None = None, **extra) -> str:

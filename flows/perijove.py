@@ -33,21 +33,23 @@ def qa_report(params: PerijoveParams, ing: dict, cal: dict, ext: dict, pub: dict
     settings = settings_for(params.sources)
     store = Store.from_settings(settings)
     lines = [f"# QA summary: PJ {', '.join(map(str, params.perijoves))}", "",
-             "| perijove | frames ingested | frames calibrated | registered | detections |",
-             "|---|---|---|---|---|"]
+             "| perijove | frames ingested | calibrated | Io in view | pointing: limb / "
+             "constellation / pass / none | detections |", "|---|---|---|---|---|---|"]
     for pj in params.perijoves:
         mkey = object_key("manifest", stage="ingest", perijove=pj)
         n_in = len(store.get_json(mkey)) if store.exists(mkey) else 0
-        n_reg = n_cal = n_det = 0
-        ckey = object_key("manifest", stage="calibrate", perijove=pj)
-        for g in (store.get_json(ckey) if store.exists(ckey) else []):
-            fr = store.get_parquet(g["frames_key"])
-            n_cal += len(fr)
-            n_reg += int(fr["registered"].sum())
-        ekey = object_key("manifest", stage="extract", perijove=pj)
-        for k in (store.get_json(ekey) if store.exists(ekey) else []):
-            n_det += len(store.get_parquet(k))
-        lines.append(f"| {pj} | {n_in} | {n_cal} | {n_reg} | {n_det} |")
+        fkey = object_key("result", perijove=pj, filename="frames.parquet")
+        dkey = object_key("result", perijove=pj, filename="detections.parquet")
+        if store.exists(fkey):
+            fr = store.get_parquet(fkey)
+            m = fr["pointing_method"].value_counts()
+            methods = " / ".join(str(int(m.get(k, 0))) for k in
+                                 ("limb", "constellation", "pass", "none"))
+            n_cal, n_view = len(fr), int(fr["io_in_view"].sum())
+            n_det = len(store.get_parquet(dkey)) if store.exists(dkey) else 0
+        else:
+            methods, n_cal, n_view, n_det = "-", 0, 0, 0
+        lines.append(f"| {pj} | {n_in} | {n_cal} | {n_view} | {methods} | {n_det} |")
     q = ing.get("quarantined", [])
     lines += ["", f"Quarantined at ingestion: **{len(q)}**"]
     lines += [f"- `{r['product_id']}`: {r['reason']}" for r in q[:50]]

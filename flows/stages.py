@@ -63,7 +63,7 @@ def ingest_downlink(params: IngestParams = IngestParams()) -> dict:
 
 @flow(name="calibrate", log_prints=True)
 def calibrate(params: PerijoveParams = PerijoveParams()) -> dict:
-    """Radiance, cleaning, registration and per-pixel geometry (FITS + backplanes)."""
+    """Radiance, cleaning, each frame's limb fit, and the pass's pointing solution."""
     settings = settings_for(params.sources)
     store = Store.from_settings(settings)
     chash = config_hash(params.thresholds)
@@ -78,16 +78,23 @@ def calibrate(params: PerijoveParams = PerijoveParams()) -> dict:
                 .submit(settings, pj, batch, chash, params.force)
                 for batch in pack(groups, max_frames=params.frames_per_task)]
         wait(futs)
-        done = [g for f in futs for g in f.result()]
+        done = sorted((g for f in futs for g in f.result()), key=lambda g: g["group_id"])
+        if not done:
+            summary[pj] = {"groups": 0, "frames": 0, "note": "every product quarantined"}
+            continue
+        pointing = _opts(t.solve_pass, settings).with_options(refresh_cache=params.force)(
+            settings, pj, [g["frames_key"] for g in done], chash)
         store.put_json(object_key("manifest", stage="calibrate", perijove=pj),
-                       sorted(done, key=lambda g: g["group_id"]), overwrite=True)
-        summary[pj] = {"groups": len(done), "frames": sum(len(g["fits_keys"]) for g in done)}
+                       {"groups": done, **pointing}, overwrite=True)
+        summary[pj] = {"groups": len(done), "frames": sum(len(g["fits_keys"]) for g in done),
+                       "pointing": pointing["methods"]}
     return summary
 
 
 @flow(name="extract-hotspots", log_prints=True)
 def extract_hotspots(params: PerijoveParams = PerijoveParams()) -> dict:
-    """Thermal anomalies per frame: positions, radiance, power, quality flags."""
+    """Each frame on its pass's pointing: geometry, hotspots (positions, radiance, power,
+    flags); then the pass's night-side frames refined by their hotspot constellations."""
     settings = settings_for(params.sources)
     store = Store.from_settings(settings)
     chash = config_hash(params.thresholds)
@@ -98,15 +105,19 @@ def extract_hotspots(params: PerijoveParams = PerijoveParams()) -> dict:
         if not store.exists(mkey):
             summary[pj] = {"detection_tables": 0}
             continue
-        groups = store.get_json(mkey)
+        cal = store.get_json(mkey)
         futs = [_opts(t.extract_groups, settings).with_options(refresh_cache=params.force)
-                .submit(settings, pj, batch, cfg, chash, params.force)
-                for batch in pack(groups, max_frames=params.frames_per_task)]
+                .submit(settings, pj, batch, cal["pointing_key"], cal["pointing_sha256"], cfg,
+                        chash, params.force)
+                for batch in pack(cal["groups"], max_frames=params.frames_per_task)]
         wait(futs)
-        keys = sorted(k for f in futs for k in f.result())
-        store.put_json(object_key("manifest", stage="extract", perijove=pj), keys,
-                       overwrite=True)
-        summary[pj] = {"detection_tables": len(keys)}
+        groups = sorted((g for f in futs for g in f.result()), key=lambda g: g["group_id"])
+        final = _opts(t.finish_pass, settings).with_options(refresh_cache=params.force)(
+            settings, pj, groups, cfg, chash)
+        store.put_json(object_key("manifest", stage="extract", perijove=pj),
+                       {"groups": groups, **final}, overwrite=True)
+        summary[pj] = {"detection_tables": len(groups),
+                       "constellation_frames": final.get("constellation_frames", 0)}
     return summary
 
 

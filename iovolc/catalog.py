@@ -113,6 +113,8 @@ CLUSTER_COLUMNS: tuple[str, ...] = (
     "peak_radiance_w_m2_sr",
     "power_gw_per_um",
     "power_gw_per_um_l",
+    "power_rel_err_m",
+    "power_rel_err_l",
     "m_saturated_only",
     "l_saturated_only",
     "max_snr",
@@ -179,6 +181,12 @@ CATALOG_COLUMNS: dict[str, tuple[str | None, str]] = {
     "position_uncertainty_km_pj": ("km", "1-sigma uncertainty of this perijove's position"),
     "n_frames": (None, "Number of distinct frames (products) merged into this row"),
     "bands": (None, "JIRAM bands with detections in this row: 'L', 'M' or 'LM'"),
+    "power_gw_lo": ("GW", "Lower end of the ~90 % interval of power_gw (band power +-1.645 "
+                          "sigma over the temperature interval)"),
+    "power_gw_hi": ("GW", "Upper end of that interval (inf for a lower limit)"),
+    "temperature_k_lo": ("K", "Lower end of the temperature interval: from the L/M ratio's "
+                              "error (T_FROM_LM), else the plausible range"),
+    "temperature_k_hi": ("K", "Upper end of the temperature interval"),
 }
 
 #: hotspot summary (one row per hotspot): column -> (unit, description)
@@ -298,9 +306,22 @@ def _require(df: pd.DataFrame, columns, what: str) -> None:
 REGISTRATION_FLOOR_PX = 0.05
 
 
+def _detection_sigma_km(det: pd.DataFrame) -> np.ndarray:
+    """1-sigma position error of each detection (km): the extraction's
+    ``position_sigma_km`` (centroid + pointing, foreshortened) where given, else
+    centroid ~1/SNR px and the registration floor, times the pixel scale."""
+    if "position_sigma_km" in det:
+        sig = det["position_sigma_km"].to_numpy(float)
+        if np.all(np.isfinite(sig) & (sig > 0)):
+            return sig
+    w = _detection_weights(det["snr"].to_numpy(float), det["pixel_scale_km"].to_numpy(float),
+                           det["emission_deg"].to_numpy(float))
+    return 1.0 / np.sqrt(w)
+
+
 def _detection_weights(snr: np.ndarray, pixel_scale_km: np.ndarray,
                        emission_deg: np.ndarray | None = None) -> np.ndarray:
-    """Inverse variance of a detection's surface position (1/km^2).
+    """Inverse variance of a detection's surface position (1/km^2), without pointing info.
 
     Centroid error ~ 1/SNR px (PSF sigma 0.7 px) and a registration floor of
     REGISTRATION_FLOOR_PX, in quadrature, times the pixel scale, stretched by
@@ -373,6 +394,25 @@ def _band_power(power: np.ndarray, saturated: np.ndarray) -> tuple[float, bool]:
     return float(np.median(power)), True
 
 
+#: calibration floor of a band power's relative error (absolute radiometry)
+POWER_CAL_REL_ERR = 0.05
+
+
+def _band_rel_err(power: np.ndarray, snr: np.ndarray) -> float:
+    """Relative 1-sigma error of a band's median power: noise ~ 1/SNR, the scatter
+    of the detections / sqrt(n), and a calibration floor; NaN if the band has none."""
+    keep = np.isfinite(power) & (power > 0)
+    if not keep.any():
+        return float("nan")
+    p, s = power[keep], snr[keep]
+    noise = 1.0 / max(float(np.nanmax(s)) if np.any(np.isfinite(s)) else 1.0, 1.0)
+    scatter = 0.0
+    if p.size > 1:
+        scatter = 1.4826 * float(np.median(np.abs(p - np.median(p)))) / float(np.median(p))
+        scatter /= np.sqrt(p.size)
+    return float(np.sqrt(noise**2 + scatter**2 + POWER_CAL_REL_ERR**2))
+
+
 def _empty(columns) -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
 
@@ -429,9 +469,11 @@ def merge_detections(
     xyz = _unit_xyz(lat, lon)
     snr = det["snr"].to_numpy(dtype=float)
     emission = det["emission_deg"].to_numpy(dtype=float)
-    weight = _detection_weights(snr, scale, emission)
+    sigma_km = _detection_sigma_km(det)
+    weight = 1.0 / sigma_km**2
     flags = det["flags"].to_numpy(dtype=np.int64)
-    saturated = (flags & Flag.SATURATED) != 0
+    # saturated or beyond the linear range: the measured radiance is a lower bound
+    saturated = (flags & int(Flag.SATURATED | Flag.NONLINEAR)) != 0
     power = det["power_gw_per_um"].to_numpy(dtype=float)
     peak = det["peak_radiance_w_m2_sr"].to_numpy(dtype=float)
     et = det["et_mid"].to_numpy(dtype=float)
@@ -451,21 +493,26 @@ def merge_detections(
             m = m[np.lexsort((m, et[m]))]  # chronological members
             centre = _weighted_centre(xyz[m], weight[m])
             c_lat, c_lon = _latlon(centre)
-            unc = _position_uncertainty_km(xyz[m], weight[m], centre, POSITION_SIGMA_PX * scale[m])
+            unc = _position_uncertainty_km(xyz[m], weight[m], centre, sigma_km[m])
             is_m = bands[m] == "M"
             is_l = bands[m] == "L"
             p_m, m_sat_only = _band_power(power[m][is_m], saturated[m][is_m])
             p_l, l_sat_only = _band_power(power[m][is_l], saturated[m][is_l])
+            err_m = _band_rel_err(power[m][is_m], snr[m][is_m])
+            err_l = _band_rel_err(power[m][is_l], snr[m][is_l])
             n_frames = len(set(product[m]))
             max_snr = float(np.nanmax(snr[m])) if np.any(np.isfinite(snr[m])) else float("nan")
             f = Flag(0)
-            if np.any(saturated[m]):
+            if np.any(flags[m] & Flag.SATURATED):
                 f |= Flag.SATURATED
+            if np.any(flags[m] & Flag.NONLINEAR):
+                f |= Flag.NONLINEAR
             if n_frames == 1 or not (max_snr >= CONFIDENT_SNR):
                 f |= Flag.LOW_CONFIDENCE
             if np.all(emission[m] > HIGH_EMISSION_DEG):
                 f |= Flag.HIGH_EMISSION
-            for every in (Flag.NEAR_LIMB, Flag.UNREGISTERED, Flag.FRAME_EDGE):
+            for every in (Flag.NEAR_LIMB, Flag.UNREGISTERED, Flag.FRAME_EDGE,
+                          Flag.POINTING_PASS, Flag.POINTING_CONSTELLATION):
                 if np.all(flags[m] & every):
                     f |= every
             if m_sat_only or (not np.any(is_m) and l_sat_only):
@@ -486,6 +533,8 @@ def merge_detections(
                     else float("nan"),
                     "power_gw_per_um": p_m,
                     "power_gw_per_um_l": p_l,
+                    "power_rel_err_m": err_m,
+                    "power_rel_err_l": err_l,
                     "m_saturated_only": m_sat_only,
                     "l_saturated_only": l_sat_only,
                     "max_snr": max_snr,
@@ -587,10 +636,42 @@ def cross_match(
 # --- 3. temperature and power ------------------------------------------------
 
 
+#: plausible colour temperatures of Io's hotspots (K), for the power interval of rows
+#: whose temperature is not measured. Davies et al. (2024) Table A1 JIRAM-derived
+#: temperatures span 286-1035 K; basaltic lava erupts at ~1450 K and a source
+#: cooler than ~250 K is too faint at 4.8 um for JIRAM. docs/decisions.md.
+PLAUSIBLE_TEMPERATURE_K = (250.0, 1500.0)
+#: the power interval is a ~90 % interval: +-1.645 sigma of the measured band powers
+INTERVAL_Z = 1.645
+_T_GRID_K = np.geomspace(150.0, 2000.0, 2001)
+
+
+def _total_per_spectral(band: str, t_k) -> np.ndarray:
+    """Total power per unit spectral power in ``band`` (GW per GW/um) at temperature(s)."""
+    t = np.asarray(t_k, dtype=float)
+    return np.asarray(physics.total_power_gw(temperature_k=t, area_km2=1.0), float) / \
+        np.asarray(physics.spectral_power_gw_per_um(band, temperature_k=t, area_km2=1.0), float)
+
+
+def _range_factor(band: str, t_lo, t_hi) -> tuple[np.ndarray, np.ndarray]:
+    """min and max of :func:`_total_per_spectral` over [t_lo, t_hi] (per row)."""
+    k = _total_per_spectral(band, _T_GRID_K)
+    lo, hi = np.asarray(t_lo, float), np.asarray(t_hi, float)
+    inside = (_T_GRID_K[None, :] >= lo[:, None]) & (_T_GRID_K[None, :] <= hi[:, None])
+    kk = np.where(inside, k[None, :], np.nan)
+    with np.errstate(invalid="ignore"):
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return np.nanmin(kk, axis=1), np.nanmax(kk, axis=1)
+
+
 def derive_power(
-    clusters: pd.DataFrame, *, default_temperature_k: float = DEFAULT_TEMPERATURE_K
+    clusters: pd.DataFrame, *, default_temperature_k: float = DEFAULT_TEMPERATURE_K,
+    plausible_temperature_k: tuple[float, float] = PLAUSIBLE_TEMPERATURE_K,
 ) -> pd.DataFrame:
-    """Temperature, emitting area and total power of each cluster.
+    """Temperature, emitting area and total power of each cluster, with intervals.
 
     Temperature, in order of preference:
 
@@ -598,15 +679,18 @@ def derive_power(
        neither is saturated-only: ``r = (P_L * DLAMBDA_L) / (P_M * DLAMBDA_M)``
        (the band-radiance ratio; geometry cancels) ->
        :func:`iovolc.physics.temperature_from_lm_ratio` (NaN outside
-       150-2000 K, then fall through);
+       150-2000 K, then fall through); its interval from the ratio's error;
     2. the matched reference source's temperature, column ``ref_temperature_k``
        if present and finite (T_FROM_REFERENCE);
     3. ``default_temperature_k`` (T_ASSUMED; see :data:`DEFAULT_TEMPERATURE_K`).
 
-    Then ``area_km2 = P_M / spectral_power_gw_per_um('M', T, 1 km2)`` (L band
-    if the cluster has no M detection) and ``power_gw = sigma T^4 area``.
-    Returns a copy with ``temperature_k``, ``area_km2``, ``power_gw`` and the
-    T_* flags replaced.
+    For 2 and 3 the temperature is not measured: its interval is the
+    plausible range (:data:`PLAUSIBLE_TEMPERATURE_K`). Then ``area_km2 = P_M /
+    spectral_power_gw_per_um('M', T, 1 km2)`` (L band if the cluster has no M
+    detection), ``power_gw = sigma T^4 area``, and ``power_gw_lo``/``_hi`` the
+    range of ``sigma T^4 area`` over the temperature interval with the band
+    power at +-1.645 sigma (~90 %); ``power_gw_hi`` is infinite for a lower
+    limit (POWER_LOWER_LIMIT). Returns a copy with these columns and the T_* flags.
     """
     _require(clusters, ("power_gw_per_um", "power_gw_per_um_l", "flags"), "cluster table")
     out = clusters.copy()
@@ -617,6 +701,10 @@ def derive_power(
              else np.zeros(n, bool))
     l_sat = (out["l_saturated_only"].to_numpy(bool) if "l_saturated_only" in out
              else np.zeros(n, bool))
+    err_m = (out["power_rel_err_m"].to_numpy(float) if "power_rel_err_m" in out
+             else np.full(n, POWER_CAL_REL_ERR))
+    err_l = (out["power_rel_err_l"].to_numpy(float) if "power_rel_err_l" in out
+             else np.full(n, POWER_CAL_REL_ERR))
     lm_ok = (np.isfinite(p_m) & np.isfinite(p_l) & (p_m > 0) & (p_l > 0) & ~m_sat & ~l_sat)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = (p_l * jiram.DLAMBDA_UM["L"]) / (p_m * jiram.DLAMBDA_UM["M"])
@@ -631,17 +719,41 @@ def derive_power(
     flags = np.where(use_lm, flags | np.int64(Flag.T_FROM_LM), flags)
     flags = np.where(use_ref, flags | np.int64(Flag.T_FROM_REFERENCE), flags)
     flags = np.where(~use_lm & ~use_ref, flags | np.int64(Flag.T_ASSUMED), flags)
+    # temperature interval: from the ratio's error, else the plausible range
+    t_min, t_max = plausible_temperature_k
+    rel_ratio = np.hypot(np.nan_to_num(err_m, nan=1.0), np.nan_to_num(err_l, nan=1.0))
+    with np.errstate(invalid="ignore", over="ignore"):
+        t_lo_lm = np.asarray(physics.temperature_from_lm_ratio(
+            ratio * np.exp(-INTERVAL_Z * rel_ratio)), float).reshape(n)
+        t_hi_lm = np.asarray(physics.temperature_from_lm_ratio(
+            ratio * np.exp(INTERVAL_Z * rel_ratio)), float).reshape(n)
+    t_lo = np.where(use_lm, np.where(np.isfinite(t_lo_lm), t_lo_lm, t_min), t_min)
+    t_hi = np.where(use_lm, np.where(np.isfinite(t_hi_lm), t_hi_lm, t_max), t_max)
+    t_lo, t_hi = np.minimum(t_lo, temperature), np.maximum(t_hi, temperature)
+    use_m = np.isfinite(p_m)
     per_km2_m = np.asarray(physics.spectral_power_gw_per_um("M", temperature_k=temperature,
                                                             area_km2=1.0), float)
     per_km2_l = np.asarray(physics.spectral_power_gw_per_um("L", temperature_k=temperature,
                                                             area_km2=1.0), float)
     with np.errstate(divide="ignore", invalid="ignore"):
-        area = np.where(np.isfinite(p_m), p_m / per_km2_m, p_l / per_km2_l)
+        area = np.where(use_m, p_m / per_km2_m, p_l / per_km2_l)
     area = np.where(np.isfinite(area), area, np.nan)
+    power = np.asarray(physics.total_power_gw(temperature_k=temperature, area_km2=area), float)
+    k_lo_m, k_hi_m = _range_factor("M", t_lo, t_hi)
+    k_lo_l, k_hi_l = _range_factor("L", t_lo, t_hi)
+    p_band = np.where(use_m, p_m, p_l)
+    rel = np.nan_to_num(np.where(use_m, err_m, err_l), nan=POWER_CAL_REL_ERR)
+    lower_limit = (flags & int(Flag.POWER_LOWER_LIMIT)) != 0
+    p_lo = p_band * np.clip(1.0 - INTERVAL_Z * rel, 0.05, None) * np.where(use_m, k_lo_m, k_lo_l)
+    p_hi = np.where(lower_limit, np.inf,
+                    p_band * (1.0 + INTERVAL_Z * rel) * np.where(use_m, k_hi_m, k_hi_l))
     out["temperature_k"] = temperature.astype(float)
+    out["temperature_k_lo"] = t_lo.astype(float)
+    out["temperature_k_hi"] = t_hi.astype(float)
     out["area_km2"] = area.astype(float)
-    out["power_gw"] = np.asarray(physics.total_power_gw(temperature_k=temperature,
-                                                        area_km2=area), float)
+    out["power_gw"] = power
+    out["power_gw_lo"] = np.minimum(p_lo, power)
+    out["power_gw_hi"] = np.maximum(p_hi, power)
     out["flags"] = flags.astype(np.int64)
     return out
 
@@ -826,6 +938,10 @@ def link_perijoves(
                     "position_uncertainty_km_pj": r["position_uncertainty_km"],
                     "n_frames": r["n_frames"],
                     "bands": r["bands"],
+                    "power_gw_lo": r["power_gw_lo"],
+                    "power_gw_hi": r["power_gw_hi"],
+                    "temperature_k_lo": r["temperature_k_lo"],
+                    "temperature_k_hi": r["temperature_k_hi"],
                 }
             )
     out = pd.DataFrame(rows, columns=list(CATALOG_COLUMNS))

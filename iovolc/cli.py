@@ -1,28 +1,43 @@
-"""Command line: ``iovolc <subcommand>``.
+"""iovolc: Juno JIRAM downlink -> Io volcanic hotspot catalog.
 
-``iovolc simulate`` writes a simulated Juno JIRAM downlink (PDS3 archive,
-SPICE kernel tree, truth). Later stages add ``run`` and ``demo``.
+  iovolc demo      simulate a PJ57 downlink, run the four stages, score against the truth
+  iovolc run       run the four stages on an archive (Prefect local mode, no server needed)
+  iovolc simulate  write a simulated JIRAM downlink (PDS3 archive, SPICE kernels, truth)
+
+Settings resolve argument > environment (IOVOLC_ARCHIVE_URL, IOVOLC_KERNELS_URL,
+IOVOLC_STORE_URL, IOVOLC_S3_ENDPOINT_URL, ...) > iovolc.toml > default.
+Errors are one line on stderr (exit 2: bad usage, 1: failure); --debug shows the traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import time
 from pathlib import Path
+
+
+class UsageError(Exception):
+    """A request that cannot be run as given (exit code 2)."""
 
 
 def _perijove_list(text: str) -> list[int]:
     """'57' -> [57]; '55-58' -> [55, 56, 57, 58]; '57,58' -> [57, 58]."""
     out: list[int] = []
-    for part in text.split(","):
-        part = part.strip()
-        if "-" in part:
-            a, b = (int(x) for x in part.split("-", 1))
-            out.extend(range(a, b + 1))
-        elif part:
-            out.append(int(part))
-    if not out:
-        raise argparse.ArgumentTypeError(f"no perijove in {text!r}")
+    try:
+        for part in text.split(","):
+            part = part.strip()
+            if "-" in part:
+                a, b = (int(x) for x in part.split("-", 1))
+                out.extend(range(a, b + 1))
+            elif part:
+                out.append(int(part))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"perijoves must look like 57, 57,58 or 55-58, "
+                                         f"not {text!r}") from None
+    if not out or any(not 0 <= p <= 120 for p in out):
+        raise argparse.ArgumentTypeError(f"no perijove in 0..120 in {text!r}")
     return out
 
 
@@ -34,7 +49,8 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     fpp = args.frames_per_pass
     if args.mission and fpp is None:
         fpp = MISSION_FRAMES_PER_PASS
-    scenario = scenario_for(perijoves, seed=args.seed, night=args.night, frames_per_pass=fpp)
+    scenario = scenario_for(perijoves, seed=args.seed, night=args.night, frames_per_pass=fpp,
+                            **_scenario_options(args))
     products = tuple(p.strip().upper() for p in args.products.split(","))
 
     def progress(pj: int, n: int) -> None:
@@ -45,10 +61,21 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
                  progress=progress, workers=args.workers)
     print(f"archive : {s.archive}  ({s.n_volumes} PDS3 volumes, {s.n_products} products)")
     print(f"kernels : {s.kernels}")
-    print(f"truth   : {s.truth}  ({s.n_sources_visible} catalog sources visible, "
+    print(f"truth   : {s.truth}  ({s.n_sources_visible} sources visible, "
           f"{s.n_radiation_hits} radiation hits)")
     print(f"frames  : {s.n_frames} in {s.elapsed_s:.1f} s ({s.frames_per_s:.1f} frames/s)")
     return 0
+
+
+def _scenario_options(args: argparse.Namespace) -> dict:
+    opts = {}
+    if getattr(args, "pointing_offset_deg", None) is not None:
+        opts["pointing_offset_deg"] = args.pointing_offset_deg
+    if getattr(args, "eruption_perijove", None) is not None:
+        opts["eruption_perijove"] = args.eruption_perijove
+    if getattr(args, "variability_dex", None) is not None:
+        opts["variability_dex"] = args.variability_dex
+    return opts
 
 
 def _bar(done: int, total: int, width: int = 24) -> str:
@@ -56,11 +83,46 @@ def _bar(done: int, total: int, width: int = 24) -> str:
     return "[" + "#" * n + "-" * (width - n) + f"] {done}/{total}"
 
 
-def _run_pipeline(*, archive: str, kernels: str, store: str, perijoves: list[int],
-                  force: bool = False, s3_endpoint: str | None = None) -> dict:
-    """The four stage flows per perijove (Prefect local mode), with progress."""
-    import os
+def _check_request(settings, perijoves: list[int]) -> None:
+    """Refuse, before any work, what cannot run: missing or bad URLs, no data for the PJs."""
+    from iovolc.pds3 import ProductError
+    from iovolc.pds3_index import list_volumes, volume_orbit
+    from iovolc.store import check_store_url
 
+    for name in ("archive_url", "kernels_url"):
+        if not getattr(settings, name):
+            flag = "--" + name.split("_")[0]
+            raise UsageError(f"no {name.split('_')[0]} given: use {flag} or set "
+                             f"IOVOLC_{name.upper()} (or {name} in iovolc.toml)")
+    check_store_url(settings.store_url)
+    fs, _ = settings.fs(settings.archive_url)
+    try:
+        vols = list_volumes(settings.archive_url, fs=fs)
+    except ProductError as exc:
+        raise UsageError(str(exc)) from None
+    orbits = sorted({volume_orbit(v) for v in vols})
+    missing = [p for p in perijoves if p not in orbits]
+    if missing and len(missing) == len(perijoves):
+        held = _ranges(orbits) if orbits else "no JIRAM volume (JNOJIR_1nnn/JNOJIR_2nnn)"
+        raise UsageError(f"the archive holds no volume for PJ {_ranges(missing)}; it holds "
+                         f"orbits {held}")
+
+
+def _ranges(nums: list[int]) -> str:
+    out, start = [], None
+    for i, n in enumerate(nums):
+        if start is None:
+            start = n
+        if i + 1 == len(nums) or nums[i + 1] != n + 1:
+            out.append(f"{start}" if start == n else f"{start}-{n}")
+            start = None
+    return ",".join(out)
+
+
+def _run_pipeline(*, archive: str | None, kernels: str | None, store: str | None,
+                  perijoves: list[int], force: bool = False, s3_endpoint: str | None = None,
+                  quiet: bool = False) -> dict:
+    """The four stage flows per perijove (Prefect local mode), with progress."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     from flows.common import settings_for
     from flows.params import IngestParams, PerijoveParams, Sources
@@ -70,48 +132,75 @@ def _run_pipeline(*, archive: str, kernels: str, store: str, perijoves: list[int
 
     sources = Sources(archive_url=archive, kernels_url=kernels, store_url=store,
                       s3_endpoint_url=s3_endpoint)
+    settings = settings_for(sources)  # argument > environment > iovolc.toml > default
+    _check_request(settings, perijoves)
+    sources = Sources(archive_url=settings.archive_url, kernels_url=settings.kernels_url,
+                      store_url=settings.store_url, s3_endpoint_url=settings.s3_endpoint_url)
     steps = len(perijoves) * 3 + 1
-    settings = settings_for(sources)  # IOVOLC_DASK_ADDRESS picks a Dask runner
-    calibrate = with_runner(calibrate, settings)
-    extract_hotspots = with_runner(extract_hotspots, settings)
+    cal_flow = with_runner(calibrate, settings)
+    ext_flow = with_runner(extract_hotspots, settings)
     done = 0
-    out = {}
+    out: dict = {}
 
     def tick(what: str) -> None:
         nonlocal done
         done += 1
-        print(f"{_bar(done, steps)} {what}", file=sys.stderr, flush=True)
+        if not quiet:
+            print(f"{_bar(done, steps)} {what}", file=sys.stderr, flush=True)
 
-    ing_all = {"quarantined": []}
+    ing_all: dict = {"quarantined": [], "ingested": 0}
     for pj in perijoves:
         params = PerijoveParams(perijoves=[pj], sources=sources, force=force)
         ing = ingest_downlink(IngestParams(perijoves=[pj], sources=sources, force=force))
         ing_all["quarantined"] += ing["quarantined"]
+        ing_all["ingested"] += ing["ingested"]
         tick(f"PJ{pj} ingested {ing['ingested']} products, quarantined {len(ing['quarantined'])}")
-        cal = calibrate(params)
-        tick(f"PJ{pj} calibrated {cal[pj].get('frames', 0)} frames")
-        ext = extract_hotspots(params)
-        tick(f"PJ{pj} extracted ({ext[pj].get('detection_tables', 0)} detection tables)")
+        cal = cal_flow(params)
+        tick(f"PJ{pj} calibrated {cal[pj].get('frames', 0)} frames "
+             f"(pointing: {cal[pj].get('pointing', {})})")
+        ext = ext_flow(params)
+        tick(f"PJ{pj} extracted ({ext[pj].get('detection_tables', 0)} detection tables, "
+             f"{ext[pj].get('constellation_frames', 0)} frames by constellation)")
         out[pj] = {"ingest": ing, "calibrate": cal[pj], "extract": ext[pj]}
     pub = publish_catalog(PerijoveParams(perijoves=perijoves, sources=sources))
     tick(f"catalog {pub.get('version')} (changed: {pub.get('changed')}, "
          f"hotspots: {pub.get('n_hotspots')})")
     out["publish"] = pub
+    out["settings"] = settings
     out["qa"] = qa_report(PerijoveParams(perijoves=perijoves, sources=sources), ing_all, {}, {},
                           pub)
     return out
+
+
+def _where(settings, pub: dict) -> list[str]:
+    """Lines saying where the catalog (and its files) are."""
+    from iovolc.store import Store, object_key
+
+    store = Store.from_settings(settings)
+    if not pub.get("version"):
+        return ["catalog : none published (nothing detected)"]
+    latest = store.get_json(object_key("catalog_latest"))
+    lines = [f"catalog : {store.url_for(object_key('catalog_latest'))} ({latest['version']})"]
+    for name in ("map.png", "catalog.html", "hotspots.csv", "catalog.parquet"):
+        if name in latest["files"]:
+            lines.append(f"  {name:16s}{store.url_for(latest['files'][name])}")
+    return lines
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     out = _run_pipeline(archive=args.archive, kernels=args.kernels, store=args.store,
                         perijoves=args.perijove, force=args.force, s3_endpoint=args.s3_endpoint)
     print(out["qa"])
+    ing = sum(v["ingest"]["ingested"] for k, v in out.items() if isinstance(k, int))
+    if ing == 0 and not out["publish"].get("changed"):
+        print("nothing to do: everything in the archive for these perijoves was already "
+              "processed (use --force to redo)")
+    for line in _where(out["settings"], out["publish"]):
+        print(line)
     return 0
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    import time
-
     from iovolc.sim.downlink import simulate
     from iovolc.sim.scenario import scenario_for
 
@@ -120,7 +209,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     sim_dir = out / "downlink"
     if not (sim_dir / "truth" / "frames.csv").exists():
         scenario = scenario_for(args.perijove, seed=args.seed,
-                                frames_per_pass=args.frames_per_pass)
+                                frames_per_pass=args.frames_per_pass, **_scenario_options(args))
         s = simulate(scenario, out_dir=sim_dir, seed=args.seed)
         print(f"simulated {s.n_frames} frames ({s.frames_per_s:.1f} frames/s) into {sim_dir}",
               file=sys.stderr)
@@ -132,10 +221,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     t2 = time.perf_counter()
     print(res["qa"])
     score = compare_with_truth(sim_dir, store)
-    print("comparison with the simulator's truth:")
+    print("comparison with the simulator's truth (counted over every frame with Io in view):")
     for k, v in score.items():
-        print(f"  {k:24s} {v:.3f}" if isinstance(v, float) else f"  {k:24s} {v}")
+        print(f"  {k:38s} {v:.3f}" if isinstance(v, float) else f"  {k:38s} {v}")
     print(f"wall time: simulate {t1 - t0:.1f} s, pipeline {t2 - t1:.1f} s")
+    for line in _where(res["settings"], res["publish"]):
+        print(line)
     return 0
 
 
@@ -143,7 +234,7 @@ def compare_with_truth(sim_dir: Path, store_url: str) -> dict:
     """Score the published catalog against the simulator's truth."""
     import pandas as pd
 
-    from iovolc.pds3 import read_jiram_product
+    from iovolc.reader import read_jiram_product
     from iovolc.settings import load_settings
     from iovolc.sim import evaluate as ev
     from iovolc.store import Store, object_key
@@ -152,19 +243,23 @@ def compare_with_truth(sim_dir: Path, store_url: str) -> dict:
     latest = store.get_json(object_key("catalog_latest"))
     catalog = store.get_parquet(latest["files"]["catalog.parquet"])
     detections = store.get_parquet(latest["files"]["detections.parquet"])
-    frames = pd.concat([store.get_parquet(k) for k in store.list("frames/")], ignore_index=True)
+    frames = pd.concat([store.get_parquet(k) for k in store.list("results/")
+                        if k.endswith("/frames.parquet")], ignore_index=True)
     truth = ev.load_truth(sim_dir)
-    labels = {p.stem: p for p in sim_dir.glob("archive/JNOJIR_2*/DATA/*.LBL")}
+    labels = {p.stem: p for p in sim_dir.glob("archive/JNOJIR_*/DATA/*.LBL")}
     noise = ev.measure_noise(truth, lambda pid: read_jiram_product(labels[pid]).image)
-    detectable = ev.detectable_sources(truth, frames, noise)
-    return ev.score(catalog, detectable, truth, detections=detections)
+    detectable = ev.detectable_sources(truth, noise)
+    return ev.score(catalog, detectable, truth, detections=detections, frames=frames)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="iovolc", description=__doc__.splitlines()[0])
-    sub = p.add_subparsers(dest="command", required=True)
+    p = argparse.ArgumentParser(prog="iovolc", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    sim = sub.add_parser("simulate", help="write a simulated JIRAM downlink (archive, kernels, truth)")
+    sim = sub.add_parser("simulate", help="write a simulated JIRAM downlink (archive, kernels, "
+                                          "truth)")
     sim.add_argument("--perijove", type=_perijove_list, default=[57],
                      help="perijove(s): 57, 57,58 or 55-58 (57/58 are the close flybys)")
     sim.add_argument("--mission", action="store_true",
@@ -177,30 +272,62 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--products", default="EDR,RDR", help="EDR,RDR (default) or one of them")
     sim.add_argument("--workers", type=int, default=1,
                      help="processes for multi-pass scenarios (SPICE runs in processes)")
+    _add_scenario_flags(sim)
     sim.set_defaults(func=_cmd_simulate)
 
     run = sub.add_parser("run", help="run the pipeline flows locally (no server needed)")
-    run.add_argument("--archive", required=True, help="archive root URL (PDS3 volumes)")
-    run.add_argument("--kernels", required=True, help="kernel root URL (NAIF layout)")
-    run.add_argument("--store", required=True, help="object store root URL")
+    run.add_argument("--archive", default=None,
+                     help="archive root URL (PDS3 volumes); default IOVOLC_ARCHIVE_URL")
+    run.add_argument("--kernels", default=None,
+                     help="kernel root URL (NAIF layout); default IOVOLC_KERNELS_URL")
+    run.add_argument("--store", default=None,
+                     help="object store root URL; default IOVOLC_STORE_URL or ./iovolc-store")
     run.add_argument("--perijove", type=_perijove_list, required=True,
                      help="perijove(s): 57, 57,58 or 55-58")
     run.add_argument("--s3-endpoint", default=None, help="S3-compatible endpoint URL")
     run.add_argument("--force", action="store_true", help="re-process existing outputs")
     run.set_defaults(func=_cmd_run)
 
-    demo = sub.add_parser("demo", help="simulate a downlink, run the pipeline, compare with truth")
+    demo = sub.add_parser("demo", help="simulate a downlink, run the pipeline, compare with "
+                                       "truth")
     demo.add_argument("--out", type=Path, default=Path("demo"))
     demo.add_argument("--perijove", type=_perijove_list, default=[57])
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--frames-per-pass", type=int, default=None)
+    _add_scenario_flags(demo)
     demo.set_defaults(func=_cmd_demo)
     return p
 
 
+def _add_scenario_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--pointing-offset-deg", type=float, default=None,
+                   help="force the pass-wide along-spin pointing error (deg, signed)")
+    p.add_argument("--eruption-perijove", type=int, default=None,
+                   help="a giant new eruption appears at this perijove")
+    p.add_argument("--variability-dex", type=float, default=None,
+                   help="per-perijove power variability of the sources (dex)")
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return args.func(args)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except UsageError as exc:
+        if args.debug:
+            raise
+        print(f"iovolc {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"iovolc {args.command}: interrupted", file=sys.stderr)
+        return 1
+    except Exception as exc:  # noqa: BLE001 - the CLI's one-line error boundary
+        if args.debug:
+            raise
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"iovolc {args.command}: {type(exc).__name__}: {text} (--debug for the "
+              "traceback)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -34,7 +34,7 @@ from skimage.segmentation import watershed
 from iovolc import jiram, physics
 from iovolc.flags import Flag
 from iovolc.geometry import FrameState, pixel_geometry
-from iovolc.registration import _shading_canvas
+from iovolc.registration import predicted_shading
 
 K_SIGMA = 5.0
 CONFIDENT_SNR = 8.0
@@ -43,7 +43,8 @@ APERTURE_RADIUS_PX = 3
 DETECTION_COLUMNS = [
     "band", "line", "sample", "lat_deg", "lon_west_deg", "emission_deg", "incidence_deg",
     "range_km", "pixel_scale_km", "peak_radiance_w_m2_sr", "radiance_sum_w_m2_sr",
-    "power_gw_per_um", "snr", "n_pixels", "flags",
+    "power_gw_per_um", "snr", "n_pixels", "flags", "raw_peak_dn", "pointing_method",
+    "pointing_sigma_px", "position_sigma_km",
 ]
 
 
@@ -221,29 +222,36 @@ def extract_frame(
     radiance: np.ndarray,
     state: FrameState,
     *,
-    mode: str,
+    bands: tuple[str, ...],
     exposure_s: float,
-    registered: bool,
+    pointing_method: str,
+    pointing_sigma_px: float,
     saturated: np.ndarray | None = None,
     invalid: np.ndarray | None = None,
+    raw_dn: np.ndarray | None = None,
     config: ExtractionConfig = ExtractionConfig(),
 ) -> pd.DataFrame:
-    """Detections in one calibrated frame (one row each, DETECTION_COLUMNS)."""
+    """Detections in one calibrated frame (one row each, DETECTION_COLUMNS).
+
+    ``radiance``: the frame's image (rows of ``bands`` in order, 128 each);
+    ``state``: its geometry with the final pointing; ``pointing_method`` /
+    ``pointing_sigma_px``: how that pointing was obtained (:mod:`iovolc.pointing`);
+    ``raw_dn``: the raw DN (EDR) or its estimate (RDR), for the non-linearity flag.
+    """
     radiance = np.asarray(radiance, dtype=float)
-    n_rows = radiance.shape[0]
-    row0 = int(jiram.frame_to_detector_line(mode, 0))
     saturated = np.zeros(radiance.shape, bool) if saturated is None else saturated
     valid = np.isfinite(radiance) & ~(np.zeros(radiance.shape, bool) if invalid is None
                                       else invalid)
-    shading = None
-    if registered:
-        shading, _ = _shading_canvas(state, line0=row0, line1=row0 + n_rows, samp0=0,
-                                     samp1=jiram.N_SAMPLES, psf_sigma_px=config.psf_sigma_px)
+    registered = pointing_method != "none"
     rows_out = []
-    for band, sl in jiram.band_rows(mode).items():
+    for band, sl in jiram.band_layout(tuple(bands)).items():
+        cam = state.camera(band)
         img = radiance[sl]
         v = valid[sl]
-        sh = None if shading is None else shading[sl]
+        sh = None
+        if registered:
+            sh, _ = predicted_shading(state, band, line0=0, line1=img.shape[0], samp0=0,
+                                      samp1=img.shape[1], psf_sigma_px=config.psf_sigma_px)
         bg = background_model(np.where(v, img, 0.0), sh, valid=v, size=config.background_size_px)
         resid = np.where(v, img - bg, 0.0)
         sigma = _local_noise(resid, v, config.noise_size_px)
@@ -266,37 +274,42 @@ def extract_frame(
         flux = ndi.sum_labels(resid, labels, idx)
         npix = ndi.sum_labels(np.ones_like(resid), labels, idx).astype(int)
         sat = ndi.maximum(saturated[sl].astype(int), labels, idx) > 0
+        peak_dn = (ndi.maximum(np.asarray(raw_dn[sl], float), labels, idx) if raw_dn is not None
+                   else np.full(pr.size, np.nan))
         # centres: PSF fit for compact unsaturated sources, moments otherwise
         fit_r, fit_s, fit_ok = _psf_fit(resid, pr, ps, sigma_px=config.psf_sigma_px)
         cen = []
         # resolved sources (bright and wider than the PSF) are centred by moments
         extended = ((_second_moment_sigma(resid, pr, ps) > 1.1 * config.psf_sigma_px + 0.25)
                     & (snr_map[pr, ps] > 20))
-        for k, (r, s) in enumerate(zip(pr, ps, strict=True)):
+        for k, (r, c) in enumerate(zip(pr, ps, strict=True)):
             if fit_ok[k] and not sat[k] and not extended[k]:
                 cen.append((fit_r[k], fit_s[k]))
                 continue
             # resolved sources get a window wide enough for their whole blob
             half = 4 if extended[k] else 2
-            c_r, c_s = _centroid(resid, r, s, half=half)
+            c_r, c_s = _centroid(resid, r, c, half=half)
             c_r, c_s = _centroid(resid, int(round(c_r)), int(round(c_s)), half=half)
             cen.append((c_r, c_s))
         cen = np.array(cen)
-        line_det = cen[:, 0] + sl.start + row0
-        geom = pixel_geometry(state, line_det, cen[:, 1])
+        geom = pixel_geometry(state, band, cen[:, 0], cen[:, 1])
         on = geom.on_disc
         if not on.any():
             continue
         # distance to the limb: an off-disc pixel within 2 px of the centroid
-        ring = pixel_geometry(state, line_det[:, None] + np.array([2, -2, 0, 0, 1.4, -1.4, 1.4, -1.4]),
-                              cen[:, 1][:, None] + np.array([0, 0, 2, -2, 1.4, 1.4, -1.4, -1.4]))
+        ring = pixel_geometry(
+            state, band, cen[:, 0][:, None] + np.array([2, -2, 0, 0, 1.4, -1.4, 1.4, -1.4]),
+            cen[:, 1][:, None] + np.array([0, 0, 2, -2, 1.4, 1.4, -1.4, -1.4]))
         near_limb = ~ring.on_disc.all(axis=1)
         power = physics.power_gw_per_um_from_radiance(
-            flux, band=band, range_km=geom.range_km, emission_deg=geom.emission_deg)
+            flux, band=band, range_km=geom.range_km, emission_deg=geom.emission_deg,
+            ifov_rad=cam.ifov_rad)
         for k in np.flatnonzero(on & (flux > 0)):
             f = Flag(0)
             if sat[k]:
                 f |= Flag.SATURATED
+            if np.isfinite(peak_dn[k]) and peak_dn[k] >= jiram.NONLINEAR_DN and not sat[k]:
+                f |= Flag.NONLINEAR
             if near_limb[k]:
                 f |= Flag.NEAR_LIMB
             if geom.emission_deg[k] > config.high_emission_deg:
@@ -304,11 +317,13 @@ def extract_frame(
             snr = float(snr_map[pr[k], ps[k]])
             if snr < config.confident_snr:
                 f |= Flag.LOW_CONFIDENCE
-            if not registered:
-                f |= Flag.UNREGISTERED
+            f |= _POINTING_FLAG.get(pointing_method, Flag(0))
             c_r, c_s = cen[k]
             if c_r < 2 or c_r > img.shape[0] - 3 or c_s < 2 or c_s > img.shape[1] - 3:
                 f |= Flag.FRAME_EDGE
+            # centroid (~PSF sigma / SNR) and pointing, foreshortened
+            sig_px = float(np.hypot(config.psf_sigma_px / max(snr, 1.0), pointing_sigma_px))
+            stretch = 1.0 / np.sqrt(max(np.cos(np.radians(geom.emission_deg[k])), 0.05))
             rows_out.append({
                 "band": band, "line": float(c_r + sl.start), "sample": float(c_s),
                 "lat_deg": float(geom.lat_deg[k]), "lon_west_deg": float(geom.lon_west_deg[k]),
@@ -319,6 +334,13 @@ def extract_frame(
                 "peak_radiance_w_m2_sr": float(resid[pr[k], ps[k]]),
                 "radiance_sum_w_m2_sr": float(flux[k]),
                 "power_gw_per_um": float(power[k]), "snr": snr, "n_pixels": int(npix[k]),
-                "flags": int(f),
+                "flags": int(f), "raw_peak_dn": float(peak_dn[k]),
+                "pointing_method": pointing_method,
+                "pointing_sigma_px": float(pointing_sigma_px),
+                "position_sigma_km": float(sig_px * geom.pixel_scale_km[k] * stretch),
             })
     return pd.DataFrame(rows_out, columns=DETECTION_COLUMNS)
+
+
+_POINTING_FLAG = {"pass": Flag.POINTING_PASS, "constellation": Flag.POINTING_CONSTELLATION,
+                  "none": Flag.UNREGISTERED}

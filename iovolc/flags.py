@@ -60,8 +60,9 @@ class Flag(enum.IntFlag):
     )
     UNREGISTERED = (
         16,
-        "Frame pointing was not corrected by a limb fit: the position carries the "
-        "raw pointing error (up to ~2 deg along the spin).",
+        "No pointing solution for the frame (no frame of its pass registered on Io's "
+        "limb): the position carries the raw pointing error (up to ~10 deg along the spin). "
+        "Never catalogued.",
     )
     FRAME_EDGE = (
         32,
@@ -73,7 +74,8 @@ class Flag(enum.IntFlag):
     )
     T_FROM_REFERENCE = (
         128,
-        "Temperature taken from the matched Davies et al. (2024) source (no usable L/M ratio).",
+        "Temperature taken from the matched Davies et al. (2024) source (no usable L/M ratio); "
+        "the power interval spans the plausible temperature range.",
     )
     T_ASSUMED = (
         256,
@@ -82,12 +84,27 @@ class Flag(enum.IntFlag):
     )
     POWER_LOWER_LIMIT = (
         512,
-        "Every detection the power is based on is saturated: the spectral and total "
-        "powers are lower limits.",
+        "Every detection the power is based on is saturated or non-linear: the spectral and "
+        "total powers are lower limits.",
     )
     NEW_SOURCE = (
         1024,
         "No Davies et al. (2024) source within the matching tolerance: a new (uncatalogued) source.",
+    )
+    NONLINEAR = (
+        2048,
+        "The raw peak exceeds the detector's linear range (~10,000 DN; Mura et al. 2024): "
+        "radiance and power are lower bounds.",
+    )
+    POINTING_PASS = (
+        4096,
+        "The frame's pointing comes from its pass's common offset (it could not register "
+        "alone): position uncertainty includes the pass scatter.",
+    )
+    POINTING_CONSTELLATION = (
+        8192,
+        "The frame's pointing was refined by matching its hotspots to hotspots located in "
+        "limb-registered frames of the same pass (typically a night-side frame).",
     )
 
 

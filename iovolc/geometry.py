@@ -1,52 +1,54 @@
 """Vectorised observation geometry on Io for the JIRAM imager.
 
 SPICE (spiceypy) gives the per-frame state: observer and Io states, Io's
-orientation and its rate, the Sun; numpy does the per-pixel work. The
-aberration model is CSPICE's ``LT+S`` as used by ``sincpt``/``ilumin``:
-light time is solved *per surface point* (target position and orientation
-at ``et - lt``), and the pixel's apparent ray is corrected for stellar
-aberration from the observer's velocity relative to the solar-system
-barycentre.
+orientation and its rate, the Sun, and the instrument attitude
+(``JUNO_JIRAM_I`` -> J2000 from the CK + FK); numpy does the per-pixel work.
+Each band's pixel model is a :class:`iovolc.jiram.BandCamera` read from the
+kernel pool (IK + FK band frames). The aberration model is CSPICE's ``CN+S``
+as used by ``sincpt``/``ilumin``: light time is solved *per surface point*
+(target position and orientation at ``et - lt``), and the pixel's apparent
+ray is corrected for stellar aberration from the observer's velocity
+relative to the solar-system barycentre.
+
+A pointing correction is a rotation of the instrument attitude:
+``true(JUNO_JIRAM_I -> J2000) = recon @ axisar(s, along) @ axisar(c, cross)``
+with ``s`` Juno's spin axis in JUNO_JIRAM_I (from the FK) and
+``c = s x boresight`` (:func:`pointing_correction`). A clock offset of a
+spinning spacecraft is exactly such an ``along`` rotation.
 
 Conventions (docs/decisions.md): planetocentric latitude (deg N), West
 longitude in [0, 360) (Io literature; Davies et al. 2024), angles in degrees,
-distances in km. Pixel coordinates are 0-based pixel centres of the full
-256-line detector (``line_det``) and of the 432 samples; the pinhole camera
-model is the one our IK states: focal-plane ``x = -(line_det - 127.5)``,
-``y = +(sample - 215.5)`` pixel pitches, boresight +Z of JUNO_JIRAM_I.
+distances in km. Pixel coordinates are 0-based pixel centres of one band's
+128-line strip (``line``) and of the 432 samples.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 
 import numpy as np
 import spiceypy
 
 from iovolc import jiram
+from iovolc.jiram import BandCamera
 
 C_KM_S = 299792.458
 
 
-# --- camera model ---------------------------------------------------------
-def pixel_to_camera(line_det, sample, *, ifov_rad: float = jiram.IFOV_RAD) -> np.ndarray:
-    """Unit vectors in JUNO_JIRAM_I for detector pixel coordinates (..., 3)."""
-    line_det = np.asarray(line_det, dtype=float)
-    sample = np.asarray(sample, dtype=float)
-    x = -(line_det - jiram.CENTER_LINE) * ifov_rad
-    y = (sample - jiram.CENTER_SAMPLE) * ifov_rad
-    v = np.stack(np.broadcast_arrays(x, y, np.ones_like(x)), axis=-1)
-    return v / np.linalg.norm(v, axis=-1, keepdims=True)
+def axis_rotation(axis, angle_rad: float) -> np.ndarray:
+    """Matrix rotating vectors by ``angle_rad`` about ``axis`` (right-handed; SPICE ``axisar``)."""
+    a = np.asarray(axis, dtype=float)
+    a = a / np.linalg.norm(a)
+    k = np.array([[0, -a[2], a[1]], [a[2], 0, -a[0]], [-a[1], a[0], 0]])
+    return np.eye(3) + np.sin(angle_rad) * k + (1 - np.cos(angle_rad)) * (k @ k)
 
 
-def camera_to_pixel(vec_cam, *, ifov_rad: float = jiram.IFOV_RAD):
-    """Inverse of :func:`pixel_to_camera`: (line_det, sample); NaN behind."""
-    v = np.asarray(vec_cam, dtype=float)
-    z = v[..., 2]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        x = np.where(z > 0, v[..., 0] / z, np.nan)
-        y = np.where(z > 0, v[..., 1] / z, np.nan)
-    return jiram.CENTER_LINE - x / ifov_rad, jiram.CENTER_SAMPLE + y / ifov_rad
+def pointing_correction(spin_axis_inst, along_rad: float, cross_rad: float) -> np.ndarray:
+    """``axisar(s, along) @ axisar(c, cross)`` in JUNO_JIRAM_I (see the module docstring)."""
+    s = np.asarray(spin_axis_inst, dtype=float)
+    c = np.cross(s, [0.0, 0.0, 1.0])
+    return axis_rotation(s, along_rad) @ axis_rotation(c, cross_rad)
 
 
 # --- aberration -----------------------------------------------------------
@@ -81,7 +83,9 @@ class FrameState:
     ``io_pos``/``io_vel`` are Io's geometric state relative to the observer
     at ``et - lt0`` (J2000), ``rot``/``drot`` the J2000 -> IAU_IO rotation and
     its time derivative there, ``sun_bf`` the Sun as seen from Io's centre
-    (IAU_IO, LT+S) and ``cam_to_j2000`` the camera orientation.
+    (IAU_IO, LT+S), ``inst_to_j2000`` the JUNO_JIRAM_I attitude (corrected
+    or as reconstructed), ``cameras`` the band cameras from the kernel pool
+    and ``spin_axis`` Juno's spin axis in JUNO_JIRAM_I.
     """
 
     et: float
@@ -95,17 +99,19 @@ class FrameState:
     #: d(sun_bf)/dt (km/s; mostly Io's rotation), for per-point light time
     sun_bf_rate: np.ndarray
     radii_km: np.ndarray
-    cam_to_j2000: np.ndarray
+    inst_to_j2000: np.ndarray
+    cameras: Mapping[str, BandCamera]
+    spin_axis: np.ndarray
 
     @classmethod
     def from_spice(
         cls,
         et: float,
         *,
-        cam_to_j2000: np.ndarray | None = None,
+        bands: tuple[str, ...] = jiram.BAND_ORDER,
+        inst_to_j2000: np.ndarray | None = None,
         observer: str = "JUNO",
         target: str = "IO",
-        camera_frame: str = jiram.FRAME_JIRAM_I,
     ) -> FrameState:
         """Query the loaded kernel pool (the caller holds a KernelSet)."""
         obs = spiceypy.spkssb(spiceypy.bods2c(observer), et, "J2000")
@@ -114,8 +120,8 @@ class FrameState:
         xf = np.array(spiceypy.sxform("J2000", f"IAU_{target}", et - lt0))
         sun_st, _ = spiceypy.spkezr("SUN", et - lt0, f"IAU_{target}", "LT+S", target)
         radii = np.array(spiceypy.bodvrd(target, "RADII", 3)[1])
-        if cam_to_j2000 is None:
-            cam_to_j2000 = np.array(spiceypy.pxform(camera_frame, "J2000", et))
+        if inst_to_j2000 is None:
+            inst_to_j2000 = np.array(spiceypy.pxform(jiram.FRAME_JIRAM_I, "J2000", et))
         return cls(
             et=float(et),
             lt0=float(lt0),
@@ -127,19 +133,37 @@ class FrameState:
             sun_bf=np.array(sun_st[:3]),
             sun_bf_rate=np.array(sun_st[3:]),
             radii_km=radii,
-            cam_to_j2000=np.asarray(cam_to_j2000, dtype=float),
+            inst_to_j2000=np.asarray(inst_to_j2000, dtype=float),
+            cameras={b: jiram.band_camera(b) for b in bands},
+            spin_axis=jiram.spin_axis_instrument(),
         )
 
-    def project_points(self, points_bf) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Apparent detector (line_det, sample) of body-fixed points, visibility.
+    def corrected(self, along_rad: float, cross_rad: float) -> FrameState:
+        """This state with the attitude rotated by a pointing correction."""
+        return replace(self, inst_to_j2000=self.inst_to_j2000
+                       @ pointing_correction(self.spin_axis, along_rad, cross_rad))
+
+    def camera(self, band: str) -> BandCamera:
+        try:
+            return self.cameras[band]
+        except KeyError:
+            raise KeyError(f"no {band}-band camera in this frame state "
+                           f"({sorted(self.cameras)})") from None
+
+    @property
+    def range_km(self) -> float:
+        return float(np.linalg.norm(self.io_pos))
+
+    def project_points(self, points_bf, band: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Apparent (line, sample) in ``band``'s strip of body-fixed points, visibility.
 
         Visible = on the observer-facing side of the ellipsoid (emission < 90).
         """
-        out = self.project_points_full(points_bf)
-        return out["line_det"], out["sample"], out["visible"]
+        out = self.project_points_full(points_bf, band)
+        return out["line"], out["sample"], out["visible"]
 
-    def project_points_full(self, points_bf) -> dict[str, np.ndarray]:
-        """As :meth:`project_points`, plus emission angle (deg) and range (km)."""
+    def apparent_directions(self, points_bf) -> dict[str, np.ndarray]:
+        """Apparent unit directions (J2000) of body-fixed points, emission, range."""
         p = np.atleast_2d(np.asarray(points_bf, dtype=float))
         # target at et - lt0 - dt: (rot - drot dt)^T p + io_pos - io_vel dt
         rtp = p @ self.rot
@@ -151,25 +175,33 @@ class FrameState:
         vec = self.io_pos + rtp - dt * (self.io_vel + drtp)
         rng = np.linalg.norm(vec, axis=-1)
         u_app = stellar_aberration(vec / rng[:, None], self.obs_vel)
-        cam = u_app @ self.cam_to_j2000  # (cam_to_j2000^T u)
-        line, sample = camera_to_pixel(cam)
         normal = p / self.radii_km**2
         # point -> observer in the body frame (first order in dt)
         obs_bf = -(vec @ self.rot.T - dt * (vec @ self.drot.T))
         with np.errstate(invalid="ignore", divide="ignore"):
             cos_e = np.einsum("ni,ni->n", normal, obs_bf) / (
                 np.linalg.norm(normal, axis=-1) * np.linalg.norm(obs_bf, axis=-1))
-        return {
-            "line_det": line, "sample": sample, "visible": cos_e > 0,
-            "emission_deg": np.degrees(np.arccos(np.clip(cos_e, -1, 1))), "range_km": rng,
-        }
+        return {"u_j2000": u_app, "visible": cos_e > 0,
+                "emission_deg": np.degrees(np.arccos(np.clip(cos_e, -1, 1))), "range_km": rng}
 
-    # -- inverse: pixels -> surface -------------------------------------------
-    def intercept(self, line_det, sample):
-        """Surface intercepts of pixel rays (body-fixed km) and validity mask."""
-        d_cam = pixel_to_camera(line_det, sample)
-        shape = d_cam.shape[:-1]
-        u_app = d_cam.reshape(-1, 3) @ self.cam_to_j2000.T
+    def project_points_full(self, points_bf, band: str) -> dict[str, np.ndarray]:
+        """As :meth:`project_points`, plus emission angle (deg) and range (km)."""
+        d = self.apparent_directions(points_bf)
+        line, sample = self.camera(band).pixels(d["u_j2000"] @ self.inst_to_j2000)
+        return {"line": line, "sample": sample, "visible": d["visible"],
+                "emission_deg": d["emission_deg"], "range_km": d["range_km"]}
+
+    # -- inverse: rays -> surface ------------------------------------------------
+    def intercept(self, band: str, line, sample):
+        """Surface intercepts of pixel rays (body-fixed km), observer vectors, mask, dt."""
+        d_inst = self.camera(band).directions(line, sample)
+        return self.intercept_directions(d_inst @ self.inst_to_j2000.T)
+
+    def intercept_directions(self, u_app_j2000):
+        """Surface intercepts of apparent J2000 ray directions (..., 3)."""
+        u_app_j2000 = np.asarray(u_app_j2000, dtype=float)
+        shape = u_app_j2000.shape[:-1]
+        u_app = u_app_j2000.reshape(-1, 3)
         u = inverse_stellar_aberration(u_app, self.obs_vel)
         n = u.shape[0]
         inv_a2 = 1.0 / self.radii_km**2
@@ -190,6 +222,8 @@ class FrameState:
         b_00, b_01 = w_ru @ o0, w_ru @ o1
         b_10, b_11 = w_dru @ o0, w_dru @ o1
         c_0, c_1, c_2 = o0 @ (o0 * inv_a2), o0 @ (o1 * inv_a2), o1 @ (o1 * inv_a2)
+        t = np.zeros(n)
+        hit = np.zeros(n, dtype=bool)
         for _ in range(3):
             qa = a_0 - 2 * dt * a_1 + dt * dt * a_2
             qb = 2 * (b_00 + dt * (b_01 - b_10) - dt * dt * b_11)
@@ -207,10 +241,9 @@ class FrameState:
         # apparent line of sight in the body frame at each point's own epoch
         app_pt = app_bf - dt * (u_app @ self.drot.T)
         obs_bf = point - app_pt * t[:, None]
-        self_dt = dt
         point[~hit] = np.nan
         return (point.reshape(*shape, 3), obs_bf.reshape(*shape, 3), hit.reshape(shape),
-                self_dt.reshape(shape))
+                dt.reshape(shape))
 
 
 @dataclass(frozen=True)
@@ -255,9 +288,13 @@ def surface_point(lat_deg, lon_west_deg, radii_km) -> np.ndarray:
     return u * r[..., None]
 
 
-def pixel_geometry(state: FrameState, line_det, sample, *, ifov_rad: float = jiram.IFOV_RAD):
-    """Geometry backplanes for pixel coordinates (any shape); NaN off the disc."""
-    point, obs_bf, hit, dt = state.intercept(line_det, sample)
+def pixel_geometry(state: FrameState, band: str, line, sample) -> PixelGeometry:
+    """Geometry backplanes for pixel coordinates of a band (any shape); NaN off the disc."""
+    point, obs_bf, hit, dt = state.intercept(band, line, sample)
+    return _backplanes(state, point, obs_bf, hit, dt, ifov_rad=state.camera(band).ifov_rad)
+
+
+def _backplanes(state: FrameState, point, obs_bf, hit, dt, *, ifov_rad: float) -> PixelGeometry:
     shape = hit.shape
     out = {k: np.full(shape, np.nan) for k in (
         "lat_deg", "lon_west_deg", "emission_deg", "incidence_deg", "phase_deg", "range_km")}
@@ -280,3 +317,14 @@ def pixel_geometry(state: FrameState, line_det, sample, *, ifov_rad: float = jir
                          ("range_km", np.sqrt(_dot(to_obs, to_obs)))):
             out[key][hit] = val
     return PixelGeometry(on_disc=hit, pixel_scale_km=out["range_km"] * ifov_rad, **out)
+
+
+def disc_radius_rad(state: FrameState) -> float:
+    """Angular radius of Io's disc (largest radius) seen from the observer."""
+    return float(np.arcsin(min(1.0, state.radii_km.max() / state.range_km)))
+
+
+def centre_direction_inst(state: FrameState) -> np.ndarray:
+    """Apparent direction of Io's centre in JUNO_JIRAM_I."""
+    d = state.apparent_directions(np.zeros((1, 3)))["u_j2000"][0]
+    return state.inst_to_j2000.T @ d

@@ -1,52 +1,71 @@
-"""Juno JIRAM imager: constants and every instrument quirk, in one place.
+"""Juno JIRAM imager: every instrument quirk, in one place; the camera from the kernel pool.
 
-Products affected and sources (see docs/decisions.md):
+Products affected and sources (docs/decisions.md, "Real JIRAM"):
 
-* JIRAM SIS v7.5 / pdr ``formats/juno.py``: imager frames are 432 samples;
-  mode I1 = 256 lines (lines 0-127 L band 3.32-3.60 um, lines 128-255 M band
-  4.54-5.04 um), I2 = 128 lines M band only, I3 = 128 lines L band only.
-* RDR (JNO-J-JIRAM-3-RDR-V1.0) pixels are 32-bit floats labelled
-  ``IEEE_REAL`` (big-endian by the PDS3 standard) but written **little-endian**.
-  We never trust the label's byte order for RDRs (:data:`RDR_DTYPE`).
-* EDR (JNO-J-JIRAM-2-EDR-V1.0) pixels are 16-bit LSB integers, raw DN from a
-  14-bit ADC (full scale 16383).
-* EDR -> band radiance after dark subtraction: ``DN / (2000 * exposure_ms)``
-  W m-2 sr-1 (published factor, :data:`DN_PER_RADIANCE_PER_MS`).
-* M-band saturation ~ 0.0073 / exposure_s W m-2 sr-1; it equals the ADC full
-  scale minus a typical dark (~1400 DN), so we model saturation in DN.
-* Real dark frames (``iovolc/data/jiram/dark_*ms.cub``, from volcanopele/juno)
-  are ISIS cubes **left-right mirrored** relative to the archive: flip samples.
-* IFOV 237.767 urad/pixel, focal length 159.82 mm, f/3.7, pixel pitch 38 um.
-* Frames (juno_v12_mod2.tf): +Z boresight, +X along CCD columns = along the
-  spin = the line direction (the L and M halves sit on +X and -X), +Y along
-  the samples.
+* **Modes** (real labels, e.g. ksr-ocean/jiram_catalog
+  ``docs/samples/JIR_IMG_RDR_2017033T114006_V02.LBL``; the JIRAM SIS v7.5):
+  ``INSTRUMENT_MODE_ID = SCI_I1_S0|S1`` -> 256 lines, L band rows 0-127 and
+  M band rows 128-255; ``SCI_I2_*`` -> 128 lines of M; ``SCI_I3_*`` -> 128
+  lines of L (``S0``/``S1`` is the spectrometer setting, irrelevant here).
+  Bare ``I1``/``I2``/``I3`` are accepted too. Labels also carry
+  ``L_BAND_PARAMETERS`` / ``M_BAND_PARAMETERS`` blocks whose
+  ``LINE_FIRST_PIXEL`` is an integer when that band is present (SETI/rms-oops
+  ``oops/hosts/juno/jiram/img.py``).
+* **Units**: RDR labels state ``W/(m^2*sr)`` or ``W/(m^2*sr*micron)`` for
+  the same calibrated band radiance (css.earth's JIRAM recipe maps both to 1).
+* **Byte order**: RDR floats are labelled ``IEEE_REAL`` but written
+  little-endian (pdr ``formats/juno.py``, jiram_catalog decisions); EDRs are
+  16-bit LSB integers from a 14-bit ADC.
+* **Camera**: read from the kernel pool, never from constants here. Each band
+  has its own IK entry (``INS-6141x_FOCAL_LENGTH`` mm, ``_PIXEL_SIZE`` um,
+  ``_CCD_CENTER``, ``_PIXEL_SAMPLES``, ``_PIXEL_LINES``, ``_FOV_FRAME``) and its
+  own FK frame (``JUNO_JIRAM_I_LBAND``/``_MBAND``, tilted -/+0.94012 deg about
+  Y from ``JUNO_JIRAM_I``). What the kernels do not say is how stored rows and
+  columns map on the frame axes; readers of the real kernels agree that the
+  sample number grows toward **-Y** and the line number toward **-X** of the
+  band frame (rms-oops maps (u, v) to (-Y, -X); css.earth's recipe says
+  "column -Y, row -X"), and that ``CCD_CENTER`` is in 1-based pixel
+  coordinates (css.earth ``origin: 1``).
+* **Detector**: EDR -> band radiance after dark subtraction is
+  ``DN / (2000 * exposure_ms)`` W m-2 sr-1; M-band saturation ~
+  0.0073 / exposure_s W m-2 sr-1; the response is non-linear above ~10,000
+  raw DN (Mura et al. 2024, sec. 2.1). Real dark frames
+  (``iovolc/data/jiram/dark_*ms.cub``, volcanopele/juno) are ISIS cubes
+  mirrored left-right relative to the archive.
+* **Delivery**: one frame per spin (~30.5 s); frame 1 of every sequence is
+  never delivered (jiram_catalog build log), so sequences are not complete
+  or evenly numbered.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
-# --- optics -------------------------------------------------------------
-IFOV_RAD = 237.767e-6
-FOCAL_LENGTH_MM = 159.82
-F_NUMBER = 3.7
-PIXEL_PITCH_UM = 38.0
-
-# --- detector -----------------------------------------------------------
+# --- image format (SIS) ---------------------------------------------------
 N_SAMPLES = 432
-N_LINES_FULL = 256
 N_LINES_BAND = 128
-#: detector centre (0-based pixel-centre coordinates, full 256-line frame)
-CENTER_LINE = 127.5
-CENTER_SAMPLE = 215.5
 ADC_FULL_SCALE_DN = 16383
 #: raw DN above which the detector response is non-linear (Mura et al. 2024, sec. 2.1,
 #: as applied by css.earth's Io README: samples >= 10,000 DN withheld)
 NONLINEAR_DN = 10000
+
+# --- published optics: used ONLY by the simulator to write its IK ---------------------
+# (the pipeline reads the camera from the kernel pool: band_camera)
+IFOV_RAD = 237.767e-6
+FOCAL_LENGTH_MM = 159.82
+F_NUMBER = 3.7
+PIXEL_PITCH_UM = 38.0
+N_LINES_FULL = 256
+CENTER_LINE = 127.5
+CENTER_SAMPLE = 215.5
+BAND_FIRST_LINE = {"L": 0, "M": 128}
+MODES: dict[str, tuple[str, ...]] = {"I1": ("L", "M"), "I2": ("M",), "I3": ("L",)}
 
 # --- bands ----------------------------------------------------------------
 #: published band widths used by the radiance -> power relation (um)
@@ -55,11 +74,8 @@ DLAMBDA_UM = {"L": 0.29, "M": 0.4975}
 BAND_EDGES_UM = {"L": (3.32, 3.60), "M": (4.54, 5.04)}
 #: band centres (um)
 BAND_CENTER_UM = {b: 0.5 * (lo + hi) for b, (lo, hi) in BAND_EDGES_UM.items()}
-#: first full-frame line of each band's half of the detector
-BAND_FIRST_LINE = {"L": 0, "M": 128}
-
-#: INSTRUMENT_MODE_ID -> bands present, in line order
-MODES: dict[str, tuple[str, ...]] = {"I1": ("L", "M"), "I2": ("M",), "I3": ("L",)}
+#: image band order of a dual-band frame (L rows first)
+BAND_ORDER = ("L", "M")
 
 # --- calibration --------------------------------------------------------
 #: raw DN per (W m-2 sr-1) per millisecond of exposure
@@ -73,11 +89,20 @@ DARK_EXPOSURES_MS = (1, 2, 3)
 NAIF_JUNO = -61
 NAIF_JUNO_SPACECRAFT_FRAME = -61000
 NAIF_JIRAM_I = -61410
-NAIF_JIRAM_I_LBAND = -61411
-NAIF_JIRAM_I_MBAND = -61412
+NAIF_BAND = {"L": -61411, "M": -61412}
+NAIF_JIRAM_I_LBAND = NAIF_BAND["L"]
+NAIF_JIRAM_I_MBAND = NAIF_BAND["M"]
 NAIF_IO = 501
 FRAME_JIRAM_I = "JUNO_JIRAM_I"
 FRAME_SPACECRAFT = "JUNO_SPACECRAFT"
+
+# --- camera reading conventions (see module docstring) -----------------------
+#: instrument-frame axis along which the stored sample (column) index grows
+SAMPLE_AXIS = np.array([0.0, -1.0, 0.0])
+#: instrument-frame axis along which the stored line (row) index grows
+LINE_AXIS = np.array([-1.0, 0.0, 0.0])
+#: index of the first pixel in CCD_CENTER's coordinates (1-based)
+CCD_CENTER_ORIGIN = 1.0
 
 # --- PDS3 -----------------------------------------------------------------
 EDR_DATA_SET_ID = "JNO-J-JIRAM-2-EDR-V1.0"
@@ -86,29 +111,34 @@ RDR_DATA_SET_ID = "JNO-J-JIRAM-3-RDR-V1.0"
 RDR_DTYPE = np.dtype("<f4")
 EDR_DTYPE = np.dtype("<i2")
 
+_MODE_RE = re.compile(r"^(?:SCI_)?I([0-9])(?:_S[0-9A-Z]+)?$")
+_MODE_BANDS = {"1": ("L", "M"), "2": ("M",), "3": ("L",)}
 
-def mode_lines(mode: str) -> int:
-    """Number of image lines of an INSTRUMENT_MODE_ID."""
-    try:
-        return N_LINES_BAND * len(MODES[mode])
-    except KeyError:
-        raise ValueError(f"unknown JIRAM imager mode {mode!r} (known: {sorted(MODES)})") from None
+#: RDR units that mean band radiance W m-2 sr-1 (spellings normalised: upper case, no
+#: spaces, '**' -> '^'); both real spellings are the same calibrated quantity
+RADIANCE_UNITS = frozenset({"W/(M^2*SR)", "W/(M^2*SR*MICRON)", "W/(M^2*SR*UM)",
+                            "W/M^2/SR", "W.M-2.SR-1", "WM-2SR-1"})
+EDR_UNITS = frozenset({"DN", "COUNTS", "COUNT"})
 
 
-def band_rows(mode: str) -> dict[str, slice]:
-    """Row slice of each band inside a frame of ``mode`` (frame-local lines)."""
-    bands = MODES.get(mode)
-    if bands is None:
-        raise ValueError(f"unknown JIRAM imager mode {mode!r} (known: {sorted(MODES)})")
+def normalise_unit(unit: str) -> str:
+    """Unit text as compared with :data:`RADIANCE_UNITS` / :data:`EDR_UNITS`."""
+    return re.sub(r"\s+", "", str(unit)).upper().replace("**", "^").replace("MICRONS", "MICRON")
+
+
+def mode_bands(mode_id: str) -> tuple[str, ...] | None:
+    """Bands of an INSTRUMENT_MODE_ID in image row order, or None if not an imager mode.
+
+    ``SCI_I1_S1`` -> ("L", "M"); ``SCI_I2_S0`` -> ("M",); ``SCI_I3_S1`` -> ("L",);
+    bare ``I1``/``I2``/``I3`` likewise; ``SCI_I0_*`` (no image) and anything else -> None.
+    """
+    m = _MODE_RE.match(str(mode_id).strip().upper())
+    return _MODE_BANDS.get(m.group(1)) if m else None
+
+
+def band_layout(bands: tuple[str, ...]) -> dict[str, slice]:
+    """Image rows of each band: L first, each band a 128-line strip."""
     return {b: slice(i * N_LINES_BAND, (i + 1) * N_LINES_BAND) for i, b in enumerate(bands)}
-
-
-def frame_to_detector_line(mode: str, line: np.ndarray | float) -> np.ndarray | float:
-    """Frame-local line -> full-detector line (0..255), for any mode."""
-    bands = MODES[mode]
-    if len(bands) == 2:
-        return line
-    return line + BAND_FIRST_LINE[bands[0]]
 
 
 def saturation_radiance(exposure_s: float) -> float:
@@ -119,6 +149,149 @@ def saturation_radiance(exposure_s: float) -> float:
 def dn_per_radiance(exposure_s: float) -> float:
     """Raw DN per W m-2 sr-1 at this exposure (published factor)."""
     return DN_PER_RADIANCE_PER_MS * exposure_s * 1e3
+
+
+# --- the camera, from the kernel pool ---------------------------------------------
+
+
+class CameraKernelError(ValueError):
+    """The loaded kernels do not describe a JIRAM band camera (names the keyword)."""
+
+
+@dataclass(frozen=True)
+class BandCamera:
+    """One JIRAM band's pinhole camera, as the loaded IK and FK state it.
+
+    Pixel coordinates are 0-based pixel centres of the band's own strip
+    (``line`` 0..n_lines-1, ``sample`` 0..n_samples-1). ``to_instrument``
+    rotates band-frame vectors into ``JUNO_JIRAM_I``, the frame the pointing
+    correction is applied in.
+    """
+
+    band: str
+    naif_id: int
+    frame: str
+    focal_length_mm: float
+    pixel_size_mm: float
+    center_sample: float
+    center_line: float
+    n_samples: int
+    n_lines: int
+    to_instrument: np.ndarray
+
+    @property
+    def ifov_rad(self) -> float:
+        """Angular size of one pixel at the centre (pixel size / focal length)."""
+        return self.pixel_size_mm / self.focal_length_mm
+
+    def directions(self, line, sample) -> np.ndarray:
+        """Unit vectors in ``JUNO_JIRAM_I`` for pixel coordinates (..., 3)."""
+        line = np.asarray(line, dtype=float)
+        sample = np.asarray(sample, dtype=float)
+        dl = (line - self.center_line) * self.pixel_size_mm
+        ds = (sample - self.center_sample) * self.pixel_size_mm
+        v = (dl[..., None] * LINE_AXIS + ds[..., None] * SAMPLE_AXIS
+             + self.focal_length_mm * np.array([0.0, 0.0, 1.0]))
+        v = v / np.linalg.norm(v, axis=-1, keepdims=True)
+        return v @ self.to_instrument.T
+
+    def pixels(self, vec_inst) -> tuple[np.ndarray, np.ndarray]:
+        """Inverse of :meth:`directions`: (line, sample); NaN behind the camera."""
+        v = np.asarray(vec_inst, dtype=float) @ self.to_instrument
+        z = v[..., 2]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            scale = np.where(z > 0, self.focal_length_mm / z, np.nan) / self.pixel_size_mm
+        line = self.center_line + (v @ LINE_AXIS) * scale
+        sample = self.center_sample + (v @ SAMPLE_AXIS) * scale
+        return line, sample
+
+
+def _pool_numbers(name: str, n: int | None = None) -> np.ndarray:
+    import spiceypy
+
+    found, size, kind = _pool_info(name)
+    if not found or kind != "N":
+        raise CameraKernelError(f"instrument kernel keyword {name} is missing (or not numeric)")
+    if n is not None and size != n:
+        raise CameraKernelError(f"instrument kernel keyword {name} has {size} values, expected {n}")
+    return np.atleast_1d(np.asarray(spiceypy.gdpool(name, 0, size), dtype=float))
+
+
+def _pool_text(name: str) -> str:
+    import spiceypy
+
+    found, size, kind = _pool_info(name)
+    if not found or kind != "C":
+        raise CameraKernelError(f"instrument kernel keyword {name} is missing (or not text)")
+    return str(spiceypy.gcpool(name, 0, 1)[0]).strip()
+
+
+def _pool_info(name: str) -> tuple[bool, int, str]:
+    import spiceypy
+
+    try:
+        size, kind = spiceypy.dtpool(name)
+    except spiceypy.utils.exceptions.NotFoundError:
+        return False, 0, ""
+    return True, int(size), str(kind)
+
+
+def band_camera(band: str) -> BandCamera:
+    """The band's camera from the loaded kernel pool (IK keywords + FK frames).
+
+    Needs the IK and FK loaded (the caller holds a KernelSet). Raises
+    :class:`CameraKernelError` naming the first missing or unusable keyword.
+    """
+    import spiceypy
+
+    naif = NAIF_BAND.get(band)
+    if naif is None:
+        raise ValueError(f"unknown JIRAM band {band!r} (known: {sorted(NAIF_BAND)})")
+    prefix = f"INS{naif}_"
+    focal = float(_pool_numbers(prefix + "FOCAL_LENGTH", 1)[0])
+    pitch = _pool_numbers(prefix + "PIXEL_SIZE")
+    if pitch.size == 2 and pitch[0] != pitch[1]:
+        raise CameraKernelError(f"{prefix}PIXEL_SIZE {tuple(pitch)} is not square")
+    pitch_mm = float(pitch[0]) / 1000.0  # micrometres (css.earth recipe, rms-oops px/1000)
+    center = _pool_numbers(prefix + "CCD_CENTER", 2)
+    n_samples = int(_pool_numbers(prefix + "PIXEL_SAMPLES", 1)[0])
+    n_lines = int(_pool_numbers(prefix + "PIXEL_LINES", 1)[0])
+    frame = _pool_text(prefix + "FOV_FRAME")
+    if not (focal > 0 and pitch_mm > 0 and n_samples > 0 and n_lines > 0):
+        raise CameraKernelError(
+            f"{prefix}FOCAL_LENGTH {focal}, PIXEL_SIZE {pitch_mm * 1000}, PIXEL_SAMPLES "
+            f"{n_samples} and PIXEL_LINES {n_lines} must be positive")
+    if n_samples != N_SAMPLES or n_lines != N_LINES_BAND:
+        raise CameraKernelError(
+            f"{prefix}PIXEL_SAMPLES x PIXEL_LINES is {n_samples} x {n_lines}, but JIRAM band "
+            f"strips are {N_SAMPLES} x {N_LINES_BAND}")
+    try:
+        rot = np.array(spiceypy.pxform(frame, FRAME_JIRAM_I, 0.0))
+    except spiceypy.utils.exceptions.SpiceyError as exc:
+        raise CameraKernelError(
+            f"{prefix}FOV_FRAME {frame!r} does not connect to {FRAME_JIRAM_I} in the loaded FK "
+            f"({exc.short if hasattr(exc, 'short') else exc})") from None
+    return BandCamera(band=band, naif_id=naif, frame=frame, focal_length_mm=focal,
+                      pixel_size_mm=pitch_mm, center_sample=float(center[0]) - CCD_CENTER_ORIGIN,
+                      center_line=float(center[1]) - CCD_CENTER_ORIGIN, n_samples=n_samples,
+                      n_lines=n_lines, to_instrument=rot)
+
+
+def spin_axis_instrument() -> np.ndarray:
+    """Juno's spin axis (JUNO_SPACECRAFT +Z) in JUNO_JIRAM_I, from the loaded FK."""
+    import spiceypy
+
+    try:
+        rot = np.array(spiceypy.pxform(FRAME_SPACECRAFT, FRAME_JIRAM_I, 0.0))
+    except spiceypy.utils.exceptions.SpiceyError as exc:
+        raise CameraKernelError(
+            f"frames kernel: {FRAME_JIRAM_I} does not connect to {FRAME_SPACECRAFT} ({exc})"
+        ) from None
+    v = rot @ np.array([0.0, 0.0, 1.0])
+    return v / np.linalg.norm(v)
+
+
+# --- dark frames ------------------------------------------------------------------
 
 
 def dark_path(exposure_ms: int) -> Path:
@@ -156,6 +329,19 @@ def read_isis_cube_f32(path: Path | str) -> np.ndarray:
     return np.frombuffer(raw, dtype="<f4", count=ns * nl, offset=start).reshape(nl, ns).copy()
 
 
+@lru_cache(maxsize=len(DARK_EXPOSURES_MS))
+def _dark_cached(exposure_ms: int) -> np.ndarray:
+    dark = read_isis_cube_f32(dark_path(exposure_ms))[:, ::-1].copy()
+    dark.setflags(write=False)
+    return dark
+
+
 def load_dark_dn(exposure_ms: int) -> np.ndarray:
-    """Real JIRAM dark frame (DN, 256 x 432) in **archive** orientation."""
-    return read_isis_cube_f32(dark_path(exposure_ms))[:, ::-1].copy()
+    """Real JIRAM dark frame (DN, 256 x 432: L rows then M rows) in **archive** orientation."""
+    return _dark_cached(exposure_ms).copy()
+
+
+def dark_rows(bands: tuple[str, ...]) -> np.ndarray:
+    """Rows of a 256-line dark for an image holding ``bands`` (L: 0-127, M: 128-255)."""
+    return np.concatenate([np.arange(N_LINES_BAND) + N_LINES_BAND * BAND_ORDER.index(b)
+                           for b in bands])

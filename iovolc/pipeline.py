@@ -1,15 +1,24 @@
-"""The science chain for a group of frames, in memory (no Prefect, no storage).
+"""The science chain, in memory (no Prefect, no storage): the stage functions.
 
-``process_group(products)`` takes the JIRAM products of one observation
-sequence (same mode and exposure, a few spins apart), with the SPICE kernel
-pool already loaded by the caller's :class:`~iovolc.spice.KernelSet`, and
-returns per-frame results (cleaned radiance, masks, geometry backplanes,
-registration, summary) and the detection table.
+The same functions run in the flows (``tasks/work.py`` loads and stores
+around them) and in :func:`run_local` (tests, benchmarks, quick looks):
 
-Steps per frame: calibration (EDR -> radiance with the matching dark, or the
-RDR as is; saturation and bad-pixel masks; radiation hits found across the
-sequence and replaced), geometry from SPICE at mid-exposure, limb
-registration and the corrected attitude, backplanes, hotspot extraction.
+1. :func:`calibrate_group` -- one observation sequence (same bands and
+   exposure, frames one spin apart): radiance (EDR with the real dark, RDR as
+   is, chosen per product), impossible values, saturation, bad pixels,
+   radiation hits across the sequence, cleaning; then each frame's own wide
+   limb fit (:func:`iovolc.registration.register_frame`).
+2. :func:`solve_pointing` -- per pass: the consensus of the limb fits
+   (:func:`iovolc.pointing.solve_pass`).
+3. :func:`extract_group` -- each frame on its pass pointing (re-registered on
+   the limb around the pass solution where a limb is in view), geometry,
+   hotspots.
+4. :func:`constellation_updates` -- per pass: frames still on the pass
+   solution are refined by their hotspots against hotspots of
+   limb-registered frames; the refined frames are extracted again.
+
+The caller holds the kernel set (:class:`iovolc.spice.KernelSet`) of the
+products while calling 1, 3 and 4.
 """
 
 from __future__ import annotations
@@ -21,40 +30,48 @@ import numpy as np
 import pandas as pd
 
 from iovolc import jiram, reference
-from iovolc.calibrate import calibrate_sequence
+from iovolc.calibrate import calibrate_sequence, invalid_values, raw_dn_estimate
 from iovolc.extract import DETECTION_COLUMNS, ExtractionConfig, extract_frame
-from iovolc.geometry import FrameState, PixelGeometry, pixel_geometry
-from iovolc.pds3 import JiramProduct
-from iovolc.registration import Registration, corrected_attitude, register_frame
+from iovolc.geometry import FrameState, latlon_west, surface_point
+from iovolc.pointing import fit_constellation, solve_pass
+from iovolc.reader import JiramProduct
+from iovolc.registration import LimbFit, register_frame
 
-#: a new group starts after a gap longer than this between frames (s)
+#: a new sequence starts after a gap longer than this between frames (s)
 GROUP_GAP_S = 120.0
+#: search half-ranges around the pass solution when re-registering a frame (px)
+PRIOR_SEARCH_ALONG_PX = 16
+PRIOR_SEARCH_CROSS_PX = 8
+#: detection columns added by the chain
+FRAME_DETECTION_COLUMNS = ["product_id", "perijove", "et_mid", "utc", "sequence"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class FrameResult:
-    """Everything the pipeline derived for one frame."""
+    """A calibrated frame: cleaned radiance, masks, and what the chain knows of it."""
 
     product_id: str
     radiance: np.ndarray
     saturated: np.ndarray
     bad: np.ndarray
     hits: np.ndarray
-    geometry: PixelGeometry
-    registration: Registration
     summary: dict = field(default_factory=dict)
-    #: camera -> J2000 rotation after registration (reconstructed if not registered)
-    cam_to_j2000: np.ndarray | None = None
 
 
-def group_products(products: Sequence[JiramProduct], *, gap_s: float = GROUP_GAP_S):
-    """Split products into sequences: same mode and exposure, no long gaps."""
+def _bands_key(p) -> tuple:
+    return tuple(p.bands), round(float(p.exposure_s), 6)
+
+
+def group_products(products: Sequence, *, gap_s: float = GROUP_GAP_S) -> list[list]:
+    """Split products into sequences: same bands and exposure, no long gaps.
+
+    Anything with ``et_mid``, ``bands`` and ``exposure_s`` works (manifest rows too).
+    """
     ordered = sorted(products, key=lambda p: p.et_mid)
-    groups: list[list[JiramProduct]] = []
+    groups: list[list] = []
     for p in ordered:
         g = groups[-1] if groups else None
-        if (g and g[-1].mode == p.mode and abs(g[-1].exposure_s - p.exposure_s) < 1e-9
-                and p.et_mid - g[-1].et_mid <= gap_s):
+        if g and _bands_key(g[-1]) == _bands_key(p) and p.et_mid - g[-1].et_mid <= gap_s:
             g.append(p)
         else:
             groups.append([p])
@@ -62,7 +79,10 @@ def group_products(products: Sequence[JiramProduct], *, gap_s: float = GROUP_GAP
 
 
 def perijove_check(product: JiramProduct) -> tuple[int, str]:
-    """Perijove from START_TIME and the perijove table, checked against the label."""
+    """Perijove from START_TIME and the perijove table, checked against the label.
+
+    Raises ValueError when START_TIME is outside the table's orbits.
+    """
     pj = int(reference.perijove_for_et(product.et_mid).pj)
     note = ""
     if product.orbit_number is not None and int(product.orbit_number) != pj:
@@ -71,120 +91,232 @@ def perijove_check(product: JiramProduct) -> tuple[int, str]:
     return pj, note
 
 
-def _io_in_view(state: FrameState, *, mode: str, margin_px: float = 5.0) -> bool:
-    """Could any part of Io's disc be in the frame (given the pointing error)?"""
-    cl, cs, _ = state.project_points(np.zeros((1, 3)))
-    if not np.isfinite(cl[0]):
-        return False
-    rng_km = float(np.linalg.norm(state.io_pos))
-    r_px = np.tan(np.arcsin(min(1.0, state.radii_km.max() / rng_km))) / jiram.IFOV_RAD
-    row0 = jiram.frame_to_detector_line(mode, 0)
-    n_rows = jiram.mode_lines(mode)
-    # the despinning-mirror error can move the scene ~150 px along lines
-    return (cl[0] + r_px + 160 > row0 - margin_px and cl[0] - r_px - 160 < row0 + n_rows
-            and cs[0] + r_px + 40 > -margin_px and cs[0] - r_px - 40 < jiram.N_SAMPLES)
+def _strips(result: FrameResult, bands: tuple[str, ...]) -> dict:
+    valid = ~(result.bad | result.hits)
+    return {b: (result.radiance[sl], valid[sl]) for b, sl in jiram.band_layout(bands).items()}
 
 
 def calibrate_group(products: Sequence[JiramProduct]) -> list[FrameResult]:
-    """Calibrate, register and compute geometry backplanes for one sequence.
-
-    The caller has loaded the kernels these products need.
-    """
+    """Calibrate one sequence and fit each frame's pointing on the limb (kernels loaded)."""
     if not products:
         return []
-    modes = {p.mode for p in products}
-    if len(modes) != 1:
-        raise ValueError(f"a group must have one mode, got {sorted(modes)}")
-    mode = products[0].mode
-    exposure_s = products[0].exposure_s
-    kind = products[0].product_type
-    cal = calibrate_sequence([p.image for p in products], mode=mode, exposure_s=exposure_s,
-                             kind=kind)
-    results = []
-    n_rows = jiram.mode_lines(mode)
-    row0 = jiram.frame_to_detector_line(mode, 0)
-    ll, ss = np.mgrid[0:n_rows, 0:jiram.N_SAMPLES]
+    keys = {_bands_key(p) for p in products}
+    if len(keys) != 1:
+        raise ValueError(f"a group must have one band set and exposure, got {sorted(keys)}")
+    bands, exposure_s = tuple(products[0].bands), float(products[0].exposure_s)
+    cal = calibrate_sequence([p.image for p in products], bands=bands, exposure_s=exposure_s,
+                             kinds=[p.product_type for p in products])
+    sequence = products[0].product_id
+    out = []
     for p, c in zip(products, cal, strict=True):
         pj, note = perijove_check(p)
-        state = FrameState.from_spice(p.et_mid)
+        state = FrameState.from_spice(p.et_mid, bands=bands)
+        res = FrameResult(p.product_id, c.radiance, c.saturated, c.bad, c.hits)
+        fit = register_frame(_strips(res, bands), state)
+        _, why_invalid = invalid_values(p.image, product_type=p.product_type,
+                                        exposure_s=exposure_s)
         summary = {
             "product_id": p.product_id, "perijove": pj, "orbit_number": p.orbit_number,
-            "et_mid": p.et_mid, "start_time_utc": p.start_time_utc, "mode": mode,
-            "exposure_s": exposure_s, "target_name": p.target_name, "product_type": kind,
-            "perijove_note": note, "io_in_view": False, "registered": False,
-            "registration_reason": "", "offset_line_px": 0.0, "offset_sample_px": 0.0,
-            "offset_sigma_px": float("nan"), "n_detections": 0,
+            "et_mid": p.et_mid, "start_time_utc": p.start_time_utc, "mode": p.mode,
+            "bands": "".join(bands), "exposure_s": exposure_s, "target_name": p.target_name,
+            "product_type": p.product_type, "perijove_note": note, "sequence": sequence,
+            "sequence_number": p.sequence_number, "unit": p.unit,
+            "ifov_rad": min(state.camera(b).ifov_rad for b in bands),
             "n_saturated_px": int(c.saturated.sum()), "n_hit_px": int(c.hits.sum()),
+            "invalid_note": why_invalid, **_limb_columns(fit),
         }
-        valid = ~(c.bad | c.hits)
-        if _io_in_view(state, mode=mode):
-            reg = register_frame(c.radiance, state, mode=mode, valid=valid)
-            if reg.ok:
-                state = replace(state, cam_to_j2000=corrected_attitude(state, reg, mode=mode))
-        else:
-            reg = Registration(0.0, 0.0, False, 0.0, 0, "Io is not in the field of view")
-        geom = pixel_geometry(state, ll + row0, ss)
-        summary.update({
-            "io_in_view": bool(geom.on_disc.any()), "registered": reg.ok,
-            "registration_reason": reg.reason, "offset_line_px": reg.d_line_px,
-            "offset_sample_px": reg.d_sample_px, "offset_sigma_px": reg.sigma_px,
-            **_sub_spacecraft(state),
-        })
-        results.append(FrameResult(p.product_id, c.radiance, c.saturated, c.bad, c.hits,
-                                   geom, reg, summary, state.cam_to_j2000))
-    return results
+        out.append(replace(res, summary=summary))
+    return out
 
 
-def extract_group(results: Sequence[FrameResult], *,
-                  config: ExtractionConfig = ExtractionConfig()) -> pd.DataFrame:
-    """Detections in calibrated frames (kernels loaded by the caller)."""
-    dets = []
+def _limb_columns(fit: LimbFit) -> dict:
+    return {"limb_ok": bool(fit.ok), "limb_along_rad": fit.along_rad,
+            "limb_cross_rad": fit.cross_rad, "limb_sigma_px": fit.sigma_px,
+            "limb_reason": fit.reason, "limb_correlation": fit.correlation,
+            "limb_n_px": fit.n_limb_px}
+
+
+def solve_pointing(frames: pd.DataFrame) -> pd.DataFrame:
+    """Per-frame pointing (method, along/cross rad, sigma px) for each pass (perijove)."""
+    if frames.empty:
+        return frames.assign(pointing_method=[], along_rad=[], cross_rad=[],
+                             pointing_sigma_px=[], pointing_note=[])
+    parts = [solve_pass(g) for _, g in frames.groupby("perijove", sort=True)]
+    cols = ["product_id", "pointing_method", "along_rad", "cross_rad", "pointing_sigma_px",
+            "pointing_note"]
+    return pd.concat(parts, ignore_index=True)[cols]
+
+
+def _reregister(result: FrameResult, state: FrameState, pointing: dict) -> dict:
+    """A 'pass' frame tried again on the limb, around the pass solution."""
+    s = result.summary
+    bands = tuple(s["bands"])
+    ifov = float(s["ifov_rad"])
+    fit = register_frame(_strips(result, bands), state,
+                         prior=(pointing["along_rad"], pointing["cross_rad"]),
+                         search_along_rad=PRIOR_SEARCH_ALONG_PX * ifov,
+                         search_cross_rad=PRIOR_SEARCH_CROSS_PX * ifov)
+    if not fit.ok:
+        return pointing
+    return {**pointing, "pointing_method": "limb", "along_rad": fit.along_rad,
+            "cross_rad": fit.cross_rad,
+            "pointing_sigma_px": max(0.2, fit.sigma_px if np.isfinite(fit.sigma_px) else 0.2),
+            "pointing_note": "registered on the limb around the pass solution"}
+
+
+def extract_frame_result(result: FrameResult, pointing: dict, *,
+                         config: ExtractionConfig = ExtractionConfig(),
+                         reregister: bool = True) -> tuple[pd.DataFrame, dict]:
+    """Detections of one calibrated frame on its pointing, and its updated summary."""
+    s = dict(result.summary)
+    bands = tuple(s["bands"])
+    recon = FrameState.from_spice(s["et_mid"], bands=bands)
+    if reregister and pointing["pointing_method"] == "pass":
+        pointing = _reregister(result, recon, pointing)
+    method = pointing["pointing_method"]
+    state = recon.corrected(pointing["along_rad"], pointing["cross_rad"])
+    det = extract_frame(result.radiance, state, bands=bands, exposure_s=s["exposure_s"],
+                        pointing_method=method,
+                        pointing_sigma_px=float(pointing["pointing_sigma_px"])
+                        if np.isfinite(pointing["pointing_sigma_px"]) else 0.0,
+                        saturated=result.saturated, invalid=result.bad,
+                        raw_dn=raw_dn_estimate(result.radiance, bands=bands,
+                                               exposure_s=s["exposure_s"]),
+                        config=config)
+    for i, col in enumerate(FRAME_DETECTION_COLUMNS):
+        det.insert(i, col, {"product_id": s["product_id"], "perijove": int(s["perijove"]),
+                            "et_mid": float(s["et_mid"]), "utc": s["start_time_utc"],
+                            "sequence": s["sequence"]}[col])
+    s.update({k: pointing[k] for k in ("pointing_method", "along_rad", "cross_rad",
+                                       "pointing_sigma_px", "pointing_note")})
+    s.update(_view(state, bands))
+    s["n_detections"] = len(det)
+    return det, s
+
+
+def _view(state: FrameState, bands: tuple[str, ...]) -> dict:
+    """Io in the field of view (any pixel on the disc) and the sub-spacecraft geometry."""
+    from iovolc.geometry import pixel_geometry
+
+    in_view = False
+    for b in bands:
+        ll, ss = np.mgrid[0:jiram.N_LINES_BAND:8, 0:jiram.N_SAMPLES:8]
+        edge_l = np.concatenate([np.arange(128), np.arange(128), np.zeros(432), 127 + np.zeros(432)])
+        edge_s = np.concatenate([np.zeros(128), 431 + np.zeros(128), np.arange(432), np.arange(432)])
+        g = pixel_geometry(state, b, np.concatenate([ll.ravel(), edge_l]),
+                           np.concatenate([ss.ravel(), edge_s]))
+        in_view |= bool(g.on_disc.any())
+    obs_bf = -(state.rot @ state.io_pos)
+    lat, lon_w = latlon_west(obs_bf)  # the sub-observer point along the line to the centre
+    rng = state.range_km
+    cosp = np.dot(state.sun_bf, obs_bf) / (np.linalg.norm(state.sun_bf) * np.linalg.norm(obs_bf))
+    ifov = min(state.camera(b).ifov_rad for b in bands)
+    return {"io_in_view": in_view, "sub_lat_deg": float(lat), "sub_lon_west_deg": float(lon_w),
+            "range_km": rng, "pixel_scale_km": rng * ifov,
+            "phase_deg": float(np.degrees(np.arccos(np.clip(cosp, -1, 1))))}
+
+
+def extract_group(results: Sequence[FrameResult], pointing: pd.DataFrame, *,
+                  config: ExtractionConfig = ExtractionConfig()) -> tuple[pd.DataFrame, list]:
+    """Detections of a group's frames on their pointing; their updated summaries."""
+    pt = pointing.set_index("product_id")
+    dets, summaries = [], []
     for r in results:
-        s = r.summary
-        if not s.get("io_in_view", False):
-            continue
-        state = FrameState.from_spice(s["et_mid"], cam_to_j2000=r.cam_to_j2000)
-        det = extract_frame(r.radiance, state, mode=s["mode"], exposure_s=s["exposure_s"],
-                            registered=bool(s["registered"]), saturated=r.saturated,
-                            invalid=r.bad, config=config)
-        det.insert(0, "product_id", r.product_id)
-        det.insert(1, "perijove", int(s["perijove"]))
-        det.insert(2, "et_mid", float(s["et_mid"]))
-        det.insert(3, "utc", s["start_time_utc"])
-        s["n_detections"] = len(det)
+        row = pt.loc[r.product_id].to_dict()
+        det, s = extract_frame_result(r, row, config=config)
         dets.append(det)
+        summaries.append(s)
+    return _concat(dets), summaries
+
+
+def _concat(dets: list[pd.DataFrame]) -> pd.DataFrame:
+    dets = [d for d in dets if len(d)]
     if not dets:
-        return pd.DataFrame(columns=["product_id", "perijove", "et_mid", "utc",
-                                     *DETECTION_COLUMNS])
+        return pd.DataFrame(columns=FRAME_DETECTION_COLUMNS + DETECTION_COLUMNS)
     return pd.concat(dets, ignore_index=True)
 
 
-def process_group(
-    products: Sequence[JiramProduct],
-    *,
-    config: ExtractionConfig = ExtractionConfig(),
-) -> tuple[list[FrameResult], pd.DataFrame]:
-    """:func:`calibrate_group` then :func:`extract_group`."""
-    results = calibrate_group(products)
-    return results, extract_group(results, config=config)
+# --- constellation (per pass) ---------------------------------------------------------
+
+#: detections used to match a constellation: confident ones only
+CONSTELLATION_MIN_SNR = 8.0
 
 
-def _sub_spacecraft(state: FrameState) -> dict:
-    """Sub-spacecraft point, range, pixel scale and phase at Io's centre."""
-    from iovolc.geometry import latlon_west
+def constellation_references(detections: pd.DataFrame) -> pd.DataFrame:
+    """Hotspots located in limb-registered frames: lat, lon, 1-sigma km (one pass)."""
+    from iovolc.catalog import merge_detections, usable_detections
 
-    obs_bf = -(state.rot @ state.io_pos)
-    a, b, c = state.radii_km
-    u = obs_bf / np.linalg.norm(obs_bf)
-    r = 1.0 / np.sqrt((u[0] / a) ** 2 + (u[1] / b) ** 2 + (u[2] / c) ** 2)
-    lat, lon_w = latlon_west(u * r)
-    rng = float(np.linalg.norm(state.io_pos))
-    cosp = np.dot(state.sun_bf, obs_bf) / (np.linalg.norm(state.sun_bf) * np.linalg.norm(obs_bf))
-    return {
-        "sub_lat_deg": float(lat), "sub_lon_west_deg": float(lon_w), "range_km": rng,
-        "pixel_scale_km": rng * jiram.IFOV_RAD,
-        "phase_deg": float(np.degrees(np.arccos(np.clip(cosp, -1, 1)))),
-    }
+    lim = detections[(detections["pointing_method"] == "limb")
+                     & (detections["snr"] >= CONSTELLATION_MIN_SNR)]
+    lim = usable_detections(lim)
+    if lim.empty:
+        return pd.DataFrame(columns=["lat_deg", "lon_west_deg", "sigma_km"])
+    cl = merge_detections(lim)
+    cl = cl[(cl["n_detections"] >= 2) | (cl["max_snr"] >= 15)]
+    return pd.DataFrame({"lat_deg": cl["lat_deg"].to_numpy(float),
+                         "lon_west_deg": cl["lon_west_deg"].to_numpy(float),
+                         "sigma_km": cl["position_uncertainty_km"].to_numpy(float)})
+
+
+def constellation_updates(frames: pd.DataFrame, detections: pd.DataFrame,
+                          references: pd.DataFrame) -> dict[str, dict]:
+    """New pointing for the 'pass' frames of each sequence whose hotspots match the references.
+
+    ``frames``: frame summaries after extraction (one pass); ``detections``:
+    their detections. Returns ``{product_id: pointing}`` (kernels loaded).
+    """
+    from iovolc.registration import _jacobian
+
+    out: dict[str, dict] = {}
+    if references.empty or frames.empty:
+        return out
+    pas = frames[frames["pointing_method"] == "pass"]
+    for _, seq in pas.groupby("sequence", sort=True):
+        pairs, jac = [], None
+        for _, f in seq.iterrows():
+            d = detections[(detections["product_id"] == f["product_id"])
+                           & (detections["snr"] >= CONSTELLATION_MIN_SNR)]
+            if d.empty:
+                continue
+            bands = tuple(f["bands"])
+            state = FrameState.from_spice(f["et_mid"], bands=bands).corrected(
+                f["along_rad"], f["cross_rad"])
+            if jac is None:
+                recon = FrameState.from_spice(f["et_mid"], bands=bands)
+                jac = _jacobian(recon, bands[0], f["along_rad"], f["cross_rad"])
+            pts = surface_point(references["lat_deg"], references["lon_west_deg"],
+                                state.radii_km)
+            radius = max(12.0, 4.0 * float(f["pointing_sigma_px"]))
+            layout = jiram.band_layout(bands)
+            for band, sl in layout.items():
+                db = d[d["band"] == band]
+                if db.empty:
+                    continue
+                pl, ps, vis = state.project_points(pts, band)
+                for di, det in db.iterrows():
+                    dl = (det["line"] - sl.start) - pl
+                    dsm = det["sample"] - ps
+                    near = vis & (np.hypot(dl, dsm) <= radius)
+                    for k in np.flatnonzero(near):
+                        tol = 2.0 + 2.0 * references["sigma_km"].iloc[k] / det["pixel_scale_km"]
+                        pairs.append({"detection": f"{f['product_id']}:{di}", "reference": k,
+                                      "d_line": dl[k], "d_sample": dsm[k], "tol_px": tol})
+        fit = fit_constellation(pd.DataFrame(pairs)) if pairs else None
+        if fit is None or jac is None:
+            continue
+        delta = np.linalg.solve(jac, [fit.d_line_px, fit.d_sample_px])
+        for _, f in seq.iterrows():
+            out[f["product_id"]] = {
+                "pointing_method": "constellation",
+                "along_rad": float(f["along_rad"] + delta[0]),
+                "cross_rad": float(f["cross_rad"] + delta[1]),
+                "pointing_sigma_px": fit.sigma_px,
+                "pointing_note": (f"{fit.n_matched} hotspots matched to limb-registered frames "
+                                  f"(shift {fit.d_line_px:+.1f}, {fit.d_sample_px:+.1f} px)")}
+    return out
+
+
+# --- the whole chain in memory ----------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -193,7 +325,7 @@ class LocalRun:
 
     frames: pd.DataFrame
     detections: pd.DataFrame
-    catalog: object  # iovolc.catalog.CatalogResult
+    catalog: object  # iovolc.catalog.CatalogResult | None
     errors: tuple[tuple[str, str], ...] = ()
 
 
@@ -202,30 +334,36 @@ def discover_products(archive_root: str, *, perijoves: Sequence[int] | None = No
     """Label URLs of the imager products in an archive (one per frame).
 
     Uses each volume's INDEX; RDRs are preferred, an EDR is used for a frame
-    with no RDR. Returns (label URLs, [(volume, error)]).
+    with no RDR. Returns (label URLs, [(where, problem)]).
     """
-    from iovolc.pds3 import ProductError, list_volumes, read_index, volume_kind, volume_orbit
+    from iovolc.pds3 import ProductError
+    from iovolc.pds3_index import list_volumes, read_index, volume_kind, volume_orbit
 
     chosen: dict[str, tuple[str, str]] = {}
     errors: list[tuple[str, str]] = []
     for vol in list_volumes(archive_root):
         try:
-            orbit = volume_orbit(vol)
-            if perijoves is not None and orbit not in perijoves:
+            if perijoves is not None and volume_orbit(vol) not in perijoves:
                 continue
             kind = volume_kind(vol)
             idx = read_index(vol)
         except ProductError as exc:
             errors.append((vol, str(exc)))
             continue
-        for _, row in idx.iterrows():
+        errors += [(vol, f"row {p['row']}: {p['reason']}") for p in idx.problems]
+        for _, row in idx.rows.iterrows():
             pid = str(row.get("product_id", ""))
             if not pid.upper().startswith("JIR_IMG_"):
                 continue
-            frame_key = pid.upper().replace("_EDR_", "_").replace("_RDR_", "_")
-            if frame_key not in chosen or (kind == prefer and chosen[frame_key][0] != prefer):
-                chosen[frame_key] = (kind, row["label_url"])
+            key = frame_key(pid)
+            if key not in chosen or (kind == prefer and chosen[key][0] != prefer):
+                chosen[key] = (kind, row["label_url"])
     return [url for _, url in sorted(chosen.values(), key=lambda t: t[1])], errors
+
+
+def frame_key(product_id: str) -> str:
+    """The frame an EDR or RDR product belongs to (its id without the type)."""
+    return product_id.upper().replace("_EDR_", "_").replace("_RDR_", "_")
 
 
 def run_local(archive_root: str, kernel_root: str, *, cache_dir, perijoves=None,
@@ -235,7 +373,8 @@ def run_local(archive_root: str, kernel_root: str, *, cache_dir, perijoves=None,
 
     from iovolc.catalog import build_catalog
     from iovolc.kernels import kernel_set_for
-    from iovolc.pds3 import ProductError, read_jiram_product
+    from iovolc.pds3 import ProductError
+    from iovolc.reader import read_jiram_product
 
     urls, errors = discover_products(archive_root, perijoves=perijoves)
     products = []
@@ -244,13 +383,53 @@ def run_local(archive_root: str, kernel_root: str, *, cache_dir, perijoves=None,
             products.append(read_jiram_product(url))
         except ProductError as exc:
             errors.append((url, str(exc)))
-    frames, dets = [], []
-    for group in group_products(products):
-        kset = kernel_set_for(group[0], kernel_root=kernel_root, cache_dir=Path(cache_dir))
+    groups = group_products(products)
+    ksets = [kernel_set_for(g[0], kernel_root=kernel_root, cache_dir=Path(cache_dir))
+             for g in groups]
+    results: list[list[FrameResult]] = []
+    for g, kset in zip(groups, ksets, strict=True):
         with kset:
-            results, det = process_group(group, config=config)
-        frames += [r.summary for r in results]
+            results.append(calibrate_group(g))
+    frames = pd.DataFrame([r.summary for rs in results for r in rs])
+    pointing = solve_pointing(frames)
+    dets, summaries = [], {}
+    for rs, kset in zip(results, ksets, strict=True):
+        with kset:
+            det, ss = extract_group(rs, pointing, config=config)
         dets.append(det)
-    det = pd.concat(dets, ignore_index=True) if dets else pd.DataFrame()
+        summaries.update({s["product_id"]: s for s in ss})
+    det = _concat(dets)
+    frames = pd.DataFrame(list(summaries.values()))
+    by_pid = {r.product_id: (r, kset) for rs, kset in zip(results, ksets, strict=True)
+              for r in rs}
+    for pj, fr in frames.groupby("perijove"):
+        d_pj = det[det["perijove"] == pj]
+        refs = constellation_references(d_pj)
+        kset = by_pid[fr["product_id"].iloc[0]][1]
+        with kset:
+            updates = constellation_updates(fr, d_pj, refs)
+            for pid, pt in updates.items():
+                r = by_pid[pid][0]
+                new_det, s = extract_frame_result(r, pt, config=config, reregister=False)
+                det = pd.concat([det[det["product_id"] != pid], new_det], ignore_index=True)
+                summaries[pid] = s
+    frames = pd.DataFrame(list(summaries.values()))
+    det = det.sort_values(["et_mid", "band", "line", "sample"], ignore_index=True)
     catalog = build_catalog(det) if len(det) else None
-    return LocalRun(pd.DataFrame(frames), det, catalog, tuple(errors))
+    return LocalRun(frames, det, catalog, tuple(errors))
+
+
+def backplanes(result: FrameResult, pointing: dict):
+    """Per-pixel geometry of a calibrated frame on its pointing (kernels loaded).
+
+    ``{band: PixelGeometry}`` over each band strip: lat/lon (West), emission,
+    incidence, phase, range, pixel scale; NaN off the disc.
+    """
+    from iovolc.geometry import pixel_geometry
+
+    s = result.summary
+    bands = tuple(s["bands"])
+    state = FrameState.from_spice(s["et_mid"], bands=bands).corrected(
+        pointing["along_rad"], pointing["cross_rad"])
+    ll, ss = np.mgrid[0:jiram.N_LINES_BAND, 0:jiram.N_SAMPLES]
+    return {b: pixel_geometry(state, b, ll, ss) for b in bands}

@@ -1,16 +1,32 @@
-"""Limb registration: measure each frame's pointing offset from Io's disc.
+"""Limb registration: find a frame's pointing correction from Io's lit disc.
 
-JIRAM's despinning mirror leaves the reconstructed pointing off by up to
-~2 deg along the spin (the line direction). We predict Io's lit disc from the
-reconstructed geometry (Lambertian shading, uniform albedo, anti-aliased
-limb, the instrument PSF), find the shift that best matches the observed band
-halves (normalised cross-correlation over the whole search range), refine it
-to sub-pixel precision by least squares (model amplitude and offset free per
-band), and turn the shift into a small rotation of the camera attitude.
+The reconstructed attitude of JIRAM frames can be off by a rotation about
+Juno's spin axis of up to ~10 deg (a pass-wide ~7-7.7 deg from orbit 44-51 on:
+css.earth's registrations of real PJ51/57/58 frames, -518 to -564 lines;
+Perry et al. 2025 shift frame times by 0.62 s), plus a small cross-spin part.
+The correction is the rotation ``(along, cross)`` of
+:func:`iovolc.geometry.pointing_correction`.
 
-A frame is registered only when the match is trustworthy: enough of the limb
-falls inside the frame at the fitted shift and the correlation is high.
-Otherwise the reconstructed pointing is kept and the frame is flagged.
+Two stages:
+
+1. **Coarse, wide** (:func:`_coarse_search`): the predicted lit disc (Lambert
+   ``cos i`` from the reconstructed geometry) is drawn on a canvas in
+   *spin coordinates* of the instrument frame: ``phi`` = angle about the spin
+   axis, ``psi`` = angle from the spin plane. A rotation about the spin axis
+   is an exact shift in ``phi``, so the whole +-10 deg x +-0.5 deg search is a
+   normalised cross-correlation of the observed band strips (resampled onto
+   the same grid, hotspots clipped) with that canvas, summed over the bands.
+2. **Fine** (:func:`_fine_fit`): with the coarse correction applied, the
+   anti-aliased, PSF-blurred predicted disc is matched again over +-8 px, then
+   refined by Gauss-Newton on the pixels near the lit limb (amplitude and
+   offset free per band; the limb is sharp whatever the albedo). The pixel
+   residual becomes a rotation increment through the numerical Jacobian of
+   the projection, and the loop repeats until it converges.
+
+A fit is *accepted* only when enough lit limb falls in the frame, the
+correlation is high, the formal error small and the coarse peak not on the
+search edge. The pass-level consensus (:mod:`iovolc.pointing`) then rejects
+fits that disagree with the rest of the pass as false fits.
 """
 
 from __future__ import annotations
@@ -21,45 +37,177 @@ import numpy as np
 from scipy.ndimage import binary_dilation, gaussian_filter, map_coordinates, spline_filter
 from skimage.feature import match_template
 
-from iovolc import jiram
-from iovolc.geometry import FrameState, pixel_geometry, pixel_to_camera
+from iovolc.geometry import FrameState, _backplanes, centre_direction_inst, disc_radius_rad
 
-#: default search half-ranges (pixels): along the spin (lines), across (samples)
-SEARCH_LINES_PX = 160
-SEARCH_SAMPLES_PX = 40
+#: default search half-ranges (deg): along the spin, across it
+SEARCH_ALONG_DEG = 10.0
+SEARCH_CROSS_DEG = 0.5
 PSF_SIGMA_PX = 0.7
+#: coarse grid step in pixels (IFOV units)
+COARSE_STEP_PX = 2
 
 
 @dataclass(frozen=True)
-class Registration:
-    """Fitted offset: observed position minus predicted position (pixels)."""
+class LimbFit:
+    """A frame's fitted pointing correction (radians) and how much to trust it."""
 
-    d_line_px: float
-    d_sample_px: float
+    along_rad: float
+    cross_rad: float
     ok: bool
     correlation: float
     n_limb_px: int
     reason: str = ""
-    significance: float = 0.0
+    sigma_along_rad: float = float("nan")
+    sigma_cross_rad: float = float("nan")
+    #: formal error of the fine fit, pixels
     sigma_px: float = float("nan")
 
-    @property
-    def offset_px(self) -> float:
-        return float(np.hypot(self.d_line_px, self.d_sample_px))
+
+# --- spin coordinates ------------------------------------------------------------------
 
 
-def _shading_canvas(state: FrameState, *, line0: int, line1: int, samp0: int, samp1: int,
-                    psf_sigma_px: float):
-    """Predicted relative radiance of the lit disc on a detector-line canvas."""
+def _spin_basis(spin_axis: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    e_s = spin_axis / np.linalg.norm(spin_axis)
+    z = np.array([0.0, 0.0, 1.0])
+    e_z = z - (z @ e_s) * e_s
+    e_z /= np.linalg.norm(e_z)
+    return np.cross(e_s, e_z), e_s, e_z  # e_x, e_s, e_z
+
+
+def _to_spin(d: np.ndarray, basis) -> tuple[np.ndarray, np.ndarray]:
+    e_x, e_s, e_z = basis
+    return np.arctan2(d @ e_x, d @ e_z), np.arcsin(np.clip(d @ e_s, -1, 1))
+
+
+def _from_spin(phi, psi, basis) -> np.ndarray:
+    e_x, e_s, e_z = basis
+    c = np.cos(psi)[..., None]
+    return c * (np.sin(phi)[..., None] * e_x + np.cos(phi)[..., None] * e_z) \
+        + np.sin(psi)[..., None] * e_s
+
+
+def _lambert(state: FrameState, d_inst: np.ndarray) -> np.ndarray:
+    """cos(incidence) (>= 0) of instrument-frame rays under ``state``; 0 off the disc."""
+    shape = d_inst.shape[:-1]
+    out = np.zeros(int(np.prod(shape)))
+    flat = d_inst.reshape(-1, 3)
+    point, obs_bf, hit, dt = state.intercept_directions(flat @ state.inst_to_j2000.T)
+    if hit.any():
+        g = _backplanes(state, point, obs_bf, hit, dt, ifov_rad=1.0)
+        mu0 = np.cos(np.radians(g.incidence_deg[hit]))
+        out[hit] = np.clip(mu0, 0.0, None)
+    return out.reshape(shape)
+
+
+# --- stage 1 ----------------------------------------------------------------------------
+
+
+def _coarse_search(strips: dict, state: FrameState, *, along: tuple[float, float],
+                   cross: tuple[float, float], step_rad: float):
+    """Best (along, cross, ncc, on_edge) over the box ``along`` x ``cross`` (radians)."""
+    basis = _spin_basis(state.spin_axis)
+    templates = {}
+    for band in strips:
+        cam = state.camera(band)
+        ll, ss = np.meshgrid([-0.5, cam.n_lines - 0.5], [-0.5, cam.n_samples - 0.5],
+                             indexing="ij")
+        phi, psi = _to_spin(cam.directions(ll, ss), basis)
+        templates[band] = (phi.min(), phi.max(), psi.min(), psi.max())
+    # observed(phi, psi) = predicted(phi + along, psi - cross): the canvas spans the
+    # strips shifted by every correction searched
+    phi0 = min(t[0] for t in templates.values()) + along[0] - step_rad
+    phi1 = max(t[1] for t in templates.values()) + along[1] + step_rad
+    psi0 = min(t[2] for t in templates.values()) - cross[1] - step_rad
+    psi1 = max(t[3] for t in templates.values()) - cross[0] + step_rad
+    n_phi = int(np.ceil((phi1 - phi0) / step_rad)) + 1
+    n_psi = int(np.ceil((psi1 - psi0) / step_rad)) + 1
+    canvas = np.zeros((n_phi, n_psi))
+    # the predicted disc only where it can be
+    c_phi, c_psi = _to_spin(centre_direction_inst(state)[None, :], basis)
+    r = disc_radius_rad(state) + 2 * step_rad
+    i0 = int(np.clip(np.floor((c_phi[0] - r - phi0) / step_rad), 0, n_phi))
+    i1 = int(np.clip(np.ceil((c_phi[0] + r - phi0) / step_rad) + 1, 0, n_phi))
+    j0 = int(np.clip(np.floor((c_psi[0] - r - psi0) / step_rad), 0, n_psi))
+    j1 = int(np.clip(np.ceil((c_psi[0] + r - psi0) / step_rad) + 1, 0, n_psi))
+    if i1 <= i0 or j1 <= j0 or np.cos(c_phi[0]) < 0:
+        return None
+    pg, sg = np.meshgrid(phi0 + step_rad * np.arange(i0, i1), psi0 + step_rad * np.arange(j0, j1),
+                         indexing="ij")
+    canvas[i0:i1, j0:j1] = _lambert(state, _from_spin(pg, sg, basis))
+    if canvas.max() <= 0:
+        return None
+    n_a = int(round((along[1] - along[0]) / step_rad)) + 1
+    n_c = int(round((cross[1] - cross[0]) / step_rad)) + 1
+    total = np.zeros((n_a, n_c))
+    for band, (img, valid) in strips.items():
+        t_phi0, t_phi1, t_psi0, t_psi1 = templates[band]
+        # template grid aligned with the canvas grid (integer offsets)
+        a0 = int(np.floor((t_phi0 - phi0) / step_rad))
+        b0 = int(np.floor((t_psi0 - psi0) / step_rad))
+        na = int(np.ceil((t_phi1 - phi0) / step_rad)) - a0 + 1
+        nb = int(np.ceil((t_psi1 - psi0) / step_rad)) - b0 + 1
+        tp, ts = np.meshgrid(phi0 + step_rad * np.arange(a0, a0 + na),
+                             psi0 + step_rad * np.arange(b0, b0 + nb), indexing="ij")
+        line, sample = state.camera(band).pixels(_from_spin(tp, ts, basis))
+        tmpl = _strip_template(img, valid, line, sample, step_rad / state.camera(band).ifov_rad)
+        if tmpl is None:
+            continue
+        res = match_template(canvas, tmpl)
+        # observed(phi) = predicted(phi + along): template at canvas row a0 + along/step
+        ia = a0 + int(round(along[0] / step_rad))
+        ic = b0 - int(round(cross[1] / step_rad))
+        if ia < 0 or ic < 0:
+            return None
+        sub = res[ia:ia + n_a, ic:ic + n_c]
+        if sub.shape != total.shape:
+            return None
+        total += sub[:, ::-1]  # cross increases as psi offsets decrease
+    total /= max(1, len(strips))
+    k, m = np.unravel_index(int(np.argmax(total)), total.shape)
+    on_edge = k in (0, n_a - 1) or m in (0, n_c - 1)
+    return (along[0] + k * step_rad, cross[0] + m * step_rad, float(total[k, m]), on_edge)
+
+
+def _strip_template(img, valid, line, sample, binning: float) -> np.ndarray | None:
+    """The band strip resampled onto the spin grid, hotspots and spikes tamed."""
+    v = valid & np.isfinite(img)
+    if v.sum() < 100:
+        return None
+    med = float(np.median(img[v]))
+    hi = float(np.percentile(img[v], 99.5))
+    x = np.where(v, np.clip(img, None, max(hi, med)), med)
+    if binning > 1.2:  # block-average to the grid step before sampling
+        x = gaussian_filter(x, 0.5 * binning)
+    inside = (line > -0.5) & (line < img.shape[0] - 0.5) & (sample > -0.5) & \
+        (sample < img.shape[1] - 0.5)
+    vals = map_coordinates(x, [np.nan_to_num(line), np.nan_to_num(sample)], order=1,
+                           mode="nearest")
+    out = np.where(inside, vals, med)
+    return out if np.ptp(out) > 0 else None
+
+
+# --- predicted disc in pixels (also the extraction's background shape) ----------------
+
+
+def predicted_shading(state: FrameState, band: str, *, line0: int, line1: int, samp0: int,
+                      samp1: int, psf_sigma_px: float = PSF_SIGMA_PX):
+    """Predicted relative radiance of the lit disc (Lambert ``cos i``) on a band canvas.
+
+    Canvas rows ``line0..line1-1`` and columns ``samp0..samp1-1`` of the band
+    strip's pixel coordinates (they may extend beyond the strip). The limb is
+    anti-aliased by 4x4 super-sampling, the canvas blurred by a Gaussian PSF.
+    Returns ``(canvas, limb)``: ``limb`` marks lit pixels the limb crosses.
+    """
+    from iovolc.geometry import pixel_geometry
+
     nl, ns = line1 - line0, samp1 - samp0
     canvas = np.zeros((nl, ns))
     limb = np.zeros((nl, ns), dtype=bool)
-    cl, cs, _ = state.project_points(np.zeros((1, 3)))
-    rng_km = float(np.linalg.norm(state.io_pos))
-    ang = np.arcsin(min(1.0, state.radii_km.max() / rng_km))
-    r_px = np.tan(ang) / jiram.IFOV_RAD + 3
+    cl, cs, _ = state.project_points(np.zeros((1, 3)), band)
     if not np.isfinite(cl[0]):
         return canvas, limb
+    ang = disc_radius_rad(state)
+    r_px = (np.tan(ang) if ang < 1.5 else 1e6) / state.camera(band).ifov_rad + 3
     lo_l = int(max(line0, np.floor(cl[0] - r_px)))
     hi_l = int(min(line1, np.ceil(cl[0] + r_px) + 1))
     lo_s = int(max(samp0, np.floor(cs[0] - r_px)))
@@ -67,11 +215,10 @@ def _shading_canvas(state: FrameState, *, line0: int, line1: int, samp0: int, sa
     if hi_l <= lo_l or hi_s <= lo_s:
         return canvas, limb
     ll, ss = np.mgrid[lo_l:hi_l, lo_s:hi_s]
-    g = pixel_geometry(state, ll, ss)
+    g = pixel_geometry(state, band, ll, ss)
     mu0 = np.clip(np.cos(np.radians(np.nan_to_num(g.incidence_deg, nan=180.0))), 0, None)
     sub = np.where(g.on_disc, mu0, 0.0)
     hit = g.on_disc
-    # anti-alias the limb (2x2 super-sampling of pixels next to it)
     pad = np.pad(hit, 1, mode="edge")
     edge = np.zeros_like(hit)
     for dl in (0, 2):
@@ -83,7 +230,7 @@ def _shading_canvas(state: FrameState, *, line0: int, line1: int, samp0: int, sa
         off = (np.arange(k) + 0.5) / k - 0.5
         dl, ds = np.meshgrid(off, off, indexing="ij")
         el, es = ll[edge], ss[edge]
-        g2 = pixel_geometry(state, el[:, None] + dl.ravel(), es[:, None] + ds.ravel())
+        g2 = pixel_geometry(state, band, el[:, None] + dl.ravel(), es[:, None] + ds.ravel())
         mu2 = np.clip(np.cos(np.radians(np.nan_to_num(g2.incidence_deg, nan=180.0))), 0, None)
         sub[edge] = np.where(g2.on_disc, mu2, 0.0).mean(axis=1)
     canvas[lo_l - line0:hi_l - line0, lo_s - samp0:hi_s - samp0] = sub
@@ -93,73 +240,56 @@ def _shading_canvas(state: FrameState, *, line0: int, line1: int, samp0: int, sa
     return canvas, limb
 
 
-def register_frame(
-    radiance: np.ndarray,
-    state: FrameState,
-    *,
-    mode: str,
-    valid: np.ndarray | None = None,
-    search_lines_px: int = SEARCH_LINES_PX,
-    search_samples_px: int = SEARCH_SAMPLES_PX,
-    min_limb_px: int = 40,
-    min_correlation: float = 0.2,
-    max_sigma_px: float = 0.15,
-    psf_sigma_px: float = PSF_SIGMA_PX,
-) -> Registration:
-    """Fit the offset of Io's disc in ``radiance`` relative to ``state``'s prediction."""
-    radiance = np.asarray(radiance, dtype=float)
-    n_rows = radiance.shape[0]
-    row0 = int(jiram.frame_to_detector_line(mode, 0))
-    line0, line1 = row0 - search_lines_px, row0 + n_rows + search_lines_px
-    samp0, samp1 = -search_samples_px, jiram.N_SAMPLES + search_samples_px
-    canvas, limb = _shading_canvas(state, line0=line0, line1=line1, samp0=samp0, samp1=samp1,
-                                   psf_sigma_px=psf_sigma_px)
-    if not limb.any():
-        return Registration(0.0, 0.0, False, 0.0, 0, "Io's limb is not predicted near the frame")
-    img = radiance.copy()
-    search_lines_px += search_lines_px % 2  # even, for the 2x2-binned coarse search
-    search_samples_px += search_samples_px % 2
-    canvas_b = _bin2(canvas)
-    if valid is None:
-        valid = np.isfinite(img)
-    valid = valid & np.isfinite(img)
-    # tame hotspots and remaining spikes: they must not drive the fit
-    bands = jiram.band_rows(mode)
+# --- stage 2 ------------------------------------------------------------------------
+
+
+def _jacobian(state: FrameState, band: str, along: float, cross: float) -> np.ndarray:
+    """d(line, sample)/d(along, cross) of a fixed sky direction at the strip centre."""
+    cam = state.camera(band)
+    base = state.corrected(along, cross)
+    w = base.inst_to_j2000 @ cam.directions(0.5 * (cam.n_lines - 1), 0.5 * (cam.n_samples - 1))
+    eps = 1e-5
+    cols = []
+    p0 = np.array(cam.pixels(base.inst_to_j2000.T @ w))
+    for da, dc in ((eps, 0.0), (0.0, eps)):
+        s = state.corrected(along + da, cross + dc)
+        cols.append((np.array(cam.pixels(s.inst_to_j2000.T @ w)) - p0) / eps)
+    return np.column_stack(cols)
+
+
+def _fine_fit(strips: dict, state: FrameState, *, along: float, cross: float, search_px: int,
+              psf_sigma_px: float):
+    """One fine pass at (along, cross): pixel shift, its sigma, NCC peak, limb pixels."""
+    canvases = {}
     ncc = None
-    halves = []
-    for _band, sl in bands.items():
-        half = img[sl]
-        v = valid[sl]
-        med = np.median(half[v]) if v.any() else 0.0
-        hi = np.percentile(half[v], 99.7) if v.any() else 0.0
-        halves.append((sl, np.where(v, half, med)))
-        # coarse search on 2x2-binned images (4x cheaper), refined below
-        tmpl = _bin2(np.where(v, np.clip(half, None, max(hi, med)), med))
-        res = match_template(canvas_b, tmpl)
-        # res[i, j]: the half's top-left at binned canvas (i, j); for a scene
-        # observed d lines / e samples further than predicted,
-        # 2i = sl.start + S - d and 2j = S_s - e
-        i0 = sl.start // 2
-        sub = res[i0:i0 + search_lines_px + 1, :search_samples_px + 1]
-        ncc = sub if ncc is None else ncc + sub
-    ncc = ncc / len(bands)
-    i, j = np.unravel_index(np.nanargmax(ncc), ncc.shape)
-    d_line = float(search_lines_px - 2 * i)
-    d_samp = float(search_samples_px - 2 * j)
+    for band, (img, valid) in strips.items():
+        s_c = state.corrected(along, cross)
+        nl, ns = img.shape
+        canvas, limb = predicted_shading(s_c, band, line0=-search_px, line1=nl + search_px,
+                                         samp0=-search_px, samp1=ns + search_px,
+                                         psf_sigma_px=psf_sigma_px)
+        canvases[band] = (canvas, limb)
+        if not limb.any():
+            continue
+        v = valid & np.isfinite(img)
+        med = float(np.median(img[v])) if v.any() else 0.0
+        hi = float(np.percentile(img[v], 99.7)) if v.any() else 0.0
+        tmpl = np.where(v, np.clip(img, None, max(hi, med)), med)
+        if np.ptp(tmpl) == 0:
+            continue
+        res = match_template(canvas, tmpl)
+        ncc = res if ncc is None else ncc + res
+    if ncc is None:
+        return None
+    ncc = ncc / len(strips)
+    i, j = np.unravel_index(int(np.argmax(ncc)), ncc.shape)
+    # res[i, j]: the strip's (0, 0) at canvas (i, j) = predicted (i - S, j - S); a scene
+    # observed d lines further than predicted gives i = S - d
+    d_line, d_samp = float(search_px - i), float(search_px - j)
     peak = float(ncc[i, j])
-    # how far the best match stands out of the correlation map's noise
-    med = float(np.median(ncc))
-    mad = float(np.median(np.abs(ncc - med))) * 1.4826
-    significance = (peak - med) / mad if mad > 0 else 0.0
-    # sub-pixel: least squares on the model shifted by (d_line, d_samp), on
-    # the pixels within 3 px of the lit limb (the terminator is soft and
-    # depends on the unknown albedo; the limb is sharp)
-    limb_zone = binary_dilation(limb, iterations=3)
-    coeffs = spline_filter(canvas, order=3, mode="constant")
     sigma = np.array([np.inf, np.inf])
     for _ in range(8):
-        out = _lsq_step(halves, coeffs, limb_zone, valid, row0=row0, line0=line0, samp0=samp0,
-                        d_line=d_line, d_samp=d_samp)
+        out = _lsq_step(strips, canvases, search_px=search_px, d_line=d_line, d_samp=d_samp)
         if out is None:
             break
         step, sigma = out
@@ -167,32 +297,18 @@ def register_frame(
         d_samp += float(np.clip(step[1], -1, 1))
         if np.hypot(*step) < 1e-3:
             break
-    # limb pixels inside the observed frame at the fitted shift
-    rows = np.arange(n_rows) + row0 - d_line - line0
-    cols = np.arange(jiram.N_SAMPLES) - d_samp - samp0
-    rr, cc = np.meshgrid(np.round(rows).astype(int), np.round(cols).astype(int), indexing="ij")
-    inside = (rr >= 0) & (rr < limb.shape[0]) & (cc >= 0) & (cc < limb.shape[1])
-    n_limb = int(limb[rr[inside], cc[inside]].sum())
-    sigma_px = float(np.hypot(*sigma))
-    if n_limb < min_limb_px:
-        ok, reason = False, f"limb pixels in frame {n_limb} < {min_limb_px}"
-    elif not sigma_px <= max_sigma_px:
-        ok, reason = False, f"formal offset error {sigma_px:.2f} px > {max_sigma_px} px"
-    elif peak < min_correlation:
-        ok, reason = False, f"disc correlation {peak:.2f} < {min_correlation}"
-    else:
-        ok, reason = True, ""
-    return Registration(d_line, d_samp, ok, peak, n_limb, reason, significance, sigma_px)
+    n_limb = 0
+    for band, (img, _) in strips.items():
+        _, limb = canvases[band]
+        r0 = int(round(search_px - d_line))
+        c0 = int(round(search_px - d_samp))
+        n_limb += int(limb[max(r0, 0):max(r0 + img.shape[0], 0),
+                           max(c0, 0):max(c0 + img.shape[1], 0)].sum())
+    return d_line, d_samp, float(np.hypot(*sigma)), peak, n_limb
 
 
-def _bin2(a: np.ndarray) -> np.ndarray:
-    """2x2 block mean (odd edges dropped)."""
-    n0, n1 = a.shape[0] // 2 * 2, a.shape[1] // 2 * 2
-    return a[:n0, :n1].reshape(n0 // 2, 2, n1 // 2, 2).mean(axis=(1, 3))
-
-
-def _lsq_step(halves, coeffs, limb_zone, valid, *, row0, line0, samp0, d_line, d_samp):
-    """One Gauss-Newton step for the shift (amplitude, offset free per band).
+def _lsq_step(strips: dict, canvases: dict, *, search_px: int, d_line: float, d_samp: float):
+    """One Gauss-Newton step for the common pixel shift (amplitude, offset free per band).
 
     Returns ``(step, sigma)``: the shift update and its formal 1-sigma error
     (pixels, from the residual scatter), or None when nothing constrains it.
@@ -200,45 +316,47 @@ def _lsq_step(halves, coeffs, limb_zone, valid, *, row0, line0, samp0, d_line, d
     jtj = np.zeros((2, 2))
     jtr = np.zeros(2)
     chi2, dof = 0.0, 0
-    for sl, half in halves:
-        n_r, n_c = half.shape
-        rows = np.arange(sl.start, sl.start + n_r) + row0 - d_line - line0
-        cols = np.arange(n_c) - d_samp - samp0
+    for band, (img, valid) in strips.items():
+        canvas, limb = canvases[band]
+        if not limb.any():
+            continue
+        coeffs = spline_filter(canvas, order=3, mode="constant")
+        limb_zone = binary_dilation(limb, iterations=3)
+        n_r, n_c = img.shape
+        rows = np.arange(n_r) + search_px - d_line
+        cols = np.arange(n_c) + search_px - d_samp
         ri = np.clip(np.round(rows).astype(int), 0, limb_zone.shape[0] - 1)
         ci = np.clip(np.round(cols).astype(int), 0, limb_zone.shape[1] - 1)
-        zone = limb_zone[ri[:, None], ci[None, :]] & valid[sl]
+        zone = limb_zone[ri[:, None], ci[None, :]] & valid & np.isfinite(img)
         zone[(rows < 0) | (rows > limb_zone.shape[0] - 1), :] = False
         zone[:, (cols < 0) | (cols > limb_zone.shape[1] - 1)] = False
         if zone.sum() < 20:
             continue
         pr, pc = np.nonzero(zone)
         rr, cc = rows[pr], cols[pc]
-        data = half[pr, pc]
+        data = img[pr, pc].astype(float)
 
-        def at(dr, dc, rr=rr, cc=cc):
+        def at(dr, dc, rr=rr, cc=cc, coeffs=coeffs):
             return map_coordinates(coeffs, [rr + dr, cc + dc], order=3, mode="constant",
                                    prefilter=False)
 
         m = at(0, 0)
         gl = at(0.5, 0) - at(-0.5, 0)
         gs = at(0, 0.5) - at(0, -0.5)
-        # fit only where the model has sharp structure (the limb): the edge's
-        # position does not depend on the unknown albedo pattern of the disc
         grad = np.hypot(gl, gs)
         if grad.max() <= 0:
             continue
         v = grad > 0.02 * grad.max()
-        half = data
-        # the disc's brightness (albedo) varies along the limb: let the model's
-        # amplitude vary linearly across the frame so it does not bias the edge
+        # the disc's brightness (albedo) varies along the limb: the model's
+        # amplitude varies linearly across the frame so it does not bias the edge
         ln = (rr - rr.mean()) / 128.0
         sn = (cc - cc.mean()) / 432.0
         basis = np.stack([m, m * ln, m * sn, np.ones_like(m)], axis=-1)
         for _ in range(3):  # robust: drop hotspots and spikes on the limb
             if v.sum() < 20 or np.std(m[v]) == 0:
                 break
-            coef, *_ = np.linalg.lstsq(basis[v], half[v], rcond=None)
-            resid_all = half - basis @ coef
+            coef, *_ = np.linalg.lstsq(basis[v], data[v], rcond=None)
+            resid_all = data - basis @ coef
             scatter = 1.4826 * np.median(np.abs(resid_all[v]))
             keep = v & (np.abs(resid_all) < 4 * scatter + 1e-12)
             if keep.sum() == v.sum():
@@ -246,11 +364,11 @@ def _lsq_step(halves, coeffs, limb_zone, valid, *, row0, line0, samp0, d_line, d
             v = keep
         if v.sum() < 20 or np.std(m[v]) == 0:
             continue
-        coef, *_ = np.linalg.lstsq(basis[v], half[v], rcond=None)
+        coef, *_ = np.linalg.lstsq(basis[v], data[v], rcond=None)
         amp = coef[0] + coef[1] * ln[v] + coef[2] * sn[v]
         if np.median(amp) <= 0:
             continue
-        resid = half[v] - basis[v] @ coef
+        resid = data[v] - basis[v] @ coef
         # d(model)/d(d_line) = -amp * gl (shifting the scene down moves samples up)
         jac = -amp[:, None] * np.column_stack([gl[v], gs[v]])
         jtj += jac.T @ jac
@@ -263,25 +381,66 @@ def _lsq_step(halves, coeffs, limb_zone, valid, *, row0, line0, samp0, d_line, d
     return np.linalg.solve(jtj, jtr), np.sqrt(np.diag(cov))
 
 
-def corrected_attitude(state: FrameState, reg: Registration, *, mode: str) -> np.ndarray:
-    """Camera->J2000 rotation corrected by the fitted offset (a small rotation).
+# --- public ------------------------------------------------------------------------
 
-    The rotation takes the predicted direction of Io's centre to the
-    observed one, so the whole frame moves rigidly with the attitude.
+
+def register_frame(
+    strips: dict,
+    state: FrameState,
+    *,
+    prior: tuple[float, float] | None = None,
+    search_along_rad: float = np.radians(SEARCH_ALONG_DEG),
+    search_cross_rad: float = np.radians(SEARCH_CROSS_DEG),
+    min_limb_px: int = 40,
+    min_correlation: float = 0.3,
+    max_sigma_px: float = 0.3,
+    psf_sigma_px: float = PSF_SIGMA_PX,
+    fine_search_px: int = 8,
+) -> LimbFit:
+    """Fit the pointing correction of one frame from Io's lit limb.
+
+    ``strips``: ``{band: (radiance strip, valid mask)}`` of the frame (128
+    lines each). ``state``: the frame with its *reconstructed* attitude.
+    ``prior``: ``(along, cross)`` to search around (e.g. the pass solution)
+    instead of around zero; the search half-ranges apply around it.
     """
-    cl, cs, _ = state.project_points(np.zeros((1, 3)))
-    l0 = float(cl[0]) if np.isfinite(cl[0]) else jiram.CENTER_LINE
-    s0 = float(cs[0]) if np.isfinite(cs[0]) else jiram.CENTER_SAMPLE
-    v_pred = pixel_to_camera(l0, s0)
-    v_obs = pixel_to_camera(l0 + reg.d_line_px, s0 + reg.d_sample_px)
-    axis = np.cross(v_obs, v_pred)
-    s = np.linalg.norm(axis)
-    if s < 1e-15:
-        return state.cam_to_j2000
-    axis /= s
-    ang = np.arctan2(s, np.dot(v_obs, v_pred))
-    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
-    rot = np.eye(3) + np.sin(ang) * k + (1 - np.cos(ang)) * (k @ k)
-    # a world direction seen at v_pred (predicted) is truly seen at v_obs:
-    # true cam_to_j2000 maps v_obs to where the old one mapped v_pred
-    return state.cam_to_j2000 @ rot
+    if not strips:
+        return LimbFit(0.0, 0.0, False, 0.0, 0, "no band strip to register")
+    a0, c0 = prior if prior is not None else (0.0, 0.0)
+    ifov = min(state.camera(b).ifov_rad for b in strips)
+    step = COARSE_STEP_PX * ifov
+    coarse = _coarse_search(strips, state, along=(a0 - search_along_rad, a0 + search_along_rad),
+                            cross=(c0 - search_cross_rad, c0 + search_cross_rad), step_rad=step)
+    if coarse is None:
+        return LimbFit(a0, c0, False, 0.0, 0, "no lit disc is predicted in the search range")
+    along, cross, coarse_ncc, on_edge = coarse
+    band0 = next(iter(strips))
+    sigma_px, peak, n_limb = float("nan"), 0.0, 0
+    jac = _jacobian(state, band0, along, cross)
+    for _ in range(4):
+        fine = _fine_fit(strips, state, along=along, cross=cross, search_px=fine_search_px,
+                         psf_sigma_px=psf_sigma_px)
+        if fine is None:
+            return LimbFit(along, cross, False, coarse_ncc, 0,
+                           "the lit limb does not fall in the frame")
+        d_line, d_samp, sigma_px, peak, n_limb = fine
+        jac = _jacobian(state, band0, along, cross)
+        # observed = predicted + (d_line, d_samp) -> the correction moves the prediction there
+        delta = np.linalg.solve(jac, [d_line, d_samp])
+        along += float(delta[0])
+        cross += float(delta[1])
+        if np.hypot(d_line, d_samp) < 0.02:
+            break
+    sig = np.abs(np.linalg.solve(jac, [sigma_px, sigma_px])) if np.isfinite(sigma_px) \
+        else np.array([np.nan, np.nan])
+    if on_edge:
+        ok, why = False, "the best coarse match lies on the edge of the search range"
+    elif n_limb < min_limb_px:
+        ok, why = False, f"lit limb pixels in the frame {n_limb} < {min_limb_px}"
+    elif not sigma_px <= max_sigma_px:
+        ok, why = False, f"formal offset error {sigma_px:.2f} px > {max_sigma_px} px"
+    elif peak < min_correlation:
+        ok, why = False, f"disc correlation {peak:.2f} < {min_correlation}"
+    else:
+        ok, why = True, ""
+    return LimbFit(along, cross, ok, peak, n_limb, why, float(sig[0]), float(sig[1]), sigma_px)

@@ -8,7 +8,9 @@ Works for ``file://``, ``memory://`` and ``s3://`` roots. Every key is made by
     kernels/{subdir}/{name}                         kernel       subdir from the extension
     calibrated/pj{perijove:03d}/{product_id}.fits   calibrated
     detections/pj{perijove:03d}/{group_id}.parquet  detections
-    frames/pj{perijove:03d}/{group_id}.parquet      frames       per-frame summaries
+    frames/pj{perijove:03d}/{group_id}.parquet      frames       per-frame summaries + limb fits
+    pointing/pj{perijove:03d}.parquet               pointing     the pass's pointing solution
+    results/pj{perijove:03d}/{filename}             result       final frames/detections of a pass
     catalog/{version}/{filename}                    catalog
     catalog/latest.json                             catalog_latest
     quarantine/{stage}/{name}.json                  quarantine   the reason record
@@ -68,6 +70,8 @@ _LAYOUT: dict[str, tuple[str, tuple[str, ...]]] = {
     "calibrated": ("calibrated/pj{perijove:03d}/{product_id}.fits", ("perijove", "product_id")),
     "detections": ("detections/pj{perijove:03d}/{group_id}.parquet", ("perijove", "group_id")),
     "frames": ("frames/pj{perijove:03d}/{group_id}.parquet", ("perijove", "group_id")),
+    "pointing": ("pointing/pj{perijove:03d}.parquet", ("perijove",)),
+    "result": ("results/pj{perijove:03d}/{filename}", ("perijove", "filename")),
     "catalog": ("catalog/{version}/{filename}", ("version", "filename")),
     "catalog_latest": ("catalog/latest.json", ()),
     "quarantine": ("quarantine/{stage}/{name}.json", ("stage", "name")),
@@ -140,6 +144,34 @@ def object_key(kind: str, **parts: Any) -> str:
     key = template.format(**values)
     check_key(key)
     return key
+
+
+_SUPPORTED = ("file", "local", "memory", "s3", "s3a")
+
+
+def check_store_url(url: str) -> str:
+    """Refuse a store URL that cannot work, before any work and without retries.
+
+    Supported schemes: file://, memory://, s3:// (bucket 3-63 characters of
+    a-z, 0-9, '.', '-'); no '.' or '..' path segments. ValueError (one line).
+    """
+    from urllib.parse import urlsplit
+
+    text = str(url)
+    parts = urlsplit(text)
+    scheme = parts.scheme or "file"
+    if scheme not in _SUPPORTED:
+        raise ValueError(f"store URL {text!r}: scheme {scheme!r} is not supported "
+                         f"({', '.join(s + '://' for s in ('file', 'memory', 's3'))})")
+    path = (parts.netloc + parts.path) if scheme in ("s3", "s3a", "memory") else parts.path
+    segs = [s for s in path.split("/")]
+    if any(s in (".", "..") for s in segs):
+        raise ValueError(f"store URL {text!r}: '.' and '..' path segments are not allowed")
+    if scheme in ("s3", "s3a"):
+        bucket = parts.netloc
+        if not re.fullmatch(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]", bucket or ""):
+            raise ValueError(f"store URL {text!r}: {bucket!r} is not a valid S3 bucket name")
+    return text
 
 
 def check_key(key: str) -> str:

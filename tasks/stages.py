@@ -128,12 +128,26 @@ def calibrate_groups(settings, perijove: int, groups: list, config_hash: str, fo
                           config_hash=config_hash, force=force)
 
 
+@task(name="solve-pass-pointing", **CACHED_ACROSS_RUNS)
+def solve_pass(settings, perijove: int, frames_keys: list, config_hash: str):
+    inject_fault("pointing")
+    return work.solve_pass(settings, perijove=perijove, frames_keys=frames_keys)
+
+
 @task(name="extract-groups", **CACHED_ACROSS_RUNS)
-def extract_groups(settings, perijove: int, groups: list, config: dict, config_hash: str,
-                   force: bool):
+def extract_groups(settings, perijove: int, groups: list, pointing_key: str,
+                   pointing_sha256: str, config: dict, config_hash: str, force: bool):
     inject_fault("extract")
     return run_in_process(work.extract_groups, settings, perijove=perijove, groups=groups,
+                          pointing_key=pointing_key, pointing_sha256=pointing_sha256,
                           config=config, force=force)
+
+
+@task(name="finish-pass", **CACHED_ACROSS_RUNS)
+def finish_pass(settings, perijove: int, groups: list, config: dict, config_hash: str):
+    inject_fault("finish")
+    return run_in_process(work.finish_pass, settings, perijove=perijove, groups=groups,
+                          config=config)
 
 
 @task(name="publish-catalog", retries=3,

@@ -7,12 +7,13 @@ URLs and a :class:`~iovolc.settings.Settings` (no secrets: credentials are
 read from the environment of the process at call time). Every write goes
 through :class:`~iovolc.store.Store` (write-then-finalize), and each
 function first checks whether its outputs exist, so rerunning finished work
-writes nothing.
+writes nothing. Policy (which products, grouping, pointing) is in the core:
+:mod:`iovolc.ingest` and :mod:`iovolc.pipeline`.
 """
 
 from __future__ import annotations
 
-import io
+import hashlib
 import tempfile
 from pathlib import Path, PurePosixPath
 
@@ -21,10 +22,21 @@ import pandas as pd
 from iovolc import __version__ as IOVOLC_VERSION
 from iovolc.catalog import build_catalog, write_catalog
 from iovolc.extract import ExtractionConfig
-from iovolc.kernels import MissingKernelError, kernel_set_for, resolve_kernels
-from iovolc.pds3 import ProductError, read_index, read_jiram_product, volume_orbit
-from iovolc.pipeline import calibrate_group, extract_group, group_products, perijove_check
-from iovolc.products import fits_to_frame, frame_to_fits
+from iovolc.ingest import land_product, plan_discovery
+from iovolc.kernels import MissingKernelError, kernel_set_for
+from iovolc.pds3 import ProductError
+from iovolc.pipeline import (
+    FrameResult,
+    calibrate_group,
+    constellation_references,
+    constellation_updates,
+    extract_frame_result,
+    extract_group,
+    group_products,
+    solve_pointing,
+)
+from iovolc.products import fits_kernels, fits_to_frame, frame_to_fits
+from iovolc.reader import read_jiram_product
 from iovolc.settings import Settings
 from iovolc.store import Store, checksum_bytes, object_key, quarantine
 
@@ -33,39 +45,27 @@ def _store(settings: Settings) -> Store:
     return Store.from_settings(settings)
 
 
-def _join(url: str, rel: str) -> str:
-    return url.rstrip("/") + "/" + rel.lstrip("/")
-
-
 # --- ingestion ------------------------------------------------------------------
 def discover(settings: Settings, *, perijoves: list[int] | None, force: bool) -> dict:
-    """Volumes and products in the archive not yet ingested, per volume.
+    """Volumes and products in the archive not yet ingested (see :func:`iovolc.ingest.plan_discovery`).
 
-    Returns {volume_url: [relative label paths]} (and the index files to land).
+    Index rows and duplicate product ids that cannot be used are quarantined
+    here, each with its reason; the rest of the volume goes on.
     """
-    from iovolc.pds3 import list_volumes
-
-    fs, _ = settings.fs(settings.archive_url)
+    fs, root = settings.fs(settings.archive_url)
     store = _store(settings)
+    done: dict[str, set[str]] = {}
+    plan = plan_discovery(settings.archive_url, fs=fs, perijoves=perijoves)
     out: dict[str, dict] = {}
-    for vol in list_volumes(settings.archive_url, fs=fs):
-        vid = PurePosixPath(vol.rstrip("/")).name
-        if perijoves is not None and volume_orbit(vid) not in perijoves:
-            continue
-        try:
-            idx = read_index(vol, fs=fs)
-        except ProductError as exc:
-            quarantine(store, stage="ingest", name=vid, reason=str(exc))
-            continue
+    for vol, info in plan.volumes.items():
+        vid = info["volume_id"]
         state_key = object_key("ingest_state", volume_id=vid)
-        done = set() if force or not store.exists(state_key) else set(store.get_json(state_key))
-        labels = []
-        for _, row in idx.iterrows():
-            pid = str(row.get("product_id", "")).strip()
-            if pid and pid not in done:
-                rel = str(row["label_url"])[len(vol.rstrip("/")) + 1:]
-                labels.append((pid, rel))
-        out[vol] = {"volume_id": vid, "products": labels}
+        done[vid] = set() if force or not store.exists(state_key) \
+            else set(store.get_json(state_key))
+        todo = [(pid, rel) for pid, rel in info["products"] if pid not in done[vid]]
+        out[vol] = {"volume_id": vid, "products": todo}
+    for bad in plan.problems:
+        quarantine(store, stage="ingest", name=bad["name"], reason=bad["reason"])
     return out
 
 
@@ -73,50 +73,25 @@ def ingest_batch(settings: Settings, *, volume_url: str, volume_id: str,
                  products: list[tuple[str, str]]) -> dict:
     """Land products unchanged (+ sha256) with the kernels they need.
 
-    A product whose label or image is bad, or whose kernels are missing, is
-    quarantined with its reason; the others go on.
+    Each product's whole handling (label, time, perijove, image values, kernels)
+    sits inside one quarantine-or-continue boundary
+    (:func:`iovolc.ingest.land_product`): a bad product is quarantined with
+    its reason, the others go on.
     """
     fs, _ = settings.fs(settings.archive_url)
-    store = _store(settings)
     kfs, _ = settings.fs(settings.kernels_url)
+    store = _store(settings)
     ingested, bad = [], []
+    kernels_landed: set[str] = set()
     for pid, rel in products:
-        label_url = _join(volume_url, rel)
-        try:
-            prod = read_jiram_product(label_url, fs=fs)
-            img_name = _image_name(label_url, fs)
-            files = {rel: fs.cat_file(fs._strip_protocol(label_url))}
-            img_rel = str(PurePosixPath(rel).parent / img_name)
-            files[img_rel] = fs.cat_file(fs._strip_protocol(_join(volume_url, img_rel)))
-            with tempfile.TemporaryDirectory() as tmp:
-                paths = resolve_kernels(prod.spice_file_names, kernel_root=settings.kernels_url,
-                                        cache_dir=Path(tmp), fs=kfs)
-                for p in paths:
-                    key = object_key("kernel", name=p.name)
-                    if not store.exists(key):
-                        store.put_file(key, p)
-        except (ProductError, MissingKernelError, ValueError) as exc:
-            payload = None
-            try:
-                payload = fs.cat_file(fs._strip_protocol(label_url))
-            except OSError:
-                pass
-            qkey = quarantine(store, stage="ingest", name=pid, reason=str(exc),
-                              payload_bytes=payload, filename=PurePosixPath(rel).name)
-            bad.append({"product_id": pid, "reason": str(exc), "record": qkey})
-            continue
-        for frel, data in files.items():
-            store.put_bytes(object_key("raw", volume_id=volume_id, relative_path=frel), data)
-            store.put_bytes(object_key("raw_checksum", volume_id=volume_id, relative_path=frel),
-                            checksum_bytes(data).encode())
-        pj, note = perijove_check(prod)
-        ingested.append({
-            "product_id": pid, "volume_id": volume_id, "label_key": object_key(
-                "raw", volume_id=volume_id, relative_path=rel), "perijove": pj,
-            "orbit_number": prod.orbit_number, "perijove_note": note, "mode": prod.mode,
-            "exposure_s": prod.exposure_s, "et_mid": prod.et_mid,
-            "product_type": prod.product_type, "target_name": prod.target_name,
-        })
+        res = land_product(store, fs=fs, archive_url=settings.archive_url,
+                           volume_url=volume_url, volume_id=volume_id, product_id=pid,
+                           relative_path=rel, kernel_root=settings.kernels_url, kfs=kfs,
+                           cache_dir=settings.cache_dir, kernels_landed=kernels_landed)
+        if res.get("quarantined"):
+            bad.append(res)
+        else:
+            ingested.append(res)
     return {"ingested": ingested, "quarantined": bad}
 
 
@@ -128,69 +103,58 @@ def land_index(settings: Settings, *, volume_url: str, volume_id: str) -> None:
     for path in fs.find(base):
         rel = path[len(base) + 1:]
         if rel.upper().startswith("INDEX/"):
-            data = fs.cat_file(path)
-            store.put_bytes(object_key("raw", volume_id=volume_id, relative_path=rel), data)
-
-
-def _image_name(label_url: str, fs) -> str:
-    from iovolc.pds3 import read_label
-
-    lab = read_label(label_url, fs=fs)
-    ptr = lab["^IMAGE"]
-    name = ptr[0] if isinstance(ptr, (list, tuple)) else ptr
-    # the real file may differ in case: find it next to the label
-    parent = fs._strip_protocol(label_url).rsplit("/", 1)[0]
-    for p in fs.ls(parent, detail=False):
-        if PurePosixPath(p).name.upper() == str(name).upper():
-            return PurePosixPath(p).name
-    return str(name)
+            store.put_bytes(object_key("raw", volume_id=volume_id, relative_path=rel),
+                            fs.cat_file(path))
 
 
 # --- calibration ------------------------------------------------------------------
 def calibrate_groups(settings: Settings, *, perijove: int, groups: list[list[dict]],
                      config_hash: str, force: bool = False) -> list[dict]:
-    """Calibrated FITS per frame and a frame-summary table per group."""
+    """Calibrated FITS per frame and a frame-summary table (with limb fits) per group."""
     store = _store(settings)
     kroot = store.url_for("kernels")
     out = []
     for group in groups:
         gid = group[0]["product_id"]
         fkey = object_key("frames", perijove=perijove, group_id=gid)
+        fits_keys = [object_key("calibrated", perijove=perijove, product_id=m["product_id"])
+                     for m in group]
         if store.exists(fkey) and not force:
             out.append({"group_id": gid, "frames_key": fkey, "skipped": True,
-                        "fits_keys": [object_key("calibrated", perijove=perijove,
-                                                 product_id=m["product_id"]) for m in group]})
+                        "fits_keys": fits_keys})
             continue
-        products, bad = [], []
+        products = []
         with tempfile.TemporaryDirectory() as tmp:
             for m in group:
                 try:
                     products.append(_load_raw(store, m, Path(tmp)))
                 except (ProductError, OSError) as exc:
                     quarantine(store, stage="calibrate", name=m["product_id"], reason=str(exc))
-                    bad.append(m["product_id"])
-            if not products:
-                continue
-            try:
-                kset = kernel_set_for(products[0], kernel_root=kroot,
-                                      cache_dir=settings.cache_dir, fs=store.fs)
-            except (MissingKernelError, ValueError) as exc:
-                for p in products:
-                    quarantine(store, stage="calibrate", name=p.product_id, reason=str(exc))
-                continue
+        if not products:
+            continue
+        try:
+            kset = kernel_set_for(products[0], kernel_root=kroot, cache_dir=settings.cache_dir,
+                                  fs=store.fs)
+        except (MissingKernelError, ValueError) as exc:
+            for p in products:
+                quarantine(store, stage="calibrate", name=p.product_id, reason=str(exc))
+            continue
+        # the kernels of a sequence are those of its first product; a sequence whose
+        # products name different kernels is split by ingest policy (same list required)
+        results = []
+        for sub in group_products(products):
             with kset:
-                results = calibrate_group(products)
-        fits_keys = []
+                results += calibrate_group(sub)
+        keys = []
         for r in results:
             key = object_key("calibrated", perijove=perijove, product_id=r.product_id)
             store.put_bytes(key, frame_to_fits(r, kernels=list(products[0].spice_file_names),
                                                config_hash=config_hash), overwrite=force)
-            fits_keys.append(key)
+            keys.append(key)
         frames = pd.DataFrame([r.summary for r in results])
         frames["iovolc_version"] = IOVOLC_VERSION
         store.put_parquet(fkey, frames, overwrite=force)
-        out.append({"group_id": gid, "frames_key": fkey, "fits_keys": fits_keys,
-                    "skipped": False, "quarantined": bad})
+        out.append({"group_id": gid, "frames_key": fkey, "fits_keys": keys, "skipped": False})
     return out
 
 
@@ -199,73 +163,131 @@ def _load_raw(store: Store, meta: dict, tmp: Path):
     label_key = meta["label_key"]
     local = tmp / PurePosixPath(label_key).name
     store.get_file(label_key, local)
-    from iovolc.pds3 import read_label
-
-    lab = read_label(str(local))
-    ptr = lab["^IMAGE"]
-    name = str(ptr[0] if isinstance(ptr, (list, tuple)) else ptr)
-    parent = str(PurePosixPath(label_key).parent)
-    img_key = next((k for k in store.list(parent + "/") if PurePosixPath(k).name.upper()
-                    == name.upper()), parent + "/" + name)
-    store.get_file(img_key, tmp / PurePosixPath(img_key).name)
+    store.get_file(meta["image_key"], tmp / PurePosixPath(meta["image_key"]).name)
     return read_jiram_product(str(local))
 
 
-# --- extraction ------------------------------------------------------------------
-def extract_groups(settings: Settings, *, perijove: int, groups: list[dict],
-                   config: dict, force: bool = False) -> list[str]:
-    """Detections table per group from its calibrated frames."""
+# --- pointing -----------------------------------------------------------------------
+def solve_pass(settings: Settings, *, perijove: int, frames_keys: list[str]) -> dict:
+    """The pass's pointing solution from its frames' limb fits (pure; no SPICE)."""
     store = _store(settings)
-    kroot = store.url_for("kernels")
+    frames = pd.concat([store.get_parquet(k) for k in sorted(frames_keys)], ignore_index=True)
+    pointing = solve_pointing(frames).sort_values("product_id", ignore_index=True)
+    key = object_key("pointing", perijove=perijove)
+    store.put_parquet(key, pointing, overwrite=True)
+    return {"pointing_key": key, "pointing_sha256": _table_hash(pointing),
+            "methods": pointing["pointing_method"].value_counts().to_dict()}
+
+
+def _table_hash(df: pd.DataFrame) -> str:
+    return checksum_bytes(df.to_csv(index=False).encode())
+
+
+# --- extraction ------------------------------------------------------------------
+def extract_groups(settings: Settings, *, perijove: int, groups: list[dict], pointing_key: str,
+                   pointing_sha256: str, config: dict, force: bool = False) -> list[dict]:
+    """Detections and frame summaries per group on the pass's pointing."""
+    store = _store(settings)
+    pointing = store.get_parquet(pointing_key)
     cfg = ExtractionConfig(**config)
-    keys = []
+    out = []
     for g in groups:
         dkey = object_key("detections", perijove=perijove, group_id=g["group_id"])
-        if store.exists(dkey) and not force:
-            keys.append(dkey)
+        skey = object_key("result", perijove=perijove, filename=f"{g['group_id']}.frames.parquet")
+        tag = hashlib.sha256(f"{pointing_sha256}|{sorted(config.items())}".encode()).hexdigest()
+        if not force and store.exists(dkey) and store.exists(skey) and \
+                _tag(store, skey) == tag:
+            out.append({"group_id": g["group_id"], "detections_key": dkey, "frames_key": skey,
+                        "skipped": True})
             continue
         results = [fits_to_frame(store.get_bytes(k)) for k in g["fits_keys"] if store.exists(k)]
         if not results:
             continue
-        kernels = _fits_kernels(store.get_bytes(g["fits_keys"][0]))
-        kset = kernel_set_for(kernels, kernel_root=kroot, cache_dir=settings.cache_dir,
-                              fs=store.fs)
+        kset = _kernel_set(settings, store, g["fits_keys"][0])
         with kset:
-            det = extract_group(results, config=cfg)
-        store.put_parquet(dkey, det, overwrite=force)
-        keys.append(dkey)
-    return keys
+            det, summaries = extract_group(results, pointing, config=cfg)
+        frames = pd.DataFrame(summaries)
+        frames["tag"] = tag
+        store.put_parquet(dkey, det, overwrite=True)
+        store.put_parquet(skey, frames, overwrite=True)
+        out.append({"group_id": g["group_id"], "detections_key": dkey, "frames_key": skey,
+                    "skipped": False})
+    return out
 
 
-def _fits_kernels(data: bytes) -> list[str]:
-    from astropy.io import fits
+def _tag(store: Store, key: str) -> str:
+    try:
+        return str(store.get_parquet(key)["tag"].iloc[0])
+    except (KeyError, IndexError):
+        return ""
 
-    with fits.open(io.BytesIO(data)) as hdul:
-        h = hdul[0].header
-        return [str(h[k]) for k in sorted(h) if k.startswith("KERN")]
+
+def _kernel_set(settings: Settings, store: Store, fits_key: str):
+    return kernel_set_for(fits_kernels(store.get_bytes(fits_key)),
+                          kernel_root=store.url_for("kernels"), cache_dir=settings.cache_dir,
+                          fs=store.fs)
+
+
+def finish_pass(settings: Settings, *, perijove: int, groups: list[dict], config: dict) -> dict:
+    """Constellation refinement of the pass's 'pass' frames; the final tables of the pass."""
+    store = _store(settings)
+    frames = pd.concat([store.get_parquet(g["frames_key"]) for g in groups], ignore_index=True)
+    det = pd.concat([store.get_parquet(g["detections_key"]) for g in groups], ignore_index=True)
+    tag = checksum_bytes("".join(sorted(str(frames["tag"].iloc[i])
+                                        for i in range(len(frames)))).encode())
+    fkey = object_key("result", perijove=perijove, filename="frames.parquet")
+    dkey = object_key("result", perijove=perijove, filename="detections.parquet")
+    if store.exists(fkey) and store.exists(dkey) and _tag(store, fkey) == tag:
+        return {"frames_key": fkey, "detections_key": dkey, "skipped": True}
+    cfg = ExtractionConfig(**config)
+    refs = constellation_references(det)
+    fits_of = {pid: object_key("calibrated", perijove=perijove, product_id=pid)
+               for pid in frames["product_id"]}
+    updates: dict = {}
+    if not refs.empty and (frames["pointing_method"] == "pass").any():
+        kset = _kernel_set(settings, store, fits_of[frames["product_id"].iloc[0]])
+        with kset:
+            updates = constellation_updates(frames, det, refs)
+            new_dets, new_frames = [], {}
+            for pid, pt in updates.items():
+                r: FrameResult = fits_to_frame(store.get_bytes(fits_of[pid]))
+                nd, s = extract_frame_result(r, pt, config=cfg, reregister=False)
+                new_dets.append(nd)
+                new_frames[pid] = s
+        if updates:
+            det = pd.concat([det[~det["product_id"].isin(list(updates))], *new_dets],
+                            ignore_index=True)
+            frames = frames.set_index("product_id")
+            for pid, s in new_frames.items():
+                for k, v in s.items():
+                    if k in frames.columns and k != "product_id":
+                        frames.at[pid, k] = v
+            frames = frames.reset_index()
+    frames["tag"] = tag
+    det = det.sort_values(["et_mid", "band", "line", "sample"], ignore_index=True)
+    store.put_parquet(dkey, det, overwrite=True)
+    store.put_parquet(fkey, frames.sort_values("et_mid", ignore_index=True), overwrite=True)
+    return {"frames_key": fkey, "detections_key": dkey, "skipped": False,
+            "constellation_frames": len(updates)}
 
 
 # --- publishing ------------------------------------------------------------------
 def publish(settings: Settings, *, perijoves: list[int] | None = None) -> dict:
-    """Catalog from every detection table in the store; new version if it changed."""
+    """Catalog from every pass's final detections in the store; new version if it changed."""
     store = _store(settings)
-    keys = [k for k in store.list("detections/") if k.endswith(".parquet")]
+    keys = [k for k in store.list("results/") if k.endswith("/detections.parquet")]
     if perijoves is not None:
         keys = [k for k in keys if int(k.split("/")[1][2:]) in perijoves]
-    tables = [store.get_parquet(k) for k in keys]
-    tables = [t for t in tables if len(t)]
+    tables = [t for t in (store.get_parquet(k) for k in keys) if len(t)]
     latest_key = object_key("catalog_latest")
     latest = store.get_json(latest_key) if store.exists(latest_key) else None
     if not tables:
         return {"version": latest["version"] if latest else None, "changed": False,
                 "n_hotspots": 0, "latest_key": latest_key}
     det = pd.concat(tables, ignore_index=True)
-    previous = None
-    if latest:
-        previous = store.get_parquet(latest["files"]["hotspots.parquet"])
+    previous = store.get_parquet(latest["files"]["hotspots.parquet"]) if latest else None
     result = build_catalog(det, previous=previous)
-    csv_bytes = result.catalog.to_csv(index=False).encode()
-    digest = checksum_bytes(csv_bytes)
+    digest = checksum_bytes(result.catalog.to_csv(index=False).encode())
     if latest and latest.get("content_sha256") == digest:
         return {"version": latest["version"], "changed": False, "latest_key": latest_key,
                 "n_hotspots": int(result.hotspots.shape[0]), "files": latest["files"]}
@@ -290,31 +312,28 @@ def publish(settings: Settings, *, perijoves: list[int] | None = None) -> dict:
     return {**pointer, "changed": True, "latest_key": latest_key}
 
 
-def frame_key(product_id: str) -> str:
-    """The frame an EDR or RDR product belongs to (its id without the type)."""
-    return product_id.upper().replace("_EDR_", "_").replace("_RDR_", "_")
-
-
 def manifest_groups(manifest: list[dict], *, prefer: str = "RDR") -> list[list[dict]]:
     """A perijove's products (manifest rows) split into observation sequences.
 
     One product per frame: the RDR (the team's calibration) when present, else
     the EDR (calibrated here with the matching real dark).
     """
+    from iovolc.pipeline import frame_key
+
     chosen: dict[str, dict] = {}
     for m in manifest:
         k = frame_key(m["product_id"])
         if k not in chosen or (m.get("product_type") == prefer
                                and chosen[k].get("product_type") != prefer):
             chosen[k] = m
-    manifest = sorted(chosen.values(), key=lambda m: m["et_mid"])
+    rows = sorted(chosen.values(), key=lambda m: m["et_mid"])
 
     class _P:  # the fields group_products needs
         def __init__(self, m):
             self.m, self.et_mid = m, m["et_mid"]
-            self.mode, self.exposure_s = m["mode"], m["exposure_s"]
+            self.bands, self.exposure_s = tuple(m["bands"]), m["exposure_s"]
 
-    return [[p.m for p in g] for g in group_products([_P(m) for m in manifest])]
+    return [[p.m for p in g] for g in group_products([_P(m) for m in rows])]
 
 
 def pack(groups: list, *, max_frames: int) -> list[list]:
@@ -330,3 +349,4 @@ def pack(groups: list, *, max_frames: int) -> list[list]:
     if cur:
         batches.append(cur)
     return batches
+

@@ -1,0 +1,168 @@
+"""Pass-level pointing: one systematic offset per pass, and hotspot constellations.
+
+The pointing error of JIRAM frames is systematic over a pass (a clock offset
+of the spinning spacecraft is a rotation about its spin axis; css.earth's
+registrations of real PJ51/57/58 frames share one offset per pass to within
+~10 lines, and reject the frames that disagree as false fits). So:
+
+* :func:`solve_pass` -- a robust consensus of the frames' own limb fits
+  (:mod:`iovolc.registration`): their median; fits farther than the
+  tolerance (10 lines along, 6 samples across, or 3 robust sigmas) are false
+  fits, unless at least two fits of one observation sequence agree with each
+  other (a sequence with its own offset). Every frame that could not register
+  alone gets its sequence's solution, else the pass's (``pass``), with the
+  scatter of the accepted fits as its pointing uncertainty.
+* :func:`fit_constellation` -- refines the ``pass`` frames of one sequence
+  (typically night-side frames with no lit limb) by matching their hotspots
+  to hotspots already located in limb-registered frames of the same pass:
+  the offsets between observed and predicted pixels vote for one shift,
+  which becomes a rotation increment (``constellation``).
+
+Methods, in decreasing trust: ``limb``, ``constellation``, ``pass``, ``none``
+(no registered frame in the pass: the frame's detections are not catalogued).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+#: frames whose fit differs from the pass median by more than this are false fits (px)
+TOL_ALONG_PX = 10.0
+TOL_CROSS_PX = 6.0
+#: floor of a limb fit's pointing uncertainty (px): formal errors are optimistic
+LIMB_FLOOR_PX = 0.2
+#: floor of the pass solution's uncertainty for frames placed on it (px)
+PASS_FLOOR_PX = 1.5
+#: floor of a constellation fit's uncertainty (px)
+CONSTELLATION_FLOOR_PX = 0.3
+
+METHODS = ("limb", "constellation", "pass", "none")
+
+
+def _mad(x: np.ndarray) -> float:
+    return float(1.4826 * np.median(np.abs(x - np.median(x)))) if x.size else 0.0
+
+
+def solve_pass(frames: pd.DataFrame, *, tol_along_px: float = TOL_ALONG_PX,
+               tol_cross_px: float = TOL_CROSS_PX) -> pd.DataFrame:
+    """Per-frame pointing of one pass from its limb fits.
+
+    ``frames`` columns: ``product_id``, ``sequence``, ``limb_ok``,
+    ``limb_along_rad``, ``limb_cross_rad``, ``limb_sigma_px``, ``ifov_rad``,
+    ``limb_reason``. Returns a copy with ``pointing_method``, ``along_rad``,
+    ``cross_rad``, ``pointing_sigma_px`` and ``pointing_note``.
+    """
+    out = frames.copy()
+    n = len(out)
+    method = np.full(n, "none", dtype=object)
+    along = np.zeros(n)
+    cross = np.zeros(n)
+    sigma = np.full(n, np.nan)
+    note = np.array([str(r) if isinstance(r, str) else "" for r in
+                     out.get("limb_reason", pd.Series([""] * n))], dtype=object)
+    if n == 0:
+        return out.assign(pointing_method=method, along_rad=along, cross_rad=cross,
+                          pointing_sigma_px=sigma, pointing_note=note)
+    ok = out["limb_ok"].to_numpy(bool)
+    ifov = out["ifov_rad"].to_numpy(float)
+    a = out["limb_along_rad"].to_numpy(float)
+    c = out["limb_cross_rad"].to_numpy(float)
+    seq = out["sequence"].astype(str).to_numpy()
+    if not ok.any():
+        note = np.where(note == "", "no frame of the pass registered on the limb", note)
+        return out.assign(pointing_method=method, along_rad=along, cross_rad=cross,
+                          pointing_sigma_px=sigma, pointing_note=note)
+    px = np.nanmedian(ifov)
+    med_a, med_c = np.median(a[ok]), np.median(c[ok])
+    tol_a = max(tol_along_px, 3 * _mad(a[ok] / px))
+    tol_c = max(tol_cross_px, 3 * _mad(c[ok] / px))
+
+    def near(x, y, xa, ya):
+        return (np.abs(x - xa) / px <= tol_a) & (np.abs(y - ya) / px <= tol_c)
+
+    accepted = ok & near(a, c, med_a, med_c)
+    for s in np.unique(seq[ok & ~accepted]):
+        idx = np.flatnonzero(ok & ~accepted & (seq == s))
+        if idx.size < 2:
+            continue
+        sa, sc = np.median(a[idx]), np.median(c[idx])
+        agree = idx[near(a[idx], c[idx], sa, sc)]
+        if agree.size >= 2:  # corroborated: this sequence has its own offset
+            accepted[agree] = True
+    for i in np.flatnonzero(ok & ~accepted):
+        note[i] = (f"limb fit disagrees with the pass by "
+                   f"{(a[i] - med_a) / px:+.1f} lines-equivalent, {(c[i] - med_c) / px:+.1f} "
+                   "samples-equivalent (a false fit)")
+    acc = np.flatnonzero(accepted)
+    pass_a, pass_c = np.median(a[acc]), np.median(c[acc])
+    pass_sig = max(PASS_FLOOR_PX, float(np.hypot(_mad(a[acc] / px), _mad(c[acc] / px))))
+    for i in range(n):
+        if accepted[i]:
+            method[i], along[i], cross[i] = "limb", a[i], c[i]
+            sig = out["limb_sigma_px"].iloc[i]
+            sigma[i] = max(LIMB_FLOOR_PX, float(sig) if np.isfinite(sig) else LIMB_FLOOR_PX)
+            note[i] = ""
+            continue
+        same = acc[seq[acc] == seq[i]]
+        if same.size:
+            along[i], cross[i] = np.median(a[same]), np.median(c[same])
+            spread = np.hypot(_mad(a[same] / px), _mad(c[same] / px)) if same.size > 2 else 0.0
+            sigma[i] = max(PASS_FLOOR_PX, spread)
+        else:
+            along[i], cross[i], sigma[i] = pass_a, pass_c, pass_sig
+        method[i] = "pass"
+    return out.assign(pointing_method=method, along_rad=along, cross_rad=cross,
+                      pointing_sigma_px=sigma, pointing_note=note)
+
+
+@dataclass(frozen=True)
+class ConstellationFit:
+    """A pixel shift (observed - predicted) for a set of frames and its support."""
+
+    d_line_px: float
+    d_sample_px: float
+    sigma_px: float
+    n_matched: int
+    n_candidates: int
+
+
+def fit_constellation(pairs: pd.DataFrame, *, min_matches: int = 2) -> ConstellationFit | None:
+    """One shift from candidate (detection, reference) pairs of a sequence's frames.
+
+    ``pairs`` columns: ``detection`` (id), ``reference`` (id), ``d_line``,
+    ``d_sample`` (observed - predicted, px), ``tol_px`` (match tolerance: the
+    reference's position uncertainty in this frame's pixels plus centroiding).
+    The shift with the most support wins (each detection counted once);
+    a single pair is enough only when it is the only candidate. None when
+    nothing is supported.
+    """
+    if pairs.empty:
+        return None
+    o = pairs[["d_line", "d_sample"]].to_numpy(float)
+    tol = pairs["tol_px"].to_numpy(float)
+    det = pairs["detection"].to_numpy()
+    best, best_score = None, -1.0
+    for k in range(len(pairs)):
+        d = np.hypot(*(o - o[k]).T)
+        inl = d <= tol
+        score = float(len(set(det[inl])))
+        if score > best_score or (score == best_score and best is not None
+                                  and np.linalg.norm(o[k]) < np.linalg.norm(o[best])):
+            best, best_score = k, score
+    d = np.hypot(*(o - o[best]).T)
+    inl = d <= tol
+    # one pair per detection: the closest to the consensus
+    sel = pd.DataFrame({"det": det, "d": d, "i": np.arange(len(d))})[inl]
+    sel = sel.sort_values("d").drop_duplicates("det")
+    idx = sel["i"].to_numpy()
+    n_match = len(idx)
+    unique_single = len(pairs) == 1
+    if n_match < min_matches and not (n_match == 1 and unique_single):
+        return None
+    w = 1.0 / tol[idx] ** 2
+    shift = (o[idx] * w[:, None]).sum(axis=0) / w.sum()
+    sigma = max(CONSTELLATION_FLOOR_PX, float(np.sqrt(1.0 / w.sum())))
+    return ConstellationFit(float(shift[0]), float(shift[1]), sigma, n_match, len(pairs))
