@@ -680,8 +680,8 @@ def derive_power(
        (the band-radiance ratio; geometry cancels) ->
        :func:`iovolc.physics.temperature_from_lm_ratio` (NaN outside
        150-2000 K, then fall through); its interval from the ratio's error;
-    2. the matched reference source's temperature, column ``ref_temperature_k``
-       if present and finite (T_FROM_REFERENCE);
+    2. the matched reference source's temperature, column ``ref_temperature_k``,
+       if it lies in the plausible colour-temperature range (T_FROM_REFERENCE);
     3. ``default_temperature_k`` (T_ASSUMED; see :data:`DEFAULT_TEMPERATURE_K`).
 
     For 2 and 3 the temperature is not measured: its interval is the
@@ -713,14 +713,16 @@ def derive_power(
     use_lm = np.isfinite(t_lm)
     t_ref = (out["ref_temperature_k"].to_numpy(float) if "ref_temperature_k" in out
              else np.full(n, np.nan))
-    use_ref = ~use_lm & np.isfinite(t_ref) & (t_ref > 0)
+    # a reference temperature is used only if it is a plausible colour temperature:
+    # Davies' Galileo-era whole-patera temperatures (75-200 K) are a different quantity
+    t_min, t_max = plausible_temperature_k
+    use_ref = ~use_lm & np.isfinite(t_ref) & (t_ref >= t_min) & (t_ref <= t_max)
     temperature = np.where(use_lm, t_lm, np.where(use_ref, t_ref, default_temperature_k))
     flags = out["flags"].to_numpy(np.int64) & ~np.int64(_T_FLAGS)
     flags = np.where(use_lm, flags | np.int64(Flag.T_FROM_LM), flags)
     flags = np.where(use_ref, flags | np.int64(Flag.T_FROM_REFERENCE), flags)
     flags = np.where(~use_lm & ~use_ref, flags | np.int64(Flag.T_ASSUMED), flags)
     # temperature interval: from the ratio's error, else the plausible range
-    t_min, t_max = plausible_temperature_k
     rel_ratio = np.hypot(np.nan_to_num(err_m, nan=1.0), np.nan_to_num(err_l, nan=1.0))
     with np.errstate(invalid="ignore", over="ignore"):
         t_lo_lm = np.asarray(physics.temperature_from_lm_ratio(
@@ -1063,15 +1065,16 @@ def usable_detections(det: pd.DataFrame, *,
                       max_emission_deg: float = CATALOG_MAX_EMISSION_DEG) -> pd.DataFrame:
     """Detections that may enter the catalog.
 
-    Excluded: frames whose pointing was not registered (positions can be off
-    by up to ~2 deg of pointing), sources cut by the frame edge (biased centre
-    and flux) and emission angles above ``max_emission_deg``.
+    Excluded: frames with no pointing solution (positions can be off by up to
+    ~10 deg), sources cut by the frame edge (biased centre and flux),
+    single-frame transients (radiation hits) and emission angles above
+    ``max_emission_deg``.
     The excluded rows stay in the published detection table, flagged.
     """
     if det.empty:
         return det
     flags = det["flags"].astype("int64")
-    keep = (((flags & int(Flag.UNREGISTERED | Flag.FRAME_EDGE)) == 0)
+    keep = (((flags & int(Flag.UNREGISTERED | Flag.FRAME_EDGE | Flag.TRANSIENT)) == 0)
             & (det["emission_deg"] <= max_emission_deg))
     return det[keep]
 

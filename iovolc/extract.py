@@ -164,42 +164,44 @@ def _psf_fit(resid, rows, cols, *, sigma_px, half=2, n_iter=6):
     """Sub-pixel centres by least-squares fits of the pixel-integrated PSF.
 
     Vectorised over detections: a Gaussian of fixed width (the instrument
-    PSF), free centre, amplitude and local offset, on a (2*half+1)^2 window
-    around each integer peak. Returns (line, sample, ok); ``ok`` is False
-    where the fit did not converge near the peak (use the moments then).
+    PSF), free centre and amplitude, on a local background *plane* (offset and
+    two slopes: the wing of a brighter neighbour must not pull the centre), on a
+    (2*half+1)^2 window around each integer peak. Returns (line, sample, ok);
+    ``ok`` is False where the fit did not converge near the peak (use moments).
     """
     n = len(rows)
     if n == 0:
         return np.zeros(0), np.zeros(0), np.zeros(0, bool)
     off = np.arange(-half, half + 1)
     dr, ds = np.meshgrid(off, off, indexing="ij")
+    dr, ds = dr.ravel().astype(float), ds.ravel().astype(float)
     pad = np.pad(resid, half, mode="constant")
-    rr = rows[:, None] + dr.ravel()[None, :]
-    cc = cols[:, None] + ds.ravel()[None, :]
-    data = pad[rr + half, cc + half]
+    data = pad[rows[:, None] + dr.astype(int)[None, :] + half,
+               cols[:, None] + ds.astype(int)[None, :] + half]
     y = np.zeros(n)
     x = np.zeros(n)
     k = 1.0 / (np.sqrt(2.0) * sigma_px)
     g = 1.0 / (np.sqrt(2.0 * np.pi) * sigma_px)
     ok = np.ones(n, bool)
+    ones = np.ones((n, dr.size))
     for _ in range(n_iter):
-        ay = dr.ravel()[None, :] - y[:, None]
-        ax = ds.ravel()[None, :] - x[:, None]
+        ay = dr[None, :] - y[:, None]
+        ax = ds[None, :] - x[:, None]
         py = 0.5 * (erf((ay + 0.5) * k) - erf((ay - 0.5) * k))
         px = 0.5 * (erf((ax + 0.5) * k) - erf((ax - 0.5) * k))
         dpy = -g * (np.exp(-((ay + 0.5) * k) ** 2) - np.exp(-((ay - 0.5) * k) ** 2))
         dpx = -g * (np.exp(-((ax + 0.5) * k) ** 2) - np.exp(-((ax - 0.5) * k) ** 2))
         psf = py * px
-        # linear amplitude and offset at the current centre
-        m11 = (psf * psf).sum(1)
-        m12 = psf.sum(1)
-        m22 = np.full(n, psf.shape[1], float)
-        v1 = (psf * data).sum(1)
-        v2 = data.sum(1)
-        det = m11 * m22 - m12 * m12
-        amp = (v1 * m22 - v2 * m12) / np.where(det != 0, det, 1)
-        bg = (v2 - amp * m12) / m22
-        res = data - amp[:, None] * psf - bg[:, None]
+        # linear: amplitude, offset, slopes along lines and samples (n, m, 4)
+        basis = np.stack([psf, ones, np.broadcast_to(dr, psf.shape),
+                          np.broadcast_to(ds, psf.shape)], axis=-1)
+        ata = np.einsum("nmi,nmj->nij", basis, basis)
+        atb = np.einsum("nmi,nm->ni", basis, data)
+        good = np.abs(np.linalg.det(ata)) > 1e-12
+        coef = np.zeros((n, 4))
+        coef[good] = np.linalg.solve(ata[good], atb[good][..., None])[..., 0]
+        amp = coef[:, 0]
+        res = data - np.einsum("nmi,ni->nm", basis, coef)
         jy = amp[:, None] * dpy * px
         jx = amp[:, None] * py * dpx
         a11 = (jy * jy).sum(1)
@@ -208,7 +210,7 @@ def _psf_fit(resid, rows, cols, *, sigma_px, half=2, n_iter=6):
         b1 = (jy * res).sum(1)
         b2 = (jx * res).sum(1)
         dd = a11 * a22 - a12 * a12
-        good = (dd > 0) & (amp > 0)
+        good &= (dd > 0) & (amp > 0)
         step_y = np.where(good, (b1 * a22 - b2 * a12) / np.where(good, dd, 1), 0)
         step_x = np.where(good, (a11 * b2 - a12 * b1) / np.where(good, dd, 1), 0)
         y += np.clip(step_y, -0.5, 0.5)
@@ -216,6 +218,35 @@ def _psf_fit(resid, rows, cols, *, sigma_px, half=2, n_iter=6):
         ok &= good
     ok &= (np.abs(y) < 1.0) & (np.abs(x) < 1.0)
     return rows + y, cols + x, ok
+
+
+#: a local maximum is its own source only if it stands this far above the saddle to a
+#: brighter one, in asinh(SNR / 4) units (~1 sigma for faint peaks, ~25 % for bright ones)
+PEAK_PROMINENCE = 0.25
+
+
+def _peaks(resid, snr_map, valid, saturated, *, k_sigma):
+    """One marker per source: regional maxima of asinh(SNR/4) with a prominence of at least
+    :data:`PEAK_PROMINENCE` (noise bumps on a resolved or saturated source are not
+    sources), above ``k_sigma`` and not lone spikes; one pixel per plateau."""
+    from skimage.morphology import h_maxima
+
+    t = np.arcsinh(np.where(valid, snr_map, 0.0) / 4.0)
+    t = np.where(saturated & valid, t.max() + 1.0, t)  # a saturated top is one plateau
+    maxima = h_maxima(t, PEAK_PROMINENCE).astype(bool) & (snr_map > k_sigma) & valid
+    # not a lone spike: a PSF-blurred source always lights a neighbour
+    neigh = ndi.maximum_filter(np.where(maxima, -np.inf, snr_map), footprint=np.array(
+        [[1, 1, 1], [1, 0, 1], [1, 1, 1]]))
+    maxima &= (neigh > 1.5) | saturated
+    lab, n = ndi.label(maxima, structure=np.ones((3, 3), bool))
+    if n == 0:
+        return np.zeros(0, int), np.zeros(0, int)
+    # the brightest pixel of each plateau
+    idx = ndi.maximum_position(np.where(maxima, resid, -np.inf), lab, np.arange(1, n + 1))
+    pr = np.array([int(i[0]) for i in idx])
+    ps = np.array([int(i[1]) for i in idx])
+    order = np.lexsort((ps, pr))
+    return pr[order], ps[order]
 
 
 def extract_frame(
@@ -256,12 +287,7 @@ def extract_frame(
         resid = np.where(v, img - bg, 0.0)
         sigma = _local_noise(resid, v, config.noise_size_px)
         snr_map = resid / sigma
-        peaks = (snr_map > config.k_sigma) & (resid == ndi.maximum_filter(resid, size=3)) & v
-        # not a lone spike: a PSF-blurred source always lights a neighbour
-        neigh = ndi.maximum_filter(np.where(peaks, -np.inf, snr_map), footprint=np.array(
-            [[1, 1, 1], [1, 0, 1], [1, 1, 1]]))
-        peaks &= (neigh > 1.5) | saturated[sl]
-        pr, ps = np.nonzero(peaks)
+        pr, ps = _peaks(resid, snr_map, v, saturated[sl], k_sigma=config.k_sigma)
         if pr.size == 0:
             continue
         markers = np.zeros(img.shape, dtype=np.int32)

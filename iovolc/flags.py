@@ -106,6 +106,11 @@ class Flag(enum.IntFlag):
         "The frame's pointing was refined by matching its hotspots to hotspots located in "
         "limb-registered frames of the same pass (typically a night-side frame).",
     )
+    TRANSIENT = (
+        16384,
+        "Seen in one frame only although other frames of its sequence (30 s apart) covered "
+        "the spot in the same band: most likely a radiation hit. Never catalogued.",
+    )
 
 
 def flag_names(flags: int | ArrayLike) -> str | np.ndarray:

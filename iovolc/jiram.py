@@ -278,16 +278,32 @@ def band_camera(band: str) -> BandCamera:
 
 
 def spin_axis_instrument() -> np.ndarray:
-    """Juno's spin axis (JUNO_SPACECRAFT +Z) in JUNO_JIRAM_I, from the loaded FK."""
+    """Juno's spin axis (JUNO_SPACECRAFT +Z) in JUNO_JIRAM_I, from the loaded FK.
+
+    Composes the fixed (TK) frames from JUNO_JIRAM_I up to JUNO_SPACECRAFT
+    (``tkfram``), so no CK is needed: JUNO_SPACECRAFT is a CK frame, and
+    ``pxform`` between it and JUNO_JIRAM_I would evaluate the CK.
+    """
     import spiceypy
 
     try:
-        rot = np.array(spiceypy.pxform(FRAME_SPACECRAFT, FRAME_JIRAM_I, 0.0))
+        fid = spiceypy.namfrm(FRAME_JIRAM_I)
+        target = spiceypy.namfrm(FRAME_SPACECRAFT)
+        rot = np.eye(3)  # vectors in JUNO_JIRAM_I -> the current frame
+        for _ in range(12):
+            if fid == target:
+                break
+            r, base = spiceypy.tkfram(fid)
+            rot = np.array(r) @ rot
+            fid = base
+        else:
+            raise CameraKernelError(f"frames kernel: {FRAME_JIRAM_I} does not reach "
+                                    f"{FRAME_SPACECRAFT} through fixed frames")
     except spiceypy.utils.exceptions.SpiceyError as exc:
         raise CameraKernelError(
-            f"frames kernel: {FRAME_JIRAM_I} does not connect to {FRAME_SPACECRAFT} ({exc})"
-        ) from None
-    v = rot @ np.array([0.0, 0.0, 1.0])
+            f"frames kernel: {FRAME_JIRAM_I} does not connect to {FRAME_SPACECRAFT} "
+            f"({str(exc).strip().splitlines()[0] if str(exc).strip() else exc})") from None
+    v = rot.T @ np.array([0.0, 0.0, 1.0])
     return v / np.linalg.norm(v)
 
 

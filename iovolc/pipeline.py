@@ -316,6 +316,69 @@ def constellation_updates(frames: pd.DataFrame, detections: pd.DataFrame,
     return out
 
 
+# --- transients (per pass) ----------------------------------------------------------------
+
+#: a detection is confirmed by another frame's detection within this many pixels
+CONFIRM_RADIUS_PX = 3.0
+#: and must lie this far inside the other frame's strip to count as covered
+COVER_MARGIN_PX = 4.0
+
+
+def flag_transients(frames: pd.DataFrame, detections: pd.DataFrame) -> pd.DataFrame:
+    """Flag TRANSIENT the detections no other frame of their sequence confirms.
+
+    A detection is *covered* by another frame of its sequence when its surface
+    point projects inside that frame's strip of the same band (on the visible
+    disc); it is TRANSIENT when covered by at least two other frames (one if
+    its SNR is >= 10) and none has a detection within ``CONFIRM_RADIUS_PX``
+    (plus the frames' pointing uncertainty). Kernels loaded.
+    """
+    from iovolc.flags import Flag
+
+    if detections.empty or frames.empty:
+        return detections
+    det = detections.copy()
+    fr = frames.set_index("product_id")
+    states: dict[str, FrameState] = {}
+
+    def state(pid: str) -> FrameState:
+        if pid not in states:
+            f = fr.loc[pid]
+            states[pid] = FrameState.from_spice(f["et_mid"], bands=tuple(f["bands"])).corrected(
+                f["along_rad"], f["cross_rad"])
+        return states[pid]
+
+    flags = det["flags"].to_numpy(np.int64).copy()
+    for seq, d_seq in det.groupby("sequence"):
+        pids = [p for p in fr.index[fr["sequence"] == seq]
+                if fr.loc[p, "pointing_method"] != "none"]
+        if len(pids) < 2:
+            continue
+        for i, d in d_seq.iterrows():
+            pt = surface_point(d["lat_deg"], d["lon_west_deg"], state(d["product_id"]).radii_km)
+            covered = confirmed = 0
+            for other in pids:
+                if other == d["product_id"] or d["band"] not in fr.loc[other, "bands"]:
+                    continue
+                pl, ps, vis = state(other).project_points(pt[None, :], d["band"])
+                if not (vis[0] and COVER_MARGIN_PX <= pl[0] <= 127 - COVER_MARGIN_PX
+                        and COVER_MARGIN_PX <= ps[0] <= 431 - COVER_MARGIN_PX):
+                    continue
+                covered += 1
+                o = d_seq[(d_seq["product_id"] == other) & (d_seq["band"] == d["band"])]
+                first = jiram.band_layout(tuple(fr.loc[other, "bands"]))[d["band"]].start
+                tol = CONFIRM_RADIUS_PX + 2.0 * float(np.nan_to_num(
+                    fr.loc[other, "pointing_sigma_px"]))
+                if len(o) and (np.hypot(o["line"] - first - pl[0],
+                                        o["sample"] - ps[0]) <= tol).any():
+                    confirmed += 1
+            need = 1 if d["snr"] >= 10 else 2
+            if confirmed == 0 and covered >= need:
+                flags[det.index.get_loc(i)] |= int(Flag.TRANSIENT)
+    det["flags"] = flags
+    return det
+
+
 # --- the whole chain in memory ----------------------------------------------------------
 
 
@@ -413,6 +476,10 @@ def run_local(archive_root: str, kernel_root: str, *, cache_dir, perijoves=None,
                 new_det, s = extract_frame_result(r, pt, config=config, reregister=False)
                 det = pd.concat([det[det["product_id"] != pid], new_det], ignore_index=True)
                 summaries[pid] = s
+            fr_pj = pd.DataFrame([summaries[p] for p in fr["product_id"]])
+            det = pd.concat([det[det["perijove"] != pj],
+                             flag_transients(fr_pj, det[det["perijove"] == pj])],
+                            ignore_index=True)
     frames = pd.DataFrame(list(summaries.values()))
     det = det.sort_values(["et_mid", "band", "line", "sample"], ignore_index=True)
     catalog = build_catalog(det) if len(det) else None

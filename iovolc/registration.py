@@ -45,6 +45,11 @@ SEARCH_CROSS_DEG = 0.5
 PSF_SIGMA_PX = 0.7
 #: coarse grid step in pixels (IFOV units)
 COARSE_STEP_PX = 2
+#: Minnaert exponents the fine fit tries (1 = Lambert); the one whose limb profile fits
+#: best is kept. Io's photometric function is not known a priori, and a wrong one
+#: shifts the fitted limb (a Lambert model on a k = 0.7 disc: ~0.3 px). Combining two
+#: of them linearly was tried: nearly degenerate with the edge, it biased the fit ~1 px.
+FIT_EXPONENTS = (1.0, 0.85, 0.7, 0.55)
 
 
 @dataclass(frozen=True)
@@ -189,23 +194,42 @@ def _strip_template(img, valid, line, sample, binning: float) -> np.ndarray | No
 # --- predicted disc in pixels (also the extraction's background shape) ----------------
 
 
-def predicted_shading(state: FrameState, band: str, *, line0: int, line1: int, samp0: int,
-                      samp1: int, psf_sigma_px: float = PSF_SIGMA_PX):
-    """Predicted relative radiance of the lit disc (Lambert ``cos i``) on a band canvas.
+def _photometry(g, exponents) -> list[np.ndarray]:
+    """Minnaert ``mu0^k mu^(k-1)`` for each k (k = 1: Lambert ``cos i``); 0 unlit/off disc."""
+    mu0 = np.clip(np.cos(np.radians(np.nan_to_num(g.incidence_deg, nan=180.0))), 0, None)
+    mu = np.clip(np.cos(np.radians(np.nan_to_num(g.emission_deg, nan=90.0))), 0.02, None)
+    return [np.where(g.on_disc, mu0 ** k * mu ** (k - 1.0), 0.0) for k in exponents]
 
-    Canvas rows ``line0..line1-1`` and columns ``samp0..samp1-1`` of the band
-    strip's pixel coordinates (they may extend beyond the strip). The limb is
-    anti-aliased by 4x4 super-sampling, the canvas blurred by a Gaussian PSF.
-    Returns ``(canvas, limb)``: ``limb`` marks lit pixels the limb crosses.
+
+def predicted_shading(state: FrameState, band: str, *, line0: int, line1: int, samp0: int,
+                      samp1: int, psf_sigma_px: float = PSF_SIGMA_PX,
+                      exponents: tuple[float, ...] | None = None):
+    """Predicted relative radiance of the lit disc on a band canvas.
+
+    Lambert ``cos i`` by default; with ``exponents``, one canvas per Minnaert
+    exponent k (``mu0^k mu^(k-1)``), so that a fit can combine them: Io's
+    photometric function is not known a priori, and the limb position must not
+    depend on it. Canvas rows ``line0..line1-1`` and columns ``samp0..samp1-1``
+    of the band strip's pixel coordinates (they may extend beyond the strip).
+    The limb is anti-aliased by 4x4 super-sampling, the canvas blurred by a
+    Gaussian PSF. Returns ``(canvas, limb)`` (a list of canvases with
+    ``exponents``): ``limb`` marks lit pixels the limb crosses.
     """
+    ks = (1.0,) if exponents is None else tuple(exponents)
+    canvases, limb = _shading(state, band, line0=line0, line1=line1, samp0=samp0, samp1=samp1,
+                              psf_sigma_px=psf_sigma_px, exponents=ks)
+    return (canvases[0] if exponents is None else canvases), limb
+
+
+def _shading(state, band, *, line0, line1, samp0, samp1, psf_sigma_px, exponents):
     from iovolc.geometry import pixel_geometry
 
     nl, ns = line1 - line0, samp1 - samp0
-    canvas = np.zeros((nl, ns))
+    canvases = [np.zeros((nl, ns)) for _ in exponents]
     limb = np.zeros((nl, ns), dtype=bool)
     cl, cs, _ = state.project_points(np.zeros((1, 3)), band)
     if not np.isfinite(cl[0]):
-        return canvas, limb
+        return canvases, limb
     ang = disc_radius_rad(state)
     r_px = (np.tan(ang) if ang < 1.5 else 1e6) / state.camera(band).ifov_rad + 3
     lo_l = int(max(line0, np.floor(cl[0] - r_px)))
@@ -213,11 +237,11 @@ def predicted_shading(state: FrameState, band: str, *, line0: int, line1: int, s
     lo_s = int(max(samp0, np.floor(cs[0] - r_px)))
     hi_s = int(min(samp1, np.ceil(cs[0] + r_px) + 1))
     if hi_l <= lo_l or hi_s <= lo_s:
-        return canvas, limb
+        return canvases, limb
     ll, ss = np.mgrid[lo_l:hi_l, lo_s:hi_s]
     g = pixel_geometry(state, band, ll, ss)
     mu0 = np.clip(np.cos(np.radians(np.nan_to_num(g.incidence_deg, nan=180.0))), 0, None)
-    sub = np.where(g.on_disc, mu0, 0.0)
+    subs = _photometry(g, exponents)
     hit = g.on_disc
     pad = np.pad(hit, 1, mode="edge")
     edge = np.zeros_like(hit)
@@ -231,13 +255,16 @@ def predicted_shading(state: FrameState, band: str, *, line0: int, line1: int, s
         dl, ds = np.meshgrid(off, off, indexing="ij")
         el, es = ll[edge], ss[edge]
         g2 = pixel_geometry(state, band, el[:, None] + dl.ravel(), es[:, None] + ds.ravel())
-        mu2 = np.clip(np.cos(np.radians(np.nan_to_num(g2.incidence_deg, nan=180.0))), 0, None)
-        sub[edge] = np.where(g2.on_disc, mu2, 0.0).mean(axis=1)
-    canvas[lo_l - line0:hi_l - line0, lo_s - samp0:hi_s - samp0] = sub
+        for sub, sub2 in zip(subs, _photometry(g2, exponents), strict=True):
+            sub[edge] = sub2.mean(axis=1)
     limb[lo_l - line0:hi_l - line0, lo_s - samp0:hi_s - samp0] = edge & (mu0 > 0.05)
-    if psf_sigma_px > 0:
-        canvas = gaussian_filter(canvas, psf_sigma_px, mode="constant")
-    return canvas, limb
+    out = []
+    for canvas, sub in zip(canvases, subs, strict=True):
+        canvas[lo_l - line0:hi_l - line0, lo_s - samp0:hi_s - samp0] = sub
+        if psf_sigma_px > 0:
+            canvas = gaussian_filter(canvas, psf_sigma_px, mode="constant")
+        out.append(canvas)
+    return out, limb
 
 
 # --- stage 2 ------------------------------------------------------------------------
@@ -259,16 +286,22 @@ def _jacobian(state: FrameState, band: str, along: float, cross: float) -> np.nd
 
 def _fine_fit(strips: dict, state: FrameState, *, along: float, cross: float, search_px: int,
               psf_sigma_px: float):
-    """One fine pass at (along, cross): pixel shift, its sigma, NCC peak, limb pixels."""
+    """One fine pass at (along, cross): pixel shift, its sigma, NCC peak, limb pixels.
+
+    The predicted disc is drawn once per Minnaert exponent of
+    :data:`FIT_EXPONENTS`; the integer shift comes from the Lambert canvas, the
+    sub-pixel shift from the exponent whose limb profile fits best (smallest
+    reduced chi-square).
+    """
     canvases = {}
     ncc = None
+    s_c = state.corrected(along, cross)
     for band, (img, valid) in strips.items():
-        s_c = state.corrected(along, cross)
         nl, ns = img.shape
-        canvas, limb = predicted_shading(s_c, band, line0=-search_px, line1=nl + search_px,
-                                         samp0=-search_px, samp1=ns + search_px,
-                                         psf_sigma_px=psf_sigma_px)
-        canvases[band] = (canvas, limb)
+        stack, limb = predicted_shading(s_c, band, line0=-search_px, line1=nl + search_px,
+                                        samp0=-search_px, samp1=ns + search_px,
+                                        psf_sigma_px=psf_sigma_px, exponents=FIT_EXPONENTS)
+        canvases[band] = (stack, limb)
         if not limb.any():
             continue
         v = valid & np.isfinite(img)
@@ -277,7 +310,7 @@ def _fine_fit(strips: dict, state: FrameState, *, along: float, cross: float, se
         tmpl = np.where(v, np.clip(img, None, max(hi, med)), med)
         if np.ptp(tmpl) == 0:
             continue
-        res = match_template(canvas, tmpl)
+        res = match_template(stack[0], tmpl)
         ncc = res if ncc is None else ncc + res
     if ncc is None:
         return None
@@ -285,21 +318,28 @@ def _fine_fit(strips: dict, state: FrameState, *, along: float, cross: float, se
     i, j = np.unravel_index(int(np.argmax(ncc)), ncc.shape)
     # res[i, j]: the strip's (0, 0) at canvas (i, j) = predicted (i - S, j - S); a scene
     # observed d lines further than predicted gives i = S - d
-    d_line, d_samp = float(search_px - i), float(search_px - j)
+    start = (float(search_px - i), float(search_px - j))
     peak = float(ncc[i, j])
-    sigma = np.array([np.inf, np.inf])
-    for _ in range(8):
-        out = _lsq_step(strips, canvases, search_px=search_px, d_line=d_line, d_samp=d_samp)
-        if out is None:
-            break
-        step, sigma = out
-        d_line += float(np.clip(step[0], -1, 1))
-        d_samp += float(np.clip(step[1], -1, 1))
-        if np.hypot(*step) < 1e-3:
-            break
+    best = None
+    for k in range(len(FIT_EXPONENTS)):
+        d_line, d_samp = start
+        sigma, red_chi2 = np.array([np.inf, np.inf]), np.inf
+        one = {b: ([c[0][k]], c[1]) for b, c in canvases.items()}
+        for _ in range(8):
+            out = _lsq_step(strips, one, search_px=search_px, d_line=d_line, d_samp=d_samp)
+            if out is None:
+                break
+            step, sigma, red_chi2 = out
+            d_line += float(np.clip(step[0], -1, 1))
+            d_samp += float(np.clip(step[1], -1, 1))
+            if np.hypot(*step) < 1e-3:
+                break
+        if best is None or red_chi2 < best[3]:
+            best = (d_line, d_samp, sigma, red_chi2)
+    d_line, d_samp, sigma, _ = best
     n_limb = 0
     for band, (img, _) in strips.items():
-        _, limb = canvases[band]
+        limb = canvases[band][1]
         r0 = int(round(search_px - d_line))
         c0 = int(round(search_px - d_samp))
         n_limb += int(limb[max(r0, 0):max(r0 + img.shape[0], 0),
@@ -310,17 +350,18 @@ def _fine_fit(strips: dict, state: FrameState, *, along: float, cross: float, se
 def _lsq_step(strips: dict, canvases: dict, *, search_px: int, d_line: float, d_samp: float):
     """One Gauss-Newton step for the common pixel shift (amplitude, offset free per band).
 
-    Returns ``(step, sigma)``: the shift update and its formal 1-sigma error
-    (pixels, from the residual scatter), or None when nothing constrains it.
+    Returns ``(step, sigma, reduced chi2)``: the shift update, its formal 1-sigma
+    error (pixels, from the residual scatter) and the fit's reduced chi-square,
+    or None when nothing constrains it.
     """
     jtj = np.zeros((2, 2))
     jtr = np.zeros(2)
     chi2, dof = 0.0, 0
     for band, (img, valid) in strips.items():
-        canvas, limb = canvases[band]
+        pair, limb = canvases[band]
         if not limb.any():
             continue
-        coeffs = spline_filter(canvas, order=3, mode="constant")
+        coeffs_all = [spline_filter(c, order=3, mode="constant") for c in pair]
         limb_zone = binary_dilation(limb, iterations=3)
         n_r, n_c = img.shape
         rows = np.arange(n_r) + search_px - d_line
@@ -336,22 +377,24 @@ def _lsq_step(strips: dict, canvases: dict, *, search_px: int, d_line: float, d_
         rr, cc = rows[pr], cols[pc]
         data = img[pr, pc].astype(float)
 
-        def at(dr, dc, rr=rr, cc=cc, coeffs=coeffs):
+        def at(dr, dc, coeffs, rr=rr, cc=cc):
             return map_coordinates(coeffs, [rr + dr, cc + dc], order=3, mode="constant",
                                    prefilter=False)
 
-        m = at(0, 0)
-        gl = at(0.5, 0) - at(-0.5, 0)
-        gs = at(0, 0.5) - at(0, -0.5)
+        ms = [at(0, 0, c) for c in coeffs_all]
+        gls = [at(0.5, 0, c) - at(-0.5, 0, c) for c in coeffs_all]
+        gss = [at(0, 0.5, c) - at(0, -0.5, c) for c in coeffs_all]
+        m, gl, gs = ms[0], gls[0], gss[0]
         grad = np.hypot(gl, gs)
         if grad.max() <= 0:
             continue
         v = grad > 0.02 * grad.max()
         # the disc's brightness (albedo) varies along the limb: the model's
-        # amplitude varies linearly across the frame so it does not bias the edge
+        # amplitude varies linearly across the frame so it does not bias the edge;
+        # a second photometric function (limb-brightened Minnaert) is free too
         ln = (rr - rr.mean()) / 128.0
         sn = (cc - cc.mean()) / 432.0
-        basis = np.stack([m, m * ln, m * sn, np.ones_like(m)], axis=-1)
+        basis = np.stack([m, m * ln, m * sn, *ms[1:], np.ones_like(m)], axis=-1)
         for _ in range(3):  # robust: drop hotspots and spikes on the limb
             if v.sum() < 20 or np.std(m[v]) == 0:
                 break
@@ -369,8 +412,11 @@ def _lsq_step(strips: dict, canvases: dict, *, search_px: int, d_line: float, d_
         if np.median(amp) <= 0:
             continue
         resid = data[v] - basis[v] @ coef
-        # d(model)/d(d_line) = -amp * gl (shifting the scene down moves samples up)
-        jac = -amp[:, None] * np.column_stack([gl[v], gs[v]])
+        # d(model)/d(d_line) = -(amp gl + sum_k a_k gl_k) (shifting the scene down moves
+        # samples up)
+        d_l = amp * gl[v] + sum(coef[3 + k] * g[v] for k, g in enumerate(gls[1:]))
+        d_s = amp * gs[v] + sum(coef[3 + k] * g[v] for k, g in enumerate(gss[1:]))
+        jac = -np.column_stack([d_l, d_s])
         jtj += jac.T @ jac
         jtr += jac.T @ resid
         chi2 += float(resid @ resid)
@@ -378,7 +424,7 @@ def _lsq_step(strips: dict, canvases: dict, *, search_px: int, d_line: float, d_
     if dof <= 0 or np.linalg.det(jtj) <= 0:
         return None
     cov = np.linalg.inv(jtj) * chi2 / dof
-    return np.linalg.solve(jtj, jtr), np.sqrt(np.diag(cov))
+    return np.linalg.solve(jtj, jtr), np.sqrt(np.diag(cov)), chi2 / dof
 
 
 # --- public ------------------------------------------------------------------------
