@@ -1,43 +1,46 @@
 """Write simulated JIRAM imager products in the real PDS3 archive layout.
 
-The layout follows the Atmospheres node volumes: ``JNOJIR_1nnn`` (EDR,
+Volumes as on the Atmospheres node: ``JNOJIR_1nnn`` (EDR,
 JNO-J-JIRAM-2-EDR-V1.0) and ``JNOJIR_2nnn`` (RDR, JNO-J-JIRAM-3-RDR-V1.0),
-nnn = orbit number. Each volume holds ``DATA/`` (detached ``.LBL`` + ``.IMG``),
-``INDEX/INDEX.TAB`` + ``INDEX.LBL``, ``CALIB/``, ``DOCUMENT/`` and the usual
-``AAREADME.TXT``, ``VOLDESC.CAT`` and ``ERRATA.TXT``. All text is ASCII, CR-LF,
-at most 80 characters a line. RDR pixels are labelled ``IEEE_REAL`` (big-endian
-in PDS3) but written little-endian, like the real archive
-(:data:`iovolc.jiram.RDR_DTYPE`).
+nnn = orbit number, each with ``DATA/`` (detached ``.LBL`` + ``.IMG``),
+``INDEX/INDEX.TAB`` + ``INDEX.LBL``, ``CALIB/``, ``DOCUMENT/``,
+``AAREADME.TXT``, ``VOLDESC.CAT`` and ``ERRATA.TXT`` (JIRAM SIS v7.5 sec 6).
+All text is ASCII, CR-LF, at most 80 characters a line. Labels follow a real
+RDR label (:mod:`iovolc.sim.pds3_label`). RDR pixels are labelled
+``IEEE_REAL`` (big-endian in PDS3) but written little-endian, like the real
+archive (:data:`iovolc.jiram.RDR_DTYPE`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import warnings
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 
 from iovolc import jiram
+from iovolc.sim import instrument as ins
+from iovolc.sim.pds3_label import DATA_SET_ID as _DATA_SET_ID
+from iovolc.sim.pds3_label import DATA_SET_NAME as _DATA_SET_NAME
+from iovolc.sim.pds3_label import RDR_UNITS, label_lines, pad
+from iovolc.sim.pds3_label import real as _real
 
 _CRLF = "\r\n"
 _MAX_LINE = 80
 _KEY_WIDTH = 28
 _TIME_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?")
-_SCLK_RE = re.compile(r"(\d+/)?\d+[:.]\d+")
-_DATA_SET_ID = {"EDR": jiram.EDR_DATA_SET_ID, "RDR": jiram.RDR_DATA_SET_ID}
-_DATA_SET_NAME = {
-    "EDR": "JUNO JUPITER JIRAM EXPERIMENT DATA RECORD V1.0",
-    "RDR": "JUNO JUPITER JIRAM REDUCED DATA RECORD V1.0",
-}
+_SCLK_RE = re.compile(r"1/\d+:\d{5}")
 _VOLUME_DIGIT = {"EDR": "1", "RDR": "2"}
-#: product type -> (on-disk dtype, label SAMPLE_TYPE, label UNIT)
-_PIXELS = {
-    "EDR": (jiram.EDR_DTYPE, "LSB_INTEGER", "DN"),
-    "RDR": (jiram.RDR_DTYPE, "IEEE_REAL", "W/(m**2*sr)"),
-}
+_DTYPE = {"EDR": jiram.EDR_DTYPE, "RDR": jiram.RDR_DTYPE}
+#: the one real label we have (JIR_IMG_RDR_2017033T114006_V02) names its product
+#: 2.13 s after its START_TIME; ours: START_TIME + 2.2 s, truncated to the second
+PRODUCT_ID_OFFSET_S = 2.2
+#: fixed, so that the same seed writes the same bytes
+PUBLICATION_DATE = "2026-11-24"
 #: INDEX.TAB columns: name, PDS3 DATA_TYPE, minimum width, description
 _COLUMNS: tuple[tuple[str, str, int, str], ...] = (
     ("VOLUME_ID", "CHARACTER", 11, "Volume holding the product"),
@@ -50,9 +53,10 @@ _COLUMNS: tuple[tuple[str, str, int, str], ...] = (
     ("SPACECRAFT_CLOCK_STOP_COUNT", "CHARACTER", 16, "Spacecraft clock at stop"),
     ("ORBIT_NUMBER", "ASCII_INTEGER", 3, "Juno orbit (apojove to apojove)"),
     ("TARGET_NAME", "CHARACTER", 3, "Target of the observation"),
-    ("INSTRUMENT_MODE_ID", "CHARACTER", 2, "Imager mode: I1 (L+M), I2 (M), I3 (L)"),
+    ("INSTRUMENT_MODE_ID", "CHARACTER", 9, "SCI_I1_S1 (L+M), SCI_I2_S1 (M), SCI_I3_S1 (L)"),
     ("EXPOSURE_DURATION", "ASCII_REAL", 8, "Exposure duration (s)"),
-    ("SEQUENCE_ID", "CHARACTER", 1, "Observation sequence"),
+    ("SEQUENCE_NUMBER", "ASCII_INTEGER", 2, "Frame number in its sequence (1-based)"),
+    ("SEQUENCE_SAMPLES", "ASCII_INTEGER", 2, "Frames planned in the sequence"),
 )
 _COLUMN_NAMES = tuple(c[0] for c in _COLUMNS)
 
@@ -69,6 +73,12 @@ def _product_type(ptype: str) -> str:
     return ptype
 
 
+def product_id_for(ptype: str, start_time_utc: str) -> str:
+    """``JIR_IMG_<type>_<yyyydddThhmmss>_V01`` (START_TIME + 2.2 s, truncated)."""
+    t = _parse_time(start_time_utc, "START_TIME") + timedelta(seconds=PRODUCT_ID_OFFSET_S)
+    return f"JIR_IMG_{_product_type(ptype)}_{t:%Y%jT%H%M%S}_V01"
+
+
 @dataclass(frozen=True)
 class JiramImageMeta:
     """Label metadata of one JIRAM imager frame."""
@@ -83,13 +93,27 @@ class JiramImageMeta:
     instrument_mode_id: str
     exposure_duration_s: float
     spice_file_names: tuple[str, ...]
-    sequence_id: str = ""
-    product_creation_time: str = ""
+    sequence_number: int
+    sequence_samples: int
+    product_creation_time: str = "2026-11-24T00:00:00.000"
+    #: RDR unit text (one of RDR_UNITS); EDRs are "DN"
+    rdr_unit: str = RDR_UNITS[0]
+    #: write EXPOSURE_DURATION (else STOP - START is the exposure)
+    write_exposure: bool = True
+    #: band parameters as OBJECT instead of GROUP
+    band_block_as_object: bool = False
 
     @property
     def product_id(self) -> str:
-        start = _parse_time(self.start_time_utc, "START_TIME")
-        return f"JIR_IMG_{_product_type(self.product_type)}_{start:%Y%jT%H%M%S}_V01"
+        return product_id_for(self.product_type, self.start_time_utc)
+
+    @property
+    def source_product_id(self) -> str:
+        return product_id_for("EDR", self.start_time_utc)
+
+    @property
+    def unit(self) -> str:
+        return "DN" if self.product_type == "EDR" else self.rdr_unit
 
     @property
     def data_set_id(self) -> str:
@@ -98,16 +122,10 @@ class JiramImageMeta:
     @property
     def volume_id(self) -> str:
         orbit = self.orbit_number
-        if (
-            isinstance(orbit, bool)
-            or not isinstance(orbit, int | np.integer)
-            or not 0 <= orbit <= 999
-        ):
+        if isinstance(orbit, bool) or not isinstance(orbit, int | np.integer) or \
+                not 0 <= orbit <= 999:
             raise ValueError(f"ORBIT_NUMBER {orbit!r} must be an integer 0..999")
         return f"JNOJIR_{_VOLUME_DIGIT[_product_type(self.product_type)]}{int(orbit):03d}"
-
-
-# --- text helpers ---------------------------------------------------------------
 
 
 def _text(value: object, what: str) -> str:
@@ -118,28 +136,8 @@ def _text(value: object, what: str) -> str:
     return s
 
 
-def _real(x: float) -> str:
-    return np.format_float_positional(float(x), trim="0")
-
-
 def _kv(key: str, value: object, indent: int = 0) -> str:
     return f"{' ' * indent}{key:<{_KEY_WIDTH - indent}} = {value}"
-
-
-def _sequence(key: str, items: tuple[str, ...]) -> list[str]:
-    """``KEY = ("a", "b", ...)`` wrapped to 80 columns."""
-    head = _kv(key, "(")
-    tokens = [f'"{s}"' + (", " if i < len(items) - 1 else ")") for i, s in enumerate(items)]
-    fits = all(len(head) + len(t.rstrip()) <= _MAX_LINE for t in tokens)
-    cont = " " * (len(head) if fits else 4)
-    lines, cur = [], head
-    for tok in tokens:
-        if len(cur) + len(tok.rstrip()) > _MAX_LINE and cur.strip() not in ("", head.strip()):
-            lines.append(cur.rstrip())
-            cur = cont
-        cur += tok
-    lines.append(cur.rstrip())
-    return lines
 
 
 def _write_text(path: Path, lines: list[str], who: str) -> None:
@@ -150,9 +148,6 @@ def _write_text(path: Path, lines: list[str], who: str) -> None:
     path.write_bytes((_CRLF.join(lines) + _CRLF).encode("ascii"))
 
 
-# --- products -------------------------------------------------------------------
-
-
 def _checked(meta: JiramImageMeta, image: np.ndarray) -> tuple[str, np.ndarray]:
     """Validate ``meta`` and ``image``; return the product id and on-disk pixels."""
     try:
@@ -160,20 +155,22 @@ def _checked(meta: JiramImageMeta, image: np.ndarray) -> tuple[str, np.ndarray]:
     except ValueError as exc:
         raise ValueError(f"JIRAM product starting {meta.start_time_utc!r}: {exc}") from None
     try:
-        meta.volume_id  # noqa: B018 - validates orbit number
-        lines = jiram.mode_lines(meta.instrument_mode_id)
-        stop = _parse_time(meta.stop_time_utc, "STOP_TIME")
-        if stop < _parse_time(meta.start_time_utc, "START_TIME"):
+        meta.volume_id  # noqa: B018 - validates the orbit number
+        lines = ins.mode_lines(meta.instrument_mode_id)
+        if _parse_time(meta.stop_time_utc, "STOP_TIME") < _parse_time(meta.start_time_utc,
+                                                                       "START_TIME"):
             raise ValueError("STOP_TIME precedes START_TIME")
         for what, sclk in (("SCLK start", meta.sclk_start), ("SCLK stop", meta.sclk_stop)):
             if not isinstance(sclk, str) or not _SCLK_RE.fullmatch(sclk):
-                raise ValueError(f"{what} {sclk!r} is not 'seconds:ticks'")
-        for what, s in (("TARGET_NAME", meta.target_name), ("SEQUENCE_ID", meta.sequence_id)):
-            _text(s, what)
-        if not meta.target_name:
+                raise ValueError(f"{what} {sclk!r} is not '1/seconds:ticks'")
+        if not _text(meta.target_name, "TARGET_NAME"):
             raise ValueError("TARGET_NAME is empty")
-        if meta.product_creation_time:
-            _parse_time(meta.product_creation_time, "PRODUCT_CREATION_TIME")
+        _parse_time(meta.product_creation_time, "PRODUCT_CREATION_TIME")
+        if meta.product_type == "RDR" and meta.rdr_unit not in RDR_UNITS:
+            raise ValueError(f"RDR UNIT {meta.rdr_unit!r} is not one of {RDR_UNITS}")
+        if not 1 <= int(meta.sequence_number) <= int(meta.sequence_samples) <= 99:
+            raise ValueError(f"SEQUENCE_NUMBER {meta.sequence_number} / SEQUENCE_SAMPLES "
+                             f"{meta.sequence_samples} out of range")
         exp = float(meta.exposure_duration_s)
         if not (np.isfinite(exp) and exp > 0):
             raise ValueError(f"EXPOSURE_DURATION {exp!r} must be positive")
@@ -183,18 +180,15 @@ def _checked(meta: JiramImageMeta, image: np.ndarray) -> tuple[str, np.ndarray]:
             _text(name, "SPICE file name")
         arr = np.asarray(image)
         if arr.shape != (lines, jiram.N_SAMPLES):
-            raise ValueError(
-                f"image shape {arr.shape} != ({lines}, {jiram.N_SAMPLES}) for mode "
-                f"{meta.instrument_mode_id}"
-            )
+            raise ValueError(f"image shape {arr.shape} != ({lines}, {jiram.N_SAMPLES}) for mode "
+                             f"{meta.instrument_mode_id}")
         if arr.dtype.kind not in "iuf":
             raise ValueError(f"image dtype {arr.dtype} is not real-valued")
-        dtype = _PIXELS[meta.product_type][0]
+        dtype = _DTYPE[meta.product_type]
         if meta.product_type == "EDR":
             info = np.iinfo(dtype)
-            if arr.dtype.kind == "f" and not (
-                np.isfinite(arr).all() and (arr == np.round(arr)).all()
-            ):
+            if arr.dtype.kind == "f" and not (np.isfinite(arr).all()
+                                              and (arr == np.round(arr)).all()):
                 raise ValueError("EDR image must be integer-valued DN")
             if arr.size and (arr.min() < info.min or arr.max() > info.max):
                 raise ValueError(f"EDR image values outside the int16 range {info.min}..{info.max}")
@@ -203,75 +197,26 @@ def _checked(meta: JiramImageMeta, image: np.ndarray) -> tuple[str, np.ndarray]:
     return pid, np.ascontiguousarray(arr, dtype=dtype)
 
 
-def _image_label(meta: JiramImageMeta, pid: str, pixels: np.ndarray) -> list[str]:
-    _, sample_type, unit = _PIXELS[meta.product_type]
-    created = meta.product_creation_time or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    lines = [
-        _kv("PDS_VERSION_ID", "PDS3"),
-        _kv("RECORD_TYPE", "FIXED_LENGTH"),
-        _kv("RECORD_BYTES", pixels.shape[1] * pixels.itemsize),
-        _kv("FILE_RECORDS", pixels.shape[0]),
-        _kv("^IMAGE", f'("{pid}.IMG", 1)'),
-        _kv("DATA_SET_ID", f'"{meta.data_set_id}"'),
-        _kv("DATA_SET_NAME", f'"{_DATA_SET_NAME[meta.product_type]}"'),
-        _kv("PRODUCT_ID", f'"{pid}"'),
-        _kv("PRODUCT_TYPE", meta.product_type),
-        _kv("PRODUCT_CREATION_TIME", created),
-        _kv("PRODUCER_ID", '"JIRAM TEAM"'),
-        _kv("MISSION_NAME", '"JUNO"'),
-        _kv("INSTRUMENT_HOST_NAME", '"JUNO"'),
-        _kv("INSTRUMENT_HOST_ID", "JNO"),
-        _kv("INSTRUMENT_NAME", '"JOVIAN INFRARED AURORAL MAPPER"'),
-        _kv("INSTRUMENT_ID", "JIRAM"),
-        _kv("TARGET_NAME", f'"{meta.target_name}"'),
-        _kv("START_TIME", meta.start_time_utc),
-        _kv("STOP_TIME", meta.stop_time_utc),
-        _kv("SPACECRAFT_CLOCK_START_COUNT", f'"{meta.sclk_start}"'),
-        _kv("SPACECRAFT_CLOCK_STOP_COUNT", f'"{meta.sclk_stop}"'),
-        _kv("ORBIT_NUMBER", int(meta.orbit_number)),
-        _kv("INSTRUMENT_MODE_ID", f'"{meta.instrument_mode_id}"'),
-        _kv("EXPOSURE_DURATION", f"{_real(meta.exposure_duration_s)} <s>"),
-        *_sequence("SPICE_FILE_NAME", tuple(meta.spice_file_names)),
-    ]
-    if meta.sequence_id:
-        lines.append(_kv("SEQUENCE_ID", f'"{meta.sequence_id}"'))
-    lines += [
-        "",
-        _kv("OBJECT", "IMAGE"),
-        _kv("LINES", pixels.shape[0], 2),
-        _kv("LINE_SAMPLES", pixels.shape[1], 2),
-        _kv("SAMPLE_TYPE", sample_type, 2),
-        _kv("SAMPLE_BITS", pixels.itemsize * 8, 2),
-        _kv("BANDS", 1, 2),
-        _kv("BAND_STORAGE_TYPE", "BAND_SEQUENTIAL", 2),
-        _kv("UNIT", f'"{unit}"', 2),
-        _kv("END_OBJECT", "IMAGE"),
-        "END",
-    ]
-    return lines
-
-
 def write_product(volume_dir: Path, meta: JiramImageMeta, image: np.ndarray) -> dict:
     """Write ``DATA/<product_id>.IMG`` and ``.LBL``; return the INDEX row (dict)."""
     pid, pixels = _checked(meta, image)
-    label = _image_label(meta, pid, pixels)
+    raw = pixels.tobytes()
+    label = label_lines(meta, product_id=pid, lines=pixels.shape[0],
+                        sample_bits=pixels.itemsize * 8, md5=hashlib.md5(raw).hexdigest())
     data = Path(volume_dir) / "DATA"
-    _write_text(data / f"{pid}.LBL", label, pid)
-    (data / f"{pid}.IMG").write_bytes(pixels.tobytes())
+    _write_text(data / f"{pid}.LBL", pad(label), pid)
+    (data / f"{pid}.IMG").write_bytes(raw)
     return {
-        "VOLUME_ID": meta.volume_id,
-        "FILE_SPECIFICATION_NAME": f"DATA/{pid}.LBL",
-        "PRODUCT_ID": pid,
-        "PRODUCT_TYPE": meta.product_type,
-        "START_TIME": meta.start_time_utc,
-        "STOP_TIME": meta.stop_time_utc,
+        "VOLUME_ID": meta.volume_id, "FILE_SPECIFICATION_NAME": f"DATA/{pid}.LBL",
+        "PRODUCT_ID": pid, "PRODUCT_TYPE": meta.product_type,
+        "START_TIME": meta.start_time_utc, "STOP_TIME": meta.stop_time_utc,
         "SPACECRAFT_CLOCK_START_COUNT": meta.sclk_start,
         "SPACECRAFT_CLOCK_STOP_COUNT": meta.sclk_stop,
-        "ORBIT_NUMBER": int(meta.orbit_number),
-        "TARGET_NAME": meta.target_name,
+        "ORBIT_NUMBER": int(meta.orbit_number), "TARGET_NAME": meta.target_name,
         "INSTRUMENT_MODE_ID": meta.instrument_mode_id,
         "EXPOSURE_DURATION": float(meta.exposure_duration_s),
-        "SEQUENCE_ID": meta.sequence_id,
+        "SEQUENCE_NUMBER": int(meta.sequence_number),
+        "SEQUENCE_SAMPLES": int(meta.sequence_samples),
     }
 
 
@@ -288,8 +233,9 @@ This volume follows the PDS3 standard. Its directories are:
   CALIB/     calibration notes (CALINFO.TXT).
   DOCUMENT/  documentation notes (DOCINFO.TXT).
 
-Images are 432 samples wide: mode I1 has 256 lines (L band lines 0-127,
-M band lines 128-255), I2 128 lines (M band), I3 128 lines (L band).
+Images are 432 samples wide: mode SCI_I1_S1 has 256 lines (L band lines
+0-127, M band lines 128-255), SCI_I2_S1 128 lines (M band), SCI_I3_S1 128
+lines (L band). SIMULATED DATA (iovolc), not a JIRAM product.
 RDR pixels are labelled IEEE_REAL but stored LITTLE-ENDIAN (see ERRATA.TXT).""",
     "ERRATA.TXT": """\
 ERRATA for volume {vol}
@@ -455,7 +401,7 @@ def write_volume(
     _write_text(vol / "INDEX" / "INDEX.LBL", label, volume_id)
     (vol / "INDEX" / "INDEX.TAB").write_bytes("".join(t + _CRLF for t in table).encode("ascii"))
 
-    today = datetime.now(UTC).strftime("%Y-%m-%d")
+    today = PUBLICATION_DATE
     fields = dict(
         vol=volume_id, dsid=data_set_id, name=_DATA_SET_NAME[ptype], ptype=ptype, n=len(rows),
         today=today, factor=jiram.DN_PER_RADIANCE_PER_MS, adc=jiram.ADC_FULL_SCALE_DN,

@@ -1,22 +1,22 @@
-"""Physically modelled JIRAM frames: Io's disc, hotspots, detector.
+"""Noise-free band radiance of one JIRAM frame: Io's disc and its hotspots.
 
-Radiance model (band radiance, W m-2 sr-1):
+Disc (W m-2 sr-1), from the simulator's own ray caster (:mod:`iovolc.sim.raycast`):
 
-* lit disc: Lambertian reflection of a 5772 K blackbody Sun,
-  ``albedo * F_band * cos(i) / pi``, albedo varying smoothly over the surface;
-* surface thermal emission: blackbody at ``max(95, 125 cos(i)^0.25)`` K;
-* hotspots: single-temperature sources of the catalog, pixel-summed radiance
-  ``B_band(T) * A * cos(e) / (range * IFOV)^2`` (the published radiance ->
-  power relation inverted), spread by a Gaussian PSF (sigma 0.7 px, widened
-  by the source's own size when it is resolved);
-* the limb is anti-aliased by 4x4 super-sampling of the pixels it crosses;
-  the whole scene is blurred by the same PSF.
+* reflected sunlight, Minnaert law ``A F/pi mu0^k mu^(k-1)`` with k = 0.7
+  (deliberately not Lambert), albedo 0.55 (L) / 0.35 (M) times a smooth seeded
+  pattern, Sun = 5772 K blackbody (:func:`iovolc.physics.solar_band_irradiance`);
+* surface thermal emission: blackbody at ``max(95, 125 mu0^0.25)`` K;
+* the limb anti-aliased: pixels whose 3 x 3 neighbourhood straddles it are
+  averaged over 4 x 4 sub-rays;
+* the PSF: 85 % Gaussian sigma 0.65 px + 15 % Gaussian sigma 1.6 px (core +
+  halo, our choice), applied to a frame rendered 6 px wider on every side.
 
-Detector: radiance -> DN with the published 2000 DN per (W m-2 sr-1) per ms,
-saturation (full well) at the published 0.0073/exposure_s W m-2 sr-1, read
-and shot noise, a per-frame bias drift, radiation hits (single pixels and
-short streaks, not blurred: sharper than the PSF), the real dark frame of
-the same exposure, a 14-bit ADC. RDR = (EDR - dark) / factor, float32.
+Hotspots: pixel-summed radiance ``B_band(T) A cos(e) / (d IFOV)^2`` -- the
+published ``P[GW/um] = L / dlambda pi (d IFOV)^2 / cos(e) / 1e9`` inverted
+with ``P = pi B_mean A`` -- spread by the same PSF, pixel-integrated (erf) for
+point sources; a source of radius ``r`` (from its area) adds an ellipse of
+per-axis variance ``(r/2)^2`` foreshortened by ``cos(e)`` along its tilt,
+sampled 5 x 5 per pixel.
 """
 
 from __future__ import annotations
@@ -26,52 +26,21 @@ from functools import lru_cache
 
 import numpy as np
 from scipy.ndimage import gaussian_filter
-from scipy.special import erf
+from scipy.special import erf, erfinv
 
-from iovolc import jiram, physics
-from iovolc.geometry import FrameState, pixel_geometry
+from iovolc import physics
+from iovolc.jiram import N_LINES_BAND, N_SAMPLES
+from iovolc.sim import instrument as ins
+from iovolc.sim.raycast import IoView
 
-PSF_SIGMA_PX = 0.7
+PSF = ((0.85, 0.65), (0.15, 1.6))
+MINNAERT_K = 0.7
 ALBEDO = {"L": 0.55, "M": 0.35}
-READ_NOISE_DN = 3.0
-GAIN_E_PER_DN = 4.0
-BIAS_DRIFT_DN = 2.0
-
-
-@dataclass(frozen=True)
-class Sources:
-    """Hotspots of one perijove (truth), with body-fixed positions."""
-
-    ref_id: np.ndarray
-    name: np.ndarray
-    lat_deg: np.ndarray
-    lon_west_deg: np.ndarray
-    temperature_k: np.ndarray
-    area_km2: np.ndarray
-    power_gw: np.ndarray
-    points_bf: np.ndarray
-
-
-@dataclass(frozen=True)
-class AlbedoPattern:
-    """Smooth seeded albedo variation over Io (multiplier around 1)."""
-
-    phases: tuple[float, float, float]
-
-    @classmethod
-    def seeded(cls, seed: int) -> AlbedoPattern:
-        rng = np.random.default_rng([seed, 11])
-        return cls(tuple(float(x) for x in rng.uniform(0, 2 * np.pi, 3)))
-
-    def __call__(self, lat_deg, lon_west_deg):
-        lat = np.radians(lat_deg)
-        lon = np.radians(lon_west_deg)
-        p1, p2, p3 = self.phases
-        return (1.0 + 0.2 * np.sin(2 * lon + p1) * np.cos(lat)
-                + 0.12 * np.sin(3 * lat + p2) + 0.08 * np.cos(5 * lon + 2 * lat + p3))
-
-
-_T_GRID = np.linspace(90.0, 130.0, 401)
+PAD = 6
+#: a source whose own sky variance stays below this (px^2; radius < ~0.45 px) is drawn
+#: as a point with its variance added to the PSF's
+RESOLVED_VARIANCE_PX2 = 0.05
+_T_GRID = np.linspace(90.0, 140.0, 501)
 
 
 @lru_cache(maxsize=2)
@@ -79,205 +48,197 @@ def _thermal_table(band: str) -> np.ndarray:
     return np.asarray(physics.band_radiance(band, _T_GRID))
 
 
-def _background(geom, band: str, *, solar_irradiance: float, albedo: AlbedoPattern):
-    """Band radiance of Io's surface for a PixelGeometry (0 off the disc)."""
-    mu0 = np.cos(np.radians(np.nan_to_num(geom.incidence_deg, nan=180.0)))
-    lit = np.clip(mu0, 0.0, None)
-    refl = ALBEDO[band] * albedo(geom.lat_deg, geom.lon_west_deg) * solar_irradiance * lit / np.pi
-    t_surf = np.maximum(95.0, 125.0 * lit**0.25)
-    therm = np.interp(t_surf, _T_GRID, _thermal_table(band))
-    out = np.where(geom.on_disc, np.nan_to_num(refl) + therm, 0.0)
+@dataclass(frozen=True)
+class AlbedoPattern:
+    """Smooth seeded albedo multiplier (around 1, +-~35 %) over Io."""
+
+    terms: tuple[tuple[float, float, float, float], ...]
+
+    @classmethod
+    def seeded(cls, seed: int) -> AlbedoPattern:
+        rng = np.random.default_rng([seed, 11])
+        terms = tuple((float(rng.uniform(0.03, 0.1)), float(rng.integers(1, 7)),
+                       float(rng.integers(-4, 5)), float(rng.uniform(0, 2 * np.pi)))
+                      for _ in range(8))
+        return cls(terms)
+
+    def __call__(self, lat_deg, lon_west_deg):
+        lat, lon = np.radians(lat_deg), np.radians(lon_west_deg)
+        out = np.ones(np.shape(lat))
+        for amp, m, n, ph in self.terms:
+            out = out + amp * np.sin(m * lon + n * lat + ph) * np.cos(lat)
+        return out
+
+
+@dataclass(frozen=True)
+class SourceSet:
+    """Active hotspots of one perijove with body-fixed positions."""
+
+    source_id: np.ndarray
+    ref_id: np.ndarray
+    points_bf: np.ndarray
+    normals_bf: np.ndarray
+    temperature_k: np.ndarray
+    area_km2: np.ndarray
+
+
+def _surface_radiance(hit, band: str, irradiance: float, albedo: AlbedoPattern) -> np.ndarray:
+    mu0 = np.clip(np.cos(np.radians(np.nan_to_num(hit.incidence_deg, nan=180.0))), 0.0, None)
+    mu = np.clip(np.cos(np.radians(np.nan_to_num(hit.emission_deg, nan=90.0))), 0.05, None)
+    a = ALBEDO[band] * albedo(np.nan_to_num(hit.lat_deg), np.nan_to_num(hit.lon_west_deg))
+    refl = a * irradiance / np.pi * mu0**MINNAERT_K * mu ** (MINNAERT_K - 1.0)
+    therm = np.interp(np.maximum(95.0, 125.0 * mu0**0.25), _T_GRID, _thermal_table(band))
+    return np.where(hit.hit, refl + therm, 0.0)
+
+
+def _psf(image: np.ndarray) -> np.ndarray:
+    return sum(w * gaussian_filter(image, s, mode="nearest") for w, s in PSF)
+
+
+@dataclass
+class StripRender:
+    radiance: np.ndarray  # (128, 432)
+    disc_pixels: int
+    lit_pixels: int
+
+    @property
+    def limb(self) -> bool:
+        """Both disc and sky in the strip."""
+        return 0 < self.disc_pixels < N_LINES_BAND * N_SAMPLES
+
+
+def render_strip(view: IoView, band: str, band_to_j2000: np.ndarray, *, albedo: AlbedoPattern,
+                 irradiance: float) -> StripRender:
+    """Disc radiance of one band strip (PSF applied), and its disc statistics."""
+    n_l, n_s = N_LINES_BAND + 2 * PAD, N_SAMPLES + 2 * PAD
+    out = np.zeros((n_l, n_s))
+    box = _disc_box(view, band_to_j2000)
+    if box is None:
+        return StripRender(np.zeros((N_LINES_BAND, N_SAMPLES)), 0, 0)
+    l0, l1, s0, s1 = box
+    ll, ss = np.mgrid[l0:l1, s0:s1]
+    rays = ins.pixel_to_band(ll - PAD, ss - PAD).reshape(-1, 3) @ band_to_j2000.T
+    hit = view.intercept(rays)
+    bg = _surface_radiance(hit, band, irradiance, albedo).reshape(ll.shape)
+    on = hit.hit.reshape(ll.shape)
+    lit = (on & (np.nan_to_num(hit.incidence_deg, nan=180.0).reshape(ll.shape) < 90.0))
+    edge = _edges(on)
+    if edge.any():
+        k = 4
+        off = (np.arange(k) + 0.5) / k - 0.5
+        dl, ds = (g.ravel() for g in np.meshgrid(off, off, indexing="ij"))
+        sub_l = (ll[edge] - PAD)[:, None] + dl[None, :]
+        sub_s = (ss[edge] - PAD)[:, None] + ds[None, :]
+        sub = view.intercept(ins.pixel_to_band(sub_l, sub_s).reshape(-1, 3) @ band_to_j2000.T)
+        bg[edge] = _surface_radiance(sub, band, irradiance, albedo).reshape(sub_l.shape).mean(1)
+    out[l0:l1, s0:s1] = bg
+    inner = np.zeros((n_l, n_s), dtype=bool)
+    inner[PAD:PAD + N_LINES_BAND, PAD:PAD + N_SAMPLES] = True
+    inner_box = inner[l0:l1, s0:s1]
+    return StripRender(_psf(out)[PAD:PAD + N_LINES_BAND, PAD:PAD + N_SAMPLES],
+                       int((on & inner_box).sum()), int((lit & inner_box).sum()))
+
+
+def _edges(on: np.ndarray) -> np.ndarray:
+    pad = np.pad(on, 1, mode="edge")
+    any_, all_ = np.zeros_like(on), np.ones_like(on)
+    for dr in range(3):
+        for dc in range(3):
+            win = pad[dr:dr + on.shape[0], dc:dc + on.shape[1]]
+            any_ |= win
+            all_ &= win
+    return any_ & ~all_
+
+
+def _disc_box(view: IoView, band_to_j2000: np.ndarray):
+    """Padded-grid bounding box (l0, l1, s0, s1) of Io's disc, or None if off the strip."""
+    n_l, n_s = N_LINES_BAND + 2 * PAD, N_SAMPLES + 2 * PAD
+    ang = view.sky_radius_rad()
+    if ang > 0.2:
+        return 0, n_l, 0, n_s
+    line, sample, front = ins.band_to_pixel(band_to_j2000.T @ view.centre_direction())
+    if not front:
+        return None
+    r = np.tan(ang) / ins.IFOV_RAD + 3.0
+    l0, l1 = int(np.floor(line + PAD - r)), int(np.ceil(line + PAD + r)) + 1
+    s0, s1 = int(np.floor(sample + PAD - r)), int(np.ceil(sample + PAD + r)) + 1
+    l0, l1, s0, s1 = max(l0, 0), min(l1, n_l), max(s0, 0), min(s1, n_s)
+    return (l0, l1, s0, s1) if (l1 > l0 and s1 > s0) else None
+
+
+# --- hotspots ---------------------------------------------------------------------------
+def _isotropic(cov_src: np.ndarray) -> float | None:
+    """Extra per-axis variance of a nearly point-like source (None if clearly resolved)."""
+    ev = np.linalg.eigvalsh(cov_src)
+    return float(ev.mean()) if ev.max() < RESOLVED_VARIANCE_PX2 else None
+
+
+def centred_peak_fraction(cov_src: np.ndarray) -> float:
+    """Flux fraction in the brightest pixel for a source centred on a pixel."""
+    extra = _isotropic(cov_src)
+    if extra is not None:
+        return float(sum(w * erf(0.5 / (np.sqrt(2.0 * (s * s + extra)))) ** 2 for w, s in PSF))
+    k = 9
+    off = (np.arange(k) + 0.5) / k - 0.5
+    g = np.stack(np.meshgrid(off, off, indexing="ij"), -1).reshape(-1, 2)
+    return float(np.mean(_mixture_density(g, cov_src)))
+
+
+def equivalent_sigma(peak_fraction: float) -> float:
+    """Sigma of the Gaussian with the same centred peak-pixel fraction."""
+    return float(0.5 / (np.sqrt(2.0) * erfinv(np.sqrt(np.clip(peak_fraction, 1e-12, 1.0)))))
+
+
+def _mixture_density(xy: np.ndarray, cov_src: np.ndarray) -> np.ndarray:
+    out = np.zeros(xy.shape[0])
+    for w, s in PSF:
+        cov = cov_src + s * s * np.eye(2)
+        det = cov[0, 0] * cov[1, 1] - cov[0, 1] * cov[1, 0]
+        x, y = xy[:, 0], xy[:, 1]
+        q = (cov[1, 1] * x * x - 2.0 * cov[0, 1] * x * y + cov[0, 0] * y * y) / det
+        out += w * np.exp(-0.5 * q) / (2 * np.pi * np.sqrt(det))
     return out
 
 
-def _band_of_rows(mode: str, n_rows: int) -> np.ndarray:
-    bands = np.empty(n_rows, dtype="<U1")
-    for band, sl in jiram.band_rows(mode).items():
-        bands[sl] = band
-    return bands
+def source_stamp(line: float, sample: float, total: float, cov_src: np.ndarray):
+    """(r0, s0, stamp) of a source's pixel-integrated image on the strip grid."""
+    spread = np.sqrt(max(np.linalg.eigvalsh(cov_src).max(), 0.0) + PSF[-1][1] ** 2)
+    half = int(np.ceil(4.0 * spread)) + 1
+    r0, s0 = int(np.floor(line)) - half, int(np.floor(sample)) - half
+    n = 2 * half + 2
+    extra = _isotropic(cov_src)
+    if extra is not None:
+        re = np.arange(r0, r0 + n + 1) - 0.5
+        se = np.arange(s0, s0 + n + 1) - 0.5
+        stamp = np.zeros((n, n))
+        for w, s in PSF:
+            k = 1.0 / np.sqrt(2.0 * (s * s + extra))
+            stamp += w * np.outer(np.diff(0.5 * erf((re - line) * k)),
+                                  np.diff(0.5 * erf((se - sample) * k)))
+        return r0, s0, total * stamp
+    k = 5
+    off = (np.arange(k) + 0.5) / k - 0.5
+    rr = (np.arange(r0, r0 + n)[:, None] + off[None, :]).ravel() - line
+    sc = (np.arange(s0, s0 + n)[:, None] + off[None, :]).ravel() - sample
+    g = np.stack(np.meshgrid(rr, sc, indexing="ij"), -1).reshape(-1, 2)
+    dens = _mixture_density(g, cov_src).reshape(n, k, n, k).mean(axis=(1, 3))
+    return r0, s0, total * dens
 
 
-def render_radiance(
-    state: FrameState,
-    *,
-    mode: str,
-    sources: Sources,
-    sun_distance_km: float,
-    albedo: AlbedoPattern,
-    psf_sigma_px: float = PSF_SIGMA_PX,
-):
-    """Noise-free band radiance image of one frame and the sources drawn in it.
-
-    Returns ``(image, drawn)`` with ``image`` shaped (lines, 432) and
-    ``drawn`` a list of dicts (frame-local line/sample of the source centre,
-    band, pixel-summed radiance, emission angle, range, pixel scale).
-    """
-    n_rows = jiram.mode_lines(mode)
-    rows_band = _band_of_rows(mode, n_rows)
-    image = np.zeros((n_rows, jiram.N_SAMPLES))
-    irr = {b: physics.solar_band_irradiance(b, sun_distance_km=sun_distance_km) for b in "LM"}
-
-    # Io's apparent disc: bounding box around the projected centre
-    cl, cs, _ = state.project_points(np.zeros((1, 3)))
-    rng_km = float(np.linalg.norm(state.io_pos))
-    ang_r = np.arcsin(min(1.0, state.radii_km.max() / rng_km))
-    r_px = np.tan(ang_r) / jiram.IFOV_RAD + 4
-    row0 = float(jiram.frame_to_detector_line(mode, 0))
-    if np.isfinite(cl[0]):
-        lo_r = int(max(0, np.floor(cl[0] - row0 - r_px)))
-        hi_r = int(min(n_rows, np.ceil(cl[0] - row0 + r_px) + 1))
-        lo_s = int(max(0, np.floor(cs[0] - r_px)))
-        hi_s = int(min(jiram.N_SAMPLES, np.ceil(cs[0] + r_px) + 1))
-    else:
-        lo_r = hi_r = lo_s = hi_s = 0
-    if ang_r > 0.2:  # very close: the disc may fill the frame; compute all
-        lo_r, hi_r, lo_s, hi_s = 0, n_rows, 0, jiram.N_SAMPLES
-
-    if hi_r > lo_r and hi_s > lo_s:
-        rr, ss = np.mgrid[lo_r:hi_r, lo_s:hi_s]
-        geom = pixel_geometry(state, rr + row0, ss)
-        bands = rows_band[rr]
-        bg = np.zeros(rr.shape)
-        for b in "LM":
-            sel = bands == b
-            if sel.any():
-                bg[sel] = _background(_sub(geom, sel), b, solar_irradiance=irr[b],
-                                      albedo=albedo)
-        # anti-alias the limb: super-sample pixels whose 3x3 neighbourhood straddles it
-        hit = geom.on_disc
-        pad = np.pad(hit, 1, mode="edge")
-        neigh_any = np.zeros_like(hit)
-        neigh_all = np.ones_like(hit)
-        for dr in (0, 1, 2):
-            for dc in (0, 1, 2):
-                win = pad[dr:dr + hit.shape[0], dc:dc + hit.shape[1]]
-                neigh_any |= win
-                neigh_all &= win
-        edge = neigh_any & ~neigh_all
-        if edge.any():
-            er, es = rr[edge], ss[edge]
-            k = 4
-            off = (np.arange(k) + 0.5) / k - 0.5
-            dr, ds = np.meshgrid(off, off, indexing="ij")
-            sub_r = er[:, None] + dr.ravel()[None, :]
-            sub_s = es[:, None] + ds.ravel()[None, :]
-            g2 = pixel_geometry(state, sub_r + row0, sub_s)
-            sub_bg = np.zeros(sub_r.shape)
-            eb = rows_band[er]
-            for b in "LM":
-                sel = np.broadcast_to((eb == b)[:, None], sub_r.shape)
-                if sel.any():
-                    sub_bg[sel] = _background(_sub(g2, sel), b, solar_irradiance=irr[b],
-                                              albedo=albedo)
-            bg[edge] = sub_bg.mean(axis=1)
-        image[lo_r:hi_r, lo_s:hi_s] = bg
-    if psf_sigma_px > 0:
-        image = gaussian_filter(image, psf_sigma_px, mode="constant")
-
-    drawn = _draw_sources(image, state, mode=mode, rows_band=rows_band, row0=row0,
-                          sources=sources, psf_sigma_px=psf_sigma_px)
-    return image, drawn
+def add_stamp(image: np.ndarray, r0: int, s0: int, stamp: np.ndarray) -> float:
+    """Add a stamp (clipped to the image); return its largest pixel."""
+    n_r, n_s = stamp.shape
+    a0, b0 = max(r0, 0), max(s0, 0)
+    a1, b1 = min(r0 + n_r, image.shape[0]), min(s0 + n_s, image.shape[1])
+    if a1 > a0 and b1 > b0:
+        image[a0:a1, b0:b1] += stamp[a0 - r0:a1 - r0, b0 - s0:b1 - s0]
+    return float(stamp.max())
 
 
-def _sub(geom, sel):
-    return type(geom)(**{k: getattr(geom, k)[sel] for k in geom.__dataclass_fields__})
-
-
-def _draw_sources(image, state, *, mode, rows_band, row0, sources, psf_sigma_px):
-    n_rows = image.shape[0]
-    if sources.points_bf.shape[0] == 0:
-        return []
-    proj = state.project_points_full(sources.points_bf)
-    line = proj["line_det"] - row0
-    sample = proj["sample"]
-    inside = (proj["visible"] & (line > -4) & (line < n_rows + 3) & (sample > -4)
-              & (sample < jiram.N_SAMPLES + 3))
-    idx = np.flatnonzero(inside)
-    if idx.size == 0:
-        return []
-    rows = np.clip(np.round(line[idx]), 0, n_rows - 1).astype(int)
-    band = rows_band[rows]
-    e = proj["emission_deg"][idx]
-    rng_km = proj["range_km"][idx]
-    pix_km = rng_km * jiram.IFOV_RAD
-    t_k = sources.temperature_k[idx]
-    b_rad = np.where(band == "L", physics.band_radiance("L", t_k), physics.band_radiance("M", t_k))
-    l_sum = b_rad * sources.area_km2[idx] * np.cos(np.radians(e)) / pix_km**2
-    # resolved sources: widen the PSF by the source's own extent
-    r_src_px = np.sqrt(sources.area_km2[idx] / np.pi) / pix_km
-    sigma = np.hypot(psf_sigma_px, 0.5 * r_src_px)
-    drawn = []
-    for k, i in enumerate(idx):
-        _add_gaussian(image, line[i], sample[i], l_sum[k], sigma[k])
-        drawn.append({
-            "ref_id": str(sources.ref_id[i]), "band": str(band[k]),
-            "line": float(line[i]), "sample": float(sample[i]),
-            "radiance_sum_w_m2_sr": float(l_sum[k]), "emission_deg": float(e[k]),
-            "range_km": float(rng_km[k]), "pixel_scale_km": float(pix_km[k]),
-            "psf_sigma_px": float(sigma[k]),
-        })
-    return drawn
-
-
-def _add_gaussian(image, line, sample, total, sigma):
-    """Add a pixel-integrated 2-D Gaussian of integral ``total``."""
-    half = int(np.ceil(4 * sigma)) + 1
-    r0, r1 = int(np.floor(line)) - half, int(np.floor(line)) + half + 1
-    s0, s1 = int(np.floor(sample)) - half, int(np.floor(sample)) + half + 1
-    r0c, r1c = max(r0, 0), min(r1, image.shape[0])
-    s0c, s1c = max(s0, 0), min(s1, image.shape[1])
-    if r1c <= r0c or s1c <= s0c:
-        return
-    k = 1.0 / (np.sqrt(2) * sigma)
-    re = np.arange(r0c, r1c + 1) - 0.5
-    se = np.arange(s0c, s1c + 1) - 0.5
-    fr = np.diff(0.5 * erf((re - line) * k))
-    fs = np.diff(0.5 * erf((se - sample) * k))
-    image[r0c:r1c, s0c:s1c] += total * np.outer(fr, fs)
-
-
-def radiation_hits(rng: np.random.Generator, *, n_rows: int, mean_count: float):
-    """Random radiation hits: list of (line, sample, dn) pixels and hit ids."""
-    n = rng.poisson(mean_count)
-    pixels = []
-    for h in range(n):
-        amp = float(rng.lognormal(np.log(400.0), 0.9))
-        r = int(rng.integers(0, n_rows))
-        s = int(rng.integers(0, jiram.N_SAMPLES))
-        if rng.random() < 0.7:
-            pixels.append((h, r, s, amp))
-            continue
-        length = int(rng.integers(2, 7))
-        ang = rng.uniform(0, np.pi)
-        seen = set()
-        for k in range(length):
-            rr = int(round(r + k * np.sin(ang)))
-            sc = int(round(s + k * np.cos(ang)))
-            if 0 <= rr < n_rows and 0 <= sc < jiram.N_SAMPLES and (rr, sc) not in seen:
-                seen.add((rr, sc))
-                pixels.append((h, rr, sc, amp * float(rng.uniform(0.5, 1.0))))
-    return pixels
-
-
-def expose(radiance, *, mode: str, exposure_ms: int, rng: np.random.Generator,
-           dark_full: np.ndarray, hits: list):
-    """Detector: radiance -> raw EDR DN (int16) and RDR radiance (float32)."""
-    exposure_s = exposure_ms / 1000.0
-    factor = jiram.dn_per_radiance(exposure_s)
-    bands = jiram.MODES[mode]
-    if len(bands) == 2:
-        dark = dark_full
-    else:
-        first = jiram.BAND_FIRST_LINE[bands[0]]
-        dark = dark_full[first:first + jiram.N_LINES_BAND]
-    signal = radiance * factor
-    noise_sigma = np.sqrt(READ_NOISE_DN**2 + np.clip(signal, 0, None) / GAIN_E_PER_DN)
-    signal = signal + rng.normal(0.0, 1.0, signal.shape) * noise_sigma
-    for _, r, s, dn in hits:
-        signal[r, s] += dn
-    full_well = jiram.saturation_radiance(exposure_s) * factor
-    signal = np.minimum(signal, full_well)
-    raw = dark + rng.normal(0.0, BIAS_DRIFT_DN) + signal
-    edr = np.clip(np.round(raw), 0, jiram.ADC_FULL_SCALE_DN).astype(jiram.EDR_DTYPE)
-    rdr = ((edr.astype(np.float64) - dark) / factor).astype(jiram.RDR_DTYPE)
-    return edr, rdr
+def source_covariance(r_px: float, emission_deg: float, tilt_dir: np.ndarray) -> np.ndarray:
+    """Sky covariance (line, sample; px^2) of a uniform disc source of radius r_px."""
+    if r_px < 0.01:
+        return np.zeros((2, 2))
+    sin2 = np.sin(np.radians(emission_deg)) ** 2
+    t = tilt_dir / max(np.linalg.norm(tilt_dir), 1e-12)
+    return (0.5 * r_px) ** 2 * (np.eye(2) - sin2 * np.outer(t, t))
