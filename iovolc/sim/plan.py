@@ -26,7 +26,8 @@ from iovolc.sim import kernels as simk
 from iovolc.sim.raycast import IoView, surface_point
 from iovolc.sim.scenario import CADENCE_S, MAX_SEQUENCE, PassDesign
 
-JUNO_PERIJOVE_RADIUS_KM = 75_800.0
+#: 'limb' frames: the limb at most this far (px) from the aim pixel
+LIMB_MAX_PX = 45.0
 
 
 def _unit(v) -> np.ndarray:
@@ -197,6 +198,8 @@ def aim_direction(frame: PlannedFrame, view: IoView) -> np.ndarray:
     e2 = np.cross(centre, e1)
     frac, ang_deg = frame.aim_offset
     a = np.radians(ang_deg)
+    radius_px = np.tan(view.sky_radius_rad()) / ins.IFOV_RAD
+    frac = max(frac, 1.0 - LIMB_MAX_PX / radius_px)  # keep the limb within the strip
     off = np.tan(view.sky_radius_rad()) * frac
     return _unit(centre + off * (np.cos(a) * e1 + np.sin(a) * e2))
 

@@ -138,7 +138,7 @@ def distant_pass(perijove: int, *, perijove_utc: str, seed: int, night: bool = F
     t_ref = _et_to_utc(utc_to_et(perijove_utc) - hours_before * 3600.0)
     if night:
         rng_km = float(rng.uniform(2.6e5, 3.2e5))
-        speed = float(min(20.0, 0.9e5 / (span * 30.0)))
+        speed = float(min(20.0, 0.8e5 / (span * 30.0)))
         phase, vel_sun = float(rng.uniform(155.0, 170.0)), 0.0
     else:
         rng_km = float(rng.uniform(1.4e5, 2.6e5))
