@@ -1,4 +1,5 @@
-"""PDS3 writer: checked with generic readers (pvl, numpy, pandas), not the writer.
+"""PDS3 writer and the simulated archive: checked with generic readers (pvl, numpy, pandas,
+spiceypy), not the writer.
 
 The reference for the label structure is a real JIRAM RDR label,
 ``JIR_IMG_RDR_2017033T114006_V02.LBL`` (ksr-ocean/jiram_catalog docs/samples):
@@ -11,13 +12,16 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import re
 import warnings
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import spiceypy
 
 with warnings.catch_warnings():  # pvl warns about its own Units class on import
     warnings.simplefilter("ignore", PendingDeprecationWarning)
@@ -344,3 +348,155 @@ def test_long_kernel_list(tmp_path):
     lines = _label_lines(path)
     assert sum(b".bc" in ln for ln in lines) == 12  # one name a line
     assert set(pvl.load(str(path))["FILE"]["SPICE_FILE_NAME"]) == set(names)
+
+
+# --- the simulated archive (a small PJ57 downlink), read with generic readers ---------------
+_PERIJOVES = [Path(__file__).resolve().parents[2] / "shared" / "reference" / "perijoves.csv",
+              Path(__file__).resolve().parents[1] / "iovolc" / "data" / "reference" /
+              "perijoves.csv"]
+MODE_BANDS = {"SCI_I1_S1": "LM", "SCI_I2_S1": "M", "SCI_I3_S1": "L"}
+
+
+def _labels(root: Path, kind: str) -> list[Path]:
+    return sorted(root.glob(f"archive/JNOJIR_{ {'EDR': '1', 'RDR': '2'}[kind]}*/DATA/*.LBL"))
+
+
+def _read(label_path: Path):
+    """Label (pvl) and pixels (numpy, as the label's FILE object describes them)."""
+    lab = pvl.load(str(label_path))
+    img = lab["FILE"]["IMAGE"]
+    dtype = {"IEEE_REAL": "<f4", "LSB_INTEGER": "<i2"}[img["SAMPLE_TYPE"]]  # RDRs: LSB
+    raw = (label_path.parent / lab["FILE"]["^IMAGE"]).read_bytes()
+    shape = (int(img["LINES"]), int(img["LINE_SAMPLES"]))
+    assert len(raw) == shape[0] * shape[1] * int(img["SAMPLE_BITS"]) // 8
+    return lab, np.frombuffer(raw, dtype=dtype).reshape(shape)
+
+
+def _truth(root: Path, name: str) -> pd.DataFrame:
+    return pd.read_csv(root / "truth" / name, keep_default_na=False, na_values=[""])
+
+
+def test_layout_archive_kernels_truth(pj57_small):
+    root, summary = pj57_small
+    assert {p.name for p in (root / "archive").iterdir()} == {"JNOJIR_1057", "JNOJIR_2057"}
+    for vol in (root / "archive").iterdir():
+        for part in ("INDEX/INDEX.TAB", "INDEX/INDEX.LBL", "AAREADME.TXT", "VOLDESC.CAT"):
+            assert (vol / part).is_file(), part
+    assert {p.name for p in (root / "kernels").iterdir()} == {
+        "lsk", "pck", "fk", "ik", "sclk", "spk", "ck"}
+    assert not list((root / "archive").rglob("*.csv"))
+    assert not list((root / "kernels").rglob("*true*"))
+    assert list((root / "truth" / "kernels" / "ck").glob("*true*.bc"))
+    assert summary.n_frames == len(_labels(root, "RDR")) == len(_labels(root, "EDR")) >= 28
+
+
+def test_labels_parse_and_follow_the_real_label(pj57_small):
+    root, _ = pj57_small
+    frames = _truth(root, "frames.csv").set_index("product_id")
+    kernel_names = {p.name for p in (root / "kernels").rglob("*") if p.is_file()}
+    units, exposures_missing, groups_as_objects = set(), 0, 0
+    for lbl in _labels(root, "RDR") + _labels(root, "EDR"):
+        raw = lbl.read_bytes()
+        lines = raw.split(b"\r\n")
+        assert lines[-1] == b"" and b"\n" not in raw.replace(b"\r\n", b"")  # CR-LF only
+        assert max(len(x) for x in lines) <= 80
+        text = raw.decode("ascii")
+        assert re.search(rf"^PRODUCT_ID\s+= {lbl.stem}\s*$", text, re.M)  # unquoted
+        lab, arr = _read(lbl)
+        assert lab["PRODUCT_ID"] == lbl.stem
+        assert lab["INSTRUMENT_ID"] == "JIR" and lab["CHANNEL_ID"] == "1"
+        mode = lab["INSTRUMENT_MODE_ID"]
+        assert arr.shape == (128 * len(MODE_BANDS[mode]), 432)
+        assert set(lab["FILE"]["SPICE_FILE_NAME"]) == kernel_names  # one pass: every kernel
+        assert re.fullmatch(r"1/\d{9,10}:\d{5}", lab["SPACECRAFT_CLOCK_START_COUNT"])
+        assert lab["TARGET_NAME"] in ("IO", "N/A")
+        for band in "LM":
+            first = lab[f"{band}_BAND_PARAMETERS"]["LINE_FIRST_PIXEL"]
+            assert (first != "N/A") == (band in MODE_BANDS[mode])
+        groups_as_objects += "OBJECT = L_BAND_PARAMETERS" in text
+        row = frames.loc[frames.rdr_product_id == lbl.stem] if "RDR" in lbl.stem else \
+            frames.loc[frames.edr_product_id == lbl.stem]
+        exp_ms = float(row.exposure_ms.iloc[0])
+        if "EXPOSURE_DURATION" in lab:
+            assert lab["EXPOSURE_DURATION"].value * 1000 == pytest.approx(exp_ms)
+            assert lab["EXPOSURE_DURATION"].units == "second"
+        else:
+            exposures_missing += 1
+            dt = (lab["STOP_TIME"] - lab["START_TIME"]).total_seconds()
+            assert dt * 1000 == pytest.approx(exp_ms, abs=1e-6)
+        if lab["PRODUCT_TYPE"] == "RDR":
+            units.add(lab["FILE"]["UNIT"])
+            assert lab["FILE"]["HISTORY"]["SOURCE_PRODUCT_ID"] == row.edr_product_id.iloc[0] \
+                + ".IMG"
+        else:
+            assert lab["FILE"]["UNIT"] == "DN"
+    assert units == {"W/(m^2*sr)", "W/(m^2*sr*micron)"}
+    assert exposures_missing > 0 and groups_as_objects > 0
+    targets = {pvl.load(str(p))["TARGET_NAME"] for p in _labels(root, "RDR")}
+    assert targets == {"IO", "N/A"}  # 2022+ Io labels may say N/A
+
+
+def test_rdr_bytes_are_little_endian_despite_ieee_real(pj57_small):
+    root, _ = pj57_small
+    lbl = _labels(root, "RDR")[0]
+    lab, arr = _read(lbl)
+    assert lab["FILE"]["IMAGE"]["SAMPLE_TYPE"] == "IEEE_REAL"
+    big = np.frombuffer((lbl.parent / lab["FILE"]["^IMAGE"]).read_bytes(), ">f4")
+    assert np.nanmax(np.abs(arr)) < 100
+    with np.errstate(all="ignore"):
+        assert not (np.isfinite(big).all() and np.nanmax(np.abs(big)) < 100)
+
+
+def test_index_lists_every_product(pj57_small):
+    root, _ = pj57_small
+    for vol in (root / "archive").iterdir():
+        table = pvl.load(str(vol / "INDEX" / "INDEX.LBL"))["INDEX_TABLE"]
+        rows = (vol / "INDEX" / "INDEX.TAB").read_bytes().split(b"\r\n")[:-1]
+        assert len(rows) == int(table["ROWS"])
+        col = next(c for c in table.getall("COLUMN") if c["NAME"] == "FILE_SPECIFICATION_NAME")
+        a = int(col["START_BYTE"]) - 1
+        listed = {r[a:a + int(col["BYTES"])].decode().strip() for r in rows}
+        assert listed == {str(p.relative_to(vol)) for p in (vol / "DATA").glob("*.LBL")}
+
+
+def test_orbit_number_from_apojove_bounded_orbits(pj57_small):
+    root, _ = pj57_small
+    table = pd.read_csv(next(p for p in _PERIJOVES if p.exists()), dtype=str)
+    t_pj = datetime.fromisoformat(table.set_index("pj").loc["57", "perijove_utc"])
+    for lbl in _labels(root, "RDR"):
+        lab = pvl.load(str(lbl))
+        hours = (t_pj - lab["START_TIME"].replace(tzinfo=None)).total_seconds() / 3600
+        assert 0 < hours < 8 and lab["ORBIT_NUMBER"] == 57  # a pass before PJ57 is orbit 57
+        assert lbl.parent.parent.name == "JNOJIR_2057"
+
+
+def test_sequences_lack_their_first_frame_and_keep_the_spin_cadence(pj57_small):
+    root, _ = pj57_small
+    rows = []
+    for lbl in _labels(root, "RDR"):
+        lab = pvl.load(str(lbl))
+        rows.append((lab["START_TIME"].replace(tzinfo=None), lab["SEQUENCE_NUMBER"],
+                     lab["SEQUENCE_SAMPLES"]))
+    df = pd.DataFrame(rows, columns=["t", "n", "size"]).sort_values("t", ignore_index=True)
+    assert (df.n >= 2).all()  # frame 1 of a sequence is never delivered
+    seq = (df.n <= df.n.shift(1, fill_value=99)).cumsum()
+    for _, g in df.groupby(seq):
+        assert list(g.n) == list(range(2, int(g["size"].iloc[0]) + 1))
+        assert (g["size"] == g["size"].iloc[0]).all()
+        dt = g.t.diff().dt.total_seconds().dropna()
+        assert np.allclose(dt, 30.5, atol=0.0011)  # one frame per spin
+        t1 = g.t.iloc[0] - pd.Timedelta(seconds=30.5)  # where frame 1 would be
+        assert not ((df.t - t1).abs().dt.total_seconds() < 1).any()
+    assert seq.max() >= 3
+
+
+def test_clock_counts_follow_the_sclk(pj57_small):
+    root, _ = pj57_small
+    for p in sorted((root / "kernels").rglob("*")):
+        if p.suffix in (".tls", ".tsc"):
+            spiceypy.furnsh(str(p))
+    for lbl in _labels(root, "EDR")[::5]:
+        lab = pvl.load(str(lbl))
+        et = spiceypy.str2et(lab["START_TIME"].strftime("%Y-%m-%dT%H:%M:%S.%f"))
+        assert spiceypy.scs2e(-61, lab["SPACECRAFT_CLOCK_START_COUNT"]) == pytest.approx(
+            et, abs=2e-5)
