@@ -59,6 +59,7 @@ def build_bundle(
     previous: pd.DataFrame | None,
     pipeline_version: str,
     config_hash: str,
+    previous_version: str | None = None,
     top_n: int = 6,
     reference: pd.DataFrame | None = None,
     mura: pd.DataFrame | None = None,
@@ -67,7 +68,8 @@ def build_bundle(
 
     ``previous``: the previous version's catalog (per-perijove rows, as read
     back from its ``catalog.parquet``) or None for a first version; it feeds
-    ``diff.*`` and ``alerts.json``. ``reference`` (Davies et al. 2024) and
+    ``diff.*`` and ``alerts.json``. ``previous_version`` names it in the diff
+    (default: its ``catalog_version`` column, if it has one). ``reference`` (Davies et al. 2024) and
     ``mura`` (Mura et al. 2024) default to the shipped tables.
     """
     versions = {"catalog_version": version, "pipeline_version": pipeline_version,
@@ -97,7 +99,7 @@ def build_bundle(
     if len(cat):
         files["timeseries_top.png"] = timeseries_png(cat, top_n=top_n, mura=mura)
 
-    old_version = _previous_version(previous)
+    old_version = previous_version or _previous_version(previous)
     diff = diff_catalogs(previous, cat)
     files["diff.md"] = diff_markdown(diff, old_version=old_version, new_version=version).encode()
     files["diff.json"] = diff_json(diff, old_version=old_version, new_version=version)
