@@ -3,7 +3,16 @@
 The synthetic detection tables are built from Davies et al. (2024) sources
 (and a few brand-new ones) with known temperature and area: spectral powers
 from :func:`iovolc.physics.spectral_power_gw_per_um`, positions perturbed by
-~0.3 pixel at pixel scales of 10-80 km, 2-6 frames per perijove.
+0.3 pixel (1 sigma, north and east) at pixel scales of 10-80 km, each
+detection carrying that sigma as ``position_sigma_km`` as the extraction
+stage reports it, 2-6 frames per perijove.
+
+A reference temperature outside the plausible colour-temperature range
+(250-1500 K: the Table A1 temperatures below 250 K, mostly Galileo-era
+whole-patera effective temperatures, are a different quantity) is not a
+usable colour temperature: a source with only such a reference temperature
+and no L band is simulated at the assumed default, like a source whose
+reference has no temperature at all.
 """
 
 from __future__ import annotations
@@ -27,6 +36,10 @@ PERIJOVES = (41, 43, 47)
 #: purpose: at 200 K, d ln P / d ln T = 4 - hc / (lambda_M k T) ~ -11, so the
 #: 5 % power criterion needs the L/M temperature to ~0.5 %.
 PHOTOMETRIC_NOISE = 0.005
+#: 1-sigma position error of a detection, pixels (north and east each)
+POSITION_NOISE_PX = 0.3
+#: plausible colour temperatures of Io's hotspots, K (docs/catalog_schema.md)
+PLAUSIBLE_T_K = (250.0, 1500.0)
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "catalog_schema.md"
 
 
@@ -36,7 +49,7 @@ class Source:
     ref_id: str  # "" for a new source
     lat_deg: float
     lon_west_deg: float
-    temperature_k: float  # true temperature (NaN: unknown to the reference and no L)
+    temperature_k: float  # reference or L/M-measurable temperature (NaN: none)
     area_km2: float
     has_l: bool
     perijoves: tuple[int, ...]
@@ -105,15 +118,16 @@ def _truth_sources(seed=20240121):
         else:  # the reference has no T: some measured in L, others assumed
             has_l = rng.random() < 0.5
             t_true = float(rng.uniform(300, 900)) if has_l else np.nan
-        t_for_area = t_true if np.isfinite(t_true) else C.DEFAULT_TEMPERATURE_K
+        src = Source(str(r["ref_id"]), str(r["ref_id"]), float(r["lat_deg"]),
+                     float(r["lon_west_deg"]), t_true, np.nan, has_l, ())
         area = float(r["area_km2"])
         if not np.isfinite(area):
             area = float(physics.area_km2_from_power(power_gw=r["power_gw"],
-                                                     temperature_k=t_for_area))
+                                                     temperature_k=_true_temperature(src)))
         n_pj = int(rng.integers(2, 4))
         pjs = tuple(sorted(rng.choice(PERIJOVES, size=n_pj, replace=False).tolist()))
-        sources.append(Source(str(r["ref_id"]), str(r["ref_id"]), float(r["lat_deg"]),
-                              float(r["lon_west_deg"]), t_true, area, has_l, pjs))
+        sources.append(Source(src.key, src.ref_id, src.lat_deg, src.lon_west_deg, t_true, area,
+                              has_l, pjs))
     lat0 = [s.lat_deg for s in sources]
     lon0 = [s.lon_west_deg for s in sources]
     for k, (la, lo) in enumerate(_new_positions(ref, lat0, lon0, rng, n=5)):
@@ -125,8 +139,16 @@ def _truth_sources(seed=20240121):
     return sources
 
 
+def _reference_t_usable(s: Source) -> bool:
+    """A reference temperature the catalog may use (a plausible colour temperature)."""
+    return bool(s.ref_id) and PLAUSIBLE_T_K[0] <= s.temperature_k <= PLAUSIBLE_T_K[1]
+
+
 def _true_temperature(s: Source) -> float:
-    return s.temperature_k if np.isfinite(s.temperature_k) else C.DEFAULT_TEMPERATURE_K
+    """The simulated colour temperature: measured (L), the usable reference, else the default."""
+    if np.isfinite(s.temperature_k) and (s.has_l or _reference_t_usable(s)):
+        return s.temperature_k
+    return C.DEFAULT_TEMPERATURE_K
 
 
 def _detections(sources, seed, *, saturated_only=frozenset(), one_saturated=frozenset()):
@@ -153,7 +175,7 @@ def _detections(sources, seed, *, saturated_only=frozenset(), one_saturated=froz
                 for band in bands:
                     sat = band == "M" and ((s.key, pj) in saturated_only
                                            or ((s.key, pj) in one_saturated and k == 0))
-                    north, east = rng.normal(0, 0.3 * scale, 2)
+                    north, east = rng.normal(0, POSITION_NOISE_PX * scale, 2)
                     lat, lon = _sphere_offset(s.lat_deg, s.lon_west_deg, north, east)
                     power = p_true[band] * (1 + PHOTOMETRIC_NOISE * rng.normal()) * (0.6 if sat else 1.0)
                     range_km = scale / jiram.IFOV_RAD
@@ -180,6 +202,7 @@ def _detections(sources, seed, *, saturated_only=frozenset(), one_saturated=froz
                         "snr": float(rng.uniform(6, 80)),
                         "n_pixels": int(rng.integers(1, 10)),
                         "flags": int(Flag.SATURATED if sat else 0),
+                        "position_sigma_km": POSITION_NOISE_PX * scale,
                     })
                     keys.append(s.key)
     det = pd.DataFrame(rows)
@@ -226,15 +249,18 @@ def test_default_temperature_is_davies_jiram_median():
 
 
 def test_flag_values_and_docs():
+    # published values: never renumbered, new flags only appended
     expected = {"SATURATED": 1, "NEAR_LIMB": 2, "HIGH_EMISSION": 4, "LOW_CONFIDENCE": 8,
                 "UNREGISTERED": 16, "FRAME_EDGE": 32, "T_FROM_LM": 64,
                 "T_FROM_REFERENCE": 128, "T_ASSUMED": 256, "POWER_LOWER_LIMIT": 512,
-                "NEW_SOURCE": 1024}
+                "NEW_SOURCE": 1024, "NONLINEAR": 2048, "POINTING_PASS": 4096,
+                "POINTING_CONSTELLATION": 8192, "TRANSIENT": 16384}
     assert {m.name: m.value for m in Flag} == expected
     assert all(len(m.__doc__) > 20 for m in Flag)
     assert flag_names(int(Flag.SATURATED | Flag.T_FROM_LM)) == "SATURATED|T_FROM_LM"
     assert flag_names(0) == ""
-    assert list(flag_names(np.array([0, 1024]))) == ["", "NEW_SOURCE"]
+    assert list(flag_names(np.array([0, 1024, 16384 | 2048]))) == ["", "NEW_SOURCE",
+                                                                   "NONLINEAR|TRANSIENT"]
 
 
 def test_great_circle_km():
@@ -298,9 +324,25 @@ def test_every_source_is_one_hotspot_with_correct_ref_id(truth, built):
     assert new_ids == [f"IVC-NEW-{k:04d}" for k in range(1, len(new_ids) + 1)]
 
 
+def test_positions_without_extraction_sigma(truth):
+    """A detection table without ``position_sigma_km`` (older extraction output, an
+    external table): the catalog falls back on its own per-detection error model,
+    and the hotspot positions must still be consistent with their stated uncertainty
+    (the same check as above, on the same detections)."""
+    cat = C.build_catalog(truth["det"].drop(columns="position_sigma_km")).catalog
+    off = []
+    for s in truth["sources"]:
+        row = _hotspot_of(cat, s, s.perijoves[0])
+        d = float(C.great_circle_km(row["lat_deg"], row["lon_west_deg"], s.lat_deg,
+                                    s.lon_west_deg))
+        if not d < max(5 * row["position_uncertainty_km"], 3.0):
+            off.append((s.key, round(d, 1), round(float(row["position_uncertainty_km"]), 2)))
+    assert not off, f"(source, km from the truth, stated 1-sigma km): {off}"
+
+
 def test_temperature_and_power_recovered(truth, built):
     cat = built.catalog
-    n_lm = n_ref = n_assumed = 0
+    n_lm = n_ref = n_assumed = n_implausible_ref = 0
     for s in truth["sources"]:
         t_true = _true_temperature(s)
         p_true = float(physics.total_power_gw(temperature_k=t_true, area_km2=s.area_km2))
@@ -311,6 +353,8 @@ def test_temperature_and_power_recovered(truth, built):
                 assert f & Flag.POWER_LOWER_LIMIT and f & Flag.SATURATED
                 assert "POWER_LOWER_LIMIT" in row["flag_names"]
                 assert row["power_gw"] < p_true
+                assert row["power_gw_lo"] <= row["power_gw"] and np.isinf(row["power_gw_hi"])
+                assert row["power_gw_lo"] <= p_true
                 continue
             assert not f & Flag.POWER_LOWER_LIMIT
             if (s.key, pj) in truth["one_sat"]:
@@ -319,19 +363,29 @@ def test_temperature_and_power_recovered(truth, built):
                 assert f & Flag.T_FROM_LM, (s.key, pj, row["flag_names"])
                 assert row["temperature_k"] == pytest.approx(t_true, rel=0.02)
                 n_lm += 1
-            elif np.isfinite(s.temperature_k) and s.ref_id:
-                assert f & Flag.T_FROM_REFERENCE
+            elif _reference_t_usable(s):
+                assert f & Flag.T_FROM_REFERENCE, (s.key, pj, row["flag_names"])
                 assert row["temperature_k"] == s.temperature_k
                 n_ref += 1
             else:
-                assert f & Flag.T_ASSUMED
+                # no reference temperature, or an implausible one (not a colour temperature)
+                assert f & Flag.T_ASSUMED, (s.key, pj, s.temperature_k, row["flag_names"])
                 assert row["temperature_k"] == C.DEFAULT_TEMPERATURE_K
                 n_assumed += 1
+                n_implausible_ref += bool(s.ref_id and np.isfinite(s.temperature_k))
+            if not f & Flag.T_FROM_LM:
+                # an unmeasured temperature: its interval is the plausible range
+                assert (row["temperature_k_lo"], row["temperature_k_hi"]) == PLAUSIBLE_T_K
+            else:
+                assert row["temperature_k_lo"] <= t_true <= row["temperature_k_hi"]
             assert bin(f & int(Flag.T_FROM_LM | Flag.T_FROM_REFERENCE | Flag.T_ASSUMED)).count(
                 "1") == 1
             assert row["power_gw"] == pytest.approx(p_true, rel=0.05)
             assert row["area_km2"] == pytest.approx(s.area_km2, rel=0.08)
-    assert n_lm > 20 and n_ref > 20 and n_assumed > 5
+            # the ~90 % power interval holds the power and the truth
+            assert row["power_gw_lo"] <= row["power_gw"] <= row["power_gw_hi"]
+            assert row["power_gw_lo"] <= p_true <= row["power_gw_hi"]
+    assert n_lm > 20 and n_ref > 20 and n_assumed > 5 and n_implausible_ref > 5
 
 
 def test_catalog_schema_and_summary(built):
@@ -489,3 +543,6 @@ def test_schema_doc_covers_every_column_and_flag():
     for m in Flag:
         assert f"`{m.name}`" in text, m.name
     assert "450" in text
+    # the plausible colour-temperature range (T_FROM_REFERENCE, temperature intervals)
+    assert C.PLAUSIBLE_TEMPERATURE_K == PLAUSIBLE_T_K
+    assert "250–1500 K" in text

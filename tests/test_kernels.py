@@ -26,7 +26,7 @@ from iovolc.kernels import (
     kernel_set_for,
     resolve_kernels,
 )
-from iovolc.pds3 import read_jiram_product
+from iovolc.reader import read_jiram_product
 from iovolc.reference import utc_to_et
 
 

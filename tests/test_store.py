@@ -40,6 +40,9 @@ EXPECTED = {
                    "calibrated/pj057/JIR_IMG_RDR_2023364T083012_V01.fits"),
     "detections": ({"perijove": 5, "group_id": "g0003"}, "detections/pj005/g0003.parquet"),
     "frames": ({"perijove": 123, "group_id": "g0003"}, "frames/pj123/g0003.parquet"),
+    "pointing": ({"perijove": 57}, "pointing/pj057.parquet"),
+    "result": ({"perijove": 58, "filename": "detections.parquet"},
+               "results/pj058/detections.parquet"),
     "catalog": ({"version": "v0002", "filename": "hotspots.csv"}, "catalog/v0002/hotspots.csv"),
     "catalog_latest": ({}, "catalog/latest.json"),
     "quarantine": ({"stage": "calibrate", "name": "JIR_X"}, "quarantine/calibrate/JIR_X.json"),
@@ -83,6 +86,9 @@ def test_object_key_kernel_subdirs():
         ("calibrated", {"perijove": 57, "product_id": ""}, "product_id"),
         ("quarantine", {"stage": "s", "name": "a\\b"}, "name"),
         ("catalog", {"version": "v1", "filename": 3}, "filename"),
+        ("pointing", {"perijove": 57, "filename": "x.parquet"}, "unexpected part.*filename"),
+        ("result", {"perijove": 57, "filename": "../x.parquet"}, "filename"),
+        ("result", {"perijove": 57}, "missing part.*filename"),
     ],
 )
 def test_object_key_bad_input(kind, parts, match):
