@@ -13,8 +13,9 @@ Pure numpy/scipy, no I/O beyond the shipped dark frames (:mod:`iovolc.jiram`).
   256-line dark, ~1400 + 50 * 170 DN: 50-60 pixels per dark),
   *near full scale* if its dark is >= 90 % of the ADC full scale (no headroom
   left for any signal), *dead* if its dark is <= 0 or not finite.
-* **Saturation** (:func:`saturation_mask`): radiance >= 99 % of the published
-  saturation radiance, or raw DN at the ADC full scale.
+* **Saturation** (:func:`saturation_mask`): radiance >= 92 % of the published
+  saturation radiance (the full well through the non-linear response), or raw
+  DN at the ADC full scale.
 * **Radiation hits** (:func:`detect_radiation_hits`): a pixel is a hit when
   it is sharper than the optics allow, optionally confirmed by its absence
   at the same sky position in the other frames of the sequence (below).
@@ -38,8 +39,10 @@ from iovolc.hits import detect_radiation_hits, fill_invalid
 HOT_DARK_N_MAD = 50.0
 #: bad pixels: dark at or above this fraction of the ADC full scale
 HOT_DARK_FULL_SCALE_FRACTION = 0.9
-#: saturation: radiance at or above this fraction of the published level
-SATURATION_FRACTION = 0.99
+#: saturation: radiance at or above this fraction of the published level. The full well
+#: seen through the non-linear response (> 10,000 raw DN) reads a few per cent below
+#: the published 0.0073/exposure_s; anything above ~0.7 of it is non-linear anyway
+SATURATION_FRACTION = 0.92
 
 @dataclass(frozen=True, eq=False)
 class CalibratedFrame:
@@ -140,7 +143,8 @@ def bad_pixel_mask(*, bands: tuple[str, ...], exposure_s: float) -> np.ndarray:
 
 def saturation_mask(radiance: np.ndarray, *, exposure_s: float,
                     dn: np.ndarray | None = None) -> np.ndarray:
-    """Pixels at the saturation level (or at the ADC full scale in raw DN)."""
+    """Pixels at the saturation level: radiance at >= :data:`SATURATION_FRACTION` of
+    the published level, or raw DN at the ADC full scale."""
     sat = np.asarray(radiance) >= SATURATION_FRACTION * jiram.saturation_radiance(exposure_s)
     if dn is not None:
         sat |= np.asarray(dn) >= jiram.ADC_FULL_SCALE_DN

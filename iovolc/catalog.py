@@ -314,9 +314,11 @@ def _detection_sigma_km(det: pd.DataFrame) -> np.ndarray:
         sig = det["position_sigma_km"].to_numpy(float)
         if np.all(np.isfinite(sig) & (sig > 0)):
             return sig
-    w = _detection_weights(det["snr"].to_numpy(float), det["pixel_scale_km"].to_numpy(float),
-                           det["emission_deg"].to_numpy(float))
-    return 1.0 / np.sqrt(w)
+    snr = np.maximum(np.nan_to_num(det["snr"].to_numpy(float)), 1e-3)
+    cos_e = np.cos(np.radians(np.clip(np.nan_to_num(det["emission_deg"].to_numpy(float),
+                                                     nan=89.0), 0, 89.0)))
+    sigma_px = np.maximum(POSITION_SIGMA_PX, 1.0 / snr)
+    return sigma_px * det["pixel_scale_km"].to_numpy(float) / np.sqrt(cos_e)
 
 
 def _detection_weights(snr: np.ndarray, pixel_scale_km: np.ndarray,

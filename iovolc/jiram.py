@@ -138,6 +138,7 @@ def mode_bands(mode_id: str) -> tuple[str, ...] | None:
 
 def band_layout(bands: tuple[str, ...]) -> dict[str, slice]:
     """Image rows of each band: L first, each band a 128-line strip."""
+    bands = check_bands(bands)
     return {b: slice(i * N_LINES_BAND, (i + 1) * N_LINES_BAND) for i, b in enumerate(bands)}
 
 
@@ -357,7 +358,17 @@ def load_dark_dn(exposure_ms: int) -> np.ndarray:
     return _dark_cached(exposure_ms).copy()
 
 
+def check_bands(bands: tuple[str, ...]) -> tuple[str, ...]:
+    """``bands`` if it is ("L", "M"), ("L",) or ("M",); ValueError naming it otherwise."""
+    bands = tuple(bands)
+    if bands not in (("L", "M"), ("L",), ("M",)):
+        raise ValueError(f"bands {bands!r} are not a JIRAM imager layout (('L', 'M'), ('L',) "
+                         "or ('M',), L rows first)")
+    return bands
+
+
 def dark_rows(bands: tuple[str, ...]) -> np.ndarray:
     """Rows of a 256-line dark for an image holding ``bands`` (L: 0-127, M: 128-255)."""
+    bands = check_bands(bands)
     return np.concatenate([np.arange(N_LINES_BAND) + N_LINES_BAND * BAND_ORDER.index(b)
                            for b in bands])

@@ -39,9 +39,8 @@ from iovolc.registration import LimbFit, register_frame
 
 #: a new sequence starts after a gap longer than this between frames (s)
 GROUP_GAP_S = 120.0
-#: search half-ranges around the pass solution when re-registering a frame (px)
-PRIOR_SEARCH_ALONG_PX = 16
-PRIOR_SEARCH_CROSS_PX = 8
+#: largest search half-range around the pass solution when re-registering a frame (px)
+PRIOR_SEARCH_PX = 16
 #: detection columns added by the chain
 FRAME_DETECTION_COLUMNS = ["product_id", "perijove", "et_mid", "utc", "sequence"]
 
@@ -152,10 +151,11 @@ def _reregister(result: FrameResult, state: FrameState, pointing: dict) -> dict:
     s = result.summary
     bands = tuple(s["bands"])
     ifov = float(s["ifov_rad"])
+    # search no farther than the pass's own scatter allows
+    window = float(np.clip(3.0 * pointing["pointing_sigma_px"], 4.0, PRIOR_SEARCH_PX))
     fit = register_frame(_strips(result, bands), state,
                          prior=(pointing["along_rad"], pointing["cross_rad"]),
-                         search_along_rad=PRIOR_SEARCH_ALONG_PX * ifov,
-                         search_cross_rad=PRIOR_SEARCH_CROSS_PX * ifov)
+                         search_along_rad=window * ifov, search_cross_rad=window * ifov)
     if not fit.ok:
         return pointing
     return {**pointing, "pointing_method": "limb", "along_rad": fit.along_rad,
@@ -369,8 +369,8 @@ def flag_transients(frames: pd.DataFrame, detections: pd.DataFrame) -> pd.DataFr
                 first = jiram.band_layout(tuple(fr.loc[other, "bands"]))[d["band"]].start
                 tol = CONFIRM_RADIUS_PX + 2.0 * float(np.nan_to_num(
                     fr.loc[other, "pointing_sigma_px"]))
-                if len(o) and (np.hypot(o["line"] - first - pl[0],
-                                        o["sample"] - ps[0]) <= tol).any():
+                if len(o) and (np.hypot(o["line"].to_numpy(float) - first - pl[0],
+                                        o["sample"].to_numpy(float) - ps[0]) <= tol).any():
                     confirmed += 1
             need = 1 if d["snr"] >= 10 else 2
             if confirmed == 0 and covered >= need:

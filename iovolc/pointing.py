@@ -29,9 +29,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-#: frames whose fit differs from the pass median by more than this are false fits (px)
-TOL_ALONG_PX = 10.0
-TOL_CROSS_PX = 6.0
+#: a fit farther than 4 robust sigmas of the pass's fits from their median is a false fit,
+#: with this floor and cap (px): css.earth rejects fits > 8 px from the visit median,
+#: and a pass shares its offset to within ~10 lines
+TOL_FLOOR_PX = 3.0
+TOL_CAP_PX = 10.0
 #: floor of a limb fit's pointing uncertainty (px): formal errors are optimistic
 LIMB_FLOOR_PX = 0.2
 #: floor of the pass solution's uncertainty for frames placed on it (px)
@@ -46,8 +48,8 @@ def _mad(x: np.ndarray) -> float:
     return float(1.4826 * np.median(np.abs(x - np.median(x)))) if x.size else 0.0
 
 
-def solve_pass(frames: pd.DataFrame, *, tol_along_px: float = TOL_ALONG_PX,
-               tol_cross_px: float = TOL_CROSS_PX) -> pd.DataFrame:
+def solve_pass(frames: pd.DataFrame, *, tol_floor_px: float = TOL_FLOOR_PX,
+               tol_cap_px: float = TOL_CAP_PX) -> pd.DataFrame:
     """Per-frame pointing of one pass from its limb fits.
 
     ``frames`` columns: ``product_id``, ``sequence``, ``limb_ok``,
@@ -77,8 +79,8 @@ def solve_pass(frames: pd.DataFrame, *, tol_along_px: float = TOL_ALONG_PX,
                           pointing_sigma_px=sigma, pointing_note=note)
     px = np.nanmedian(ifov)
     med_a, med_c = np.median(a[ok]), np.median(c[ok])
-    tol_a = max(tol_along_px, 3 * _mad(a[ok] / px))
-    tol_c = max(tol_cross_px, 3 * _mad(c[ok] / px))
+    tol_a = float(np.clip(4 * _mad(a[ok] / px), tol_floor_px, tol_cap_px))
+    tol_c = float(np.clip(4 * _mad(c[ok] / px), tol_floor_px, tol_cap_px))
 
     def near(x, y, xa, ya):
         return (np.abs(x - xa) / px <= tol_a) & (np.abs(y - ya) / px <= tol_c)

@@ -45,11 +45,11 @@ SEARCH_CROSS_DEG = 0.5
 PSF_SIGMA_PX = 0.7
 #: coarse grid step in pixels (IFOV units)
 COARSE_STEP_PX = 2
-#: Minnaert exponents the fine fit tries (1 = Lambert); the one whose limb profile fits
-#: best is kept. Io's photometric function is not known a priori, and a wrong one
+#: Minnaert exponents the fine fit tries (1 = Lambert, 0 = a uniform lit silhouette); the
+#: one whose limb profile fits best is kept. Io's photometric function is not known a priori, and a wrong one
 #: shifts the fitted limb (a Lambert model on a k = 0.7 disc: ~0.3 px). Combining two
 #: of them linearly was tried: nearly degenerate with the edge, it biased the fit ~1 px.
-FIT_EXPONENTS = (1.0, 0.85, 0.7, 0.55)
+FIT_EXPONENTS = (1.0, 0.8, 0.6, 0.0)
 
 
 @dataclass(frozen=True)
@@ -195,10 +195,12 @@ def _strip_template(img, valid, line, sample, binning: float) -> np.ndarray | No
 
 
 def _photometry(g, exponents) -> list[np.ndarray]:
-    """Minnaert ``mu0^k mu^(k-1)`` for each k (k = 1: Lambert ``cos i``); 0 unlit/off disc."""
+    """Minnaert ``mu0^k mu^(k-1)`` for each k (k = 1: Lambert ``cos i``; k = 0: the lit
+    disc's silhouette, uniform brightness); 0 unlit/off disc."""
     mu0 = np.clip(np.cos(np.radians(np.nan_to_num(g.incidence_deg, nan=180.0))), 0, None)
     mu = np.clip(np.cos(np.radians(np.nan_to_num(g.emission_deg, nan=90.0))), 0.02, None)
-    return [np.where(g.on_disc, mu0 ** k * mu ** (k - 1.0), 0.0) for k in exponents]
+    return [np.where(g.on_disc, mu0 ** k * mu ** (k - 1.0), 0.0) if k > 0
+            else np.where(g.on_disc & (mu0 > 0), 1.0, 0.0) for k in exponents]
 
 
 def predicted_shading(state: FrameState, band: str, *, line0: int, line1: int, samp0: int,
@@ -389,12 +391,12 @@ def _lsq_step(strips: dict, canvases: dict, *, search_px: int, d_line: float, d_
         if grad.max() <= 0:
             continue
         v = grad > 0.02 * grad.max()
-        # the disc's brightness (albedo) varies along the limb: the model's
-        # amplitude varies linearly across the frame so it does not bias the edge;
-        # a second photometric function (limb-brightened Minnaert) is free too
+        # the disc's brightness (albedo) varies along the limb: the model's amplitude
+        # varies linearly across the frame so it does not bias the edge. (Free
+        # amplitudes per 16 px tile were tried: they let the fit slide along the limb.)
         ln = (rr - rr.mean()) / 128.0
         sn = (cc - cc.mean()) / 432.0
-        basis = np.stack([m, m * ln, m * sn, *ms[1:], np.ones_like(m)], axis=-1)
+        basis = np.stack([m, m * ln, m * sn, np.ones_like(m)], axis=-1)
         for _ in range(3):  # robust: drop hotspots and spikes on the limb
             if v.sum() < 20 or np.std(m[v]) == 0:
                 break
@@ -412,11 +414,8 @@ def _lsq_step(strips: dict, canvases: dict, *, search_px: int, d_line: float, d_
         if np.median(amp) <= 0:
             continue
         resid = data[v] - basis[v] @ coef
-        # d(model)/d(d_line) = -(amp gl + sum_k a_k gl_k) (shifting the scene down moves
-        # samples up)
-        d_l = amp * gl[v] + sum(coef[3 + k] * g[v] for k, g in enumerate(gls[1:]))
-        d_s = amp * gs[v] + sum(coef[3 + k] * g[v] for k, g in enumerate(gss[1:]))
-        jac = -np.column_stack([d_l, d_s])
+        # d(model)/d(d_line) = -amp * gl (shifting the scene down moves samples up)
+        jac = -amp[:, None] * np.column_stack([gl[v], gs[v]])
         jtj += jac.T @ jac
         jtr += jac.T @ resid
         chi2 += float(resid @ resid)
@@ -425,6 +424,38 @@ def _lsq_step(strips: dict, canvases: dict, *, search_px: int, d_line: float, d_
         return None
     cov = np.linalg.inv(jtj) * chi2 / dof
     return np.linalg.solve(jtj, jtr), np.sqrt(np.diag(cov)), chi2 / dof
+
+
+def _line_footprints(length: int = 9) -> list[np.ndarray]:
+    n = length
+    eye = np.eye(n, dtype=bool)
+    row = np.zeros((n, n), bool)
+    row[n // 2, :] = True
+    return [row, row.T, eye, eye[::-1]]
+
+
+def _hot_pixels(img: np.ndarray, valid: np.ndarray, *, k_sigma: float = 6.0,
+                grow_px: int = 3) -> np.ndarray:
+    """Hotspots and other compact bright features, grown by ``grow_px``: they must not
+    steer the limb (a hotspot on the limb pulls the fitted edge by a pixel).
+
+    Compact = removed by a grey opening with a 9-px line in *every* direction
+    (0, 45, 90, 135 deg): the smallest of the four top-hats is large on a
+    PSF-sized hotspot, small on the disc, its limb and a limb-brightened rim
+    (elongated features survive the opening along their own direction).
+    """
+    from scipy.ndimage import binary_dilation as dilate
+    from scipy.ndimage import grey_opening
+
+    x = np.where(valid & np.isfinite(img), img, np.nan)
+    fill = np.nanmedian(x) if np.isfinite(x).any() else 0.0
+    x = np.where(np.isfinite(x), x, fill).astype(float)
+    tophat = np.min([x - grey_opening(x, footprint=f, mode="nearest")
+                     for f in _line_footprints()], axis=0)
+    hp = x - 0.25 * (np.roll(x, 1, 0) + np.roll(x, -1, 0) + np.roll(x, 1, 1) + np.roll(x, -1, 1))
+    sigma = 1.4826 * float(np.median(np.abs(hp[valid]))) / np.sqrt(1.25) if valid.any() else 0.0
+    hot = valid & (tophat > k_sigma * sigma) if sigma > 0 else np.zeros_like(valid)
+    return dilate(hot, iterations=grow_px) if hot.any() else hot
 
 
 # --- public ------------------------------------------------------------------------
@@ -452,6 +483,7 @@ def register_frame(
     """
     if not strips:
         return LimbFit(0.0, 0.0, False, 0.0, 0, "no band strip to register")
+    strips = {b: (img, valid & ~_hot_pixels(img, valid)) for b, (img, valid) in strips.items()}
     a0, c0 = prior if prior is not None else (0.0, 0.0)
     ifov = min(state.camera(b).ifov_rad for b in strips)
     step = COARSE_STEP_PX * ifov

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from iovolc.pds3 import read_jiram_product
+from iovolc.reader import read_jiram_product
 from iovolc.pipeline import run_local
 from iovolc.sim import evaluate as ev
 from iovolc.sim.downlink import simulate
