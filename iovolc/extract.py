@@ -40,6 +40,10 @@ K_SIGMA = 5.0
 CONFIDENT_SNR = 8.0
 HIGH_EMISSION_DEG = 75.0
 APERTURE_RADIUS_PX = 3
+#: the background of the sky and the night side uses a window this many times wider
+NIGHT_WINDOW_FACTOR = 3
+#: sources are masked, grown by this many pixels, for the second background pass
+SOURCE_MASK_GROW_PX = 4
 DETECTION_COLUMNS = [
     "band", "line", "sample", "lat_deg", "lon_west_deg", "emission_deg", "incidence_deg",
     "range_km", "pixel_scale_km", "peak_radiance_w_m2_sr", "radiance_sum_w_m2_sr",
@@ -88,7 +92,9 @@ def background_model(img: np.ndarray, shading: np.ndarray | None, *, valid: np.n
     dark = shading <= 1e-6
     bg = np.zeros_like(img)
     if (valid & dark).any():
-        sky = _clipped_local_mean(img, valid & dark, size)
+        # the sky and the night side are smooth: a wide window, so a resolved hotspot
+        # (tens of pixels at close range) is not taken for background
+        sky = _clipped_local_mean(img, valid & dark, NIGHT_WINDOW_FACTOR * size)
         bg = np.where(np.isfinite(sky), sky, np.nanmedian(sky))
     if (valid & lit).any():
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -286,6 +292,14 @@ def extract_frame(
         bg = background_model(np.where(v, img, 0.0), sh, valid=v, size=config.background_size_px)
         resid = np.where(v, img - bg, 0.0)
         sigma = _local_noise(resid, v, config.noise_size_px)
+        # second pass: the background again without the sources found (grown), so a
+        # resolved source does not leak into its own background and fall apart
+        sources = ndi.binary_dilation((resid / sigma) > 3.0, iterations=SOURCE_MASK_GROW_PX)
+        if sources.any():
+            bg = background_model(np.where(v, img, 0.0), sh, valid=v & ~sources,
+                                  size=config.background_size_px)
+            resid = np.where(v, img - bg, 0.0)
+            sigma = _local_noise(resid, v & ~sources, config.noise_size_px)
         snr_map = resid / sigma
         pr, ps = _peaks(resid, snr_map, v, saturated[sl], k_sigma=config.k_sigma)
         if pr.size == 0:
@@ -300,6 +314,14 @@ def extract_frame(
         flux = ndi.sum_labels(resid, labels, idx)
         npix = ndi.sum_labels(np.ones_like(resid), labels, idx).astype(int)
         sat = ndi.maximum(saturated[sl].astype(int), labels, idx) > 0
+        # a segment that reaches the strip's border is cut by it (resolved sources!)
+        border = np.zeros(img.shape, bool)
+        border[[0, -1], :] = True
+        border[:, [0, -1]] = True
+        peak_of = np.zeros(pr.size + 1)
+        peak_of[1:] = resid[pr, ps]
+        bright = resid >= 0.1 * peak_of[labels]  # the source itself, not its noisy skirt
+        cut = ndi.maximum((border & bright).astype(int), labels, idx) > 0
         peak_dn = (ndi.maximum(np.asarray(raw_dn[sl], float), labels, idx) if raw_dn is not None
                    else np.full(pr.size, np.nan))
         # centres: PSF fit for compact unsaturated sources, moments otherwise
@@ -345,7 +367,8 @@ def extract_frame(
                 f |= Flag.LOW_CONFIDENCE
             f |= _POINTING_FLAG.get(pointing_method, Flag(0))
             c_r, c_s = cen[k]
-            if c_r < 2 or c_r > img.shape[0] - 3 or c_s < 2 or c_s > img.shape[1] - 3:
+            if (c_r < 2 or c_r > img.shape[0] - 3 or c_s < 2 or c_s > img.shape[1] - 3
+                    or cut[k]):
                 f |= Flag.FRAME_EDGE
             # centroid (~PSF sigma / SNR) and pointing, foreshortened
             sig_px = float(np.hypot(config.psf_sigma_px / max(snr, 1.0), pointing_sigma_px))

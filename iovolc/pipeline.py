@@ -240,6 +240,9 @@ def _concat(dets: list[pd.DataFrame]) -> pd.DataFrame:
 
 #: detections used to match a constellation: confident ones only
 CONSTELLATION_MIN_SNR = 8.0
+#: a constellation fit replaces the pass solution only if its uncertainty is at most
+#: this fraction of the pass's (two loose matches prove little)
+CONSTELLATION_GAIN = 0.6
 
 
 def constellation_references(detections: pd.DataFrame) -> pd.DataFrame:
@@ -260,8 +263,10 @@ def constellation_references(detections: pd.DataFrame) -> pd.DataFrame:
 
 def constellation_updates(frames: pd.DataFrame, detections: pd.DataFrame,
                           references: pd.DataFrame) -> dict[str, dict]:
-    """New pointing for the 'pass' frames of each sequence whose hotspots match the references.
+    """New pointing for each 'pass' frame whose hotspots match the references.
 
+    Frame by frame: a pass's frames share their offset only to a few pixels
+    (the per-spin jitter), so each frame gets its own shift.
     ``frames``: frame summaries after extraction (one pass); ``detections``:
     their detections. Returns ``{product_id: pointing}`` (kernels loaded).
     """
@@ -270,49 +275,151 @@ def constellation_updates(frames: pd.DataFrame, detections: pd.DataFrame,
     out: dict[str, dict] = {}
     if references.empty or frames.empty:
         return out
-    pas = frames[frames["pointing_method"] == "pass"]
-    for _, seq in pas.groupby("sequence", sort=True):
-        pairs, jac = [], None
-        for _, f in seq.iterrows():
-            d = detections[(detections["product_id"] == f["product_id"])
-                           & (detections["snr"] >= CONSTELLATION_MIN_SNR)]
-            if d.empty:
-                continue
-            bands = tuple(f["bands"])
-            state = FrameState.from_spice(f["et_mid"], bands=bands).corrected(
-                f["along_rad"], f["cross_rad"])
-            if jac is None:
-                recon = FrameState.from_spice(f["et_mid"], bands=bands)
-                jac = _jacobian(recon, bands[0], f["along_rad"], f["cross_rad"])
-            pts = surface_point(references["lat_deg"], references["lon_west_deg"],
-                                state.radii_km)
-            radius = max(12.0, 4.0 * float(f["pointing_sigma_px"]))
-            layout = jiram.band_layout(bands)
-            for band, sl in layout.items():
-                db = d[d["band"] == band]
-                if db.empty:
-                    continue
-                pl, ps, vis = state.project_points(pts, band)
-                for di, det in db.iterrows():
-                    dl = (det["line"] - sl.start) - pl
-                    dsm = det["sample"] - ps
-                    near = vis & (np.hypot(dl, dsm) <= radius)
-                    for k in np.flatnonzero(near):
-                        tol = 2.0 + 2.0 * references["sigma_km"].iloc[k] / det["pixel_scale_km"]
-                        pairs.append({"detection": f"{f['product_id']}:{di}", "reference": k,
-                                      "d_line": dl[k], "d_sample": dsm[k], "tol_px": tol})
-        fit = fit_constellation(pd.DataFrame(pairs)) if pairs else None
-        if fit is None or jac is None:
+    for _, f in frames[frames["pointing_method"] == "pass"].iterrows():
+        d = detections[(detections["product_id"] == f["product_id"])
+                       & (detections["snr"] >= CONSTELLATION_MIN_SNR)]
+        if d.empty:
             continue
+        bands = tuple(f["bands"])
+        recon = FrameState.from_spice(f["et_mid"], bands=bands)
+        state = recon.corrected(f["along_rad"], f["cross_rad"])
+        pts = surface_point(references["lat_deg"], references["lon_west_deg"], state.radii_km)
+        radius = max(12.0, 4.0 * float(f["pointing_sigma_px"]))
+        pairs = []
+        for band, sl in jiram.band_layout(bands).items():
+            db = d[d["band"] == band]
+            if db.empty:
+                continue
+            pl, ps, vis = state.project_points(pts, band)
+            for di, det in db.iterrows():
+                dl = (det["line"] - sl.start) - pl
+                dsm = det["sample"] - ps
+                for k in np.flatnonzero(vis & (np.hypot(dl, dsm) <= radius)):
+                    tol = 2.0 + 2.0 * references["sigma_km"].iloc[k] / det["pixel_scale_km"]
+                    pairs.append({"detection": di, "reference": k, "d_line": dl[k],
+                                  "d_sample": dsm[k], "tol_px": tol})
+        fit = fit_constellation(pd.DataFrame(pairs)) if pairs else None
+        # worth it only if it pins the frame down better than the pass does
+        if fit is None or not fit.sigma_px <= CONSTELLATION_GAIN * float(f["pointing_sigma_px"]):
+            continue
+        jac = _jacobian(recon, bands[0], f["along_rad"], f["cross_rad"])
         delta = np.linalg.solve(jac, [fit.d_line_px, fit.d_sample_px])
-        for _, f in seq.iterrows():
+        out[f["product_id"]] = {
+            "pointing_method": "constellation",
+            "along_rad": float(f["along_rad"] + delta[0]),
+            "cross_rad": float(f["cross_rad"] + delta[1]),
+            "pointing_sigma_px": fit.sigma_px,
+            "pointing_note": (f"{fit.n_matched} hotspots matched to limb-registered frames "
+                              f"(shift {fit.d_line_px:+.1f}, {fit.d_sample_px:+.1f} px)")}
+    return out
+
+
+# --- sequences tied together (per pass) -------------------------------------------------
+
+#: detections used to tie frames of a sequence together
+TIE_MIN_SNR = 8.0
+#: a tie between two frames needs this many hotspots agreeing within TIE_TOL_PX
+TIE_MIN_MATCHES = 2
+TIE_TOL_PX = 1.5
+
+
+def sequence_ties(frames: pd.DataFrame, detections: pd.DataFrame) -> dict[str, dict]:
+    """Per-spin jitter of 'pass' frames, from the hotspots they share with the other
+    frames of their sequence (kernels loaded).
+
+    A pass's frames share its offset only to a few pixels. Within a sequence, the
+    same hotspots seen in two frames give those frames' *relative* shift; solving
+    all pairs by least squares with the shifts' mean fixed at zero (the pass
+    solution is their mean) removes the jitter. Frames with an absolute solution
+    (limb, constellation) in the sequence fix the mean instead. Returns
+    ``{product_id: pointing}`` for the frames tied (method stays ``pass``, with
+    the smaller uncertainty).
+    """
+    from iovolc.registration import _jacobian
+
+    out: dict[str, dict] = {}
+    if frames.empty or detections.empty:
+        return out
+    det = detections[detections["snr"] >= TIE_MIN_SNR]
+    for _, seq in frames.groupby("sequence"):
+        if (seq["pointing_method"] == "pass").sum() < 2:
+            continue
+        rows = seq.reset_index(drop=True)
+        states = {}
+        for _, f in rows.iterrows():
+            recon = FrameState.from_spice(f["et_mid"], bands=tuple(f["bands"]))
+            states[f["product_id"]] = (recon, recon.corrected(f["along_rad"], f["cross_rad"]))
+        pids = list(rows["product_id"])
+        eqs = []  # (i, j, d_line, d_sample): shift_i - shift_j
+        for i in range(len(pids)):
+            for j in range(len(pids)):
+                if i == j:
+                    continue
+                d_i = det[det["product_id"] == pids[i]]
+                d_j = det[det["product_id"] == pids[j]]
+                if d_i.empty or d_j.empty:
+                    continue
+                st_i = states[pids[i]][1]
+                pts = surface_point(d_j["lat_deg"], d_j["lon_west_deg"], st_i.radii_km)
+                pairs = []
+                bands_i = tuple(rows.loc[i, "bands"])
+                for band, sl in jiram.band_layout(bands_i).items():
+                    sel = (d_j["band"] == band).to_numpy()
+                    di = d_i[d_i["band"] == band]
+                    if not sel.any() or di.empty:
+                        continue
+                    pl, ps, vis = st_i.project_points(pts[sel], band)
+                    for k in np.flatnonzero(vis):
+                        dl = (di["line"].to_numpy(float) - sl.start) - pl[k]
+                        dsm = di["sample"].to_numpy(float) - ps[k]
+                        for m in np.flatnonzero(np.hypot(dl, dsm) <= 12.0):
+                            pairs.append({"detection": di.index[m], "reference": k,
+                                          "d_line": dl[m], "d_sample": dsm[m],
+                                          "tol_px": TIE_TOL_PX})
+                fit = fit_constellation(pd.DataFrame(pairs),
+                                        min_matches=TIE_MIN_MATCHES) if pairs else None
+                if fit is not None and fit.n_matched >= TIE_MIN_MATCHES:
+                    eqs.append((i, j, fit.d_line_px, fit.d_sample_px))
+        if not eqs:
+            continue
+        n = len(pids)
+        fixed = [k for k in range(n) if rows.loc[k, "pointing_method"] in ("limb",
+                                                                           "constellation")]
+        a_rows, b_rows = [], []
+        for i, j, dl, dsm in eqs:
+            r = np.zeros(n)
+            r[i], r[j] = 1.0, -1.0
+            a_rows.append(r)
+            b_rows.append((dl, dsm))
+        if fixed:  # absolute frames: their shift is zero (already right)
+            for k in fixed:
+                r = np.zeros(n)
+                r[k] = 10.0
+                a_rows.append(r)
+                b_rows.append((0.0, 0.0))
+        else:  # the pass solution is the sequence's mean
+            a_rows.append(np.ones(n))
+            b_rows.append((0.0, 0.0))
+        a_mat, b_mat = np.array(a_rows), np.array(b_rows)
+        tied = {k for e in eqs for k in e[:2]}
+        shifts, *_ = np.linalg.lstsq(a_mat, b_mat, rcond=None)
+        resid = b_mat[:len(eqs)] - a_mat[:len(eqs)] @ shifts
+        scatter = float(np.sqrt(np.mean(resid**2))) if len(eqs) > 1 else 1.0
+        for k in tied:
+            f = rows.loc[k]
+            if f["pointing_method"] != "pass":
+                continue
+            recon = states[f["product_id"]][0]
+            jac = _jacobian(recon, tuple(f["bands"])[0], f["along_rad"], f["cross_rad"])
+            # observed = predicted + shift: the correction moves the prediction there
+            delta = np.linalg.solve(jac, shifts[k])
+            base = float(f["pointing_sigma_px"]) / np.sqrt(max(1, n)) if not fixed else 0.5
             out[f["product_id"]] = {
-                "pointing_method": "constellation",
-                "along_rad": float(f["along_rad"] + delta[0]),
+                "pointing_method": "pass", "along_rad": float(f["along_rad"] + delta[0]),
                 "cross_rad": float(f["cross_rad"] + delta[1]),
-                "pointing_sigma_px": fit.sigma_px,
-                "pointing_note": (f"{fit.n_matched} hotspots matched to limb-registered frames "
-                                  f"(shift {fit.d_line_px:+.1f}, {fit.d_sample_px:+.1f} px)")}
+                "pointing_sigma_px": float(np.hypot(base, max(scatter, 0.3))),
+                "pointing_note": (f"tied to {len(tied) - 1} frames of its sequence by shared "
+                                  f"hotspots (shift {shifts[k][0]:+.1f}, {shifts[k][1]:+.1f} px)")}
     return out
 
 
@@ -377,6 +484,34 @@ def flag_transients(frames: pd.DataFrame, detections: pd.DataFrame) -> pd.DataFr
                 flags[det.index.get_loc(i)] |= int(Flag.TRANSIENT)
     det["flags"] = flags
     return det
+
+
+# --- the pass, finished -------------------------------------------------------------------
+
+
+def finish_pass(frames: pd.DataFrame, detections: pd.DataFrame, reextract
+                ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Constellations, sequence ties, transients: one pass's final frames and detections.
+
+    ``reextract(product_id, pointing) -> (detections, summary)`` extracts a frame
+    again on a new pointing (:func:`extract_frame_result`, however the caller
+    gets the calibrated frame). Kernels loaded.
+    """
+    summaries = {r["product_id"]: r for r in frames.to_dict("records")}
+    det = detections
+
+    def apply(updates: dict) -> None:
+        nonlocal det
+        for pid, pt in updates.items():
+            new_det, s = reextract(pid, pt)
+            det = pd.concat([det[det["product_id"] != pid], new_det], ignore_index=True)
+            summaries[pid] = s
+
+    apply(constellation_updates(frames, det, constellation_references(det)))
+    apply(sequence_ties(pd.DataFrame(list(summaries.values())), det))
+    final = pd.DataFrame([summaries[p] for p in frames["product_id"]])
+    det = flag_transients(final, det)
+    return final, det.sort_values(["et_mid", "band", "line", "sample"], ignore_index=True)
 
 
 # --- the whole chain in memory ----------------------------------------------------------
@@ -466,20 +601,13 @@ def run_local(archive_root: str, kernel_root: str, *, cache_dir, perijoves=None,
     by_pid = {r.product_id: (r, kset) for rs, kset in zip(results, ksets, strict=True)
               for r in rs}
     for pj, fr in frames.groupby("perijove"):
-        d_pj = det[det["perijove"] == pj]
-        refs = constellation_references(d_pj)
-        kset = by_pid[fr["product_id"].iloc[0]][1]
-        with kset:
-            updates = constellation_updates(fr, d_pj, refs)
-            for pid, pt in updates.items():
-                r = by_pid[pid][0]
-                new_det, s = extract_frame_result(r, pt, config=config, reregister=False)
-                det = pd.concat([det[det["product_id"] != pid], new_det], ignore_index=True)
-                summaries[pid] = s
-            fr_pj = pd.DataFrame([summaries[p] for p in fr["product_id"]])
-            det = pd.concat([det[det["perijove"] != pj],
-                             flag_transients(fr_pj, det[det["perijove"] == pj])],
-                            ignore_index=True)
+        with by_pid[fr["product_id"].iloc[0]][1]:
+            fr_new, d_new = finish_pass(
+                fr, det[det["perijove"] == pj],
+                lambda pid, pt: extract_frame_result(by_pid[pid][0], pt, config=config,
+                                                     reregister=False))
+        det = pd.concat([det[det["perijove"] != pj], d_new], ignore_index=True)
+        summaries.update({r["product_id"]: r for r in fr_new.to_dict("records")})
     frames = pd.DataFrame(list(summaries.values()))
     det = det.sort_values(["et_mid", "band", "line", "sample"], ignore_index=True)
     catalog = build_catalog(det) if len(det) else None

@@ -28,13 +28,12 @@ from iovolc.pds3 import ProductError
 from iovolc.pipeline import (
     FrameResult,
     calibrate_group,
-    constellation_references,
-    constellation_updates,
     extract_frame_result,
     extract_group,
     group_products,
     solve_pointing,
 )
+from iovolc.pipeline import finish_pass as pipeline_finish_pass
 from iovolc.products import fits_kernels, fits_to_frame, frame_to_fits
 from iovolc.reader import read_jiram_product
 from iovolc.settings import Settings
@@ -240,35 +239,25 @@ def finish_pass(settings: Settings, *, perijove: int, groups: list[dict], config
     if store.exists(fkey) and store.exists(dkey) and _tag(store, fkey) == tag:
         return {"frames_key": fkey, "detections_key": dkey, "skipped": True}
     cfg = ExtractionConfig(**config)
-    refs = constellation_references(det)
     fits_of = {pid: object_key("calibrated", perijove=perijove, product_id=pid)
                for pid in frames["product_id"]}
-    updates: dict = {}
-    if not refs.empty and (frames["pointing_method"] == "pass").any():
-        kset = _kernel_set(settings, store, fits_of[frames["product_id"].iloc[0]])
-        with kset:
-            updates = constellation_updates(frames, det, refs)
-            new_dets, new_frames = [], {}
-            for pid, pt in updates.items():
-                r: FrameResult = fits_to_frame(store.get_bytes(fits_of[pid]))
-                nd, s = extract_frame_result(r, pt, config=cfg, reregister=False)
-                new_dets.append(nd)
-                new_frames[pid] = s
-        if updates:
-            det = pd.concat([det[~det["product_id"].isin(list(updates))], *new_dets],
-                            ignore_index=True)
-            frames = frames.set_index("product_id")
-            for pid, s in new_frames.items():
-                for k, v in s.items():
-                    if k in frames.columns and k != "product_id":
-                        frames.at[pid, k] = v
-            frames = frames.reset_index()
+
+    def reextract(pid: str, pointing: dict):
+        r: FrameResult = fits_to_frame(store.get_bytes(fits_of[pid]))
+        return extract_frame_result(r, pointing, config=cfg, reregister=False)
+
+    before = frames.set_index("product_id")["pointing_method"].to_dict()
+    with _kernel_set(settings, store, fits_of[frames["product_id"].iloc[0]]):
+        frames, det = pipeline_finish_pass(frames.drop(columns=["tag"]), det, reextract)
+    changed = int(sum(before[p] != m for p, m in zip(frames["product_id"],
+                                                     frames["pointing_method"], strict=True)))
     frames["tag"] = tag
     det = det.sort_values(["et_mid", "band", "line", "sample"], ignore_index=True)
     store.put_parquet(dkey, det, overwrite=True)
     store.put_parquet(fkey, frames.sort_values("et_mid", ignore_index=True), overwrite=True)
     return {"frames_key": fkey, "detections_key": dkey, "skipped": False,
-            "constellation_frames": len(updates)}
+            "constellation_frames": int((frames["pointing_method"] == "constellation").sum()),
+            "frames_refined": changed}
 
 
 # --- publishing ------------------------------------------------------------------
