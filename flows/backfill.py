@@ -18,6 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
+from flows.artifacts import emit_alert_events, publish_artifacts
+from flows.common import settings_for
 from flows.params import BackfillParams, PerijoveParams
 from flows.perijove import process_perijove
 from flows.stages import publish_catalog
@@ -80,6 +82,9 @@ def backfill(params: BackfillParams = BackfillParams()) -> dict:
             for pj, name in zip(pjs, pool.map(one, pjs), strict=True):
                 results[pj] = name
                 update_progress_artifact(progress, 100.0 * len(results) / len(pjs))
-        publish_catalog(PerijoveParams(perijoves=pjs, sources=params.sources))
+        pub = publish_catalog(PerijoveParams(perijoves=pjs, sources=params.sources),
+                              artifacts=False)
+        publish_artifacts(settings_for(params.sources), pub)
+        emit_alert_events(pub)
     log.info("backfill results: %s", results)
     return {"results": results}

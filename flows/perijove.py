@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from prefect import flow
-from prefect.artifacts import create_markdown_artifact
 
+from flows.artifacts import emit_alert_events, publish_artifacts
 from flows.common import settings_for
 from flows.params import IngestParams, PerijoveParams
 from flows.runners import with_runner
@@ -21,11 +21,14 @@ def process_perijove(params: PerijoveParams = PerijoveParams()) -> dict:
     settings = settings_for(params.sources)  # IOVOLC_DASK_ADDRESS picks the task runner
     cal = with_runner(calibrate, settings)(params)
     ext = with_runner(extract_hotspots, settings)(params)
-    pub = publish_catalog(params)
+    pub = publish_catalog(params, artifacts=False)
     report = qa_report(params, ing, cal, ext, pub)
-    create_markdown_artifact(key="qa-summary", markdown=report,
-                             description="frames in/out, quarantined, per-stage counts")
-    return {"ingest": ing, "calibrate": cal, "extract": ext, "publish": pub}
+    # on the run the user launched: QA, hotspot table, map, diff, alerts, catalog link
+    publish_artifacts(settings, pub, qa_markdown=report)
+    emit_alert_events(pub)
+    return {"ingest": ing, "calibrate": cal, "extract": ext,
+            "publish": {k: v for k, v in pub.items() if k != "alerts"},
+            "alerts": len(pub.get("alerts") or [])}
 
 
 def qa_report(params: PerijoveParams, ing: dict, cal: dict, ext: dict, pub: dict) -> str:

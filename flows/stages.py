@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.futures import wait
 
-from flows.common import config_hash, result_storage_for, settings_for, store_link
+from flows.artifacts import emit_alert_events, publish_artifacts
+from flows.common import config_hash, result_storage_for, settings_for
 from flows.params import IngestParams, PerijoveParams
 from iovolc.store import Store, object_key
 from tasks import stages as t
@@ -122,24 +122,21 @@ def extract_hotspots(params: PerijoveParams = PerijoveParams()) -> dict:
 
 
 @flow(name="publish-catalog", log_prints=True)
-def publish_catalog(params: PerijoveParams = PerijoveParams(), all_perijoves: bool = True
-                    ) -> dict:
-    """Merge detections across frames and perijoves, name by cross-match, version, publish."""
+def publish_catalog(params: PerijoveParams = PerijoveParams(), all_perijoves: bool = True,
+                    artifacts: bool = True) -> dict:
+    """Merge detections across frames and perijoves, name by cross-match, version, publish:
+    tables, GeoJSON, VOTable, maps, time series, diff, alerts, page.
+
+    ``artifacts``: show the result (and emit the alert events) on this run; a
+    parent flow passes False and shows them on the run the user launched.
+    """
     settings = settings_for(params.sources)
-    store = Store.from_settings(settings)
-    res = t.publish(settings, None if all_perijoves else params.perijoves)
-    if res.get("version"):
-        latest = store.get_json(res["latest_key"])
-        hot = store.get_parquet(latest["files"]["hotspots.parquet"])
-        top = hot.sort_values("mean_power_gw", ascending=False).head(50)[
-            ["hotspot_id", "ref_id", "name", "lat_deg", "lon_west_deg", "n_perijoves",
-             "n_detections", "mean_power_gw", "median_temperature_k", "pixel_scale_km",
-             "flag_names"]]
-        create_table_artifact(key="hotspots", table=top.round(4).astype(str).to_dict("records"),
-                              description=f"Hotspots of catalog {res['version']} (top 50)")
-        create_link_artifact(key="catalog-latest", link=store_link(store, res["latest_key"]),
-                             description=f"Published catalog {res['version']}")
-        create_markdown_artifact(key="catalog-publish", markdown=(
-            f"# Catalog {res['version']}\n\nchanged: **{res['changed']}**, hotspots: "
-            f"{res.get('n_hotspots')}, perijoves: {latest.get('perijoves')}\n"))
+    res = t.publish(settings, None if all_perijoves else params.perijoves,
+                    config_hash(params.thresholds))
+    if artifacts:
+        publish_artifacts(settings, res)
+        emit_alert_events(res)
+    log = get_run_logger()
+    log.info("catalog %s (changed: %s, hotspots: %s, alerts: %d)", res.get("version"),
+             res.get("changed"), res.get("n_hotspots"), len(res.get("alerts") or []))
     return res

@@ -891,7 +891,9 @@ def link_perijoves(
              "cluster table (run cross_match and derive_power first)")
     cl = clusters.reset_index(drop=True)
     ref = cl["ref_id"].fillna("").astype(str).to_numpy()
-    key = np.where(ref != "", "IVC-" + ref.astype(object), "").astype(object)
+    from iovolc.publish.ids import plain_id
+
+    key = np.array([plain_id(f"IVC-{r}") if r else "" for r in ref], dtype=object)
 
     is_new = ref == ""
     new = cl.loc[is_new]

@@ -42,6 +42,11 @@ HIGH_EMISSION_DEG = 75.0
 APERTURE_RADIUS_PX = 3
 #: the background of the sky and the night side uses a window this many times wider
 NIGHT_WINDOW_FACTOR = 3
+#: Minnaert exponents tried for the lit disc's photometry (:func:`fitted_shading`)
+PHOTOMETRY_EXPONENTS = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4)
+#: smallest limb misplacement (px) the background's limb uncertainty assumes (PSF and
+#: photometry mismatch, limb-fit error): :func:`limb_model_sigma`
+LIMB_SHIFT_FLOOR_PX = 0.3
 #: sources are masked, grown by this many pixels, for the second background pass
 SOURCE_MASK_GROW_PX = 4
 DETECTION_COLUMNS = [
@@ -108,6 +113,66 @@ def background_model(img: np.ndarray, shading: np.ndarray | None, *, valid: np.n
         # lit disc: sky/night level plus albedo field x predicted shading
         bg = bg + np.nan_to_num(r) * shading
     return bg
+
+
+def fitted_shading(state: FrameState, band: str, img: np.ndarray, valid: np.ndarray, *,
+                   psf_sigma_px: float,
+                   exponents: tuple[float, ...] = PHOTOMETRY_EXPONENTS):
+    """The lit disc's predicted shading on a band strip, with the Minnaert exponent
+    that fits this image best: ``(canvas, k)``.
+
+    Io's photometric function is not known a priori (it changes with band, phase
+    and terrain; Minnaert k of about 0.5-0.9 is typical of icy and rocky
+    surfaces at 3-5 um), and a Lambert model under a limb-brightened disc leaves a
+    bright ring at the limb that reads as a chain of false hotspots. Each canvas
+    ``mu0^k mu^(k-1)`` (PSF-blurred) is fitted as ``a S_k + c`` to the strip's
+    valid pixels (compact hot features masked) within 2 px of the disc; the
+    lowest residual wins. ``(None, nan)`` when Io is not on the strip.
+    """
+    from iovolc.registration import _hot_pixels
+
+    n_l, n_s = img.shape
+    canvases, _ = predicted_shading(state, band, line0=0, line1=n_l, samp0=0, samp1=n_s,
+                                    psf_sigma_px=psf_sigma_px, exponents=exponents)
+    if not any(c.max() > 0 for c in canvases):
+        return None, float("nan")
+    near = ndi.binary_dilation(np.any([c > 0 for c in canvases], axis=0), iterations=2)
+    use = near & valid & np.isfinite(img) & ~_hot_pixels(img, valid)
+    if use.sum() < 20:
+        return canvases[0], float(exponents[0])
+    y = img[use]
+    best, best_rss = 0, np.inf
+    for i, c in enumerate(canvases):
+        a = np.column_stack([c[use], np.ones(use.sum())])
+        coef, *_ = np.linalg.lstsq(a, y, rcond=None)
+        rss = float(np.sum((y - a @ coef) ** 2))
+        if coef[0] > 0 and rss < best_rss:
+            best, best_rss = i, rss
+    return canvases[best], float(exponents[best])
+
+
+def limb_model_sigma(bg: np.ndarray, shading: np.ndarray, *, pointing_sigma_px: float,
+                     floor_px: float = LIMB_SHIFT_FLOOR_PX) -> np.ndarray:
+    """The background model's own uncertainty at the limb, per pixel.
+
+    A sharp edge misplaced by ``d`` px leaves a residual of about ``d x |grad B|``:
+    at the limb (a step of the whole disc brightness within a PSF width) a
+    fraction of a pixel of pointing error or of PSF/photometry mismatch makes a
+    crescent of residuals that reads as a chain of hotspots. Within
+    ``ceil(d) + 2`` px of the limb, ``d = max(pointing_sigma_px, floor_px)``
+    times the local gradient of the background is added (in quadrature) to the
+    noise; elsewhere the smooth albedo field absorbs a small shift and nothing
+    is added.
+    """
+    d = max(float(pointing_sigma_px) if np.isfinite(pointing_sigma_px) else 0.0, floor_px)
+    if not shading.max() > 0:
+        return np.zeros_like(bg)
+    disc = shading > 0.05 * shading.max()  # the blurred canvas is > 0 far beyond the limb
+    edge = disc ^ ndi.binary_erosion(disc, border_value=1)
+    zone = ndi.binary_dilation(edge, iterations=int(np.ceil(d)) + 2)
+    g0, g1 = np.gradient(bg)
+    grad = ndi.maximum_filter(np.hypot(g0, g1), size=3)
+    return np.where(zone, d * grad, 0.0)
 
 
 def _block_median(x: np.ndarray, valid: np.ndarray, block: int) -> np.ndarray:
@@ -287,8 +352,7 @@ def extract_frame(
         v = valid[sl]
         sh = None
         if registered:
-            sh, _ = predicted_shading(state, band, line0=0, line1=img.shape[0], samp0=0,
-                                      samp1=img.shape[1], psf_sigma_px=config.psf_sigma_px)
+            sh, _k = fitted_shading(state, band, img, v, psf_sigma_px=config.psf_sigma_px)
         bg = background_model(np.where(v, img, 0.0), sh, valid=v, size=config.background_size_px)
         resid = np.where(v, img - bg, 0.0)
         sigma = _local_noise(resid, v, config.noise_size_px)
@@ -300,6 +364,8 @@ def extract_frame(
                                   size=config.background_size_px)
             resid = np.where(v, img - bg, 0.0)
             sigma = _local_noise(resid, v & ~sources, config.noise_size_px)
+        if sh is not None:
+            sigma = np.hypot(sigma, limb_model_sigma(bg, sh, pointing_sigma_px=pointing_sigma_px))
         snr_map = resid / sigma
         pr, ps = _peaks(resid, snr_map, v, saturated[sl], k_sigma=config.k_sigma)
         if pr.size == 0:

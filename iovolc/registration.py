@@ -296,7 +296,7 @@ def _fine_fit(strips: dict, state: FrameState, *, along: float, cross: float, se
     reduced chi-square).
     """
     canvases = {}
-    ncc = None
+    ncc, n_used = None, 0
     s_c = state.corrected(along, cross)
     for band, (img, valid) in strips.items():
         nl, ns = img.shape
@@ -314,9 +314,10 @@ def _fine_fit(strips: dict, state: FrameState, *, along: float, cross: float, se
             continue
         res = match_template(stack[0], tmpl)
         ncc = res if ncc is None else ncc + res
+        n_used += 1
     if ncc is None:
         return None
-    ncc = ncc / len(strips)
+    ncc = ncc / n_used  # the mean over the strips Io is predicted on
     i, j = np.unravel_index(int(np.argmax(ncc)), ncc.shape)
     # res[i, j]: the strip's (0, 0) at canvas (i, j) = predicted (i - S, j - S); a scene
     # observed d lines further than predicted gives i = S - d

@@ -17,6 +17,8 @@ Works for ``file://``, ``memory://`` and ``s3://`` roots. Every key is made by
     quarantine/{stage}/{name}/{filename}            quarantine_object  the bad object
     manifests/{stage}/pj{perijove:03d}.json         manifest
     state/ingested/{volume_id}.json                 ingest_state product ids ingested
+    alerts/{version}.json                           alerts       alerts raised by a version
+    locks/{name}.lock                               lock         a held lock (exclusive create)
 
 ``raw`` keeps the path relative to the volume root exactly, e.g.
 ``raw/JNOJIR_2057/DATA/JIR_IMG_RDR_2023364T083012_V01.IMG``. Keys never start
@@ -78,6 +80,8 @@ _LAYOUT: dict[str, tuple[str, tuple[str, ...]]] = {
     "quarantine_object": ("quarantine/{stage}/{name}/{filename}", ("stage", "name", "filename")),
     "manifest": ("manifests/{stage}/pj{perijove:03d}.json", ("stage", "perijove")),
     "ingest_state": ("state/ingested/{volume_id}.json", ("volume_id",)),
+    "alerts": ("alerts/{version}.json", ("version",)),
+    "lock": ("locks/{name}.lock", ("name",)),
 }
 #: the kinds :func:`object_key` knows
 KINDS = tuple(_LAYOUT)
@@ -490,6 +494,82 @@ class Store:
         import pandas as pd
 
         return pd.read_parquet(io.BytesIO(self.get_bytes(key)), engine="pyarrow")
+
+    def create_exclusive(self, key: str, data: bytes) -> bool:
+        """Create ``key`` holding ``data`` only if it does not exist; True if created.
+
+        Atomic where the store allows it: ``O_CREAT | O_EXCL`` on local disk, an
+        ``If-None-Match: *`` conditional PUT on S3 (s3fs ``mode="create"``);
+        other file systems check then write.
+        """
+        path = self.path(key)
+        if self._is_local:
+            self._prepare_parent(path)
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                return False
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            self.stats.n_writes += 1
+            return True
+        if "s3" in _protocols(self.fs) or "s3a" in _protocols(self.fs):
+            try:
+                self.fs.pipe_file(path, data, mode="create")
+            except (FileExistsError, OSError) as exc:
+                if isinstance(exc, FileExistsError) or "PreconditionFailed" in str(exc) \
+                        or "412" in str(exc):
+                    return False
+                raise
+            self._fresh(path)
+            self.stats.n_writes += 1
+            return True
+        if self.exists(key):
+            return False
+        self.fs.pipe_file(path, data)
+        self.stats.n_writes += 1
+        return True
+
+    def lock(self, name: str, *, ttl_s: float = 900.0, timeout_s: float = 1800.0,
+             poll_s: float = 0.5):
+        """Context manager holding the store-wide lock ``name`` (:meth:`create_exclusive`).
+
+        A lock older than ``ttl_s`` is taken to be left by a killed holder and is
+        broken. Raises TimeoutError after ``timeout_s``.
+        """
+        import contextlib
+        import random
+
+        key = object_key("lock", name=name)
+        token = uuid.uuid4().hex
+
+        @contextlib.contextmanager
+        def held():
+            start = time.monotonic()
+            delay = poll_s
+            while not self.create_exclusive(
+                    key, json.dumps({"token": token, "utc": _utc_now()}).encode()):
+                try:
+                    age = time.time() - self.fs.modified(self.path(key)).timestamp()
+                except (FileNotFoundError, NotImplementedError, OSError):
+                    age = 0.0
+                if age > ttl_s:
+                    self.delete(key)
+                    continue
+                if time.monotonic() - start > timeout_s:
+                    raise TimeoutError(f"store lock {key!r} still held after {timeout_s:.0f} s "
+                                       f"(store {self.url})")
+                time.sleep(delay * (0.5 + random.random()))
+                delay = min(2 * delay, 5.0)
+            try:
+                yield
+            finally:
+                with contextlib.suppress(Exception):
+                    if json.loads(self.get_bytes(key)).get("token") == token:
+                        self.fs.rm_file(self.path(key))
+                        self._fresh(self.path(key))
+
+        return held()
 
     def delete(self, key: str) -> bool:
         """Remove ``key``; False if it was not there."""

@@ -153,6 +153,6 @@ def finish_pass(settings, perijove: int, groups: list, config: dict, config_hash
 @task(name="publish-catalog", retries=3,
       retry_delay_seconds=exponential_backoff(backoff_factor=1), retry_jitter_factor=0.5,
       retry_condition_fn=transient_only)
-def publish(settings, perijoves):
+def publish(settings, perijoves, config_hash: str = ""):
     inject_fault("publish")
-    return run_in_process(work.publish, settings, perijoves=perijoves)
+    return run_in_process(work.publish, settings, perijoves=perijoves, config_hash=config_hash)

@@ -14,13 +14,14 @@ writes nothing. Policy (which products, grouping, pointing) is in the core:
 from __future__ import annotations
 
 import hashlib
+import json
 import tempfile
 from pathlib import Path, PurePosixPath
 
 import pandas as pd
 
 from iovolc import __version__ as IOVOLC_VERSION
-from iovolc.catalog import build_catalog, write_catalog
+from iovolc.catalog import build_catalog
 from iovolc.extract import ExtractionConfig
 from iovolc.ingest import land_product, plan_discovery
 from iovolc.kernels import MissingKernelError, kernel_set_for
@@ -261,44 +262,64 @@ def finish_pass(settings: Settings, *, perijove: int, groups: list[dict], config
 
 
 # --- publishing ------------------------------------------------------------------
-def publish(settings: Settings, *, perijoves: list[int] | None = None) -> dict:
-    """Catalog from every pass's final detections in the store; new version if it changed."""
+def publish(settings: Settings, *, perijoves: list[int] | None = None,
+            config_hash: str = "") -> dict:
+    """Catalog from every pass's final detections in the store; a new version if it changed.
+
+    Under the store's ``publish`` lock: two runs publishing at once (a backfill)
+    give consecutive versions, the second built on everything the first saw,
+    and no update is lost. Writes every file of the version
+    (:func:`iovolc.publish.bundle.build_bundle`), its alert records
+    (``alerts/vNNNN.json``) and ``catalog/latest.json``.
+    """
+    from iovolc.publish.bundle import build_bundle
+
     store = _store(settings)
-    keys = [k for k in store.list("results/") if k.endswith("/detections.parquet")]
-    if perijoves is not None:
-        keys = [k for k in keys if int(k.split("/")[1][2:]) in perijoves]
-    tables = [t for t in (store.get_parquet(k) for k in keys) if len(t)]
-    latest_key = object_key("catalog_latest")
-    latest = store.get_json(latest_key) if store.exists(latest_key) else None
-    if not tables:
-        return {"version": latest["version"] if latest else None, "changed": False,
-                "n_hotspots": 0, "latest_key": latest_key}
-    det = pd.concat(tables, ignore_index=True)
-    previous = store.get_parquet(latest["files"]["hotspots.parquet"]) if latest else None
-    result = build_catalog(det, previous=previous)
-    digest = checksum_bytes(result.catalog.to_csv(index=False).encode())
-    if latest and latest.get("content_sha256") == digest:
-        return {"version": latest["version"], "changed": False, "latest_key": latest_key,
-                "n_hotspots": int(result.hotspots.shape[0]), "files": latest["files"]}
-    n = int(latest["version"][1:]) + 1 if latest else 1
-    version = f"v{n:04d}"
-    files = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for path in write_catalog(result, Path(tmp), version=version):
-            key = object_key("catalog", version=version, filename=path.name)
-            store.put_file(key, path)
-            files[path.name] = key
-    det_key = object_key("catalog", version=version, filename="detections.parquet")
-    store.put_parquet(det_key, det)
-    files["detections.parquet"] = det_key
-    pointer = {
-        "version": version, "files": files, "content_sha256": digest,
-        "perijoves": sorted(int(p) for p in det["perijove"].unique()),
-        "n_hotspots": int(result.hotspots.shape[0]), "n_rows": int(result.catalog.shape[0]),
-        "iovolc_version": IOVOLC_VERSION,
-    }
-    store.put_json(latest_key, pointer, overwrite=True)
-    return {**pointer, "changed": True, "latest_key": latest_key}
+    with store.lock("publish"):
+        keys = [k for k in store.list("results/") if k.endswith("/detections.parquet")]
+        if perijoves is not None:
+            keys = [k for k in keys if int(k.split("/")[1][2:]) in perijoves]
+        tables = [t for t in (store.get_parquet(k) for k in keys) if len(t)]
+        latest_key = object_key("catalog_latest")
+        latest = store.get_json(latest_key) if store.exists(latest_key) else None
+        if not tables:
+            return {"version": latest["version"] if latest else None, "changed": False,
+                    "n_hotspots": 0, "latest_key": latest_key, "alerts": []}
+        det = pd.concat(tables, ignore_index=True)
+        previous = store.get_parquet(latest["files"]["hotspots.parquet"]) if latest else None
+        result = build_catalog(det, previous=previous)
+        digest = checksum_bytes(result.catalog.to_csv(index=False).encode())
+        if latest and latest.get("content_sha256") == digest:
+            return {"version": latest["version"], "changed": False, "latest_key": latest_key,
+                    "n_hotspots": int(result.hotspots.shape[0]), "files": latest["files"],
+                    "alerts": []}
+        n = int(latest["version"][1:]) + 1 if latest else 1
+        version = f"v{n:04d}"
+        prev_cat = store.get_parquet(latest["files"]["catalog.parquet"]) if latest else None
+        bundle = build_bundle(result, version=version, previous=prev_cat,
+                              pipeline_version=IOVOLC_VERSION, config_hash=config_hash,
+                              previous_version=latest["version"] if latest else None)
+        files = {}
+        for name, data in sorted(bundle.items()):
+            key = object_key("catalog", version=version, filename=name)
+            store.put_bytes(key, data, overwrite=True)
+            files[name] = key
+        det_key = object_key("catalog", version=version, filename="detections.parquet")
+        store.put_parquet(det_key, det, overwrite=True)
+        files["detections.parquet"] = det_key
+        alerts = json.loads(bundle["alerts.json"])["alerts"]
+        alerts_key = object_key("alerts", version=version)
+        store.put_json(alerts_key, {"catalog_version": version, "alerts": alerts},
+                       overwrite=True)
+        pointer = {
+            "version": version, "files": files, "content_sha256": digest,
+            "perijoves": sorted(int(p) for p in det["perijove"].unique()),
+            "n_hotspots": int(result.hotspots.shape[0]), "n_rows": int(result.catalog.shape[0]),
+            "iovolc_version": IOVOLC_VERSION, "config_hash": config_hash,
+            "alerts_key": alerts_key, "n_alerts": len(alerts),
+        }
+        store.put_json(latest_key, pointer, overwrite=True)
+    return {**pointer, "changed": True, "latest_key": latest_key, "alerts": alerts}
 
 
 def manifest_groups(manifest: list[dict], *, prefer: str = "RDR") -> list[list[dict]]:

@@ -13,7 +13,8 @@ frame with Io in view (iovolc.sim.evaluate):
   measured it contains the true power in >= 90 % of cases, and the
   temperature source is flagged;
 * >= 90 % of the new sources flagged NEW;
-* no catalog row on a radiation hit;
+* no catalog row on a radiation hit; false detections (no true source within
+  3 px) at most 2 % of the confident rows;
 * >= 90 % of the night-side frames placed (their position error reported).
 """
 
@@ -98,6 +99,14 @@ def test_no_catalog_row_on_a_radiation_hit(scored):
     s = scored["score"]
     assert s["entries_on_hits"] == 0, s
     assert s["unmatched_catalog"] <= max(1, 0.02 * s["n_catalog"]), s
+
+
+def test_no_confident_false_detection(scored):
+    """Catalog rows with no true source within max(60 km, 3 px): at most 2 % of the
+    confident ones (the rows alerts are raised on), at most 5 % of all."""
+    s = scored["score"]
+    assert s["spurious_confident"] <= max(1, 0.02 * s["n_catalog"]), s
+    assert s["spurious_rows"] <= max(1, 0.05 * s["n_catalog"]), s
 
 
 def test_night_side_frames_are_placed(scored):

@@ -1,6 +1,11 @@
 """Alerts on a new catalog version: new hotspots and brightenings.
 
-**The rule** (:func:`alerts_for`). Only rows that are new in this version are
+**The rule** (:func:`alerts_for`). Only confirmed rows are considered: seen
+in at least ``MIN_ALERT_FRAMES`` (2) frames of their pass and not flagged
+LOW_CONFIDENCE (peak SNR >= 8). A source in one frame only may be a radiation
+hit, a noise peak or a limb residual; a real eruption is seen by every frame
+of the pass that covers it. (A faint new source is still catalogued, flagged
+NEW_SOURCE; it raises an alert once a pass confirms it.) Only rows that are new in this version are
 looked at: a (hotspot, perijove) row of ``new_catalog`` that ``previous_catalog``
 does not have (ids compared as plain tokens; a row at the same perijove and
 the same place as a previous row under another id -- a renamed source -- is
@@ -36,12 +41,14 @@ import numpy as np
 import pandas as pd
 
 from iovolc.catalog import great_circle_km
+from iovolc.flags import Flag
 from iovolc.publish._common import json_value, require, with_plain_ids
 
 __all__ = [
     "BRIGHTENING_FACTOR",
     "BRIGHTENING_N_SIGMA",
     "SHORT_HISTORY_REL_SIGMA",
+    "MIN_ALERT_FRAMES",
     "ALERT_KINDS",
     "alerts_for",
     "alert_events",
@@ -50,6 +57,8 @@ __all__ = [
 BRIGHTENING_FACTOR = 2.0
 BRIGHTENING_N_SIGMA = 3.0
 SHORT_HISTORY_REL_SIGMA = 0.3
+#: an alert needs the row to be seen in at least this many frames of its pass
+MIN_ALERT_FRAMES = 2
 ALERT_KINDS = ("new-hotspot", "brightening")
 #: z of the catalog's ~90 % power interval (power_gw_lo/hi = +-1.645 sigma)
 _Z90 = 1.645
@@ -127,6 +136,10 @@ def alerts_for(
         pj = int(r["perijove"])
         if (r["hotspot_id"], pj) in prev_pairs:
             continue
+        if "n_frames" in r.index and not (float(r["n_frames"]) >= MIN_ALERT_FRAMES):
+            continue  # unconfirmed: one frame only
+        if int(r.get("flags", 0)) & int(Flag.LOW_CONFIDENCE):
+            continue  # unconfirmed: faint
         tol = _tol_km(r["pixel_scale_km"])
         same_pj = prev[prev["perijove"].astype(int) == pj]
         if len(same_pj) and np.any(np.asarray(great_circle_km(

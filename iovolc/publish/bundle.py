@@ -17,7 +17,7 @@ filename=name)``). Files:
 ``timeseries_top.png``          the top-N hotspots' time series
 ``diff.md`` / ``diff.json``     changes since ``previous``
 ``alerts.json``                 alert records (:func:`~iovolc.publish.alerts.alerts_for`)
-``catalog.html``                the static page (relative links only)
+``catalog.html``                the static page: maps embedded, downloads relative
 ``manifest.json``               name -> size and sha256 of every other file
 ===========================  ==================================================
 """
@@ -114,6 +114,8 @@ def build_bundle(
         perijove_map_files=pj_maps,
         timeseries_file="timeseries_top.png" if "timeseries_top.png" in files else None,
         downloads=downloads + ["manifest.json"], alerts=alerts,
+        images={n: files[n] for n in ("map.png", "map_polar.png", "timeseries_top.png")
+                if n in files},
         diff_summary=f"since {old_version or 'nothing (first version)'}: {summary} "
                      "(diff.md)").encode()
     files["manifest.json"] = json.dumps({

@@ -138,14 +138,28 @@ def catalog_page(
     alerts: list[dict] | None = None,
     diff_summary: str | None = None,
     columns: tuple[str, ...] = PAGE_COLUMNS,
+    images: dict[str, bytes] | None = None,
 ) -> str:
     """HTML page of one catalog version (see the module docstring).
 
     ``catalog``: the rows to tabulate (ids shown as plain tokens). File
     arguments are names relative to the page's folder (None omits the item).
     ``diff_summary``: one line, e.g. "1 new, 2 moved"; ``alerts``: the records
-    of :func:`iovolc.publish.alerts.alerts_for`.
+    of :func:`iovolc.publish.alerts.alerts_for`. ``images``: PNG bytes by file
+    name; those images are embedded in the page (data URIs), so that the page
+    shows them from any single URL -- a presigned S3 link included -- while its
+    download links stay relative.
     """
+    import base64
+
+    images = images or {}
+
+    def src(name: str) -> str:
+        name = check_relative(name)
+        if name in images:
+            return "data:image/png;base64," + base64.b64encode(images[name]).decode()
+        return name
+
     cat = with_plain_ids(catalog).sort_values(["hotspot_id", "perijove"], kind="stable")
     cols = [c for c in columns if c in cat.columns]
     e = html.escape
@@ -169,10 +183,10 @@ def catalog_page(
     if diff_summary is not None:
         parts.append(f"<h2>Changes</h2><p>{e(diff_summary)}</p>")
     if map_file:
-        parts.append(f'<h2>Map</h2><img id="map" src="{e(check_relative(map_file))}" '
+        parts.append(f'<h2>Map</h2><img id="map" src="{e(src(map_file))}" '
                      'alt="hotspot map over the Io basemap">')
     if polar_map_file:
-        parts.append(f'<img id="map-polar" src="{e(check_relative(polar_map_file))}" '
+        parts.append(f'<img id="map-polar" src="{e(src(polar_map_file))}" '
                      'alt="polar views">')
     if perijove_map_files:
         links = " ".join(f'<a href="{e(check_relative(f))}">PJ{int(p)}</a>'
@@ -180,7 +194,7 @@ def catalog_page(
         parts.append(f"<p>Per-perijove maps: {links}</p>")
     if timeseries_file:
         parts.append(f'<h2>Power per perijove</h2><img id="timeseries" '
-                     f'src="{e(check_relative(timeseries_file))}" alt="power time series">')
+                     f'src="{e(src(timeseries_file))}" alt="power time series">')
     if downloads:
         items = "".join(f'<li><a href="{e(check_relative(f))}">{e(f)}</a></li>'
                         for f in downloads)

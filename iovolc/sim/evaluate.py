@@ -201,10 +201,35 @@ def score(catalog: pd.DataFrame, detectable: pd.DataFrame, truth: Truth, *,
         "n_new_matched": len(new),
         "unmatched_catalog": int((~hit).sum()),
     }
+    out.update(spurious_rows(catalog, truth.sources))
     if detections is not None:
         out["entries_on_hits"] = count_entries_on_hits(catalog, detections, truth)
         out.update(_night_side(detections, truth, frames))
     return out
+
+
+def spurious_rows(catalog: pd.DataFrame, truth_sources: pd.DataFrame, *,
+                  min_tol_km: float = MATCH_TOL_KM, tol_px: float = 3.0) -> dict:
+    """Catalog rows with no active truth source of their perijove within
+    ``max(min_tol_km, tol_px x pixel scale)``: false detections (a poorly placed
+    real source at a distant pass is not counted). ``spurious_confident``: those
+    not flagged LOW_CONFIDENCE (what an alert could be raised on)."""
+    active = truth_sources[truth_sources["power_gw"] > 0]
+    bad = np.zeros(len(catalog), dtype=bool)
+    for k, (_, c) in enumerate(catalog.iterrows()):
+        ts = active[active["perijove"] == c["perijove"]]
+        lat = c.get("lat_deg_pj", c["lat_deg"])
+        lon = c.get("lon_west_deg_pj", c["lon_west_deg"])
+        scale = float(c.get("pixel_scale_km", np.nan))
+        tol = max(min_tol_km, tol_px * scale if np.isfinite(scale) else 0.0)
+        d = great_circle_km(lat, lon, ts["lat_deg"].to_numpy(), ts["lon_west_deg"].to_numpy())
+        bad[k] = not (np.size(d) and np.min(d) <= tol)
+    conf = (catalog["flags"].astype("int64").to_numpy() & int(Flag.LOW_CONFIDENCE)) == 0
+    n = len(catalog)
+    return {"spurious_rows": int(bad.sum()),
+            "spurious_fraction": float(bad.mean()) if n else float("nan"),
+            "spurious_confident": int((bad & conf).sum()),
+            "spurious_confident_fraction": float((bad & conf).sum() / max(conf.sum(), 1))}
 
 
 def _night_side(detections: pd.DataFrame, truth: Truth, frames: pd.DataFrame | None) -> dict:
