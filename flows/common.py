@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import UTC, timedelta
 
 from flows.params import Sources, Thresholds
 from iovolc.settings import Settings, load_settings
@@ -13,12 +14,17 @@ from iovolc.store import Store, check_store_url
 def settings_for(sources: Sources) -> Settings:
     """One settings object: flow parameter > environment > config file > default.
 
-    A store URL that cannot work is refused here, before any work (ValueError:
-    never retried).
+    URLs that cannot work are refused here, before any work (ValueError: never
+    retried): the store's always, the archive's and the kernels' when set.
     """
+    from iovolc.request import check_source_url
+
     settings = load_settings(archive_url=sources.archive_url, kernels_url=sources.kernels_url,
                              store_url=sources.store_url, s3_endpoint_url=sources.s3_endpoint_url)
     check_store_url(settings.store_url)
+    for name in ("archive", "kernels"):
+        if getattr(settings, f"{name}_url"):
+            check_source_url(name, getattr(settings, f"{name}_url"))
     return settings
 
 
@@ -58,6 +64,31 @@ def result_storage_for(settings: Settings) -> str:
     block.save(name, overwrite=True)
     _SAVED[name] = ref
     return ref
+
+
+def prune_results(settings: Settings, *, older_than: timedelta | None = None) -> int:
+    """Delete Prefect result records older than ``older_than`` (default: the cached
+    tasks' expiry) from the store's ``prefect-results/`` prefix; returns how many.
+    Expired records are never used again (their cache entry has expired), so
+    this only bounds the prefix's size."""
+    from datetime import datetime
+
+    from tasks.stages import RESULTS_EXPIRY
+
+    store = Store.from_settings(settings)
+    limit = datetime.now(UTC) - (older_than or RESULTS_EXPIRY)
+    n = 0
+    for key in store.list("prefect-results/"):
+        try:
+            modified = store.fs.modified(store.path(key))
+        except (OSError, NotImplementedError):
+            continue
+        if modified.tzinfo is None:
+            modified = modified.replace(tzinfo=UTC)
+        if modified < limit:
+            store.fs.rm_file(store.path(key))
+            n += 1
+    return n
 
 
 def store_link(store: Store, key: str) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prefect import flow
+from prefect import flow, get_run_logger
 
 from flows.artifacts import emit_alert_events, publish_artifacts
 from flows.common import settings_for
@@ -16,9 +16,11 @@ from iovolc.store import Store, object_key
       flow_run_name="pj{params.perijoves}")
 def process_perijove(params: PerijoveParams = PerijoveParams()) -> dict:
     """Ingest -> calibrate -> extract -> publish for the given perijoves."""
+    # URLs that cannot work fail here, before any task (ValueError: not retried);
+    # IOVOLC_DASK_ADDRESS picks the task runner
+    settings = settings_for(params.sources)
     ing = ingest_downlink(IngestParams(perijoves=params.perijoves, sources=params.sources,
                                        force=params.force))
-    settings = settings_for(params.sources)  # IOVOLC_DASK_ADDRESS picks the task runner
     cal = with_runner(calibrate, settings)(params)
     ext = with_runner(extract_hotspots, settings)(params)
     pub = publish_catalog(params, artifacts=False)
@@ -26,9 +28,15 @@ def process_perijove(params: PerijoveParams = PerijoveParams()) -> dict:
     # on the run the user launched: QA, hotspot table, map, diff, alerts, catalog link
     publish_artifacts(settings, pub, qa_markdown=report)
     emit_alert_events(pub)
-    return {"ingest": ing, "calibrate": cal, "extract": ext,
-            "publish": {k: v for k, v in pub.items() if k != "alerts"},
-            "alerts": len(pub.get("alerts") or [])}
+    out = {"ingest": ing, "calibrate": cal, "extract": ext,
+           "publish": {k: v for k, v in pub.items() if k != "alerts"},
+           "alerts": len(pub.get("alerts") or [])}
+    if not ing.get("ingested") and not pub.get("changed"):
+        out["note"] = (f"nothing to do: no new product for PJ {params.perijoves} "
+                       f"({len(ing.get('quarantined', []))} quarantined), catalog "
+                       f"{pub.get('version') or '(none)'} unchanged")
+        get_run_logger().info(out["note"])
+    return out
 
 
 def qa_report(params: PerijoveParams, ing: dict, cal: dict, ext: dict, pub: dict) -> str:

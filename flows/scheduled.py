@@ -6,7 +6,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
 from flows.artifacts import emit_alert_events, publish_artifacts
-from flows.common import settings_for
+from flows.common import prune_results, settings_for
 from flows.params import IngestParams, PerijoveParams, Sources
 from flows.perijove import qa_report
 from flows.runners import with_runner
@@ -18,6 +18,9 @@ def new_downlink(sources: Sources | None = None) -> dict:
     """Ingest whatever is new, then process the perijoves it touched and publish."""
     sources = sources or Sources()
     log = get_run_logger()
+    pruned = prune_results(settings_for(sources))
+    if pruned:
+        log.info(f"deleted {pruned} expired Prefect result records")
     ing = ingest_downlink(IngestParams(perijoves=None, sources=sources))
     pjs = ing.get("perijoves", [])
     if not pjs:

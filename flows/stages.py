@@ -14,6 +14,9 @@ from tasks.work import manifest_groups, pack
 
 
 def _opts(task, settings):
+    """The task with the store's result storage, if it persists results at all."""
+    if not task.persist_result:
+        return task
     return task.with_options(result_storage=result_storage_for(settings))
 
 

@@ -36,8 +36,10 @@ def _perijove_list(text: str) -> list[int]:
     except ValueError:
         raise argparse.ArgumentTypeError(f"perijoves must look like 57, 57,58 or 55-58, "
                                          f"not {text!r}") from None
-    if not out or any(not 0 <= p <= 120 for p in out):
-        raise argparse.ArgumentTypeError(f"no perijove in 0..120 in {text!r}")
+    # volumes are JNOJIR_xnnn: orbits 0..999 can be named (whether the archive holds
+    # them is checked against the archive, which then says what it does hold)
+    if not out or any(not 0 <= p <= 999 for p in out) or len(out) > 1000:
+        raise argparse.ArgumentTypeError(f"perijoves must be in 0..999, not {text!r}")
     return out
 
 
@@ -86,37 +88,28 @@ def _bar(done: int, total: int, width: int = 24) -> str:
 def _check_request(settings, perijoves: list[int]) -> None:
     """Refuse, before any work, what cannot run: missing or bad URLs, no data for the PJs."""
     from iovolc.pds3 import ProductError
-    from iovolc.pds3_index import list_volumes, volume_orbit
+    from iovolc.request import check_perijoves, check_source_url
     from iovolc.store import check_store_url
 
-    for name in ("archive_url", "kernels_url"):
-        if not getattr(settings, name):
-            flag = "--" + name.split("_")[0]
-            raise UsageError(f"no {name.split('_')[0]} given: use {flag} or set "
-                             f"IOVOLC_{name.upper()} (or {name} in iovolc.toml)")
-    check_store_url(settings.store_url)
+    for name in ("archive", "kernels"):
+        if not getattr(settings, f"{name}_url"):
+            raise UsageError(f"no {name} given: use --{name} or set IOVOLC_{name.upper()}_URL "
+                             f"(or {name}_url in iovolc.toml)")
+        try:
+            check_source_url(name, getattr(settings, f"{name}_url"))
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    try:
+        check_store_url(settings.store_url)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     fs, _ = settings.fs(settings.archive_url)
     try:
-        vols = list_volumes(settings.archive_url, fs=fs)
+        check_perijoves(settings.archive_url, perijoves, fs=fs)
     except ProductError as exc:
         raise UsageError(str(exc)) from None
-    orbits = sorted({volume_orbit(v) for v in vols})
-    missing = [p for p in perijoves if p not in orbits]
-    if missing and len(missing) == len(perijoves):
-        held = _ranges(orbits) if orbits else "no JIRAM volume (JNOJIR_1nnn/JNOJIR_2nnn)"
-        raise UsageError(f"the archive holds no volume for PJ {_ranges(missing)}; it holds "
-                         f"orbits {held}")
-
-
-def _ranges(nums: list[int]) -> str:
-    out, start = [], None
-    for i, n in enumerate(nums):
-        if start is None:
-            start = n
-        if i + 1 == len(nums) or nums[i + 1] != n + 1:
-            out.append(f"{start}" if start == n else f"{start}-{n}")
-            start = None
-    return ",".join(out)
+    except ValueError as exc:  # NoDataError
+        raise UsageError(str(exc)) from None
 
 
 def _run_pipeline(*, archive: str | None, kernels: str | None, store: str | None,
@@ -132,7 +125,10 @@ def _run_pipeline(*, archive: str | None, kernels: str | None, store: str | None
 
     sources = Sources(archive_url=archive, kernels_url=kernels, store_url=store,
                       s3_endpoint_url=s3_endpoint)
-    settings = settings_for(sources)  # argument > environment > iovolc.toml > default
+    try:
+        settings = settings_for(sources)  # argument > environment > iovolc.toml > default
+    except ValueError as exc:  # a URL that cannot work
+        raise UsageError(str(exc)) from None
     _check_request(settings, perijoves)
     sources = Sources(archive_url=settings.archive_url, kernels_url=settings.kernels_url,
                       store_url=settings.store_url, s3_endpoint_url=settings.s3_endpoint_url)

@@ -1,10 +1,11 @@
 """Thin Prefect tasks: each submits one batch of stage work to a process.
 
 Retries only for transient I/O errors (exponential backoff with jitter);
-bad input is quarantined inside the work and never retried. Task results
-are persisted (small JSON-able dicts of object keys) and cached on the input
-keys + configuration hash, so a retried flow run comes back with the
-finished tasks ``Cached`` and re-executes only what had not finished.
+bad input is quarantined inside the work and never retried. The expensive
+tasks' results are persisted (small JSON-able dicts of object keys) and cached
+on the input keys + code + configuration hash, so a retried or repeated flow
+run comes back with them ``Cached`` and re-executes only what had not
+finished; the cheap idempotent tasks persist nothing (see RETRY).
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ import multiprocessing
 import os
 import threading
 from concurrent.futures import ProcessPoolExecutor
+from datetime import timedelta
 
 from prefect import task
-from prefect.cache_policies import DEFAULT, INPUTS, TASK_SOURCE
+from prefect.cache_policies import INPUTS, NO_CACHE, TASK_SOURCE
 from prefect.tasks import exponential_backoff
 
 from tasks import work
@@ -88,19 +90,27 @@ def reset_faults() -> None:
 
 _FAULTS: dict[str, int] = {}
 
+#: cached results are trusted (and their records kept) this long
+RESULTS_EXPIRY = timedelta(days=30)
+
+#: discover / ingest / land-index / publish: cheap, idempotent on the store (their work
+#: skips what exists), so their results are not persisted: a rerun or a UI Retry runs
+#: them again and they write nothing. Nothing piles up in the result prefix.
 RETRY = dict(
     retries=3,
     retry_delay_seconds=exponential_backoff(backoff_factor=1),
     retry_jitter_factor=0.5,
     retry_condition_fn=transient_only,
-    persist_result=True,
-    # inputs (object keys, settings, config hash) + code + flow run: a retried
-    # run finds its finished tasks Cached; a new run re-checks the store (its
-    # work skips outputs that exist, so it writes nothing)
-    cache_policy=DEFAULT,
+    persist_result=False,
+    cache_policy=NO_CACHE,
 )
-#: calibrate/extract: pure functions of their input keys and configuration
-CACHED_ACROSS_RUNS = {**RETRY, "cache_policy": INPUTS + TASK_SOURCE}
+#: calibrate / solve-pass / extract / finish-pass: pure functions of their input keys,
+#: code and configuration hash. Their results are persisted under the store's
+#: ``prefect-results/`` prefix with a key that does not depend on the run: a rerun or a
+#: UI Retry finds them Cached and writes nothing; records expire after
+#: RESULTS_EXPIRY (flows.common.prune_results deletes the expired ones).
+CACHED_ACROSS_RUNS = {**RETRY, "persist_result": True, "cache_policy": INPUTS + TASK_SOURCE,
+                      "cache_expiration": RESULTS_EXPIRY}
 
 
 @task(name="discover-products", **RETRY)

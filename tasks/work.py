@@ -37,6 +37,7 @@ from iovolc.pipeline import (
 from iovolc.pipeline import finish_pass as pipeline_finish_pass
 from iovolc.products import fits_kernels, fits_to_frame, frame_to_fits
 from iovolc.reader import read_jiram_product
+from iovolc.request import check_perijoves
 from iovolc.settings import Settings
 from iovolc.store import Store, checksum_bytes, object_key, quarantine
 
@@ -50,9 +51,11 @@ def discover(settings: Settings, *, perijoves: list[int] | None, force: bool) ->
     """Volumes and products in the archive not yet ingested (see :func:`iovolc.ingest.plan_discovery`).
 
     Index rows and duplicate product ids that cannot be used are quarantined
-    here, each with its reason; the rest of the volume goes on.
+    here, each with its reason; the rest of the volume goes on. Requested
+    perijoves the archive has no volume for: :class:`iovolc.request.NoDataError`.
     """
     fs, root = settings.fs(settings.archive_url)
+    check_perijoves(settings.archive_url, perijoves, fs=fs)  # NoDataError: one line, not retried
     store = _store(settings)
     done: dict[str, set[str]] = {}
     plan = plan_discovery(settings.archive_url, fs=fs, perijoves=perijoves)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 from pathlib import Path
 
@@ -26,8 +27,7 @@ def _store(sources: Sources) -> Store:
 def _snapshot(store: Store) -> dict[str, str]:
     root = Path(store.root)
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()
-            and not str(p.relative_to(root)).startswith("prefect-results")}
+            for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 def _task_runs(flow_run_id):
@@ -56,10 +56,21 @@ def test_full_pj57_run_then_rerun_writes_nothing(sources):
     assert len(cat) > 10 and cat.ref_id.str.len().gt(0).mean() > 0.9
     assert store.list("calibrated/pj057/") and store.list("detections/pj057/")
     before = _snapshot(store)
-    # a rerun of finished work writes nothing (no new objects, no changed bytes)
+    assert store.list("prefect-results/")  # the expensive tasks' results, cached
+    # a rerun of finished work writes nothing (no new objects, no changed bytes), Prefect's
+    # result records included
     again = process_perijove(params, return_state=True)
     assert again.is_completed()
+    assert again.result()["note"].startswith("nothing to do")
     assert _snapshot(store) == before
+    # expired result records are pruned, nothing else is touched
+    from flows.common import prune_results
+
+    settings = load_settings(store_url=sources.store_url)
+    assert prune_results(settings) == 0
+    old = Path(store.root) / store.list("prefect-results/")[0]
+    os.utime(old, (old.stat().st_atime, old.stat().st_mtime - 31 * 86400))
+    assert prune_results(settings) == 1 and not old.exists()
     assert store.get_json(object_key("catalog_latest"))["version"] == "v0001"
 
 

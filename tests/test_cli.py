@@ -1,0 +1,122 @@
+"""The CLI's request handling: settings resolution, one-line errors, exit codes.
+
+Each case fails before any work, so a folder holding empty volume directories
+is archive enough (the volume listing is all that is read).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from iovolc.cli import main
+
+
+@pytest.fixture()
+def archive(tmp_path):
+    root = tmp_path / "archive"
+    for vol in ("JNOJIR_1057", "JNOJIR_2057", "JNOJIR_2058", "JNOJIR_2060"):
+        (root / vol).mkdir(parents=True)
+    (tmp_path / "kernels").mkdir()
+    return root
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch, tmp_path):
+    for name in list(os.environ):
+        if name.startswith("IOVOLC_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)  # no iovolc.toml around
+
+
+def _one_line(err: str) -> str:
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def test_perijove_without_data_says_what_the_archive_holds(archive, tmp_path, capsys):
+    code = main(["run", "--perijove", "999", "--archive", archive.as_uri(),
+                 "--kernels", (tmp_path / "kernels").as_uri(),
+                 "--store", (tmp_path / "store").as_uri()])
+    line = _one_line(capsys.readouterr().err)
+    assert code == 2
+    assert "no volume for PJ 999" in line and "orbits 57-58,60" in line, line
+    assert not (tmp_path / "store").exists()  # nothing was done
+
+
+def test_settings_from_the_environment(archive, tmp_path, monkeypatch, capsys):
+    """No --archive/--kernels/--store: IOVOLC_*_URL are used (argument > env > file)."""
+    monkeypatch.setenv("IOVOLC_ARCHIVE_URL", archive.as_uri())
+    monkeypatch.setenv("IOVOLC_KERNELS_URL", (tmp_path / "kernels").as_uri())
+    monkeypatch.setenv("IOVOLC_STORE_URL", (tmp_path / "store").as_uri())
+    assert main(["run", "--perijove", "999"]) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert "no volume for PJ 999" in line and archive.as_uri() in line, line
+    # the argument wins over the environment
+    other = tmp_path / "other"
+    (other / "JNOJIR_2061").mkdir(parents=True)
+    assert main(["run", "--perijove", "999", "--archive", other.as_uri()]) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert "orbits 61" in line and other.as_uri() in line, line
+
+
+def test_settings_from_the_config_file(archive, tmp_path, monkeypatch, capsys):
+    (tmp_path / "iovolc.toml").write_text(
+        f'archive_url = "{archive.as_uri()}"\nkernels_url = "{(tmp_path / "kernels").as_uri()}"\n'
+        f'store_url = "{(tmp_path / "store").as_uri()}"\n')
+    assert main(["run", "--perijove", "998"]) == 2
+    assert "orbits 57-58,60" in _one_line(capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("store, words", [
+    ("s3://bucket/a/../b", "'..' path segments"),
+    ("s3://B_/x", "not a valid S3 bucket name"),
+    ("ftp://host/x", "scheme 'ftp' is not supported"),
+])
+def test_invalid_store_url_refused_before_any_work(archive, tmp_path, capsys, store, words):
+    code = main(["run", "--perijove", "57", "--archive", archive.as_uri(),
+                 "--kernels", (tmp_path / "kernels").as_uri(), "--store", store])
+    line = _one_line(capsys.readouterr().err)
+    assert code == 2 and words in line and store in line, line
+
+
+def test_missing_archive_is_one_line(tmp_path, capsys):
+    missing = (tmp_path / "nowhere").as_uri()
+    code = main(["run", "--perijove", "57", "--archive", missing,
+                 "--kernels", (tmp_path / "kernels").as_uri(),
+                 "--store", (tmp_path / "store").as_uri()])
+    line = _one_line(capsys.readouterr().err)
+    assert code == 2 and "not found" in line and "nowhere" in line, line
+
+
+def test_missing_archive_setting_names_the_ways_to_give_it(tmp_path, capsys):
+    assert main(["run", "--perijove", "57"]) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert "--archive" in line and "IOVOLC_ARCHIVE_URL" in line, line
+
+
+def test_usage_errors_exit_2_and_debug_shows_the_traceback(archive, tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IOVOLC_")}
+    args = ["run", "--perijove", "999", "--archive", archive.as_uri(),
+            "--kernels", (tmp_path / "kernels").as_uri(), "--store", (tmp_path / "s").as_uri()]
+    plain = subprocess.run([sys.executable, "-m", "iovolc.cli", *args], capture_output=True,
+                           text=True, env=env, timeout=120)
+    assert plain.returncode == 2 and "Traceback" not in plain.stderr
+    debug = subprocess.run([sys.executable, "-m", "iovolc.cli", "--debug", *args],
+                           capture_output=True, text=True, env=env, timeout=120)
+    assert debug.returncode != 0 and "Traceback" in debug.stderr
+    bad = subprocess.run([sys.executable, "-m", "iovolc.cli", "run", "--perijove", "x"],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert bad.returncode == 2 and "perijove" in bad.stderr
+
+
+def test_help_reads_well():
+    out = subprocess.run([sys.executable, "-m", "iovolc.cli", "--help"], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0
+    for word in ("demo", "run", "simulate", "argument > environment", "--debug"):
+        assert word in out.stdout, out.stdout
