@@ -125,8 +125,7 @@ def extract_hotspots(params: PerijoveParams = PerijoveParams()) -> dict:
 
 
 @flow(name="publish-catalog", log_prints=True)
-def publish_catalog(params: PerijoveParams = PerijoveParams(), all_perijoves: bool = True,
-                    artifacts: bool = True) -> dict:
+def publish_catalog(params: PerijoveParams = PerijoveParams(), artifacts: bool = True) -> dict:
     """Merge detections across frames and perijoves, name by cross-match, version, publish:
     tables, GeoJSON, VOTable, maps, time series, diff, alerts, page.
 
@@ -134,8 +133,8 @@ def publish_catalog(params: PerijoveParams = PerijoveParams(), all_perijoves: bo
     parent flow passes False and shows them on the run the user launched.
     """
     settings = settings_for(params.sources)
-    res = t.publish(settings, None if all_perijoves else params.perijoves,
-                    config_hash(params.thresholds))
+    # the catalog covers every perijove in the store, not only this run's
+    res = t.publish(settings, params.perijoves, config_hash(params.thresholds))
     if artifacts:
         publish_artifacts(settings, res)
         emit_alert_events(res)

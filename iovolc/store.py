@@ -178,6 +178,25 @@ def check_store_url(url: str) -> str:
     return text
 
 
+def _precondition_failed(exc: BaseException) -> bool:
+    """An S3 conditional write refused (HTTP 412 PreconditionFailed), however s3fs
+    wraps it (OSError(EINVAL, message) with the botocore ClientError as its cause)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        response = getattr(seen, "response", None)
+        if isinstance(response, dict):
+            err = response.get("Error", {})
+            meta = response.get("ResponseMetadata", {})
+            if err.get("Code") in ("PreconditionFailed", "412") \
+                    or meta.get("HTTPStatusCode") == 412:
+                return True
+        text = str(seen)
+        if "PreconditionFailed" in text or "pre-conditions you specified did not hold" in text:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def check_key(key: str) -> str:
     """Validate a store key (relative, no "."/".."/empty segments, not a temp key)."""
     if not isinstance(key, str) or not key:
@@ -517,8 +536,7 @@ class Store:
             try:
                 self.fs.pipe_file(path, data, mode="create")
             except (FileExistsError, OSError) as exc:
-                if isinstance(exc, FileExistsError) or "PreconditionFailed" in str(exc) \
-                        or "412" in str(exc):
+                if isinstance(exc, FileExistsError) or _precondition_failed(exc):
                     return False
                 raise
             self._fresh(path)
@@ -550,11 +568,16 @@ class Store:
             while not self.create_exclusive(
                     key, json.dumps({"token": token, "utc": _utc_now()}).encode()):
                 try:
+                    stale = self.get_bytes(key)
                     age = time.time() - self.fs.modified(self.path(key)).timestamp()
                 except (FileNotFoundError, NotImplementedError, OSError):
-                    age = 0.0
+                    stale, age = b"", 0.0
                 if age > ttl_s:
-                    self.delete(key)
+                    # left by a killed holder: break it, unless another waiter broke it
+                    # and took the lock meanwhile (its token differs)
+                    with contextlib.suppress(FileNotFoundError, OSError):
+                        if self.get_bytes(key) == stale:
+                            self.delete(key)
                     continue
                 if time.monotonic() - start > timeout_s:
                     raise TimeoutError(f"store lock {key!r} still held after {timeout_s:.0f} s "

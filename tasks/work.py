@@ -269,6 +269,9 @@ def publish(settings: Settings, *, perijoves: list[int] | None = None,
             config_hash: str = "") -> dict:
     """Catalog from every pass's final detections in the store; a new version if it changed.
 
+    ``perijoves`` is accepted for the callers' logs only: the catalog always
+    covers every perijove in the store.
+
     Under the store's ``publish`` lock: two runs publishing at once (a backfill)
     give consecutive versions, the second built on everything the first saw,
     and no update is lost. Writes every file of the version
@@ -279,9 +282,9 @@ def publish(settings: Settings, *, perijoves: list[int] | None = None,
 
     store = _store(settings)
     with store.lock("publish"):
+        # always every perijove in the store: a catalog built from a subset would drop
+        # what another run published (a lost update)
         keys = [k for k in store.list("results/") if k.endswith("/detections.parquet")]
-        if perijoves is not None:
-            keys = [k for k in keys if int(k.split("/")[1][2:]) in perijoves]
         tables = [t for t in (store.get_parquet(k) for k in keys) if len(t)]
         latest_key = object_key("catalog_latest")
         latest = store.get_json(latest_key) if store.exists(latest_key) else None
@@ -291,7 +294,10 @@ def publish(settings: Settings, *, perijoves: list[int] | None = None,
         det = pd.concat(tables, ignore_index=True)
         previous = store.get_parquet(latest["files"]["hotspots.parquet"]) if latest else None
         result = build_catalog(det, previous=previous)
-        digest = checksum_bytes(result.catalog.to_csv(index=False).encode())
+        # the content: the rows and the configuration that made them (every row carries
+        # the config hash, so new thresholds on the same data are a new version)
+        digest = checksum_bytes(f"config {config_hash}\n".encode()
+                                + result.catalog.to_csv(index=False).encode())
         if latest and latest.get("content_sha256") == digest:
             return {"version": latest["version"], "changed": False, "latest_key": latest_key,
                     "n_hotspots": int(result.hotspots.shape[0]), "files": latest["files"],
