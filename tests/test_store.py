@@ -50,6 +50,8 @@ EXPECTED = {
                           "quarantine/ingest/JIR_X/JIR_X.IMG"),
     "manifest": ({"stage": "extract", "perijove": 57}, "manifests/extract/pj057.json"),
     "ingest_state": ({"volume_id": "JNOJIR_2057"}, "state/ingested/JNOJIR_2057.json"),
+    "alerts": ({"version": "v0003"}, "alerts/v0003.json"),
+    "lock": ({"name": "publish"}, "locks/publish.lock"),
 }
 
 
@@ -412,3 +414,24 @@ def test_store_on_s3_moto(moto_endpoint, monkeypatch):
     assert rerun.list() == sorted([RAW, mkey])
     # the objects are where the layout says, under the prefix
     assert fs.cat_file(f"{bucket}/prefix/{RAW}") == b"pixels"
+
+
+def test_lock_excludes_then_releases_and_breaks_a_stale_one(tmp_path):
+    import os
+    import time
+
+    store = Store((tmp_path / "s").as_uri())
+    key = object_key("lock", name="publish")
+    with store.lock("publish", timeout_s=5):
+        assert store.exists(key)
+        with pytest.raises(TimeoutError, match="still held"), \
+                store.lock("publish", timeout_s=0.3, poll_s=0.05):
+            pass
+    assert not store.exists(key)  # released
+    # a lock left by a killed holder (older than the TTL) is broken
+    assert store.create_exclusive(key, b'{"token": "dead"}')
+    path = store.path(key)
+    os.utime(path, (time.time() - 100, time.time() - 100))
+    with store.lock("publish", ttl_s=50, timeout_s=5, poll_s=0.05):
+        assert b"dead" not in store.get_bytes(key)
+    assert not store.exists(key)
