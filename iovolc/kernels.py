@@ -12,14 +12,32 @@ the remote size when that is known) and returned in the label's order.
 (loaded LSK, PCK, FK, IK, SCLK, SPK, CK).
 
 ``kernel_root`` is a local path or any fsspec URL (``file://``, ``s3://``,
-``https://naif.jpl.nasa.gov/pub/naif/JUNO/kernels`` ...).
+``https://naif.jpl.nasa.gov/pub/naif/JUNO/kernels`` ...). Names are looked
+up under the root only: an entry with ``..`` inside is refused, and on a
+local file system a link leading out of the kernel root is not followed.
+
+**Verified by SPICE before use** (:class:`KernelVerifier`): a header check
+cannot see a truncated SPK or CK (CSPICE loads one happily and fails later,
+mid-geometry). So each kernel is loaded by SPICE itself in a throwaway
+process (``furnsh``; for DAF kernels the file record's free address and every
+segment's end address must lie inside the file, SPK segments are evaluated
+at their ends and middle, and ``spkcov``/``ckcov`` give the coverage), and a
+product's time must be covered by the kernels it names: the CKs for
+JUNO_SPACECRAFT (CK id -61000, converted to TDB with the product's own SCLK
+and LSK), the SPKs for Juno (-61) and Io (501). Results are cached per
+kernel content (sha256) under ``<cache_dir>/kernel-checks/``, so a kernel
+is verified once, and one process verifies everything a batch needs.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
+import posixpath
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -32,6 +50,9 @@ from iovolc.spice import KernelSet, kernel_subdir
 __all__ = [
     "MissingKernelError",
     "CorruptKernelError",
+    "KernelCoverageError",
+    "KernelVerifier",
+    "file_sha256",
     "resolve_kernels",
     "kernel_set_for",
     "kernel_manifest",
@@ -86,6 +107,18 @@ class CorruptKernelError(ValueError):
         return (self.__class__, (self.kernel_name, self.source, self.reason))
 
 
+class KernelCoverageError(ValueError):
+    """A product's time that the kernels it names do not cover (or they hold no such data)."""
+
+    def __init__(self, kernel_names: Sequence[str], reason: str) -> None:
+        self.kernel_names = tuple(kernel_names)
+        self.reason = reason
+        super().__init__(reason)
+
+    def __reduce__(self):
+        return (self.__class__, (self.kernel_names, self.reason))
+
+
 # --- names ---------------------------------------------------------------------------
 
 
@@ -100,7 +133,12 @@ def _split_name(name: str) -> tuple[str, str]:
         parts.pop(0)
     if not parts:
         raise ValueError(f"SPICE_FILE_NAME entry {name!r} holds no file name")
-    return "/".join(parts), parts[-1]
+    bare = parts[-1]
+    if bare == ".." or any(not (32 < ord(c) < 127) for c in bare):
+        raise ValueError(f"SPICE_FILE_NAME entry {name!r} is not a kernel file name")
+    if ".." in parts or ":" in text:  # never looked up outside the kernel root
+        return bare, bare
+    return "/".join(parts), bare
 
 
 def _candidates(root: str, relpath: str, bare: str, subdir: str) -> list[str]:
@@ -184,6 +222,18 @@ def _fetch(fs: fsspec.AbstractFileSystem, src: str, dest: Path) -> None:
         raise
 
 
+def _inside_root(fs: fsspec.AbstractFileSystem, path: str, root: str) -> bool:
+    """``path`` under ``root`` (normalised); on the local disk also once links are resolved."""
+    norm, nroot = posixpath.normpath(path), posixpath.normpath(root)
+    if not (norm == nroot or norm.startswith(nroot.rstrip("/") + "/")):
+        return False
+    proto = fs.protocol if isinstance(fs.protocol, tuple | list) else (fs.protocol,)
+    if "file" in proto or "local" in proto:
+        real, real_root = os.path.realpath(path), os.path.realpath(root)
+        return real == real_root or real.startswith(real_root.rstrip("/") + os.sep)
+    return True
+
+
 def _remote_info(fs: fsspec.AbstractFileSystem, path: str) -> dict | None:
     try:
         info = fs.info(path)
@@ -242,6 +292,8 @@ def resolve_kernels(
             strict=True,
         ):
             looked.append(cand_url)
+            if not _inside_root(fs, cand_path, root_path):
+                continue
             info = _remote_info(fs, cand_path)
             if info is not None:
                 src = cand_path
@@ -314,3 +366,302 @@ def kernel_manifest(paths: Iterable[Path | str]) -> list[dict]:
                 size += len(chunk)
         out.append({"name": p.name, "sha256": digest.hexdigest(), "bytes": size})
     return out
+
+
+# --- verification by SPICE, in a throwaway process ------------------------------------
+
+#: what the pipeline's geometry needs from a product's kernels (NAIF ids, real Juno FK):
+#: the CK of the JUNO_SPACECRAFT frame, and the SPK states of Juno and Io
+JUNO_SPACECRAFT_CK = -61000
+SPK_BODIES = {-61: "JUNO", 501: "IO"}
+_DAF_RECORD_BYTES = 1024
+_CHECK_DIR = "kernel-checks"
+_HASHES: dict[tuple[str, int, int], str] = {}
+
+
+def file_sha256(path: Path | str) -> str:
+    """sha256 of a file, remembered per (path, size, mtime) within the process."""
+    p = Path(path)
+    st = p.stat()
+    key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _HASHES:
+        digest = hashlib.sha256()
+        with p.open("rb") as fh:
+            while chunk := fh.read(_CHUNK_BYTES):
+                digest.update(chunk)
+        _HASHES[key] = digest.hexdigest()
+    return _HASHES[key]
+
+
+def _windows(cell) -> list[list[float]]:
+    import spiceypy
+
+    return [list(map(float, spiceypy.wnfetd(cell, i))) for i in range(spiceypy.wncard(cell))]
+
+
+def _spice_message(exc: BaseException) -> str:
+    short = getattr(exc, "short", "") or type(exc).__name__
+    long = " ".join(str(getattr(exc, "long", "") or exc).split())
+    return f"{short} {long}".strip()[:300]
+
+
+def _daf_check(path: str, suffix: str) -> dict:
+    """A DAF kernel's structure and coverage (SPICE calls; kernel pool untouched)."""
+    import numpy as np
+    import spiceypy
+
+    size = os.path.getsize(path)
+    out: dict[str, Any] = {"spk": {}, "ck": {}}
+    handle = spiceypy.dafopr(path)
+    try:
+        nd, ni, _, _, _, free = spiceypy.dafrfr(handle)
+        if size % _DAF_RECORD_BYTES:
+            return {"error": f"truncated: {size} bytes is not a whole number of "
+                             f"{_DAF_RECORD_BYTES}-byte DAF records"}
+        if (free - 1) * 8 > size:
+            return {"error": f"truncated: its file record says the data run to byte "
+                             f"{(free - 1) * 8}, the file has {size}"}
+        n_words = nd + (ni + 1) // 2
+        spiceypy.dafbfs(handle)
+        n = 0
+        while spiceypy.daffna():
+            n += 1
+            summary = spiceypy.dafgs(n_words)
+            dc, ic = spiceypy.dafus(summary, nd, ni)
+            begin, end = int(ic[-2]), int(ic[-1])
+            if not 1 <= begin <= end or end * 8 > size:
+                return {"error": f"truncated: segment {n} (id {int(ic[0])}) runs to byte "
+                                 f"{end * 8}, the file has {size}"}
+            if suffix == ".bsp":
+                for et in (dc[0], 0.5 * (dc[0] + dc[1]), dc[1]):
+                    _, state, _ = spiceypy.spkpvn(handle, summary, float(et))
+                    if not np.all(np.isfinite(state)):
+                        return {"error": f"segment {n} (body {int(ic[0])}) gives a non-finite "
+                                         f"state at ET {et:.3f}"}
+        if n == 0:
+            return {"error": "holds no segment"}
+    finally:
+        spiceypy.dafcls(handle)
+    if suffix == ".bsp":
+        for body in spiceypy.spkobj(path):
+            out["spk"][str(int(body))] = _windows(spiceypy.spkcov(path, int(body)))
+    elif suffix == ".bc":
+        for inst in spiceypy.ckobj(path):
+            out["ck"][str(int(inst))] = _windows(
+                spiceypy.ckcov(path, int(inst), False, "INTERVAL", 0.0, "SCLK"))
+    return out
+
+
+def _check_job(job: dict) -> dict:
+    """One verification job (run in the throwaway process)."""
+    import spiceypy
+
+    spiceypy.kclear()
+    try:
+        if job["op"] == "kernel":
+            path = job["path"]
+            spiceypy.furnsh(path)  # SPICE must load it
+            spiceypy.kclear()
+            suffix = Path(path).suffix.lower()
+            out = {"error": "", "spk": {}, "ck": {}}
+            if suffix in (".bsp", ".bc", ".bpc"):
+                out.update(_daf_check(path, suffix))
+            return out
+        # "ck_tdb": a CK's JUNO_SPACECRAFT coverage in TDB through the given LSK + SCLK
+        for text in job["text"]:
+            spiceypy.furnsh(text)
+        cover = spiceypy.ckcov(job["ck"], int(job["inst"]), False, "INTERVAL", 0.0, "TDB")
+        return {"error": "", "windows": _windows(cover)}
+    except Exception as exc:  # noqa: BLE001 - any failure is the kernel's verdict
+        return {"error": f"SPICE cannot use it: {_spice_message(exc)}"}
+    finally:
+        spiceypy.kclear()
+
+
+def _spice_check_main() -> None:
+    """Entry point of the throwaway process: JSON jobs on stdin, one JSON line per job out."""
+    jobs = json.loads(sys.stdin.read())["jobs"]
+    for job in jobs:
+        res = _check_job(job)
+        sys.stdout.write(json.dumps({"id": job["id"], **res}) + "\n")
+        sys.stdout.flush()
+
+
+_CHILD = "from iovolc.kernels import _spice_check_main; _spice_check_main()"
+
+
+def _run_checks(jobs: list[dict], *, timeout_s: float) -> tuple[dict[str, dict], int]:
+    """Run ``jobs`` in throwaway processes: results by job id, and processes started.
+
+    Normally one process; if it dies (CSPICE can abort on a malformed file) the
+    job it was on is failed with the reason and the rest go to a new process.
+    """
+    pkg_root = str(Path(__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        filter(None, [pkg_root, os.environ.get("PYTHONPATH", "")]))}
+    results: dict[str, dict] = {}
+    pending, n_proc = list(jobs), 0
+    while pending:
+        n_proc += 1
+        timed_out, rc, err = False, 0, ""
+        try:
+            proc = subprocess.run([sys.executable, "-c", _CHILD], input=json.dumps(
+                {"jobs": pending}), capture_output=True, text=True, timeout=timeout_s,
+                env=env, check=False)
+            out, rc, err = proc.stdout, proc.returncode, proc.stderr
+        except subprocess.TimeoutExpired as exc:
+            out, timed_out = exc.stdout or "", True
+            out = out.decode("utf-8", "replace") if isinstance(out, bytes) else out
+        for line in out.splitlines():
+            try:
+                res = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(res, dict) and "id" in res:
+                results[str(res.pop("id"))] = res
+        left = [j for j in pending if str(j["id"]) not in results]
+        if not left:
+            break
+        last = " ".join(err.strip().splitlines()[-1:])[:200]
+        why = (f"timed out after {timeout_s:g} s" if timed_out
+               else f"exit code {rc}{': ' + last if last else ''}")
+        results[str(left[0]["id"])] = {"error": f"the SPICE check process died on it ({why})",
+                                       "transient": timed_out}
+        pending = left[1:]
+    return results, n_proc
+
+
+class KernelVerifier:
+    """Kernels verified by SPICE in a throwaway process, cached by content (see the module
+    docstring); then a product's time checked against the coverage of the kernels it names.
+
+    ``prepare(sets)`` verifies, in one process, every kernel of ``sets`` (lists of local
+    kernel paths, one per product) not verified yet and each set's CK coverage in TDB;
+    ``check(paths, et, ...)`` then raises :class:`CorruptKernelError` or
+    :class:`KernelCoverageError` (pure Python on the cached results; it prepares first if
+    needed). ``n_processes`` counts the processes started.
+    """
+
+    def __init__(self, cache_dir: Path | str, *, timeout_s: float = 600.0) -> None:
+        self.dir = Path(cache_dir) / _CHECK_DIR
+        self.timeout_s = timeout_s
+        self.n_processes = 0
+        self._memo: dict[str, dict] = {}
+
+    # cache -----------------------------------------------------------------------
+    def _get(self, key: str) -> dict | None:
+        if key not in self._memo:
+            f = self.dir / f"{key}.json"
+            try:
+                self._memo[key] = json.loads(f.read_text())
+            except (OSError, ValueError):
+                return None
+        return self._memo[key]
+
+    def _put(self, key: str, res: dict) -> None:
+        self._memo[key] = res
+        if res.get("transient"):
+            return  # a timeout says nothing about the kernel: try again next time
+        self.dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=self.dir)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(json.dumps(res))
+        os.replace(tmp, self.dir / f"{key}.json")
+
+    @staticmethod
+    def _ck_jobs(paths: Sequence[Path]) -> list[tuple[str, Path, list[Path]]]:
+        """(cache key, CK, [LSKs + SCLKs in label order]) for each CK of a kernel set."""
+        text = [p for p in paths if p.suffix.lower() in (".tls", ".tsc")]
+        tag = "-".join(file_sha256(p)[:16] for p in text)
+        return [(f"ck-{file_sha256(ck)[:32]}-{hashlib.sha256(tag.encode()).hexdigest()[:16]}",
+                 ck, text) for ck in paths if ck.suffix.lower() == ".bc"]
+
+    def prepare(self, kernel_sets: Iterable[Sequence[Path | str]]) -> int:
+        """Verify what is not cached yet, in one throwaway process; returns the jobs run.
+
+        A kernel's failure is a verdict (cached, raised by :meth:`check`); an exception
+        from here is the machine's (no process could start ...), not the kernels'.
+        """
+        jobs: dict[str, dict] = {}
+        for paths in kernel_sets:
+            paths = [Path(p) for p in paths]
+            for p in paths:
+                key = file_sha256(p)
+                if p.suffix.lower() == ".tm":  # never loaded: it would load files it names
+                    self._memo[key] = {"error": "a meta-kernel (.tm) loads the files it names; "
+                                                "labels must name the kernels themselves"}
+                elif key not in jobs and self._get(key) is None:
+                    jobs[key] = {"id": key, "op": "kernel", "path": str(p)}
+            if any(p.suffix.lower() == ".tsc" for p in paths):
+                for key, ck, text in self._ck_jobs(paths):
+                    if key not in jobs and self._get(key) is None:
+                        jobs[key] = {"id": key, "op": "ck_tdb", "ck": str(ck),
+                                     "inst": JUNO_SPACECRAFT_CK, "text": [str(t) for t in text]}
+        if not jobs:
+            return 0
+        # kernels first: a CK's TDB job is only read once the CK itself passed
+        ordered = sorted(jobs.values(), key=lambda j: j["op"] != "kernel")
+        results, n = _run_checks(ordered, timeout_s=self.timeout_s)
+        self.n_processes += n
+        for key, res in results.items():
+            self._put(key, res)
+        return len(ordered)
+
+    def check(self, paths: Sequence[Path | str], et: float, *, when: str = "") -> None:
+        """Raise unless every kernel passed and ``et`` is covered (see the class docstring).
+
+        ``when`` describes the time in messages (e.g. ``"START_TIME 2024-04-09T02:57:55"``).
+        """
+        paths = [Path(p) for p in paths]
+        self.prepare([paths])
+        when = when or f"ET {et:.3f}"
+        for p in paths:
+            res = self._get(file_sha256(p)) or {"error": "not verified"}
+            if res.get("error"):
+                raise CorruptKernelError(p.name, str(p), res["error"])
+        cks = [p for p in paths if p.suffix.lower() == ".bc"]
+        ck_names = [p.name for p in cks]
+        holding = [p for p in cks
+                   if str(JUNO_SPACECRAFT_CK) in (self._get(file_sha256(p)) or {}).get("ck", {})]
+        if not holding:
+            raise KernelCoverageError(ck_names, (
+                f"SPICE_FILE_NAME names no CK holding JUNO_SPACECRAFT ({JUNO_SPACECRAFT_CK})"
+                + (f" (CKs: {', '.join(ck_names)})" if ck_names else "")))
+        if not any(p.suffix.lower() == ".tsc" for p in paths):
+            raise KernelCoverageError(ck_names, "SPICE_FILE_NAME names no SCLK kernel (.tsc): "
+                                                f"the CK times of {', '.join(ck_names)} cannot "
+                                                "be read")
+        windows: list[list[float]] = []
+        for key, ck, text in self._ck_jobs(paths):
+            res = self._get(key) or {"error": "not verified"}
+            if res.get("error"):
+                raise CorruptKernelError(ck.name, str(ck), f"with {', '.join(t.name for t in text)}"
+                                                           f": {res['error']}")
+            windows += res.get("windows", [])
+        if not _covered(windows, et):
+            raise KernelCoverageError(ck_names, (
+                f"{when} is not covered by CK {', '.join(ck_names)} for JUNO_SPACECRAFT "
+                f"({JUNO_SPACECRAFT_CK}){_nearest(windows, et)}"))
+        spks = [p for p in paths if p.suffix.lower() == ".bsp"]
+        for body, body_name in SPK_BODIES.items():
+            wins: list[list[float]] = []
+            for p in spks:
+                wins += (self._get(file_sha256(p)) or {}).get("spk", {}).get(str(body), [])
+            if not _covered(wins, et):
+                names = ", ".join(p.name for p in spks) or "(none)"
+                raise KernelCoverageError([p.name for p in spks], (
+                    f"{when} is not covered by SPK {names} for {body_name} ({body})"
+                    f"{_nearest(wins, et)}"))
+
+
+def _covered(windows: list[list[float]], et: float) -> bool:
+    return any(a <= et <= b for a, b in windows)
+
+
+def _nearest(windows: list[list[float]], et: float) -> str:
+    if not windows:
+        return " (no data for it)"
+    a, b = min(windows, key=lambda w: 0.0 if w[0] <= et <= w[1] else min(abs(et - w[0]),
+                                                                          abs(et - w[1])))
+    off = a - et if et < a else et - b
+    return f" (nearest coverage ET {a:.3f}..{b:.3f}, {off:.1f} s away)"

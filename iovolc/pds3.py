@@ -22,13 +22,18 @@ follows the real archive (a real RDR label is kept in
 * RDR pixels labelled ``IEEE_REAL`` read **little-endian** (the archive quirk).
 
 Paths are confined: a label must lie under ``root`` when one is given, and
-``^IMAGE`` must name a file beside the label (no absolute path, no ``..``):
-nothing outside is ever opened. Every failure is a :class:`ProductError`
-whose text names the product, the keyword or file, and the value.
+``^IMAGE`` must name a file beside the label (no absolute path, no ``..``);
+on a local file system the check is repeated on the resolved path
+(:func:`confine`), so a symbolic link inside a volume that leads out of it is
+refused too. Nothing outside is ever opened, and no file larger than
+:data:`MAX_FILE_BYTES` is read. Every failure is a :class:`ProductError`
+whose text -- one printable line -- names the product, the keyword or file,
+and the value.
 """
 
 from __future__ import annotations
 
+import os
 import posixpath
 import re
 import warnings
@@ -45,8 +50,20 @@ with warnings.catch_warnings():  # pvl 1.3 warns about its own Units class on im
 __all__ = [
     "ProductError", "MalformedLabel", "SizeMismatch", "MissingImage", "UnknownMode",
     "UnsafePath", "read_label", "find_keyword", "image_file_name", "is_plain_token",
-    "is_inside", "resolve_ci", "list_names", "fs_path", "basename",
+    "is_inside", "resolve_ci", "list_names", "fs_path", "basename", "confine", "is_local",
+    "one_line", "read_capped", "MAX_FILE_BYTES",
 ]
+
+#: no label, image or index file larger than this is read (a JIRAM image is 432 KiB at most)
+MAX_FILE_BYTES = 64 << 20
+
+
+def one_line(text: str, limit: int = 400) -> str:
+    """``text`` as one printable ASCII line (control and non-ASCII characters escaped)."""
+    flat = " ".join(str(text).split())
+    out = "".join(c if 32 <= ord(c) < 127 else
+                  (f"\\x{ord(c):02x}" if ord(c) < 256 else f"\\u{ord(c):04x}") for c in flat)
+    return out if len(out) <= limit else out[: limit - 3] + "..."
 
 
 # --- errors -----------------------------------------------------------------------
@@ -56,6 +73,7 @@ class ProductError(ValueError):
     """A product (or volume) that cannot be used: ``str() == f"{product_id}: {reason}"``."""
 
     def __init__(self, product_id: str, reason: str) -> None:
+        product_id, reason = one_line(product_id, 120), one_line(reason)
         super().__init__(product_id, reason)
         self.product_id = product_id
         self.reason = reason
@@ -130,6 +148,41 @@ def resolve_ci(fs: fsspec.AbstractFileSystem, path: str) -> str | None:
     return None if actual is None else posixpath.join(real_parent, actual)
 
 
+def is_local(fs: fsspec.AbstractFileSystem) -> bool:
+    """True for the local file system (where symbolic links can lead anywhere)."""
+    proto = fs.protocol if isinstance(fs.protocol, tuple | list) else (fs.protocol,)
+    return "file" in proto or "local" in proto
+
+
+def confine(fs: fsspec.AbstractFileSystem, path: str, root: str, *, who: str, what: str) -> str:
+    """``path`` if it lies under ``root``, else :class:`UnsafePath` naming ``what``.
+
+    The normalised path must be under the normalised root (string check, any
+    file system); on the local file system the resolved path (symbolic links
+    followed) must also be under the resolved root. Nothing is opened.
+    """
+    if not is_inside(path, root):
+        raise UnsafePath(who, f"{what} {path} is outside {root}")
+    if is_local(fs):
+        real, real_root = os.path.realpath(path), os.path.realpath(root)
+        if not is_inside(real, real_root):
+            raise UnsafePath(who, f"{what} {path} is a link to {real}, outside {root}")
+    return path
+
+
+def read_capped(fs: fsspec.AbstractFileSystem, path: str, *, who: str, what: str,
+                limit: int = MAX_FILE_BYTES) -> bytes:
+    """The bytes of ``path``, refused (:class:`ProductError`) if larger than ``limit``."""
+    size = fs.size(path)
+    if size is not None and int(size) > limit:
+        raise ProductError(who, f"{what} {posixpath.basename(path)} is {int(size)} bytes, "
+                                f"more than the {limit} read at most")
+    data = fs.cat_file(path)
+    if len(data) > limit:
+        raise ProductError(who, f"{what} {posixpath.basename(path)} is more than {limit} bytes")
+    return data
+
+
 def is_inside(path: str, root: str) -> bool:
     """True if normalised ``path`` is ``root`` or below it (pure string check)."""
     p = posixpath.normpath("/" + path.lstrip("/")) if not path.startswith("/") else \
@@ -160,11 +213,31 @@ def parse_label_bytes(raw: bytes, who: str) -> tuple[Mapping, str]:
     try:
         label = pvl.loads(text)
     except Exception as exc:  # pvl raises LexerError, ParseError, QuantityError ...
-        first = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
-        raise MalformedLabel(who, f"label does not parse as PVL ({first})") from None
+        bad = _bad_byte(text)
+        if bad:
+            raise MalformedLabel(who, f"label does not parse as PVL: {bad}") from None
+        msg = getattr(exc, "msg", None) or str(exc) or type(exc).__name__
+        line = getattr(exc, "lineno", None)
+        where = f"line {line}: " if isinstance(line, int) else ""
+        raise MalformedLabel(who, f"label does not parse as PVL ({where}"
+                                  f"{one_line(str(msg), 160)})") from None
     if not isinstance(label, Mapping) or not len(label):
         raise MalformedLabel(who, "label has no keywords")
     return label, text
+
+
+_KEYWORD_AT = re.compile(r"^\s*(\^?[A-Za-z][A-Za-z0-9_:]*)\s*=")
+
+
+def _bad_byte(text: str) -> str:
+    """The first byte a PDS3 label may not hold (control or non-ASCII), named by its keyword."""
+    for n, line in enumerate(text.split("\n"), start=1):
+        for c in line.rstrip("\r"):
+            if not (32 <= ord(c) < 127 or c == "\t"):
+                m = _KEYWORD_AT.match(line)
+                key = m.group(1) if m else "a line without a keyword"
+                return f"line {n} ({key}) holds byte 0x{ord(c):02X}"
+    return ""
 
 
 def read_label(path_or_url: Any, *, fs: fsspec.AbstractFileSystem | None = None) -> Mapping:
@@ -178,7 +251,7 @@ def read_label(path_or_url: Any, *, fs: fsspec.AbstractFileSystem | None = None)
     real = resolve_ci(fs, path)
     if real is None:
         raise ProductError(who, f"label not found at {path_or_url}")
-    return parse_label_bytes(fs.cat_file(real), who)[0]
+    return parse_label_bytes(read_capped(fs, real, who=who, what="label"), who)[0]
 
 
 _NULLS = {"", "N/A", "NULL", "UNK", "UNKNOWN", "NONE"}

@@ -8,7 +8,9 @@ missing file name, a product id that is not a plain token) is reported in
 that differs from the label's ``ROWS`` is a problem note, never a lost
 volume. Without ``INDEX.LBL`` the table is read as CSV (columns found by
 content). Every path stays under the volume: ``FILE_SPECIFICATION_NAME`` may
-not be absolute nor contain ``..``.
+not be absolute nor contain ``..``, and on a local file system the INDEX
+files must not be links leading out of the volume (:func:`index_files` lists
+the INDEX files that may be copied).
 """
 
 from __future__ import annotations
@@ -26,16 +28,23 @@ import pandas as pd
 
 from iovolc.pds3 import (
     ProductError,
+    UnsafePath,
     basename,
+    confine,
     fs_path,
     get_key,
     is_plain_token,
     list_names,
     parse_label_bytes,
+    read_capped,
     resolve_ci,
 )
 
-__all__ = ["IndexTable", "read_index", "list_volumes", "volume_kind", "volume_orbit"]
+__all__ = ["IndexTable", "read_index", "list_volumes", "volume_kind", "volume_orbit",
+           "index_files", "MAX_INDEX_BYTES"]
+
+#: the largest INDEX.TAB read (real JIRAM indexes are well under 10 MB)
+MAX_INDEX_BYTES = 512 << 20
 
 _VOLUME_RE = re.compile(r"^JNOJIR_([12])(\d{3})$", flags=re.IGNORECASE)
 _NULLS = {"", "N/A", "NULL", "UNK", "UNKNOWN", "NONE"}
@@ -90,7 +99,8 @@ class IndexTable:
     volume_id: str
     #: lower-case columns; ``label_url`` joins the volume URL and FILE_SPECIFICATION_NAME
     rows: pd.DataFrame
-    #: ``{"row": n (1-based, 0 = the table), "product_id": ..., "reason": ...}``
+    #: ``{"row": n (1-based line of INDEX.TAB, 0 = the table), "product_id": ..., "reason":
+    #: ...}``; the reason names the column and its value, not the volume or the row
     problems: list[dict] = field(default_factory=list)
 
 
@@ -143,7 +153,7 @@ def _rows_from_label(tab: bytes, table: Mapping, who: str) -> tuple[list[dict], 
     for i, line in enumerate(lines, start=1):
         if len(line) <= last_start:
             problems.append({"row": i, "product_id": "", "reason": (
-                f"INDEX.TAB row {i} is {len(line)} bytes, shorter than its columns ({need})")})
+                f"the row is {len(line)} bytes, shorter than its columns ({need})")})
             continue
         row = {name: _clean_cell(line[start:start + width]) for name, start, width, _ in columns}
         row["_row"] = i
@@ -191,7 +201,7 @@ def _rows_from_csv(tab: bytes, who: str) -> tuple[list[dict], list[dict]]:
     for i, r in enumerate(body, start=first):
         if len(r) != len(names):
             problems.append({"row": i, "product_id": "", "reason": (
-                f"INDEX.TAB row {i} has {len(r)} fields, the table {len(names)}")})
+                f"the row has {len(r)} fields, the table {len(names)}")})
             continue
         out.append({**dict(zip(names, r, strict=True)), "_row": i})
     return out, problems
@@ -213,10 +223,14 @@ def read_index(volume_url: Any, *, fs: fsspec.AbstractFileSystem | None = None) 
         raise ProductError(who, "volume has no INDEX/ folder")
     index_dir = posixpath.join(vol_real, index_dir_name)
     files = list_names(fs, index_dir)
+
+    def index_bytes(name: str, what: str) -> bytes:
+        path = confine(fs, posixpath.join(index_dir, name), vol_real, who=who, what=what)
+        return read_capped(fs, path, who=who, what=what, limit=MAX_INDEX_BYTES)
+
     lbl_name = files.get("index.lbl")
     if lbl_name is not None:
-        label, _ = parse_label_bytes(fs.cat_file(posixpath.join(index_dir, lbl_name)),
-                                     f"{who} INDEX.LBL")
+        label, _ = parse_label_bytes(index_bytes(lbl_name, "INDEX.LBL"), f"{who} INDEX.LBL")
         found = _table_object(label)
         if found is None:
             raise ProductError(who, "INDEX.LBL has no table object with COLUMNs")
@@ -227,13 +241,12 @@ def read_index(volume_url: Any, *, fs: fsspec.AbstractFileSystem | None = None) 
         tab_name = files.get(posixpath.basename(str(tab_file).strip()).lower())
         if tab_name is None:
             raise ProductError(who, f"INDEX.LBL points at {tab_file}, which is not in INDEX/")
-        rows, problems = _rows_from_label(fs.cat_file(posixpath.join(index_dir, tab_name)),
-                                          table, who)
+        rows, problems = _rows_from_label(index_bytes(tab_name, "INDEX.TAB"), table, who)
     else:
         tab_name = files.get("index.tab")
         if tab_name is None:
             raise ProductError(who, "INDEX/ holds neither INDEX.LBL nor INDEX.TAB")
-        rows, problems = _rows_from_csv(fs.cat_file(posixpath.join(index_dir, tab_name)), who)
+        rows, problems = _rows_from_csv(index_bytes(tab_name, "INDEX.TAB"), who)
     if rows and "file_specification_name" not in rows[0]:
         raise ProductError(who, "index has no FILE_SPECIFICATION_NAME column")
 
@@ -259,8 +272,12 @@ def read_index(volume_url: Any, *, fs: fsspec.AbstractFileSystem | None = None) 
         reason = None
         if not spec or spec.upper() in _NULLS:
             reason = "FILE_SPECIFICATION_NAME is empty"
-        elif spec.startswith("/") or ".." in spec.split("/") or "://" in spec:
+        elif spec.startswith("/") or ".." in spec.split("/") or "://" in spec or \
+                re.match(r"^[A-Za-z]:", spec):
             reason = f"FILE_SPECIFICATION_NAME {spec!r} leads outside the volume"
+        elif not all(is_plain_token(part) for part in spec.split("/") if part not in ("", ".")):
+            reason = (f"FILE_SPECIFICATION_NAME {spec!r} holds characters other than letters, "
+                      "digits, _.- and /")
         elif pid and not is_plain_token(pid):
             reason = f"PRODUCT_ID {pid!r} is not a plain token (letters, digits, _.-)"
         if reason:
@@ -271,3 +288,32 @@ def read_index(volume_url: Any, *, fs: fsspec.AbstractFileSystem | None = None) 
         kept.append(row)
     df = pd.DataFrame(kept)
     return IndexTable(volume_id=basename(vol_real), rows=df, problems=problems)
+
+
+def index_files(volume_url: Any, *, fs: fsspec.AbstractFileSystem | None = None
+                ) -> list[tuple[str, str]]:
+    """The files of a volume's ``INDEX/`` folder that may be copied: ``[(relative path,
+    path in fs)]`` (e.g. ``("INDEX/INDEX.TAB", ...)``), sorted.
+
+    Only regular files directly in ``INDEX/``; on a local file system a link
+    that leads out of the volume is left out (never opened). Nothing else of
+    the volume is listed.
+    """
+    fs, vol_path = fs_path(volume_url, fs)
+    vol_real = resolve_ci(fs, vol_path.rstrip("/"))
+    if vol_real is None:
+        return []
+    index_dir_name = list_names(fs, vol_real).get("index")
+    if index_dir_name is None:
+        return []
+    index_dir = posixpath.join(vol_real, index_dir_name)
+    out = []
+    for name in sorted(list_names(fs, index_dir).values()):
+        path = posixpath.join(index_dir, name)
+        try:
+            confine(fs, path, vol_real, who=basename(vol_real), what="INDEX file")
+        except UnsafePath:
+            continue
+        if fs.isfile(path):
+            out.append((f"{index_dir_name}/{name}", path))
+    return out

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import posixpath
 import re
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import fsspec
@@ -27,6 +29,7 @@ from iovolc.pds3 import (
     UnknownMode,
     UnsafePath,
     basename,
+    confine,
     find_keyword,
     fs_path,
     get_key,
@@ -38,6 +41,7 @@ from iovolc.pds3 import (
     label_text,
     parse_label_bytes,
     pvl_value,
+    read_capped,
     resolve_ci,
     utc_text,
 )
@@ -46,18 +50,25 @@ from iovolc.reference import utc_to_et
 __all__ = ["JiramProduct", "read_jiram_product"]
 
 
+#: the largest label file read (a detached label is ~8 KB; an attached one holds its image)
+MAX_LABEL_BYTES = 4 << 20
+
 _SECONDS = {"S", "SEC", "SECS", "SECOND", "SECONDS"}
 _MILLISECONDS = {"MS", "MSEC", "MSECS", "MILLISECOND", "MILLISECONDS"}
 
 
-def _exposure_s(label: Mapping, pid: str, et_start: float, et_stop: float | None) -> float:
+def _exposure_s(label: Mapping, pid: str, start: str, stop: str) -> float:
     raw = find_keyword(label, "EXPOSURE_DURATION")
     if is_null(raw):
-        # real labels may lack it (jiram_catalog: exposure = stop - start)
-        if et_stop is None or not et_stop > et_start:
+        # real labels may lack it (jiram_catalog: exposure = stop - start); taken from the
+        # UTC texts (exact to the microsecond), not from ETs ~1e9 s whose difference carries
+        # float noise (2 ms would read 1.99997 ms and match no dark frame)
+        seconds = (datetime.fromisoformat(stop) - datetime.fromisoformat(start)
+                   ).total_seconds() if stop else 0.0
+        if not seconds > 0:
             raise MalformedLabel(pid, "EXPOSURE_DURATION is missing and STOP_TIME does not "
                                       "follow START_TIME")
-        return float(et_stop - et_start)
+        return seconds
     units = str(getattr(raw, "units", "") or "").strip().strip("<>").upper()
     try:
         value = float(pvl_value(raw))
@@ -73,7 +84,9 @@ def _exposure_s(label: Mapping, pid: str, et_start: float, et_stop: float | None
     else:
         raise MalformedLabel(pid, f"EXPOSURE_DURATION unit <{units}> is not seconds or ms")
     if not (np.isfinite(seconds) and 0 < seconds < 10.0):
-        raise MalformedLabel(pid, f"EXPOSURE_DURATION {raw!r} is not a JIRAM exposure")
+        shown = f"{value:g}" + (f" <{units.lower()}>" if units else "")
+        raise MalformedLabel(pid, f"EXPOSURE_DURATION {shown} is not a JIRAM exposure (0 < "
+                                  "exposure < 10 s)")
     return seconds
 
 
@@ -243,6 +256,9 @@ class JiramProduct:
     source_product_id: str = ""
     #: the image file's name as found beside the label (its case may differ from ^IMAGE)
     image_name: str = ""
+    #: with ``keep_bytes=True``: the bytes read, ``{file name: bytes}`` (label first); what
+    #: was checked is what gets landed, even if the archive file changes meanwhile
+    raw_files: Mapping[str, bytes] | None = field(default=None, repr=False, compare=False)
 
     @property
     def band_rows(self) -> dict[str, slice]:
@@ -262,6 +278,14 @@ class JiramProduct:
         return int(self.image.shape[0])
 
 
+def _et(utc: str) -> float:
+    """UTC -> ET; ERFA's "dubious year" warning (years past its leap-second table) is not
+    the reader's business: the year was already checked against the mission."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*dubious year.*")
+        return float(utc_to_et(utc))
+
+
 def _image_object(label: Mapping, pid: str) -> Mapping:
     image = find_keyword(label, "IMAGE")
     if not isinstance(image, Mapping):
@@ -270,27 +294,49 @@ def _image_object(label: Mapping, pid: str) -> Mapping:
 
 
 def read_jiram_product(label_url: Any, *, fs: fsspec.AbstractFileSystem | None = None,
-                       root: str | None = None) -> JiramProduct:
+                       root: str | None = None, keep_bytes: bool = False) -> JiramProduct:
     """Read one JIRAM imager product (detached or attached label).
 
-    ``root``: the archive root (a path of ``fs``) the label must lie under;
-    nothing outside it, nor outside the label's folder for the image, is
-    opened. Errors (all :class:`ProductError`): :class:`MalformedLabel`,
+    ``root``: the folder (a path of ``fs``: the archive root or the volume) the
+    label must lie under; nothing outside it, nor outside the label's folder
+    for the image, is opened -- on a local file system symbolic links are
+    resolved first (:func:`iovolc.pds3.confine`). ``keep_bytes``: the product
+    also carries the label and image bytes it was read from (``raw_files``).
+    Errors (all :class:`ProductError`, one line naming the product, the
+    keyword or file and the value): :class:`MalformedLabel`,
     :class:`MissingImage`, :class:`SizeMismatch`, :class:`UnknownMode`,
-    :class:`UnsafePath`.
+    :class:`UnsafePath`. A label value of an unexpected shape (a list where a
+    number belongs ...) is a :class:`MalformedLabel` too, never another error.
     """
     fs, path = fs_path(label_url, fs)
     who = basename(label_url)
-    if root is not None and not is_inside(path, fs._strip_protocol(str(root))):
-        raise UnsafePath(who, f"label {path} is outside the archive root {root}")
+    state = {"pid": who}
+    try:
+        return _read(fs, path, label_url, who, root, keep_bytes, state)
+    except ProductError:
+        raise
+    except (TypeError, KeyError, IndexError, AttributeError, OverflowError, ValueError,
+            UnicodeError, ArithmeticError) as exc:
+        raise MalformedLabel(state["pid"], f"label not understood ({type(exc).__name__}: "
+                                           f"{exc})") from None
+
+
+def _read(fs: fsspec.AbstractFileSystem, path: str, label_url: Any, who: str, root: str | None,
+          keep_bytes: bool, state: dict) -> JiramProduct:
+    if root is not None:
+        confine(fs, path, fs._strip_protocol(str(root)), who=who, what="label")
     real_label = resolve_ci(fs, path)
     if real_label is None:
         raise ProductError(who, f"label not found at {label_url}")
-    label, text = parse_label_bytes(fs.cat_file(real_label), who)
+    if root is not None:
+        confine(fs, real_label, fs._strip_protocol(str(root)), who=who, what="label")
+    label_bytes = read_capped(fs, real_label, who=who, what="label", limit=MAX_LABEL_BYTES)
+    label, text = parse_label_bytes(label_bytes, who)
     pid = label_text(pvl_value(find_keyword(label, "PRODUCT_ID") or posixpath.splitext(who)[0]),
-                "PRODUCT_ID", who).strip('"')
+                     "PRODUCT_ID", who).strip('"')
     if not is_plain_token(pid):
         raise MalformedLabel(who, f"PRODUCT_ID {pid!r} is not a plain token (letters, digits, _.-)")
+    state["pid"] = pid
 
     image_obj = _image_object(label, pid)
     lines = int_key(image_obj, "LINES", pid)
@@ -305,13 +351,16 @@ def read_jiram_product(label_url: Any, *, fs: fsspec.AbstractFileSystem | None =
     if samples != jiram.N_SAMPLES:
         raise SizeMismatch(pid, f"LINE_SAMPLES {samples}: JIRAM imager frames have "
                                 f"{jiram.N_SAMPLES}")
+    if not (0 <= prefix <= 4096 and 0 <= suffix <= 4096):
+        raise SizeMismatch(pid, f"LINE_PREFIX_BYTES {prefix} / LINE_SUFFIX_BYTES {suffix} are "
+                                "not 0..4096")
     ptype = _product_type(label, pid, sample_type)
     dtype = _dtype(ptype, sample_type, bits, pid)
     mode, bands = _bands(label, lines, pid)
     unit = _unit(label, ptype, pid)
 
     # --- pixels (only beside the label)
-    label_dir, label_name = posixpath.split(real_label)
+    label_dir, _ = posixpath.split(real_label)
     file_name, offset = image_file_name(label, pid)
     if file_name is None:
         img_path = real_label
@@ -322,6 +371,7 @@ def read_jiram_product(label_url: Any, *, fs: fsspec.AbstractFileSystem | None =
         img_path = resolve_ci(fs, wanted)
         if img_path is None:
             raise MissingImage(pid, f"^IMAGE file {file_name} is not beside the label ({wanted})")
+        confine(fs, img_path, label_dir, who=pid, what=f"^IMAGE {file_name!r}:")
     size = int(fs.size(img_path))
     row_bytes = prefix + samples * dtype.itemsize + suffix
     expected = lines * row_bytes
@@ -333,16 +383,24 @@ def read_jiram_product(label_url: Any, *, fs: fsspec.AbstractFileSystem | None =
     if available > expected and file_name is not None:
         records = find_keyword(label, "FILE_RECORDS")
         rec_bytes = find_keyword(label, "RECORD_BYTES")
-        described = (records is not None and rec_bytes is not None
-                     and int(pvl_value(records)) * int(pvl_value(rec_bytes)) == size)
+        try:
+            described = (records is not None and rec_bytes is not None
+                         and int(pvl_value(records)) * int(pvl_value(rec_bytes)) == size)
+        except (TypeError, ValueError):
+            raise MalformedLabel(pid, f"FILE_RECORDS {records!r} x RECORD_BYTES {rec_bytes!r} "
+                                      "is not a number of bytes") from None
         if not described:
             raise SizeMismatch(pid, f"{posixpath.basename(img_path)} has {available - expected} "
                                     f"bytes more than the {expected} the image needs, and "
                                     "FILE_RECORDS x RECORD_BYTES does not account for them")
-    raw = fs.cat_file(img_path, start=offset, end=offset + expected)
-    if len(raw) != expected:
+    if img_path == real_label:
+        whole = label_bytes
+    else:
+        whole = read_capped(fs, img_path, who=pid, what="^IMAGE file")
+    raw = whole[offset: offset + expected]
+    if len(whole) != size or len(raw) != expected:
         raise SizeMismatch(pid, f"read {len(raw)} bytes of {posixpath.basename(img_path)}, "
-                                f"expected {expected}")
+                                f"expected {expected} (the file changed while read?)")
     rows = np.frombuffer(raw, dtype=np.uint8).reshape(lines, row_bytes)
     body = np.ascontiguousarray(rows[:, prefix: prefix + samples * dtype.itemsize])
     image = body.view(dtype).reshape(lines, samples).astype(dtype.newbyteorder("="), copy=True)
@@ -353,21 +411,29 @@ def read_jiram_product(label_url: Any, *, fs: fsspec.AbstractFileSystem | None =
     if is_null(start_raw):
         raise MalformedLabel(pid, "START_TIME is missing")
     start = utc_text(start_raw, "START_TIME", pid)
-    et_start = float(utc_to_et(start))
+    et_start = _et(start)
     stop_raw = find_keyword(label, "STOP_TIME")
     stop, et_stop = "", None
     if not is_null(stop_raw):
         stop = utc_text(stop_raw, "STOP_TIME", pid)
-        et_stop = float(utc_to_et(stop))
+        et_stop = _et(stop)
         if et_stop < et_start:
             raise MalformedLabel(pid, f"STOP_TIME {stop} precedes START_TIME {start}")
-    exposure_s = _exposure_s(label, pid, et_start, et_stop)
+        if et_stop - et_start > 10.0:
+            raise MalformedLabel(pid, f"STOP_TIME {stop} is {et_stop - et_start:.1f} s after "
+                                      f"START_TIME {start}; a JIRAM exposure is milliseconds")
+    exposure_s = _exposure_s(label, pid, start, stop)
     et_mid = 0.5 * (et_start + et_stop) if et_stop is not None else et_start + 0.5 * exposure_s
     target = find_keyword(label, "TARGET_NAME", "")
     sclk = find_keyword(label, "SPACECRAFT_CLOCK_START_COUNT", "")
     seq = find_keyword(label, "SEQUENCE_ID", "")
     quality = find_keyword(label, "DATA_QUALITY_ID", "")
     source = find_keyword(label, "SOURCE_PRODUCT_ID", "")
+    raw_files = None
+    if keep_bytes:
+        raw_files = {posixpath.basename(real_label): label_bytes}
+        if img_path != real_label:
+            raw_files[posixpath.basename(img_path)] = whole
     return JiramProduct(
         product_id=pid, product_type=ptype, start_time_utc=start, stop_time_utc=stop,
         et_mid=et_mid, sclk_start="" if is_null(sclk) else label_text(sclk, "SPACECRAFT_CLOCK", pid),
@@ -380,5 +446,5 @@ def read_jiram_product(label_url: Any, *, fs: fsspec.AbstractFileSystem | None =
         sequence_samples=_optional_int(label, "SEQUENCE_SAMPLES", pid), unit=unit,
         data_quality="" if is_null(quality) else label_text(quality, "DATA_QUALITY_ID", pid),
         source_product_id="" if is_null(source) else label_text(source, "SOURCE_PRODUCT_ID", pid),
-        image_name=posixpath.basename(img_path),
+        image_name=posixpath.basename(img_path), raw_files=raw_files,
     )

@@ -8,6 +8,7 @@ simulated NAIF-layout kernel tree, reached through ``file://`` and
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import pickle
 import shutil
@@ -21,7 +22,10 @@ import spiceypy
 
 from iovolc.kernels import (
     CorruptKernelError,
+    KernelCoverageError,
+    KernelVerifier,
     MissingKernelError,
+    file_sha256,
     kernel_manifest,
     kernel_set_for,
     resolve_kernels,
@@ -197,3 +201,156 @@ def test_kernel_manifest(sim, product, kernel_url, tmp_path):
     for m, p in zip(manifest, paths, strict=True):
         data = p.read_bytes()
         assert m == {"name": p.name, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+
+
+# --- verification by SPICE in a throwaway process (iovolc.kernels.KernelVerifier) ----------
+
+
+@pytest.fixture(scope="module")
+def products(sim):
+    labels = sorted((sim / "archive").glob("JNOJIR_*/DATA/*.LBL"))
+    return [read_jiram_product(p) for p in labels]
+
+
+def _kernels(product, kernel_url, cache):
+    return resolve_kernels(product.spice_file_names, kernel_root=kernel_url, cache_dir=cache)
+
+
+def test_kernels_verified_once_in_one_process(products, kernel_url, tmp_path):
+    cache = tmp_path / "cache"
+    sets = [_kernels(p, kernel_url, cache) for p in products]
+    verifier = KernelVerifier(cache)
+    n_jobs = verifier.prepare(sets)
+    assert verifier.n_processes == 1  # one process for every kernel of the batch
+    distinct = {file_sha256(k) for s in sets for k in s}
+    assert n_jobs == len(distinct) + 1  # each kernel once, + the CK through its SCLK
+    for p, s in zip(products, sets, strict=True):
+        verifier.check(s, p.et_mid, when=f"START_TIME {p.start_time_utc}")
+    assert verifier.n_processes == 1
+    # a new verifier (another process, later) finds every verdict cached by content
+    again = KernelVerifier(cache)
+    assert again.prepare(sets) == 0 and again.n_processes == 0
+    again.check(sets[0], products[0].et_mid)
+    assert again.n_processes == 0
+    # the cached CK coverage is SPICE's own (ckcov in TDB through the label's SCLK and LSK)
+    ck = next(k for k in sets[0] if k.suffix == ".bc")
+    for k in sets[0]:
+        if k.suffix in (".tls", ".tsc"):
+            spiceypy.furnsh(str(k))
+    cover = spiceypy.ckcov(str(ck), -61000, False, "INTERVAL", 0.0, "TDB")
+    spiceypy.kclear()
+    want = [list(spiceypy.wnfetd(cover, i)) for i in range(spiceypy.wncard(cover))]
+    cached = [json.loads(f.read_text()) for f in (cache / "kernel-checks").glob("ck-*.json")]
+    assert len(cached) == 1
+    np.testing.assert_allclose(cached[0]["windows"], want, rtol=0, atol=1e-6)
+    assert all(any(a <= p.et_mid <= b for a, b in want) for p in products)
+
+
+def test_truncated_kernels_are_refused(products, kernel_url, tmp_path):
+    cache = tmp_path / "cache"
+    kset = _kernels(products[0], kernel_url, cache)
+    ck = next(k for k in kset if k.suffix == ".bc")
+    spk = next(k for k in kset if k.suffix == ".bsp" and "_pj" in k.name)
+    root = tmp_path / "root"
+    for sub in ("ck", "spk"):
+        (root / sub).mkdir(parents=True)
+    data_ck, data_spk = ck.read_bytes(), spk.read_bytes()
+    (root / "ck" / "cut.bc").write_bytes(data_ck[: len(data_ck) // 2 // 1024 * 1024])
+    (root / "spk" / "cut.bsp").write_bytes(data_spk[: len(data_spk) // 2 + 100])
+    # CSPICE itself loads the record-aligned cut CK without a word: a header check is not enough
+    spiceypy.furnsh(str(root / "ck" / "cut.bc"))
+    spiceypy.kclear()
+    verifier = KernelVerifier(cache)
+    for name, words in (("cut.bc", "data run to byte"), ("cut.bsp", "1024-byte DAF records")):
+        cut = resolve_kernels([name], kernel_root=str(root), cache_dir=cache)
+        paths = [k for k in kset if k.suffix != Path(name).suffix] + cut
+        with pytest.raises(CorruptKernelError) as e:
+            verifier.check(paths, products[0].et_mid)
+        assert e.value.kernel_name == name and "truncated" in str(e.value)
+        assert words in str(e.value)
+    assert verifier.n_processes == 2  # the good kernels were verified with the first cut
+
+
+def test_time_and_bodies_not_covered(products, kernel_url, tmp_path):
+    cache = tmp_path / "cache"
+    p = products[0]
+    kset = _kernels(p, kernel_url, cache)
+    verifier = KernelVerifier(cache)
+    verifier.check(kset, p.et_mid)
+    with pytest.raises(KernelCoverageError, match=r"START_TIME X is not covered by CK "
+                                                  r".*\.bc for JUNO_SPACECRAFT \(-61000\)"):
+        verifier.check(kset, p.et_mid + 10.0, when="START_TIME X")
+    no_pass_spk = [k for k in kset if not (k.suffix == ".bsp" and "_pj" in k.name)]
+    with pytest.raises(KernelCoverageError, match=r"not covered by SPK .* JUNO \(-61\)"):
+        verifier.check(no_pass_spk, p.et_mid)
+    with pytest.raises(KernelCoverageError, match="no SCLK kernel"):
+        verifier.check([k for k in kset if k.suffix != ".tsc"], p.et_mid)
+    with pytest.raises(KernelCoverageError, match="no CK holding JUNO_SPACECRAFT"):
+        verifier.check([k for k in kset if k.suffix != ".bc"], p.et_mid)
+    assert verifier.n_processes == 1
+
+
+def test_a_check_process_that_dies_fails_only_its_kernel(products, kernel_url, tmp_path):
+    cache = tmp_path / "cache"
+    kset = _kernels(products[0], kernel_url, cache)
+    slow = KernelVerifier(cache, timeout_s=0.001)
+    with pytest.raises(CorruptKernelError, match="check process died on it .*timed out"):
+        slow.check(kset, products[0].et_mid)
+    assert not list((cache / "kernel-checks").glob("*.json"))  # a timeout is never cached
+    KernelVerifier(cache).check(kset, products[0].et_mid)
+
+
+def test_kernel_names_never_leave_the_kernel_root(sim, tmp_path):
+    root = tmp_path / "kernels"
+    (root / "ck").mkdir(parents=True)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    real_ck = next((sim / "kernels" / "ck").glob("*.bc"))
+    shutil.copy(real_ck, outside / "evil.bc")
+    os.symlink(outside / "evil.bc", root / "ck" / "linked.bc")
+    for name in ("ck/../../outside/evil.bc", "linked.bc"):
+        with pytest.raises(MissingKernelError):
+            resolve_kernels([name], kernel_root=str(root), cache_dir=tmp_path / "c")
+    # a link inside the tree is fine
+    shutil.copy(real_ck, root / "ck" / "real.bc")
+    os.symlink(root / "ck" / "real.bc", root / "ck" / "alias.bc")
+    assert resolve_kernels(["alias.bc"], kernel_root=str(root), cache_dir=tmp_path / "c")
+
+
+def test_changed_kernel_or_product_under_an_old_name_costs_only_its_products(sim, tmp_path):
+    """Kernels are immutable by name: a product naming ``x.bc`` whose bytes differ from the
+    ``x.bc`` already landed (other products are processed with that one) is quarantined,
+    as is a product re-issued with other bytes under an id already landed."""
+    from iovolc.ingest import land_products
+    from iovolc.pds3_index import read_index
+    from iovolc.settings import load_settings
+    from iovolc.store import Store
+
+    fs = fsspec.filesystem("file")
+    store = Store.from_settings(load_settings(store_url=(tmp_path / "store").as_uri()))
+    archive = tmp_path / "archive"
+    shutil.copytree(sim / "archive", archive)
+    vol = archive / "JNOJIR_2057"
+    rows = [(r.product_id, r.relative_path) for r in read_index(vol).rows.itertuples()]
+
+    def land(products, kernels):
+        return land_products(store, fs=fs, archive_url=str(archive), volume_url=str(vol),
+                             volume_id=vol.name, products=products, kernel_root=str(kernels),
+                             kfs=fs, cache_dir=tmp_path / "cache")
+
+    assert not any(r.get("quarantined") for r in land(rows[:2], sim / "kernels"))
+    other = tmp_path / "kernels"
+    shutil.copytree(sim / "kernels", other)
+    ck = next((other / "ck").glob("*.bc"))
+    ck.write_bytes(next((sim / "truth" / "kernels" / "ck").glob("*.bc")).read_bytes())
+    res = land(rows[2:4], other)
+    assert [r.get("quarantined") for r in res] == [True, True]
+    for (pid, _), r in zip(rows[2:4], res, strict=True):
+        assert r["reason"].startswith(f"{pid}: SPICE_FILE_NAME {ck.name}: ")
+        assert "differs from the" in r["reason"] and "already landed" in r["reason"]
+    # a product re-issued under its landed id with other bytes
+    label = vol / rows[0][1]
+    label.write_bytes(label.read_bytes().replace(b"IOVOLC SIMULATOR", b"IOVOLC SIMULATED"))
+    res = land(rows[:1], sim / "kernels")
+    assert res[0]["quarantined"] and "differs from the copy landed before" in res[0]["reason"]
+    assert not any(r.get("quarantined") for r in land(rows[1:2], sim / "kernels"))

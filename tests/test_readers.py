@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from iovolc.pds3 import MalformedLabel, ProductError, SizeMismatch, UnknownMode, UnsafePath
-from iovolc.pds3_index import list_volumes, read_index, volume_kind, volume_orbit
+from iovolc.pds3_index import index_files, list_volumes, read_index, volume_kind, volume_orbit
 from iovolc.reader import read_jiram_product
 
 REAL = Path(__file__).parent / "data" / "real_labels" / "JIR_IMG_RDR_2017033T114006_V02.LBL"
@@ -61,7 +61,9 @@ def test_the_real_label_reads(tmp_path):
     assert p.mode == "SCI_I2_S1" and p.bands == ("M",)
     assert p.unit == "W/(m^2*sr*micron)"
     # no EXPOSURE_DURATION: STOP - START (jiram_catalog derives it so)
-    assert p.exposure_s == pytest.approx(0.012, abs=1e-6)
+    # ... from the UTC texts, exact (from ETs ~1e9 s it would carry float noise and 2 ms
+    # frames would match no dark frame)
+    assert p.exposure_s == 0.012
     assert p.sequence_number == 2 and p.sequence_samples == 13
     assert p.orbit_number == 4 and p.target_name == "JUPITER"
     assert p.data_quality == "1"
@@ -180,7 +182,7 @@ def test_empty_image_pointer(tmp_path):
 
 def test_label_outside_the_root_is_refused(tmp_path):
     lbl, _ = _write(tmp_path / "elsewhere", _real())
-    with pytest.raises(UnsafePath, match="outside the archive root"):
+    with pytest.raises(UnsafePath, match="label .* is outside .*archive"):
         read_jiram_product(lbl, root=str(tmp_path / "archive"))
 
 
@@ -190,6 +192,83 @@ def test_truncated_image(tmp_path):
     img.write_bytes(img.read_bytes()[:1000])
     with pytest.raises(SizeMismatch, match="needs 221184"):
         read_jiram_product(lbl)
+
+
+def test_links_leading_out_are_refused(tmp_path):
+    """On a local disk the resolved path is confined too: a link is no way out."""
+    secret = tmp_path / "outside" / "secret.IMG"
+    secret.parent.mkdir()
+    np.zeros((128, 432), "<f4").tofile(secret)
+    vol = tmp_path / "archive" / "JNOJIR_2004"
+    lbl, _ = _write(vol / "DATA", _real())
+    img = vol / "DATA" / f"{PID}.IMG"
+    img.unlink()
+    img.symlink_to(secret)
+    with pytest.raises(UnsafePath, match=r"\^IMAGE .* is a link to .*outside/secret.IMG"):
+        read_jiram_product(lbl, root=str(vol))
+    img.unlink()
+    (vol / "DATA" / "real.IMG").write_bytes(secret.read_bytes())
+    img.symlink_to(vol / "DATA" / "real.IMG")  # a link beside the label is fine
+    assert read_jiram_product(lbl, root=str(vol)).image.shape == (128, 432)
+    outside_label = tmp_path / "outside" / f"{PID}.LBL"
+    outside_label.write_bytes(lbl.read_bytes())
+    lbl.unlink()
+    lbl.symlink_to(outside_label)
+    with pytest.raises(UnsafePath, match="label .* is a link to .*outside"):
+        read_jiram_product(lbl, root=str(vol))
+
+
+@pytest.mark.parametrize("edit, words", [
+    # values of shapes the reader does not expect: a set, a sequence, a date only
+    (lambda t: t.replace("FILE_RECORDS                = 128", "FILE_RECORDS = (1, 2)"),
+     ["FILE_RECORDS", "[1, 2]"]),
+    (lambda t: t.replace(f'^IMAGE                         = "{PID}.IMG"',
+                         f'^IMAGE = ("{PID}.IMG", 2)').replace(
+        "RECORD_BYTES                = 1728", "RECORD_BYTES = {1728, 1}"),
+     ["label not understood", "TypeError"]),
+    (lambda t: t.replace("START_TIME                     = 2017-02-02T11:40:03.870",
+                         "START_TIME                     = (1, 2)"), ["START_TIME"]),
+    (lambda t: t.replace("ORBIT_NUMBER                   = 4", "ORBIT_NUMBER = {4, 5}"),
+     ["ORBIT_NUMBER"]),
+    (lambda t: t.replace("SCI_I2_S1", "(SCI_I2_S1, SCI_I1_S1)"), ["INSTRUMENT_MODE_ID"]),
+    # a stray END_OBJECT: the parser's complaint with its line
+    (lambda t: t.replace("PRODUCT_TYPE", "END_OBJECT = NOTHING\nPRODUCT_TYPE", 1),
+     ["does not parse", "line", "END_OBJECT"]),
+    # an unquoted NUL byte: the line and the keyword that hold it
+    (lambda t: t.replace('"JUPITER"', "JUP\x00ITER"), ["TARGET_NAME", "0x00"]),
+])
+def test_odd_labels_are_one_line_errors(tmp_path, edit, words):
+    text = edit(_real())
+    lbl, img = _write(tmp_path, text)
+    if "FILE_RECORDS = (1, 2)" in text:  # extra bytes make FILE_RECORDS matter
+        img.tofile(tmp_path / f"{PID}.IMG")
+        with (tmp_path / f"{PID}.IMG").open("ab") as fh:
+            fh.write(bytes(1728))
+    with pytest.raises(ProductError) as exc:  # MalformedLabel, or UnknownMode for the mode
+        read_jiram_product(lbl)
+    text = str(exc.value)
+    assert "\n" not in text and text.isprintable() and text.startswith(PID)
+    for w in words:
+        assert w in text
+
+
+def test_errors_are_one_printable_line():
+    err = ProductError("A\x00B", "line one\nline two \xff \u2028 end")
+    assert str(err) == "A\\x00B: line one line two \\xff end"
+    assert len(str(ProductError("P", "x" * 5000))) < 420
+
+
+def test_nothing_larger_than_the_cap_is_read(tmp_path):
+    import fsspec
+
+    from iovolc.pds3 import read_capped
+
+    big = tmp_path / "big.LBL"
+    big.write_bytes(b"x" * 2000)
+    fs = fsspec.filesystem("file")
+    with pytest.raises(ProductError, match="big.LBL is 2000 bytes, more than the 1000"):
+        read_capped(fs, str(big), who="P", what="label", limit=1000)
+    assert read_capped(fs, str(big), who="P", what="label", limit=2000) == b"x" * 2000
 
 
 # --- volumes and indexes ---------------------------------------------------------
@@ -239,6 +318,28 @@ def test_index_row_by_row(tmp_path):
     assert "shorter than its columns" in reasons
     assert len(idx.problems) == 5
     assert all(u.endswith(".LBL") for u in idx.rows["label_url"])
+
+
+def test_index_file_names_and_links(tmp_path):
+    good = [(f"DATA/JIR_IMG_RDR_2023364T0830{i:02d}_V01.LBL", f"JIR_IMG_RDR_2023364T0830{i:02d}_V01")
+            for i in range(2)]
+    bad = [("DATA/JIR IMG.LBL", "JIR_A"), ("C:/DATA/X.LBL", "JIR_B"), ("DATA/X\x01.LBL", "JIR_C")]
+    _volume(tmp_path, "JNOJIR_2057", good + bad)
+    idx = read_index(tmp_path / "JNOJIR_2057")
+    assert list(idx.rows["product_id"]) == [g[1] for g in good]
+    assert {p["product_id"] for p in idx.problems} == {"JIR_A", "JIR_B", "JIR_C"}
+    # INDEX files that are links out of the volume are neither read nor listed for copying
+    secret = tmp_path / "passwd"
+    secret.write_text("root:x:0:0\n")
+    extra = tmp_path / "JNOJIR_2057" / "INDEX" / "EXTRA.TAB"
+    extra.symlink_to(secret)
+    names = [rel for rel, _ in index_files(tmp_path / "JNOJIR_2057")]
+    assert names == ["INDEX/INDEX.LBL", "INDEX/INDEX.TAB"]
+    tab = tmp_path / "JNOJIR_2057" / "INDEX" / "INDEX.TAB"
+    tab.rename(tmp_path / "INDEX.TAB")
+    tab.symlink_to(tmp_path / "INDEX.TAB")
+    with pytest.raises(UnsafePath, match="INDEX.TAB .* is a link to"):
+        read_index(tmp_path / "JNOJIR_2057")
 
 
 def test_volumes(tmp_path):
