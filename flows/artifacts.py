@@ -2,11 +2,33 @@
 
 Created on the run the user launched (the parent flow), never only on a
 subflow: the QA summary, a readable hotspot table (key columns, every row),
-the map (embedded in a markdown artifact: a data URI works whatever the store),
-the changes since the previous version, the alerts, and a real link to the
-catalog page -- a presigned URL for an S3 store, a file URL for a local one.
-Each alert record becomes a Prefect event (``iovolc.alert.<kind>``) that the
-automation in ``deployments/automations.yaml`` reacts to.
+the map, the changes since the previous version, the alerts, and a link to the
+catalog page. Each alert record becomes a Prefect event
+(``iovolc.alert.<kind>``) that the automation in
+``deployments/automations.yaml`` reacts to.
+
+How the map gets into the UI, and why (measured with Prefect 3.9.1's server
+and headless Chromium; ``docs/screenshots/capture.py`` re-checks it):
+
+* It is a PNG embedded as a ``data:`` URI in a markdown artifact. Both UIs
+  (the default one and ``/v2``) render it: the ``<img>`` loads with
+  ``naturalWidth`` 900. It needs nothing but the Prefect database, so it works
+  whatever the store, on any machine that can open the UI, and never expires.
+* Not an image artifact (``create_image_artifact(image_url=...)``): it only
+  stores a URL. A ``file://`` URL never loads from the UI's http page
+  (``naturalWidth`` 0), and an S3 presigned URL expires (7 days here) and needs
+  the browser to reach the S3 endpoint. A ``data:`` URI in an image artifact
+  renders too, but shows no title or link; the markdown artifact has both.
+* The embedded copy is downscaled to 900 px (Lanczos, in RGB) and stored with
+  a 256-colour palette: ~150 kB instead of ~500 kB of full colour, so the
+  artifact stays light in the database and the page loads fast.
+
+Links: on an S3 store the catalog page and the full-resolution map are
+presigned URLs (valid ``LINK_EXPIRY_S``) that open from the UI. On a local
+store there is no URL a web page may open: the default UI keeps ``file://``
+links but Chromium refuses to follow them from an http page, and the V2 UI
+drops the ``href`` altogether. So for a local store the artifacts also print
+the path as text, to paste into a browser or a shell on that machine.
 """
 
 from __future__ import annotations
@@ -31,22 +53,41 @@ TABLE_COLUMNS = ["hotspot_id", "name", "lat_deg", "lon_west_deg", "n_perijoves",
 LINK_EXPIRY_S = 7 * 24 * 3600
 
 
+def _is_s3(store: Store) -> bool:
+    return store.url.startswith(("s3://", "s3a://"))
+
+
 def catalog_url(store: Store, key: str) -> str:
     """A URL a browser can open: presigned on S3, ``file://`` on a local store."""
-    if store.url.startswith(("s3://", "s3a://")):
+    if _is_s3(store):
         return store.fs.sign(store.path(key), expiration=LINK_EXPIRY_S)
     url = store.url_for(key)
     return url if "://" in url else "file://" + url
 
 
+def _local_path(store: Store, key: str) -> str | None:
+    """The plain filesystem path of ``key`` on a local store; None otherwise."""
+    if _is_s3(store):
+        return None
+    url = catalog_url(store, key)
+    if not url.startswith("file://"):
+        return None
+    from urllib.parse import unquote, urlparse
+
+    return unquote(urlparse(url).path)
+
+
 def _small_png(data: bytes, *, width_px: int = 900) -> bytes:
+    """``data`` (an image) as a PNG at most ``width_px`` wide with a 256-colour palette."""
     from PIL import Image
 
-    img = Image.open(io.BytesIO(data))
+    img = Image.open(io.BytesIO(data)).convert("RGB")  # resample in RGB, not the palette
     if img.width > width_px:
-        img = img.resize((width_px, round(img.height * width_px / img.width)))
+        img = img.resize((width_px, round(img.height * width_px / img.width)),
+                         Image.Resampling.LANCZOS)
     out = io.BytesIO()
-    img.convert("RGB").save(out, format="PNG", optimize=True)
+    # octree keeps small saturated marks (the red new-source stars) their colour
+    img.quantize(256, method=Image.Quantize.FASTOCTREE).save(out, format="PNG", optimize=True)
     return out.getvalue()
 
 
@@ -70,14 +111,21 @@ def publish_artifacts(settings: Settings, res: dict, *, qa_markdown: str | None 
                           description=f"Catalog {version}: {len(table)} hotspots (all rows; "
                                       "every column is in hotspots.csv)")
     page = catalog_url(store, files["catalog.html"])
-    create_link_artifact(key="catalog", link=page, link_text=f"catalog {version} (page)",
-                         description=f"Catalog {version}: page, maps, tables "
-                                     f"({'presigned, 7 days' if page.startswith('http') else 'local'})")
+    page_path = _local_path(store, files["catalog.html"])
+    where = ("presigned, 7 days" if page.startswith("http") else
+             "local store: open the path in a browser on that machine" if page_path else "link")
+    create_link_artifact(
+        key="catalog", link=page,
+        link_text=f"catalog {version} (page)" + (f": {page_path}" if page_path else ""),
+        description=f"Catalog {version}: page, maps, tables ({where})")
     if "map.png" in files:
         png = base64.b64encode(_small_png(store.get_bytes(files["map.png"]))).decode()
+        map_path = _local_path(store, files["map.png"])
+        full = (f"`{map_path}` (local store)" if map_path else
+                f"[{files['map.png']}]({catalog_url(store, files['map.png'])})")
         create_markdown_artifact(key="map", markdown=(
             f"# Hotspots of catalog {version}\n\n![hotspot map](data:image/png;base64,{png})\n\n"
-            f"Full resolution: [{files['map.png']}]({catalog_url(store, files['map.png'])})\n"),
+            f"Full resolution: {full}\n"),
             description=f"Map of catalog {version} over the USGS Io basemap")
     if "diff.md" in files:
         create_markdown_artifact(key="catalog-diff",
