@@ -47,8 +47,18 @@ from iovolc.settings import Settings
 from iovolc.store import Store
 
 #: hotspot table columns shown in the UI (every column is in the catalog files)
-TABLE_COLUMNS = ["hotspot_id", "name", "lat_deg", "lon_west_deg", "n_perijoves", "perijoves",
-                 "mean_power_gw", "max_power_gw", "median_temperature_k", "flag_names"]
+TABLE_COLUMNS = ["hotspot_id", "name", "lat_deg", "lon_west_deg", "n_perijoves",
+                 "mean_power_gw", "max_power_gw", "median_temperature_k", "notes"]
+#: the UI never wraps table cells: flags become short notes (the full flag names are
+#: in every catalog file); the legend is in the artifact's description
+NOTES = (("NEW_SOURCE", "new"), ("POWER_LOWER_LIMIT", "P>="), ("SATURATED", "sat"),
+         ("NONLINEAR", "nonlin"), ("T_ASSUMED", "T?"), ("LOW_CONFIDENCE", "faint"))
+
+
+def _notes(flags: int) -> str:
+    from iovolc.flags import Flag
+
+    return " ".join(short for name, short in NOTES if int(flags) & int(Flag[name]))
 #: presigned links stay valid this long (s)
 LINK_EXPIRY_S = 7 * 24 * 3600
 
@@ -105,11 +115,14 @@ def publish_artifacts(settings: Settings, res: dict, *, qa_markdown: str | None 
     files = latest["files"]
     version = latest["version"]
     hot = store.get_parquet(files["hotspots.parquet"])
+    if "flags" in hot.columns:
+        hot = hot.assign(notes=hot["flags"].map(_notes))
     cols = [c for c in TABLE_COLUMNS if c in hot.columns]
-    table = hot.sort_values("mean_power_gw", ascending=False)[cols].round(3)
+    table = hot.sort_values("mean_power_gw", ascending=False)[cols].round(2)
+    legend = ", ".join(f"{short} = {name}" for name, short in NOTES)
     create_table_artifact(key="hotspots", table=table.astype(str).to_dict("records"),
-                          description=f"Catalog {version}: {len(table)} hotspots (all rows; "
-                                      "every column is in hotspots.csv)")
+                          description=f"Catalog {version}: {len(table)} hotspots, all rows; "
+                                      f"notes: {legend} (every column is in hotspots.csv)")
     page = catalog_url(store, files["catalog.html"])
     page_path = _local_path(store, files["catalog.html"])
     where = ("presigned, 7 days" if page.startswith("http") else
