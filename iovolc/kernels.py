@@ -664,4 +664,13 @@ def _nearest(windows: list[list[float]], et: float) -> str:
     a, b = min(windows, key=lambda w: 0.0 if w[0] <= et <= w[1] else min(abs(et - w[0]),
                                                                           abs(et - w[1])))
     off = a - et if et < a else et - b
-    return f" (nearest coverage ET {a:.3f}..{b:.3f}, {off:.1f} s away)"
+    return f" (nearest coverage {_utc(a)} .. {_utc(b)} UTC, {off:.1f} s away)"
+
+
+def _utc(et: float) -> str:
+    """ET (TDB seconds past J2000) -> ISO UTC, for messages (astropy; no kernel pool)."""
+    from astropy.time import Time, TimeDelta
+
+    t = Time("2000-01-01T12:00:00", scale="tdb") + TimeDelta(float(et), format="sec")
+    t.precision = 3
+    return t.utc.isot
