@@ -55,17 +55,12 @@ ADC_FULL_SCALE_DN = 16383
 #: as applied by css.earth's Io README: samples >= 10,000 DN withheld)
 NONLINEAR_DN = 10000
 
-# --- published optics: used ONLY by the simulator to write its IK ---------------------
-# (the pipeline reads the camera from the kernel pool: band_camera)
+# --- published optics -------------------------------------------------------
+#: the published IFOV (JIRAM IK juno_jiram_v02.ti: 38 um / 159.82 mm). The pipeline
+#: never uses it for geometry -- it reads each band's camera from the kernel pool
+#: (:func:`band_camera`) and passes that ``ifov_rad`` to iovolc.physics; this is
+#: only physics' default for quick calculations.
 IFOV_RAD = 237.767e-6
-FOCAL_LENGTH_MM = 159.82
-F_NUMBER = 3.7
-PIXEL_PITCH_UM = 38.0
-N_LINES_FULL = 256
-CENTER_LINE = 127.5
-CENTER_SAMPLE = 215.5
-BAND_FIRST_LINE = {"L": 0, "M": 128}
-MODES: dict[str, tuple[str, ...]] = {"I1": ("L", "M"), "I2": ("M",), "I3": ("L",)}
 
 # --- bands ----------------------------------------------------------------
 #: published band widths used by the radiance -> power relation (um)
