@@ -33,7 +33,7 @@ def ingest_downlink(params: IngestParams = IngestParams()) -> dict:
     chash = config_hash()
     found = _opts(t.discover_products, settings)(settings, params.perijoves, params.force, chash)
     futures = []
-    for vol, info in found.items():
+    for vol, info in found["volumes"].items():
         _opts(t.land_index, settings)(settings, vol, info["volume_id"], chash)
         prods = info["products"]
         for i in range(0, len(prods), params.products_per_task):
@@ -41,7 +41,7 @@ def ingest_downlink(params: IngestParams = IngestParams()) -> dict:
                 settings, vol, info["volume_id"], prods[i:i + params.products_per_task],
                 chash)))
     wait([f for _, f in futures])
-    ingested, bad, by_volume = [], [], {}
+    ingested, bad, by_volume = [], list(found["problems"]), {}
     for vid, f in futures:
         res = f.result()
         ingested += res["ingested"]

@@ -23,9 +23,10 @@ import pandas as pd
 from iovolc import __version__ as IOVOLC_VERSION
 from iovolc.catalog import build_catalog
 from iovolc.extract import ExtractionConfig
-from iovolc.ingest import land_product, plan_discovery
+from iovolc.ingest import land_products, plan_discovery
 from iovolc.kernels import MissingKernelError, kernel_set_for
 from iovolc.pds3 import ProductError
+from iovolc.pds3_index import index_files
 from iovolc.pipeline import (
     FrameResult,
     calibrate_group,
@@ -53,6 +54,8 @@ def discover(settings: Settings, *, perijoves: list[int] | None, force: bool) ->
     Index rows and duplicate product ids that cannot be used are quarantined
     here, each with its reason; the rest of the volume goes on. Requested
     perijoves the archive has no volume for: :class:`iovolc.request.NoDataError`.
+    Returns ``{"volumes": {volume URL: {"volume_id", "products"}}, "problems":
+    [{"product_id", "reason"}]}``.
     """
     fs, root = settings.fs(settings.archive_url)
     check_perijoves(settings.archive_url, perijoves, fs=fs)  # NoDataError: one line, not retried
@@ -69,7 +72,10 @@ def discover(settings: Settings, *, perijoves: list[int] | None, force: bool) ->
         out[vol] = {"volume_id": vid, "products": todo}
     for bad in plan.problems:
         quarantine(store, stage="ingest", name=bad["name"], reason=bad["reason"])
-    return out
+    # index rows and duplicates set aside here are reported with the run's quarantine
+    return {"volumes": out,
+            "problems": [{"product_id": b["name"], "reason": b["reason"], "quarantined": True}
+                         for b in plan.problems]}
 
 
 def ingest_batch(settings: Settings, *, volume_url: str, volume_id: str,
@@ -84,30 +90,24 @@ def ingest_batch(settings: Settings, *, volume_url: str, volume_id: str,
     fs, _ = settings.fs(settings.archive_url)
     kfs, _ = settings.fs(settings.kernels_url)
     store = _store(settings)
-    ingested, bad = [], []
-    kernels_landed: set[str] = set()
-    for pid, rel in products:
-        res = land_product(store, fs=fs, archive_url=settings.archive_url,
-                           volume_url=volume_url, volume_id=volume_id, product_id=pid,
-                           relative_path=rel, kernel_root=settings.kernels_url, kfs=kfs,
-                           cache_dir=settings.cache_dir, kernels_landed=kernels_landed)
-        if res.get("quarantined"):
-            bad.append(res)
-        else:
-            ingested.append(res)
-    return {"ingested": ingested, "quarantined": bad}
+    # one batch: the kernels all its products name are verified by SPICE in one
+    # throwaway process (iovolc.ingest.land_products)
+    rows = land_products(store, fs=fs, archive_url=settings.archive_url,
+                         volume_url=volume_url, volume_id=volume_id, products=products,
+                         kernel_root=settings.kernels_url, kfs=kfs,
+                         cache_dir=settings.cache_dir)
+    return {"ingested": [r for r in rows if not r.get("quarantined")],
+            "quarantined": [r for r in rows if r.get("quarantined")]}
 
 
 def land_index(settings: Settings, *, volume_url: str, volume_id: str) -> None:
-    """Copy the volume's INDEX files unchanged."""
+    """Copy the volume's INDEX files unchanged (only regular files of its ``INDEX/``
+    folder; a link out of the volume is never followed: iovolc.pds3_index.index_files)."""
     fs, _ = settings.fs(settings.archive_url)
     store = _store(settings)
-    base = fs._strip_protocol(volume_url).rstrip("/")
-    for path in fs.find(base):
-        rel = path[len(base) + 1:]
-        if rel.upper().startswith("INDEX/"):
-            store.put_bytes(object_key("raw", volume_id=volume_id, relative_path=rel),
-                            fs.cat_file(path))
+    for rel, path in index_files(volume_url, fs=fs):
+        store.put_bytes(object_key("raw", volume_id=volume_id, relative_path=rel),
+                        fs.cat_file(path))
 
 
 # --- calibration ------------------------------------------------------------------
@@ -120,40 +120,61 @@ def calibrate_groups(settings: Settings, *, perijove: int, groups: list[list[dic
     for group in groups:
         gid = group[0]["product_id"]
         fkey = object_key("frames", perijove=perijove, group_id=gid)
-        fits_keys = [object_key("calibrated", perijove=perijove, product_id=m["product_id"])
-                     for m in group]
         if store.exists(fkey) and not force:
+            # the frames it holds (products quarantined at calibration have no FITS)
+            done_ids = store.get_parquet(fkey)["product_id"].tolist()
             out.append({"group_id": gid, "frames_key": fkey, "skipped": True,
-                        "fits_keys": fits_keys})
+                        "fits_keys": [object_key("calibrated", perijove=perijove, product_id=p)
+                                      for p in done_ids]})
             continue
         products = []
         with tempfile.TemporaryDirectory() as tmp:
             for m in group:
                 try:
                     products.append(_load_raw(store, m, Path(tmp)))
+                except (ConnectionError, TimeoutError):
+                    raise
                 except (ProductError, OSError) as exc:
-                    quarantine(store, stage="calibrate", name=m["product_id"], reason=str(exc))
+                    quarantine(store, stage="calibrate", name=m["product_id"],
+                               reason=f"{m['product_id']}: {exc}")
         if not products:
             continue
-        try:
-            kset = kernel_set_for(products[0], kernel_root=kroot, cache_dir=settings.cache_dir,
-                                  fs=store.fs)
-        except (MissingKernelError, ValueError) as exc:
-            for p in products:
-                quarantine(store, stage="calibrate", name=p.product_id, reason=str(exc))
+        results, keys = [], []
+        # products naming different kernels are calibrated with their own kernel set
+        by_kernels: dict[tuple, list] = {}
+        for p in products:
+            by_kernels.setdefault(tuple(p.spice_file_names), []).append(p)
+        for names, prods in by_kernels.items():
+            try:
+                kset = kernel_set_for(prods[0], kernel_root=kroot, cache_dir=settings.cache_dir,
+                                      fs=store.fs)
+            except (MissingKernelError, ValueError) as exc:
+                for p in prods:
+                    quarantine(store, stage="calibrate", name=p.product_id,
+                               reason=f"{p.product_id}: {exc}")
+                continue
+            for sub in group_products(prods):
+                try:
+                    with kset:
+                        done = calibrate_group(sub)
+                except (ConnectionError, TimeoutError):
+                    raise  # transient: the task is retried
+                except Exception as exc:  # noqa: BLE001 - the boundary: this sequence only
+                    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                    for p in sub:
+                        quarantine(store, stage="calibrate", name=p.product_id,
+                                   reason=f"{p.product_id}: calibration failed: "
+                                          f"{type(exc).__name__}: {text}")
+                    continue
+                for r in done:
+                    key = object_key("calibrated", perijove=perijove, product_id=r.product_id)
+                    store.put_bytes(key, frame_to_fits(r, kernels=list(names),
+                                                       config_hash=config_hash),
+                                    overwrite=force)
+                    keys.append(key)
+                results += done
+        if not results:
             continue
-        # the kernels of a sequence are those of its first product; a sequence whose
-        # products name different kernels is split by ingest policy (same list required)
-        results = []
-        for sub in group_products(products):
-            with kset:
-                results += calibrate_group(sub)
-        keys = []
-        for r in results:
-            key = object_key("calibrated", perijove=perijove, product_id=r.product_id)
-            store.put_bytes(key, frame_to_fits(r, kernels=list(products[0].spice_file_names),
-                                               config_hash=config_hash), overwrite=force)
-            keys.append(key)
         frames = pd.DataFrame([r.summary for r in results])
         frames["iovolc_version"] = IOVOLC_VERSION
         store.put_parquet(fkey, frames, overwrite=force)

@@ -61,9 +61,6 @@ def test_ingest_opens_nothing_outside_the_archive(corpus, tmp_path):
         assert PLANTED not in store.get_bytes(key), key
 
 
-@pytest.mark.xfail(strict=True, reason="tasks/work.land_index copies every file under INDEX/ "
-                   "with fs.find + fs.cat_file, following links out of the volume; it should "
-                   "copy iovolc.pds3_index.index_files(volume) instead")
 def test_land_index_copies_no_link_out_of_the_volume(corpus, tmp_path):
     from tasks.work import land_index
 

@@ -128,6 +128,9 @@ def test_bad_products_cost_only_themselves(clean, tmp_path, monkeypatch):
             problems.append(f"{b.kind}: {reason!r} (expected {b.starts!r} ... {b.words})")
     assert not problems, "\n".join(problems)
     assert set(records) == matched, sorted(set(records) - matched)
+    # the run reports every one of them (its QA summary lists them with their reasons)
+    reported = state.result()["ingest"]["quarantined"]
+    assert len(reported) == len(records), (len(reported), len(records))
 
     # the good products (the EDR volume's too, around its bad row) are all in
     def manifest(s: Store) -> set[str]:
