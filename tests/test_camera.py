@@ -64,7 +64,7 @@ def test_pixel_edges_are_the_getfov_corners(pool, band):
     assert frame == cam.frame == f"JUNO_JIRAM_I_{band}BAND"
     to_band = np.array(spiceypy.pxform("JUNO_JIRAM_I", frame, 0.0))
     edges = [(-0.5, -0.5), (-0.5, 431.5), (127.5, 431.5), (127.5, -0.5)]
-    ours = np.array([to_band @ cam.directions(l, s) for l, s in edges])
+    ours = np.array([to_band @ cam.directions(ln, sm) for ln, sm in edges])
     spice = np.array(bounds[:n]) / np.linalg.norm(bounds[:n], axis=1, keepdims=True)
     np.testing.assert_allclose(ours, spice, atol=1e-12)
     # the boresight is the centre of the strip
