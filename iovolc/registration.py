@@ -34,10 +34,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import fft as sp_fft
 from scipy.ndimage import binary_dilation, gaussian_filter, map_coordinates, spline_filter
-from skimage.feature import match_template
 
-from iovolc.geometry import FrameState, _backplanes, centre_direction_inst, disc_radius_rad
+from iovolc.geometry import (
+    FrameState,
+    centre_direction_inst,
+    disc_cosines,
+    disc_cosines_directions,
+    disc_radius_rad,
+)
 
 #: default search half-ranges (deg): along the spin, across it
 SEARCH_ALONG_DEG = 10.0
@@ -93,15 +99,48 @@ def _from_spin(phi, psi, basis) -> np.ndarray:
 
 def _lambert(state: FrameState, d_inst: np.ndarray) -> np.ndarray:
     """cos(incidence) (>= 0) of instrument-frame rays under ``state``; 0 off the disc."""
-    shape = d_inst.shape[:-1]
-    out = np.zeros(int(np.prod(shape)))
-    flat = d_inst.reshape(-1, 3)
-    point, obs_bf, hit, dt = state.intercept_directions(flat @ state.inst_to_j2000.T)
-    if hit.any():
-        g = _backplanes(state, point, obs_bf, hit, dt, ifov_rad=1.0)
-        mu0 = np.cos(np.radians(g.incidence_deg[hit]))
-        out[hit] = np.clip(mu0, 0.0, None)
-    return out.reshape(shape)
+    hit, cos_i, _ = disc_cosines_directions(state, d_inst @ state.inst_to_j2000.T)
+    return np.where(hit, np.clip(np.nan_to_num(cos_i, nan=0.0), 0.0, None), 0.0)
+
+
+def _ncc(image: np.ndarray, template: np.ndarray) -> np.ndarray:
+    """Normalised cross-correlation of ``template`` with ``image`` at every offset where
+    it lies wholly inside: ``out[i, j]`` for the template's first pixel at image
+    ``(i, j)``, shape ``image - template + 1``; 0 where the image window is flat.
+
+    The products come from one FFT grid the size of the image (circular
+    correlation: the offsets kept never wrap), the image window sums from
+    running sums.
+    """
+    m, n = template.shape
+    n_i, n_j = image.shape[0] - m + 1, image.shape[1] - n + 1
+    shape = (sp_fft.next_fast_len(image.shape[0], real=True),
+             sp_fft.next_fast_len(image.shape[1], real=True))
+    xcorr = sp_fft.irfft2(sp_fft.rfft2(image, shape)
+                          * np.conj(sp_fft.rfft2(template.astype(float), shape)),
+                          shape)[:n_i, :n_j]
+    # the template's mean and sum of squares in its own precision
+    t_mean = template.mean()
+    t_ssd = np.sum((template - t_mean) ** 2)
+    s1 = _window_sums(image, m, n)
+    num = xcorr - s1 * t_mean
+    den = np.sqrt(np.maximum((_window_sums(image * image, m, n) - s1 * s1 / (m * n)) * t_ssd,
+                             0.0))
+    out = np.zeros((n_i, n_j))
+    ok = den > np.finfo(float).eps
+    out[ok] = num[ok] / den[ok]
+    return out
+
+
+def _window_sums(x: np.ndarray, m: int, n: int) -> np.ndarray:
+    """Sums of ``x`` over every m x n window lying wholly inside (rows first, then
+    columns: a window of zeros sums to exactly zero)."""
+    c = np.zeros((x.shape[0] + 1, x.shape[1]))
+    np.cumsum(x, axis=0, out=c[1:])
+    rows = c[m:] - c[:-m]
+    c = np.zeros((rows.shape[0], rows.shape[1] + 1))
+    np.cumsum(rows, axis=1, out=c[:, 1:])
+    return c[:, n:] - c[:, :-n]
 
 
 # --- stage 1 ----------------------------------------------------------------------------
@@ -157,7 +196,7 @@ def _coarse_search(strips: dict, state: FrameState, *, along: tuple[float, float
         tmpl = _strip_template(img, valid, line, sample, step_rad / state.camera(band).ifov_rad)
         if tmpl is None:
             continue
-        res = match_template(canvas, tmpl)
+        res = _ncc(canvas, tmpl)
         # observed(phi) = predicted(phi + along): template at canvas row a0 + along/step
         ia = a0 + int(round(along[0] / step_rad))
         ic = b0 - int(round(cross[1] / step_rad))
@@ -194,13 +233,19 @@ def _strip_template(img, valid, line, sample, binning: float) -> np.ndarray | No
 # --- predicted disc in pixels (also the extraction's background shape) ----------------
 
 
-def _photometry(g, exponents) -> list[np.ndarray]:
+def _photometry(on_disc, cos_i, cos_e, exponents) -> list[np.ndarray]:
     """Minnaert ``mu0^k mu^(k-1)`` for each k (k = 1: Lambert ``cos i``; k = 0: the lit
-    disc's silhouette, uniform brightness); 0 unlit/off disc."""
-    mu0 = np.clip(np.cos(np.radians(np.nan_to_num(g.incidence_deg, nan=180.0))), 0, None)
-    mu = np.clip(np.cos(np.radians(np.nan_to_num(g.emission_deg, nan=90.0))), 0.02, None)
-    return [np.where(g.on_disc, mu0 ** k * mu ** (k - 1.0), 0.0) if k > 0
-            else np.where(g.on_disc & (mu0 > 0), 1.0, 0.0) for k in exponents]
+    disc's silhouette, uniform brightness); 0 unlit/off disc. ``mu`` is floored at 0.02."""
+    mu0 = np.clip(np.nan_to_num(cos_i, nan=-1.0), 0, None)
+    mu = np.clip(np.nan_to_num(cos_e, nan=0.0), 0.02, None)
+    lit = on_disc & (mu0 > 0)  # elsewhere every model is 0
+    m0, m = mu0[lit], mu[lit]
+    out = []
+    for k in exponents:
+        c = np.zeros(np.shape(on_disc))
+        c[lit] = 1.0 if k == 0 else (m0 if k == 1 else m0 ** k * m ** (k - 1.0))
+        out.append(c)
+    return out
 
 
 def predicted_shading(state: FrameState, band: str, *, line0: int, line1: int, samp0: int,
@@ -224,8 +269,6 @@ def predicted_shading(state: FrameState, band: str, *, line0: int, line1: int, s
 
 
 def _shading(state, band, *, line0, line1, samp0, samp1, psf_sigma_px, exponents):
-    from iovolc.geometry import pixel_geometry
-
     nl, ns = line1 - line0, samp1 - samp0
     canvases = [np.zeros((nl, ns)) for _ in exponents]
     limb = np.zeros((nl, ns), dtype=bool)
@@ -241,10 +284,8 @@ def _shading(state, band, *, line0, line1, samp0, samp1, psf_sigma_px, exponents
     if hi_l <= lo_l or hi_s <= lo_s:
         return canvases, limb
     ll, ss = np.mgrid[lo_l:hi_l, lo_s:hi_s]
-    g = pixel_geometry(state, band, ll, ss)
-    mu0 = np.clip(np.cos(np.radians(np.nan_to_num(g.incidence_deg, nan=180.0))), 0, None)
-    subs = _photometry(g, exponents)
-    hit = g.on_disc
+    hit, cos_i, cos_e = disc_cosines(state, band, ll, ss)
+    subs = _photometry(hit, cos_i, cos_e, exponents)
     pad = np.pad(hit, 1, mode="edge")
     edge = np.zeros_like(hit)
     for dl in (0, 2):
@@ -256,9 +297,10 @@ def _shading(state, band, *, line0, line1, samp0, samp1, psf_sigma_px, exponents
         off = (np.arange(k) + 0.5) / k - 0.5
         dl, ds = np.meshgrid(off, off, indexing="ij")
         el, es = ll[edge], ss[edge]
-        g2 = pixel_geometry(state, band, el[:, None] + dl.ravel(), es[:, None] + ds.ravel())
-        for sub, sub2 in zip(subs, _photometry(g2, exponents), strict=True):
+        fine = disc_cosines(state, band, el[:, None] + dl.ravel(), es[:, None] + ds.ravel())
+        for sub, sub2 in zip(subs, _photometry(*fine, exponents), strict=True):
             sub[edge] = sub2.mean(axis=1)
+    mu0 = np.clip(np.nan_to_num(cos_i, nan=-1.0), 0, None)
     limb[lo_l - line0:hi_l - line0, lo_s - samp0:hi_s - samp0] = edge & (mu0 > 0.05)
     out = []
     for canvas, sub in zip(canvases, subs, strict=True):
@@ -312,7 +354,7 @@ def _fine_fit(strips: dict, state: FrameState, *, along: float, cross: float, se
         tmpl = np.where(v, np.clip(img, None, max(hi, med)), med)
         if np.ptp(tmpl) == 0:
             continue
-        res = match_template(stack[0], tmpl)
+        res = _ncc(stack[0], tmpl)
         ncc = res if ncc is None else ncc + res
         n_used += 1
     if ncc is None:
@@ -327,9 +369,9 @@ def _fine_fit(strips: dict, state: FrameState, *, along: float, cross: float, se
     for k in range(len(FIT_EXPONENTS)):
         d_line, d_samp = start
         sigma, red_chi2 = np.array([np.inf, np.inf]), np.inf
-        one = {b: ([c[0][k]], c[1]) for b, c in canvases.items()}
+        models = _limb_models(strips, canvases, k)
         for _ in range(8):
-            out = _lsq_step(strips, one, search_px=search_px, d_line=d_line, d_samp=d_samp)
+            out = _lsq_step(strips, models, search_px=search_px, d_line=d_line, d_samp=d_samp)
             if out is None:
                 break
             step, sigma, red_chi2 = out
@@ -350,28 +392,37 @@ def _fine_fit(strips: dict, state: FrameState, *, along: float, cross: float, se
     return d_line, d_samp, float(np.hypot(*sigma)), peak, n_limb
 
 
-def _lsq_step(strips: dict, canvases: dict, *, search_px: int, d_line: float, d_samp: float):
+def _limb_models(strips: dict, canvases: dict, k: int) -> dict:
+    """Per band with a predicted limb: the cubic-spline coefficients of canvas ``k``, the
+    pixels within 3 px of the limb, and the strip's usable pixels (fixed during a fit)."""
+    out = {}
+    for band, (img, valid) in strips.items():
+        stack, limb = canvases[band]
+        if not limb.any():
+            continue
+        out[band] = (spline_filter(stack[k], order=3, mode="constant"),
+                     binary_dilation(limb, iterations=3), valid & np.isfinite(img))
+    return out
+
+
+def _lsq_step(strips: dict, models: dict, *, search_px: int, d_line: float, d_samp: float):
     """One Gauss-Newton step for the common pixel shift (amplitude, offset free per band).
 
-    Returns ``(step, sigma, reduced chi2)``: the shift update, its formal 1-sigma
-    error (pixels, from the residual scatter) and the fit's reduced chi-square,
-    or None when nothing constrains it.
+    ``models``: :func:`_limb_models`. Returns ``(step, sigma, reduced chi2)``: the
+    shift update, its formal 1-sigma error (pixels, from the residual scatter) and
+    the fit's reduced chi-square, or None when nothing constrains it.
     """
     jtj = np.zeros((2, 2))
     jtr = np.zeros(2)
     chi2, dof = 0.0, 0
-    for band, (img, valid) in strips.items():
-        pair, limb = canvases[band]
-        if not limb.any():
-            continue
-        coeffs_all = [spline_filter(c, order=3, mode="constant") for c in pair]
-        limb_zone = binary_dilation(limb, iterations=3)
+    for band, (coeffs, limb_zone, usable) in models.items():
+        img = strips[band][0]
         n_r, n_c = img.shape
         rows = np.arange(n_r) + search_px - d_line
         cols = np.arange(n_c) + search_px - d_samp
         ri = np.clip(np.round(rows).astype(int), 0, limb_zone.shape[0] - 1)
         ci = np.clip(np.round(cols).astype(int), 0, limb_zone.shape[1] - 1)
-        zone = limb_zone[ri[:, None], ci[None, :]] & valid & np.isfinite(img)
+        zone = limb_zone[ri[:, None], ci[None, :]] & usable
         zone[(rows < 0) | (rows > limb_zone.shape[0] - 1), :] = False
         zone[:, (cols < 0) | (cols > limb_zone.shape[1] - 1)] = False
         if zone.sum() < 20:
@@ -379,15 +430,14 @@ def _lsq_step(strips: dict, canvases: dict, *, search_px: int, d_line: float, d_
         pr, pc = np.nonzero(zone)
         rr, cc = rows[pr], cols[pc]
         data = img[pr, pc].astype(float)
-
-        def at(dr, dc, coeffs, rr=rr, cc=cc):
-            return map_coordinates(coeffs, [rr + dr, cc + dc], order=3, mode="constant",
-                                   prefilter=False)
-
-        ms = [at(0, 0, c) for c in coeffs_all]
-        gls = [at(0.5, 0, c) - at(-0.5, 0, c) for c in coeffs_all]
-        gss = [at(0, 0.5, c) - at(0, -0.5, c) for c in coeffs_all]
-        m, gl, gs = ms[0], gls[0], gss[0]
+        # the model and its central differences (+-0.5 px) in one spline evaluation
+        n = rr.size
+        at = map_coordinates(coeffs, [np.concatenate([rr, rr + 0.5, rr - 0.5, rr, rr]),
+                                      np.concatenate([cc, cc, cc, cc + 0.5, cc - 0.5])],
+                             order=3, mode="constant", prefilter=False)
+        m = at[:n]
+        gl = at[n:2 * n] - at[2 * n:3 * n]
+        gs = at[3 * n:4 * n] - at[4 * n:]
         grad = np.hypot(gl, gs)
         if grad.max() <= 0:
             continue
@@ -427,12 +477,29 @@ def _lsq_step(strips: dict, canvases: dict, *, search_px: int, d_line: float, d_
     return np.linalg.solve(jtj, jtr), np.sqrt(np.diag(cov)), chi2 / dof
 
 
-def _line_footprints(length: int = 9) -> list[np.ndarray]:
-    n = length
-    eye = np.eye(n, dtype=bool)
-    row = np.zeros((n, n), bool)
-    row[n // 2, :] = True
-    return [row, row.T, eye, eye[::-1]]
+#: the compact-feature test's line openings: 9 px along rows, columns and both diagonals
+LINE_OPENING_PX = 9
+_LINE_DIRECTIONS = ((0, 1), (1, 0), (1, 1), (1, -1))
+
+
+def _line_extreme(x: np.ndarray, direction: tuple[int, int], length: int, op) -> np.ndarray:
+    """Running ``op`` (np.minimum / np.maximum) over a centred line of ``length`` pixels
+    along ``direction``, edges extended by their nearest pixel (a grey erosion or
+    dilation with a line footprint; exact)."""
+    h = length // 2
+    dl, ds = direction
+    p = np.pad(x, h, mode="edge")
+    n0, n1 = x.shape
+    out = p[h:h + n0, h:h + n1].copy()
+    for k in range(-h, h + 1):
+        if k:
+            op(out, p[h + k * dl:h + k * dl + n0, h + k * ds:h + k * ds + n1], out=out)
+    return out
+
+
+def _line_opening(x: np.ndarray, direction: tuple[int, int], length: int) -> np.ndarray:
+    return _line_extreme(_line_extreme(x, direction, length, np.minimum), direction, length,
+                         np.maximum)
 
 
 def _hot_pixels(img: np.ndarray, valid: np.ndarray, *, k_sigma: float = 6.0,
@@ -446,13 +513,12 @@ def _hot_pixels(img: np.ndarray, valid: np.ndarray, *, k_sigma: float = 6.0,
     (elongated features survive the opening along their own direction).
     """
     from scipy.ndimage import binary_dilation as dilate
-    from scipy.ndimage import grey_opening
 
     x = np.where(valid & np.isfinite(img), img, np.nan)
     fill = np.nanmedian(x) if np.isfinite(x).any() else 0.0
     x = np.where(np.isfinite(x), x, fill).astype(float)
-    tophat = np.min([x - grey_opening(x, footprint=f, mode="nearest")
-                     for f in _line_footprints()], axis=0)
+    tophat = np.min([x - _line_opening(x, d, LINE_OPENING_PX) for d in _LINE_DIRECTIONS],
+                    axis=0)
     hp = x - 0.25 * (np.roll(x, 1, 0) + np.roll(x, -1, 0) + np.roll(x, 1, 1) + np.roll(x, -1, 1))
     sigma = 1.4826 * float(np.median(np.abs(hp[valid]))) / np.sqrt(1.25) if valid.any() else 0.0
     hot = valid & (tophat > k_sigma * sigma) if sigma > 0 else np.zeros_like(valid)
