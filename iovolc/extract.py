@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from numpy.lib.stride_tricks import sliding_window_view
 from scipy import ndimage as ndi
 from scipy.special import erf
 from skimage.segmentation import watershed
@@ -87,12 +88,33 @@ def _clipped_local_mean(img, weight, size, *, n_iter=3, clip=3.0):
     return mean
 
 
+def median_filter_nearest(x: np.ndarray, size: int) -> np.ndarray:
+    """``scipy.ndimage.median_filter(x, size, mode="nearest")``, exactly, faster.
+
+    For an odd ``size`` the median of a window is one of its values: a partial
+    sort of each window (blocks of rows at a time) picks it (~3x faster than
+    scipy's rank filter here). An even ``size`` goes to scipy.
+    """
+    if size % 2 == 0:
+        return ndi.median_filter(x, size=size, mode="nearest")
+    h = size // 2
+    pad = np.pad(np.asarray(x, dtype=float), h, mode="edge")
+    out = np.empty(np.shape(x))
+    k = size * size // 2
+    n0, n1 = out.shape
+    for r0 in range(0, n0, 4):
+        r1 = min(r0 + 4, n0)
+        win = sliding_window_view(pad[r0:r1 + 2 * h], (size, size))
+        out[r0:r1] = np.partition(win.reshape(r1 - r0, n1, size * size), k, axis=-1)[..., k]
+    return out
+
+
 def background_model(img: np.ndarray, shading: np.ndarray | None, *, valid: np.ndarray,
                      size: int = 15) -> np.ndarray:
     """Background of one band half (see module docstring)."""
     if shading is None:
         filled = np.where(valid, img, np.median(img[valid]) if valid.any() else 0.0)
-        return ndi.median_filter(filled, size=size, mode="nearest")
+        return median_filter_nearest(filled, size)
     lit = shading > 0.2 * shading.max() if shading.max() > 0 else np.zeros_like(valid)
     dark = shading <= 1e-6
     bg = np.zeros_like(img)
@@ -300,11 +322,10 @@ def _peaks(resid, snr_map, valid, saturated, *, k_sigma):
     """One marker per source: regional maxima of asinh(SNR/4) with a prominence of at least
     :data:`PEAK_PROMINENCE` (noise bumps on a resolved or saturated source are not
     sources), above ``k_sigma`` and not lone spikes; one pixel per plateau."""
-    from skimage.morphology import h_maxima
-
     t = np.arcsinh(np.where(valid, snr_map, 0.0) / 4.0)
     t = np.where(saturated & valid, t.max() + 1.0, t)  # a saturated top is one plateau
-    maxima = h_maxima(t, PEAK_PROMINENCE).astype(bool) & (snr_map > k_sigma) & valid
+    cand = (snr_map > k_sigma) & valid
+    maxima = _h_maxima_at(t, PEAK_PROMINENCE, cand) & cand
     # not a lone spike: a PSF-blurred source always lights a neighbour
     neigh = ndi.maximum_filter(np.where(maxima, -np.inf, snr_map), footprint=np.array(
         [[1, 1, 1], [1, 0, 1], [1, 1, 1]]))
@@ -313,11 +334,55 @@ def _peaks(resid, snr_map, valid, saturated, *, k_sigma):
     if n == 0:
         return np.zeros(0, int), np.zeros(0, int)
     # the brightest pixel of each plateau
-    idx = ndi.maximum_position(np.where(maxima, resid, -np.inf), lab, np.arange(1, n + 1))
-    pr = np.array([int(i[0]) for i in idx])
-    ps = np.array([int(i[1]) for i in idx])
+    pr, ps = _brightest_of_labels(np.where(maxima, resid, -np.inf), lab, n)
     order = np.lexsort((ps, pr))
     return pr[order], ps[order]
+
+
+def _h_maxima_at(t: np.ndarray, h: float, at: np.ndarray) -> np.ndarray:
+    """``skimage.morphology.h_maxima(t, h)`` at the pixels ``at`` (False elsewhere), exactly.
+
+    Whether p is an h-maximum depends only on pixels joined to p through values
+    above ``t(p) - h``: the reconstruction is run on the pieces of the image above
+    ``min t(at) - h`` that hold a pixel of ``at`` (each in its own box, the rest
+    of the box lowered to that level), not on the whole image.
+    """
+    from skimage.morphology import h_maxima
+
+    out = np.zeros(t.shape, bool)
+    if not at.any():
+        return out
+    low = float(t[at].min()) - h - 1e-6
+    lab, _ = ndi.label(t > low, structure=np.ones((3, 3), bool))
+    boxes = ndi.find_objects(lab)
+    for k in np.unique(lab[at]):
+        sl = tuple(slice(max(b.start - 1, 0), b.stop + 1) for b in boxes[k - 1])
+        piece = lab[sl] == k
+        out[sl] |= h_maxima(np.where(piece, t[sl], low), h).astype(bool) & piece
+    return out & at
+
+
+def _brightest_of_labels(values: np.ndarray, labels: np.ndarray, n: int):
+    """(row, col) of the largest value of each label 1..n (``ndi.maximum_position``)."""
+    rr, cc = np.nonzero(labels)
+    lab, val = labels[rr, cc], values[rr, cc]
+    order = np.lexsort((-val, lab))  # by label, largest first
+    lab_s, val_s = lab[order], val[order]
+    first = np.r_[True, lab_s[1:] != lab_s[:-1]]
+    tie = first[:-1] & (lab_s[1:] == lab_s[:-1]) & (val_s[1:] == val_s[:-1])
+    if tie.any() or first.sum() != n:  # scipy's choice among equals is its sort's: use it
+        idx = ndi.maximum_position(values, labels, np.arange(1, n + 1))
+        return np.array([int(i[0]) for i in idx]), np.array([int(i[1]) for i in idx])
+    return rr[order[first]], cc[order[first]]
+
+
+def _label_max(values: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
+    """Largest value of each label 1..n (``ndi.maximum``; 0 for a label with no pixel)."""
+    sel = labels > 0
+    out = np.full(n + 1, -np.inf)
+    np.maximum.at(out, labels[sel], np.asarray(values, dtype=float)[sel])
+    out[np.bincount(labels[sel], minlength=n + 1) == 0] = 0.0
+    return out[1:]
 
 
 def extract_frame(
@@ -353,15 +418,15 @@ def extract_frame(
         sh = None
         if registered:
             sh, _k = fitted_shading(state, band, img, v, psf_sigma_px=config.psf_sigma_px)
-        bg = background_model(np.where(v, img, 0.0), sh, valid=v, size=config.background_size_px)
+        img0 = np.where(v, img, 0.0)
+        bg = background_model(img0, sh, valid=v, size=config.background_size_px)
         resid = np.where(v, img - bg, 0.0)
         sigma = _local_noise(resid, v, config.noise_size_px)
         # second pass: the background again without the sources found (grown), so a
         # resolved source does not leak into its own background and fall apart
         sources = ndi.binary_dilation((resid / sigma) > 3.0, iterations=SOURCE_MASK_GROW_PX)
         if sources.any():
-            bg = background_model(np.where(v, img, 0.0), sh, valid=v & ~sources,
-                                  size=config.background_size_px)
+            bg = background_model(img0, sh, valid=v & ~sources, size=config.background_size_px)
             resid = np.where(v, img - bg, 0.0)
             sigma = _local_noise(resid, v & ~sources, config.noise_size_px)
         if sh is not None:
@@ -379,7 +444,7 @@ def extract_frame(
         idx = np.arange(1, pr.size + 1)
         flux = ndi.sum_labels(resid, labels, idx)
         npix = ndi.sum_labels(np.ones_like(resid), labels, idx).astype(int)
-        sat = ndi.maximum(saturated[sl].astype(int), labels, idx) > 0
+        sat = _label_max(saturated[sl], labels, pr.size) > 0
         # a segment that reaches the strip's border is cut by it (resolved sources!)
         border = np.zeros(img.shape, bool)
         border[[0, -1], :] = True
@@ -387,8 +452,8 @@ def extract_frame(
         peak_of = np.zeros(pr.size + 1)
         peak_of[1:] = resid[pr, ps]
         bright = resid >= 0.1 * peak_of[labels]  # the source itself, not its noisy skirt
-        cut = ndi.maximum((border & bright).astype(int), labels, idx) > 0
-        peak_dn = (ndi.maximum(np.asarray(raw_dn[sl], float), labels, idx) if raw_dn is not None
+        cut = _label_max(border & bright, labels, pr.size) > 0
+        peak_dn = (_label_max(raw_dn[sl], labels, pr.size) if raw_dn is not None
                    else np.full(pr.size, np.nan))
         # centres: PSF fit for compact unsaturated sources, moments otherwise
         fit_r, fit_s, fit_ok = _psf_fit(resid, pr, ps, sigma_px=config.psf_sigma_px)
