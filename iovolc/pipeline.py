@@ -461,27 +461,38 @@ def flag_transients(frames: pd.DataFrame, detections: pd.DataFrame) -> pd.DataFr
                 if fr.loc[p, "pointing_method"] != "none"]
         if len(pids) < 2:
             continue
-        for i, d in d_seq.iterrows():
-            pt = surface_point(d["lat_deg"], d["lon_west_deg"], state(d["product_id"]).radii_km)
-            covered = confirmed = 0
-            for other in pids:
-                if other == d["product_id"] or d["band"] not in fr.loc[other, "bands"]:
+        pid = d_seq["product_id"].to_numpy()
+        band = d_seq["band"].to_numpy()
+        line = d_seq["line"].to_numpy(float)
+        sample = d_seq["sample"].to_numpy(float)
+        pts = np.zeros((len(d_seq), 3))
+        for p in np.unique(pid):
+            at = pid == p
+            pts[at] = surface_point(d_seq["lat_deg"].to_numpy(float)[at],
+                                    d_seq["lon_west_deg"].to_numpy(float)[at],
+                                    state(p).radii_km)
+        covered = np.zeros(len(d_seq), int)
+        confirmed = np.zeros(len(d_seq), int)
+        for other in pids:  # each other frame, all the sequence's detections at once
+            o_bands = fr.loc[other, "bands"]
+            tol = CONFIRM_RADIUS_PX + 2.0 * float(np.nan_to_num(
+                fr.loc[other, "pointing_sigma_px"]))
+            for b, sl in jiram.band_layout(tuple(o_bands)).items():
+                sel = np.flatnonzero((pid != other) & (band == b))
+                if not sel.size:
                     continue
-                pl, ps, vis = state(other).project_points(pt[None, :], d["band"])
-                if not (vis[0] and COVER_MARGIN_PX <= pl[0] <= 127 - COVER_MARGIN_PX
-                        and COVER_MARGIN_PX <= ps[0] <= 431 - COVER_MARGIN_PX):
-                    continue
-                covered += 1
-                o = d_seq[(d_seq["product_id"] == other) & (d_seq["band"] == d["band"])]
-                first = jiram.band_layout(tuple(fr.loc[other, "bands"]))[d["band"]].start
-                tol = CONFIRM_RADIUS_PX + 2.0 * float(np.nan_to_num(
-                    fr.loc[other, "pointing_sigma_px"]))
-                if len(o) and (np.hypot(o["line"].to_numpy(float) - first - pl[0],
-                                        o["sample"].to_numpy(float) - ps[0]) <= tol).any():
-                    confirmed += 1
-            need = 1 if d["snr"] >= 10 else 2
-            if confirmed == 0 and covered >= need:
-                flags[det.index.get_loc(i)] |= int(Flag.TRANSIENT)
+                pl, ps, vis = state(other).project_points(pts[sel], b)
+                cover = vis & (COVER_MARGIN_PX <= pl) & (pl <= 127 - COVER_MARGIN_PX) \
+                    & (COVER_MARGIN_PX <= ps) & (ps <= 431 - COVER_MARGIN_PX)
+                mine = (pid == other) & (band == b)
+                if mine.any():
+                    dist = np.hypot(line[mine][None, :] - sl.start - pl[:, None],
+                                    sample[mine][None, :] - ps[:, None])
+                    confirmed[sel] += cover & (dist <= tol).any(axis=1)
+                covered[sel] += cover
+        need = np.where(d_seq["snr"].to_numpy(float) >= 10, 1, 2)
+        transient = (confirmed == 0) & (covered >= need)
+        flags[det.index.get_indexer(d_seq.index[transient])] |= int(Flag.TRANSIENT)
     det["flags"] = flags
     return det
 
