@@ -54,6 +54,8 @@ RESULT_FIELDS = ("archive_url", "kernels_url")
 _URL_FIELDS = ("archive_url", "kernels_url", "store_url")
 _OPTIONAL_FIELDS = ("s3_endpoint_url", "dask_address")
 _S3_PROTOCOLS = ("s3", "s3a")
+#: storage options holding dicts that :func:`merge_storage_options` merges key by key
+_NESTED_OPTIONS = ("client_kwargs", "config_kwargs")
 
 
 def _default_store_url() -> str:
@@ -136,7 +138,11 @@ class Settings(BaseModel):
     def storage_options(self, url: str) -> dict[str, Any]:
         """fsspec keyword arguments for ``url``.
 
-        s3: ``{"client_kwargs": {"endpoint_url": ...}}`` when an endpoint is
+        s3: ``{"config_kwargs": ...}`` with the client's timeouts and
+        botocore retries off (:func:`iovolc.s3retry.config_kwargs`; s3fs does
+        the retrying, installed process-wide by :func:`iovolc.s3retry.install`,
+        called here: see that module for what is set and why), plus
+        ``{"client_kwargs": {"endpoint_url": ...}}`` when an endpoint is
         set, plus ``key``/``secret``/``token`` from ``AWS_ACCESS_KEY_ID``/
         ``AWS_SECRET_ACCESS_KEY``/``AWS_SESSION_TOKEN`` as they are *now*.
         No ``region_name``: set ``AWS_DEFAULT_REGION`` instead (s3fs fails
@@ -144,7 +150,10 @@ class Settings(BaseModel):
         """
         if get_protocol(url) not in _S3_PROTOCOLS:
             return {}
-        opts: dict[str, Any] = {}
+        from iovolc import s3retry
+
+        s3retry.install()
+        opts: dict[str, Any] = {"config_kwargs": s3retry.config_kwargs()}
         if self.s3_endpoint_url:
             opts["client_kwargs"] = {"endpoint_url": self.s3_endpoint_url}
         for option, env in (
@@ -160,17 +169,18 @@ class Settings(BaseModel):
         """``(filesystem, path)`` for ``url`` via ``fsspec.core.url_to_fs``.
 
         ``storage_options`` from the caller (e.g. credentials) override the
-        settings' ones; ``client_kwargs`` are merged key by key.
+        settings' ones; ``client_kwargs`` and ``config_kwargs`` are merged key by key.
         """
         opts = merge_storage_options(self.storage_options(url), storage_options)
         return fsspec.core.url_to_fs(url, **opts)
 
 
 def merge_storage_options(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
-    """``base`` updated by ``extra``; nested ``client_kwargs`` merged, not replaced."""
+    """``base`` updated by ``extra``; nested ``client_kwargs`` and ``config_kwargs``
+    merged key by key, not replaced."""
     out = dict(base)
     for k, v in extra.items():
-        if k == "client_kwargs" and isinstance(out.get(k), Mapping) and isinstance(v, Mapping):
+        if k in _NESTED_OPTIONS and isinstance(out.get(k), Mapping) and isinstance(v, Mapping):
             out[k] = {**out[k], **v}
         else:
             out[k] = v

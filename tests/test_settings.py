@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from iovolc import s3retry
 from iovolc.settings import (
     Settings,
     config_path,
@@ -152,6 +153,7 @@ def test_secrets_never_in_repr_or_dump(monkeypatch):
     # ...but the storage options for an s3 URL carry them, read at call time
     opts = s.storage_options("s3://bucket/prefix")
     assert opts == {
+        "config_kwargs": s3retry.config_kwargs(),
         "client_kwargs": {"endpoint_url": "http://127.0.0.1:9000"},
         "key": "AKIDEXAMPLE",
         "secret": SECRET,
@@ -170,7 +172,8 @@ def test_password_in_url_rejected_without_echo():
 def test_storage_options_per_protocol(monkeypatch):
     s = load_settings(s3_endpoint_url="http://127.0.0.1:8333")
     assert s.storage_options("s3://bucket/x") == {
-        "client_kwargs": {"endpoint_url": "http://127.0.0.1:8333"}
+        "config_kwargs": s3retry.config_kwargs(),
+        "client_kwargs": {"endpoint_url": "http://127.0.0.1:8333"},
     }
     assert "region_name" not in s.storage_options("s3://bucket/x")["client_kwargs"]
     for url in ("file:///tmp/x", "memory://x", "https://example.org/a", "/tmp/plain"):
@@ -178,7 +181,8 @@ def test_storage_options_per_protocol(monkeypatch):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AK")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "SK")
     no_endpoint = load_settings()
-    assert no_endpoint.storage_options("s3://b") == {"key": "AK", "secret": "SK"}
+    assert no_endpoint.storage_options("s3://b") == {
+        "config_kwargs": s3retry.config_kwargs(), "key": "AK", "secret": "SK"}
     assert no_endpoint.storage_options("memory://b") == {}
 
 
@@ -191,12 +195,53 @@ def test_fs_resolves_url(tmp_path):
     assert path == "/settings-test/x"
 
 
+def test_s3_storage_options_carry_the_retry_policy():
+    """Timeouts and botocore retries off in the options (JSON-serialisable, so a
+    Prefect block can hold them); s3fs's retries installed process-wide."""
+    import json
+
+    import s3fs.core
+
+    opts = load_settings().storage_options("s3://bucket/x")
+    cfg = opts["config_kwargs"]
+    assert cfg["connect_timeout"] == s3retry.CONNECT_TIMEOUT_S
+    assert cfg["read_timeout"] == s3retry.READ_TIMEOUT_S
+    assert cfg["retries"] == {"mode": "standard", "total_max_attempts": 1}
+    assert json.loads(json.dumps(opts)) == opts
+    assert s3fs.core.S3FileSystem.retries >= s3retry.RETRIES
+    # the options build a working client config
+    from aiobotocore.config import AioConfig
+
+    AioConfig(**cfg)
+
+
+def test_s3_retryable_errors():
+    from botocore.exceptions import ClientError, EndpointConnectionError, SSLError
+
+    def client_error(status: int, code: str) -> ClientError:
+        return ClientError({"Error": {"Code": code, "Message": "m"},
+                            "ResponseMetadata": {"HTTPStatusCode": status}}, "GetObject")
+
+    for status, code in ((500, "InternalError"), (503, "SlowDown"), (503, "503"),
+                         (502, "BadGateway"), (400, "RequestTimeout")):
+        assert s3retry.is_retryable(client_error(status, code)), (status, code)
+    for status, code in ((403, "AccessDenied"), (404, "NoSuchKey"), (412, "PreconditionFailed"),
+                         (400, "InvalidArgument")):
+        assert not s3retry.is_retryable(client_error(status, code)), (status, code)
+    assert s3retry.is_retryable(EndpointConnectionError(endpoint_url="http://x"))
+    assert not s3retry.is_retryable(SSLError(endpoint_url="http://x", error="bad cert"))
+    assert not s3retry.is_retryable(ValueError("x"))
+
+
 def test_merge_storage_options_merges_client_kwargs():
     merged = merge_storage_options(
         {"client_kwargs": {"endpoint_url": "http://a"}, "key": "k"},
         {"client_kwargs": {"verify": False}, "key": "k2"},
     )
     assert merged == {"client_kwargs": {"endpoint_url": "http://a", "verify": False}, "key": "k2"}
+    merged = merge_storage_options({"config_kwargs": {"read_timeout": 15, "connect_timeout": 5}},
+                                   {"config_kwargs": {"read_timeout": 60}})
+    assert merged == {"config_kwargs": {"read_timeout": 60, "connect_timeout": 5}}
 
 
 def test_settings_hash_covers_result_fields_only(tmp_path):
