@@ -519,7 +519,9 @@ class Store:
 
         Atomic where the store allows it: ``O_CREAT | O_EXCL`` on local disk, an
         ``If-None-Match: *`` conditional PUT on S3 (s3fs ``mode="create"``);
-        other file systems check then write.
+        other file systems check then write. Callers put a unique token in
+        ``data`` (the lock does): a refusal of an object holding exactly ``data``
+        is our own earlier attempt whose answer was lost, and counts as created.
         """
         path = self.path(key)
         if self._is_local:
@@ -537,7 +539,16 @@ class Store:
                 self.fs.pipe_file(path, data, mode="create")
             except (FileExistsError, OSError) as exc:
                 if isinstance(exc, FileExistsError) or _precondition_failed(exc):
-                    return False
+                    # a retried PUT whose first attempt took effect (its answer was lost)
+                    # is refused by its own write: the object then holds exactly ``data``
+                    self._fresh(path)
+                    try:
+                        mine = self.fs.cat_file(path) == data
+                    except FileNotFoundError:
+                        mine = False
+                    if mine:
+                        self.stats.n_writes += 1
+                    return mine
                 raise
             self._fresh(path)
             self.stats.n_writes += 1

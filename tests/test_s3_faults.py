@@ -80,3 +80,23 @@ def test_store_operations_survive_half_of_requests_faulted(faulty_s3, monkeypatc
     assert stats.failed_500 and stats.failed_503 and stats.dropped_close and stats.dropped_reset
     assert stats.faults > 0.3 * stats.requests
     assert stats.connections < stats.requests
+
+
+def test_conditional_create_survives_lost_responses(tmp_path, monkeypatch):
+    """A conditional PUT that took effect but whose answer was lost is retried and refused
+    (412) by its own write: it still counts as created (the object holds our token), so a
+    lock is never left waiting for itself."""
+    fp = _faultproxy()
+    with fp.seaweedfs(tmp_path / "s3", bucket="iovolc-lost") as s3, \
+            fp.FaultProxy(("127.0.0.1", s3.port), p_fault=0.0, p_lost=0.3, seed=11) as proxy:
+        for name, value in s3.env.items():
+            monkeypatch.setenv(name, value)
+        store = Store.from_settings(load_settings(store_url=f"s3://{s3.bucket}/store",
+                                                  s3_endpoint_url=proxy.url))
+        created = [store.create_exclusive(f"locks/k{i}.lock", f"token-{i}".encode())
+                   for i in range(20)]
+        assert all(created), created
+        assert not any(store.create_exclusive(f"locks/k{i}.lock", b"other") for i in range(5))
+        with store.lock("publish", timeout_s=60):
+            pass
+        assert proxy.reset().lost > 0
