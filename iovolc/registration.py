@@ -175,8 +175,9 @@ def _coarse_search(strips: dict, state: FrameState, *, along: tuple[float, float
     j1 = int(np.clip(np.ceil((c_psi[0] + r - psi0) / step_rad) + 1, 0, n_psi))
     if i1 <= i0 or j1 <= j0 or np.cos(c_phi[0]) < 0:
         return None
-    pg, sg = np.meshgrid(phi0 + step_rad * np.arange(i0, i1), psi0 + step_rad * np.arange(j0, j1),
-                         indexing="ij")
+    # open grids: phi down the rows, psi across (each angle's sine and cosine once)
+    pg = (phi0 + step_rad * np.arange(i0, i1))[:, None]
+    sg = (psi0 + step_rad * np.arange(j0, j1))[None, :]
     canvas[i0:i1, j0:j1] = _lambert(state, _from_spin(pg, sg, basis))
     if canvas.max() <= 0:
         return None
@@ -190,8 +191,8 @@ def _coarse_search(strips: dict, state: FrameState, *, along: tuple[float, float
         b0 = int(np.floor((t_psi0 - psi0) / step_rad))
         na = int(np.ceil((t_phi1 - phi0) / step_rad)) - a0 + 1
         nb = int(np.ceil((t_psi1 - psi0) / step_rad)) - b0 + 1
-        tp, ts = np.meshgrid(phi0 + step_rad * np.arange(a0, a0 + na),
-                             psi0 + step_rad * np.arange(b0, b0 + nb), indexing="ij")
+        tp = (phi0 + step_rad * np.arange(a0, a0 + na))[:, None]
+        ts = (psi0 + step_rad * np.arange(b0, b0 + nb))[None, :]
         line, sample = state.camera(band).pixels(_from_spin(tp, ts, basis))
         tmpl = _strip_template(img, valid, line, sample, step_rad / state.camera(band).ifov_rad)
         if tmpl is None:
@@ -366,12 +367,14 @@ def _fine_fit(strips: dict, state: FrameState, *, along: float, cross: float, se
     start = (float(search_px - i), float(search_px - j))
     peak = float(ncc[i, j])
     best = None
+    zones: dict = {}  # the limb zone's pixels per integer shift, shared by the exponents
     for k in range(len(FIT_EXPONENTS)):
         d_line, d_samp = start
         sigma, red_chi2 = np.array([np.inf, np.inf]), np.inf
         models = _limb_models(strips, canvases, k)
         for _ in range(8):
-            out = _lsq_step(strips, models, search_px=search_px, d_line=d_line, d_samp=d_samp)
+            out = _lsq_step(strips, models, search_px=search_px, d_line=d_line, d_samp=d_samp,
+                            zones=zones)
             if out is None:
                 break
             step, sigma, red_chi2 = out
@@ -405,13 +408,17 @@ def _limb_models(strips: dict, canvases: dict, k: int) -> dict:
     return out
 
 
-def _lsq_step(strips: dict, models: dict, *, search_px: int, d_line: float, d_samp: float):
+def _lsq_step(strips: dict, models: dict, *, search_px: int, d_line: float, d_samp: float,
+              zones: dict | None = None):
     """One Gauss-Newton step for the common pixel shift (amplitude, offset free per band).
 
-    ``models``: :func:`_limb_models`. Returns ``(step, sigma, reduced chi2)``: the
-    shift update, its formal 1-sigma error (pixels, from the residual scatter) and
-    the fit's reduced chi-square, or None when nothing constrains it.
+    ``models``: :func:`_limb_models`; ``zones``: a cache of the fitted pixels per
+    band and integer shift (they depend on nothing else). Returns ``(step, sigma,
+    reduced chi2)``: the shift update, its formal 1-sigma error (pixels, from the
+    residual scatter) and the fit's reduced chi-square, or None when nothing
+    constrains it.
     """
+    zones = {} if zones is None else zones
     jtj = np.zeros((2, 2))
     jtr = np.zeros(2)
     chi2, dof = 0.0, 0
@@ -422,14 +429,19 @@ def _lsq_step(strips: dict, models: dict, *, search_px: int, d_line: float, d_sa
         cols = np.arange(n_c) + search_px - d_samp
         ri = np.clip(np.round(rows).astype(int), 0, limb_zone.shape[0] - 1)
         ci = np.clip(np.round(cols).astype(int), 0, limb_zone.shape[1] - 1)
-        zone = limb_zone[ri[:, None], ci[None, :]] & usable
-        zone[(rows < 0) | (rows > limb_zone.shape[0] - 1), :] = False
-        zone[:, (cols < 0) | (cols > limb_zone.shape[1] - 1)] = False
-        if zone.sum() < 20:
+        r_out = (rows < 0) | (rows > limb_zone.shape[0] - 1)
+        c_out = (cols < 0) | (cols > limb_zone.shape[1] - 1)
+        key = (band, ri.tobytes(), ci.tobytes(), r_out.tobytes(), c_out.tobytes())
+        if key not in zones:
+            zone = limb_zone[ri[:, None], ci[None, :]] & usable
+            zone[r_out, :] = False
+            zone[:, c_out] = False
+            pr, pc = np.nonzero(zone)
+            zones[key] = (pr, pc, img[pr, pc].astype(float))
+        pr, pc, data = zones[key]
+        if pr.size < 20:
             continue
-        pr, pc = np.nonzero(zone)
         rr, cc = rows[pr], cols[pc]
-        data = img[pr, pc].astype(float)
         # the model and its central differences (+-0.5 px) in one spline evaluation
         n = rr.size
         at = map_coordinates(coeffs, [np.concatenate([rr, rr + 0.5, rr - 0.5, rr, rr]),
