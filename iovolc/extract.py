@@ -23,6 +23,9 @@ For each band half of a calibrated, geometrically registered frame:
 
 from __future__ import annotations
 
+import hashlib
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -80,7 +83,9 @@ def _clipped_local_mean(img, weight, size, *, n_iter=3, clip=3.0):
         with np.errstate(invalid="ignore", divide="ignore"):
             mean = np.where(den > 1e-6, num / den, np.nan)
         dev = img - mean
-        scatter = 1.4826 * np.nanmedian(np.abs(dev[w > 0])) if (w > 0).any() else 0.0
+        ad = np.abs(dev[w > 0])
+        ad = ad[~np.isnan(ad)]  # np.nanmedian's median, without its copies
+        scatter = 1.4826 * np.median(ad) if ad.size else (np.nan if (w > 0).any() else 0.0)
         new_w = weight & (np.abs(np.nan_to_num(dev)) < clip * scatter + 1e-12)
         if (new_w == (w > 0)).all():
             break
@@ -204,12 +209,13 @@ def _block_median(x: np.ndarray, valid: np.ndarray, block: int) -> np.ndarray:
     xp = np.pad(np.where(valid, x, np.nan), ((0, p0), (0, p1)), constant_values=np.nan)
     cells = xp.reshape((n0 + p0) // block, block, (n1 + p1) // block, block)
     cells = cells.transpose(0, 2, 1, 3).reshape((n0 + p0) // block, (n1 + p1) // block, -1)
-    with np.errstate(all="ignore"):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN cells
-            return np.nanmedian(cells, axis=-1)
+    # the median of each cell's non-NaN values (np.nanmedian's, without its slow path for
+    # short rows): sorted, NaN last; the middle one, or the mean of the middle two
+    srt = np.sort(cells, axis=-1)
+    k = np.sum(~np.isnan(cells), axis=-1)
+    lo = np.take_along_axis(srt, np.maximum((k - 1) // 2, 0)[..., None], -1)[..., 0]
+    hi = np.take_along_axis(srt, (k // 2)[..., None], -1)[..., 0]
+    return np.where(k > 0, (lo + hi) / 2, np.nan)
 
 
 def _local_noise(resid, valid, size):
@@ -385,6 +391,121 @@ def _label_max(values: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
     return out[1:]
 
 
+@dataclass(frozen=True, eq=False)
+class _Sources:
+    """The sources found in one band strip (pixel units), before any geometry."""
+
+    #: centres (line, sample) in the strip, (n, 2)
+    cen: np.ndarray
+    flux: np.ndarray
+    npix: np.ndarray
+    sat: np.ndarray
+    cut: np.ndarray
+    peak_dn: np.ndarray
+    #: SNR and residual radiance at each peak pixel
+    snr: np.ndarray
+    peak: np.ndarray
+
+
+#: a strip without a predicted disc gives the same sources whatever the pointing: they
+#: are kept (content digest -> _Sources) for a re-extraction on another pointing
+_NO_DISC_SOURCES: OrderedDict = OrderedDict()
+_NO_DISC_CACHE_SIZE = 256
+_CACHE_LOCK = threading.Lock()
+
+
+def _strip_sources(img, v, saturated, raw_dn, shading, *, pointing_sigma_px: float,
+                   config: ExtractionConfig) -> _Sources | None:
+    """Background, noise, peaks, segments and centres of one band strip (None: no source).
+
+    Without a predicted disc (``shading`` None) none of it depends on the
+    pointing: the result is kept, keyed by a digest of every input, and a
+    re-extraction of the frame on another pointing reuses it.
+    """
+    if shading is not None:
+        return _find_sources(img, v, saturated, raw_dn, shading,
+                             pointing_sigma_px=pointing_sigma_px, config=config)
+    h = hashlib.blake2b(repr(config).encode(), digest_size=20)
+    for a in (img, v, saturated, raw_dn):
+        a = np.ascontiguousarray(np.zeros(0) if a is None else a)
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(a.view(np.uint8).ravel())
+    key = h.digest()
+    with _CACHE_LOCK:
+        if key in _NO_DISC_SOURCES:
+            _NO_DISC_SOURCES.move_to_end(key)
+            return _NO_DISC_SOURCES[key]
+    out = _find_sources(img, v, saturated, raw_dn, None, pointing_sigma_px=pointing_sigma_px,
+                        config=config)
+    if out is not None:
+        for a in vars(out).values():
+            a.setflags(write=False)  # shared by every caller
+    with _CACHE_LOCK:
+        _NO_DISC_SOURCES[key] = out
+        while len(_NO_DISC_SOURCES) > _NO_DISC_CACHE_SIZE:
+            _NO_DISC_SOURCES.popitem(last=False)
+    return out
+
+
+def _find_sources(img, v, saturated, raw_dn, sh, *, pointing_sigma_px: float,
+                  config: ExtractionConfig) -> _Sources | None:
+    """Steps 1-3 and the centres of the module docstring on one band strip."""
+    img0 = np.where(v, img, 0.0)
+    bg = background_model(img0, sh, valid=v, size=config.background_size_px)
+    resid = np.where(v, img - bg, 0.0)
+    sigma = _local_noise(resid, v, config.noise_size_px)
+    # second pass: the background again without the sources found (grown), so a
+    # resolved source does not leak into its own background and fall apart
+    sources = ndi.binary_dilation((resid / sigma) > 3.0, iterations=SOURCE_MASK_GROW_PX)
+    if sources.any():
+        bg = background_model(img0, sh, valid=v & ~sources, size=config.background_size_px)
+        resid = np.where(v, img - bg, 0.0)
+        sigma = _local_noise(resid, v & ~sources, config.noise_size_px)
+    if sh is not None:
+        sigma = np.hypot(sigma, limb_model_sigma(bg, sh, pointing_sigma_px=pointing_sigma_px))
+    snr_map = resid / sigma
+    pr, ps = _peaks(resid, snr_map, v, saturated, k_sigma=config.k_sigma)
+    if pr.size == 0:
+        return None
+    markers = np.zeros(img.shape, dtype=np.int32)
+    markers[pr, ps] = np.arange(1, pr.size + 1)
+    disk = ndi.binary_dilation(markers > 0, iterations=APERTURE_RADIUS_PX,
+                               structure=ndi.generate_binary_structure(2, 1))
+    mask = (snr_map > 1.0) | disk
+    labels = watershed(-resid, markers, mask=mask & v)
+    idx = np.arange(1, pr.size + 1)
+    flux = ndi.sum_labels(resid, labels, idx)
+    npix = ndi.sum_labels(np.ones_like(resid), labels, idx).astype(int)
+    sat = _label_max(saturated, labels, pr.size) > 0
+    # a segment that reaches the strip's border is cut by it (resolved sources!)
+    border = np.zeros(img.shape, bool)
+    border[[0, -1], :] = True
+    border[:, [0, -1]] = True
+    peak_of = np.zeros(pr.size + 1)
+    peak_of[1:] = resid[pr, ps]
+    bright = resid >= 0.1 * peak_of[labels]  # the source itself, not its noisy skirt
+    cut = _label_max(border & bright, labels, pr.size) > 0
+    peak_dn = (_label_max(raw_dn, labels, pr.size) if raw_dn is not None
+               else np.full(pr.size, np.nan))
+    # centres: PSF fit for compact unsaturated sources, moments otherwise
+    fit_r, fit_s, fit_ok = _psf_fit(resid, pr, ps, sigma_px=config.psf_sigma_px)
+    cen = []
+    # resolved sources (bright and wider than the PSF) are centred by moments
+    extended = ((_second_moment_sigma(resid, pr, ps) > 1.1 * config.psf_sigma_px + 0.25)
+                & (snr_map[pr, ps] > 20))
+    for k, (r, c) in enumerate(zip(pr, ps, strict=True)):
+        if fit_ok[k] and not sat[k] and not extended[k]:
+            cen.append((fit_r[k], fit_s[k]))
+            continue
+        # resolved sources get a window wide enough for their whole blob
+        half = 4 if extended[k] else 2
+        c_r, c_s = _centroid(resid, r, c, half=half)
+        c_r, c_s = _centroid(resid, int(round(c_r)), int(round(c_s)), half=half)
+        cen.append((c_r, c_s))
+    cen = np.array(cen)
+    return _Sources(cen, flux, npix, sat, cut, peak_dn, snr_map[pr, ps], resid[pr, ps])
+
+
 def extract_frame(
     radiance: np.ndarray,
     state: FrameState,
@@ -418,59 +539,11 @@ def extract_frame(
         sh = None
         if registered:
             sh, _k = fitted_shading(state, band, img, v, psf_sigma_px=config.psf_sigma_px)
-        img0 = np.where(v, img, 0.0)
-        bg = background_model(img0, sh, valid=v, size=config.background_size_px)
-        resid = np.where(v, img - bg, 0.0)
-        sigma = _local_noise(resid, v, config.noise_size_px)
-        # second pass: the background again without the sources found (grown), so a
-        # resolved source does not leak into its own background and fall apart
-        sources = ndi.binary_dilation((resid / sigma) > 3.0, iterations=SOURCE_MASK_GROW_PX)
-        if sources.any():
-            bg = background_model(img0, sh, valid=v & ~sources, size=config.background_size_px)
-            resid = np.where(v, img - bg, 0.0)
-            sigma = _local_noise(resid, v & ~sources, config.noise_size_px)
-        if sh is not None:
-            sigma = np.hypot(sigma, limb_model_sigma(bg, sh, pointing_sigma_px=pointing_sigma_px))
-        snr_map = resid / sigma
-        pr, ps = _peaks(resid, snr_map, v, saturated[sl], k_sigma=config.k_sigma)
-        if pr.size == 0:
+        src = _strip_sources(img, v, saturated[sl], None if raw_dn is None else raw_dn[sl], sh,
+                             pointing_sigma_px=pointing_sigma_px, config=config)
+        if src is None:
             continue
-        markers = np.zeros(img.shape, dtype=np.int32)
-        markers[pr, ps] = np.arange(1, pr.size + 1)
-        disk = ndi.binary_dilation(markers > 0, iterations=APERTURE_RADIUS_PX,
-                                   structure=ndi.generate_binary_structure(2, 1))
-        mask = (snr_map > 1.0) | disk
-        labels = watershed(-resid, markers, mask=mask & v)
-        idx = np.arange(1, pr.size + 1)
-        flux = ndi.sum_labels(resid, labels, idx)
-        npix = ndi.sum_labels(np.ones_like(resid), labels, idx).astype(int)
-        sat = _label_max(saturated[sl], labels, pr.size) > 0
-        # a segment that reaches the strip's border is cut by it (resolved sources!)
-        border = np.zeros(img.shape, bool)
-        border[[0, -1], :] = True
-        border[:, [0, -1]] = True
-        peak_of = np.zeros(pr.size + 1)
-        peak_of[1:] = resid[pr, ps]
-        bright = resid >= 0.1 * peak_of[labels]  # the source itself, not its noisy skirt
-        cut = _label_max(border & bright, labels, pr.size) > 0
-        peak_dn = (_label_max(raw_dn[sl], labels, pr.size) if raw_dn is not None
-                   else np.full(pr.size, np.nan))
-        # centres: PSF fit for compact unsaturated sources, moments otherwise
-        fit_r, fit_s, fit_ok = _psf_fit(resid, pr, ps, sigma_px=config.psf_sigma_px)
-        cen = []
-        # resolved sources (bright and wider than the PSF) are centred by moments
-        extended = ((_second_moment_sigma(resid, pr, ps) > 1.1 * config.psf_sigma_px + 0.25)
-                    & (snr_map[pr, ps] > 20))
-        for k, (r, c) in enumerate(zip(pr, ps, strict=True)):
-            if fit_ok[k] and not sat[k] and not extended[k]:
-                cen.append((fit_r[k], fit_s[k]))
-                continue
-            # resolved sources get a window wide enough for their whole blob
-            half = 4 if extended[k] else 2
-            c_r, c_s = _centroid(resid, r, c, half=half)
-            c_r, c_s = _centroid(resid, int(round(c_r)), int(round(c_s)), half=half)
-            cen.append((c_r, c_s))
-        cen = np.array(cen)
+        cen, flux, sat, cut, peak_dn = src.cen, src.flux, src.sat, src.cut, src.peak_dn
         geom = pixel_geometry(state, band, cen[:, 0], cen[:, 1])
         on = geom.on_disc
         if not on.any():
@@ -493,7 +566,7 @@ def extract_frame(
                 f |= Flag.NEAR_LIMB
             if geom.emission_deg[k] > config.high_emission_deg:
                 f |= Flag.HIGH_EMISSION
-            snr = float(snr_map[pr[k], ps[k]])
+            snr = float(src.snr[k])
             if snr < config.confident_snr:
                 f |= Flag.LOW_CONFIDENCE
             f |= _POINTING_FLAG.get(pointing_method, Flag(0))
@@ -511,9 +584,9 @@ def extract_frame(
                 "incidence_deg": float(geom.incidence_deg[k]),
                 "range_km": float(geom.range_km[k]),
                 "pixel_scale_km": float(geom.pixel_scale_km[k]),
-                "peak_radiance_w_m2_sr": float(resid[pr[k], ps[k]]),
+                "peak_radiance_w_m2_sr": float(src.peak[k]),
                 "radiance_sum_w_m2_sr": float(flux[k]),
-                "power_gw_per_um": float(power[k]), "snr": snr, "n_pixels": int(npix[k]),
+                "power_gw_per_um": float(power[k]), "snr": snr, "n_pixels": int(src.npix[k]),
                 "flags": int(f), "raw_peak_dn": float(peak_dn[k]),
                 "pointing_method": pointing_method,
                 "pointing_sigma_px": float(pointing_sigma_px),
