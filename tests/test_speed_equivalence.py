@@ -1,0 +1,202 @@
+"""The faster science-chain pieces compute what the library functions they replace compute.
+
+Issue 11 ("Mission-scale speed"): each replacement is exact (the same values,
+bit for bit) or equal to rounding, on synthetic inputs covering the awkward
+cases (image borders, plateaus, ties, NaN). No timing here: speed is measured
+side by side by ``bench/science_chain.py``.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from scipy import ndimage as ndi
+from skimage.feature import match_template
+from skimage.morphology import h_maxima
+
+from iovolc import jiram
+from iovolc.extract import (
+    _block_median,
+    _brightest_of_labels,
+    _h_maxima_at,
+    _label_max,
+    median_filter_nearest,
+)
+from iovolc.geometry import FrameState, disc_cosines, pixel_geometry
+from iovolc.pipeline import FrameResult
+from iovolc.products import fits_to_frame, frame_to_fits
+from iovolc.registration import _LINE_DIRECTIONS, _line_opening, _ncc
+
+
+def _scene(rng, n0=60, n1=90, n_src=12):
+    """Noise plus Gaussian sources of every width and brightness."""
+    img = rng.normal(size=(n0, n1))
+    yy, xx = np.mgrid[0:n0, 0:n1]
+    for _ in range(rng.integers(0, n_src)):
+        r, c = rng.uniform(-2, n0 + 2), rng.uniform(-2, n1 + 2)
+        a, w = rng.uniform(2, 80), rng.uniform(0.5, 4)
+        img += a * np.exp(-((yy - r) ** 2 + (xx - c) ** 2) / (2 * w * w))
+    return img
+
+
+@pytest.mark.parametrize("size", [3, 5, 14, 15])
+def test_median_filter_is_scipys(size):
+    rng = np.random.default_rng(size)
+    x = _scene(rng, 37, 70)
+    x[rng.random(x.shape) < 0.05] = 3.0  # ties
+    assert np.array_equal(median_filter_nearest(x, size),
+                          ndi.median_filter(x, size=size, mode="nearest"))
+
+
+def test_h_maxima_on_pieces_is_skimages():
+    rng = np.random.default_rng(1)
+    for trial in range(60):
+        snr = _scene(rng)
+        t = np.arcsinh(snr / 4.0)
+        if trial % 3 == 0:  # a saturated plateau touching the border
+            t[0:4, 10:16] = t.max() + 1.0
+        at = snr > 5.0
+        assert np.array_equal(_h_maxima_at(t, 0.25, at),
+                              h_maxima(t, 0.25).astype(bool) & at), trial
+
+
+def test_label_maxima_and_positions_are_scipys():
+    rng = np.random.default_rng(2)
+    for trial in range(60):
+        x = _scene(rng)
+        if trial % 4 == 0:
+            x = np.round(x)  # ties for the largest value: scipy's own choice is kept
+        lab, n = ndi.label(x > 2.0, structure=np.ones((3, 3), bool))
+        if n == 0:
+            continue
+        idx = np.arange(1, n + 1)
+        values = np.where(lab > 0, x, -np.inf)  # as the extraction calls it
+        pos = ndi.maximum_position(values, lab, idx)
+        pr, ps = _brightest_of_labels(values, lab, n)
+        assert [(int(a), int(b)) for a, b in pos] == list(zip(pr.tolist(), ps.tolist(),
+                                                             strict=True))
+        assert np.array_equal(_label_max(x, lab, n), ndi.maximum(x, lab, idx))
+
+
+def test_block_medians_are_nanmedians():
+    rng = np.random.default_rng(3)
+    for _ in range(30):
+        x = np.abs(_scene(rng, 45, 77))
+        valid = rng.random(x.shape) < rng.uniform(0.0, 1.0)
+        n0, n1 = x.shape
+        b = 7
+        xp = np.pad(np.where(valid, x, np.nan), ((0, -n0 % b), (0, -n1 % b)),
+                    constant_values=np.nan)
+        cells = xp.reshape(xp.shape[0] // b, b, xp.shape[1] // b, b).transpose(0, 2, 1, 3)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN cells
+            ref = np.nanmedian(cells.reshape(*cells.shape[:2], -1), axis=-1)
+        assert np.array_equal(_block_median(x, valid, b), ref, equal_nan=True)
+
+
+def test_line_openings_are_grey_openings():
+    rng = np.random.default_rng(4)
+    x = _scene(rng, 50, 64)
+    n = 9
+    eye = np.eye(n, dtype=bool)
+    row = np.zeros((n, n), bool)
+    row[n // 2] = True
+    for fp, d in zip([row, row.T, eye, eye[::-1]], _LINE_DIRECTIONS, strict=True):
+        assert np.array_equal(_line_opening(x, d, n), ndi.grey_opening(x, footprint=fp,
+                                                                       mode="nearest"))
+
+
+def test_ncc_is_skimages_match_template():
+    rng = np.random.default_rng(5)
+    canvas = np.zeros((300, 120))
+    canvas[80:230, 20:100] = rng.random((150, 80))
+    tmpl = canvas[100:160, 30:90] + 0.05 * rng.normal(size=(60, 60))
+    for t in (tmpl, tmpl.astype(np.float32)):  # strip templates are float32
+        ref = match_template(canvas, t)
+        got = _ncc(canvas, t)
+        assert got.shape == ref.shape
+        assert np.unravel_index(got.argmax(), got.shape) == (100, 30)
+        # skimage transforms a float32 template in single precision
+        assert np.abs(got - ref).max() < (1e-6 if t.dtype == np.float32 else 1e-10)
+
+
+def _state() -> FrameState:
+    """Io 9000 km away, its limb across a synthetic M-band camera (no SPICE)."""
+    cam = jiram.BandCamera(band="M", naif_id=-61420, frame="TEST", focal_length_mm=158.0,
+                           pixel_size_mm=0.038, center_sample=215.5, center_line=63.5,
+                           n_samples=432, n_lines=128, to_instrument=np.eye(3))
+    radii = np.array([1829.4, 1819.4, 1815.7])
+    r_px = np.tan(np.arcsin(radii.mean() / 9000.0)) / cam.ifov_rad
+    # the disc's centre off the boresight by about its radius: the limb crosses the strip
+    io_pos = 9000.0 * cam.directions(40.0, 215.5 + r_px)
+    c, s = np.cos(0.7), np.sin(0.7)
+    rot = np.array([[c, s, 0.0], [-s, c, 0.0], [0.0, 0.0, 1.0]])
+    w = 4.1e-5  # Io's spin (rad/s)
+    drot = w * np.array([[-s, c, 0.0], [-c, -s, 0.0], [0.0, 0.0, 0.0]])
+    return FrameState(et=0.0, lt0=9000.0 / 299792.458, obs_vel=np.array([12.0, -30.0, 4.0]),
+                      io_pos=io_pos, io_vel=np.array([17.0, 2.0, 0.5]), rot=rot, drot=drot,
+                      sun_bf=np.array([7e8, 2e8, 1e7]), sun_bf_rate=np.array([8e3, -3e4, 0.0]),
+                      radii_km=radii, inst_to_j2000=np.eye(3), cameras={"M": cam},
+                      spin_axis=np.array([1.0, 0.0, 0.0]))
+
+
+def test_disc_cosines_are_pixel_geometrys_angles():
+    state = _state()
+    ll, ss = np.mgrid[0:128:3, 0:432:3]
+    g = pixel_geometry(state, "M", ll, ss)
+    on, cos_i, cos_e = disc_cosines(state, "M", ll, ss)
+    assert 0.1 < g.on_disc.mean() < 0.9  # limb in the strip
+    assert np.array_equal(on, g.on_disc)
+    assert np.isnan(cos_i[~on]).all() and np.isnan(cos_e[~on]).all()
+    assert np.abs(cos_i[on] - np.cos(np.radians(g.incidence_deg[on]))).max() < 1e-12
+    assert np.abs(cos_e[on] - np.cos(np.radians(g.emission_deg[on]))).max() < 1e-12
+    # the same rays through the public intercept
+    point, obs_bf, hit, _ = state.intercept("M", ll, ss)
+    assert np.array_equal(hit, on) and point.shape == (*ll.shape, 3)
+    assert np.isnan(point[~hit]).all() and np.isfinite(obs_bf[hit]).all()
+
+
+def _frame(rng, n_lines=256) -> FrameResult:
+    rad = (rng.normal(size=(n_lines, 432)) * 1e-3).astype(np.float32)
+    rad[0, :5] = [np.nan, -0.0, 1e-42, np.inf, 3e38]  # every float32 oddity
+    z = np.zeros(rad.shape, bool)
+    sat, bad, hits = z.copy(), z.copy(), z.copy()
+    sat[3, 4] = bad[5, 6] = hits[7, 8] = hits[3, 4] = True
+    summary = {"perijove": 57, "et_mid": 7.5e8, "mode": "I1", "bands": "LM",
+               "exposure_s": 0.004, "start_time_utc": "2023-12-30T08:00:00",
+               "product_type": "RDR", "limb_ok": False, "limb_along_rad": float("nan"),
+               "limb_cross_rad": 0.001}
+    return FrameResult("JIR_IMG_RDR_X", rad, sat, bad, hits, summary)
+
+
+def test_compressed_frames_read_back_bit_for_bit():
+    fr = _frame(np.random.default_rng(6))
+    blob = frame_to_fits(fr, kernels=["naif0012.tls", "juno_v12.tf"])
+    assert blob == frame_to_fits(fr, kernels=["naif0012.tls", "juno_v12.tf"])  # deterministic
+    back = fits_to_frame(blob)
+    assert back.radiance.dtype == np.float32
+    assert np.array_equal(back.radiance.view(np.uint32), fr.radiance.view(np.uint32))
+    for k in ("saturated", "bad", "hits"):
+        assert np.array_equal(getattr(back, k), getattr(fr, k))
+    with fits.open(io.BytesIO(blob), disable_image_compression=True) as h:
+        assert h["RADIANCE"].header["ZCMPTYPE"] == "GZIP_1"
+        assert h["RADIANCE"].header["ZNAME1"] == "NOISEBIT"
+        assert h["RADIANCE"].header["ZVAL1"] == 0  # no quantisation
+
+
+def test_previous_uncompressed_format_is_still_read():
+    fr = _frame(np.random.default_rng(7), n_lines=128)
+    with fits.open(io.BytesIO(frame_to_fits(fr, kernels=["a.tls"]))) as h:
+        hdr = h[0].header.copy()
+        hdr["FORMAT"] = "iovolc-calibrated-2"
+        buf = io.BytesIO()
+        fits.HDUList([fits.PrimaryHDU(np.array(h["RADIANCE"].data), header=hdr),
+                      fits.ImageHDU(np.array(h["MASK"].data), name="MASK"),
+                      fits.BinTableHDU(h["SUMMARY"].data, name="SUMMARY")]).writeto(buf)
+    back = fits_to_frame(buf.getvalue())
+    assert np.array_equal(back.radiance.view(np.uint32), fr.radiance.view(np.uint32))
+    assert np.array_equal(back.hits, fr.hits)
