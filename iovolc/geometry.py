@@ -442,3 +442,38 @@ def centre_direction_inst(state: FrameState) -> np.ndarray:
     """Apparent direction of Io's centre in JUNO_JIRAM_I."""
     d = state.apparent_directions(np.zeros((1, 3)))["u_j2000"][0]
     return state.inst_to_j2000.T @ d
+
+
+def disc_pixel_box(state: FrameState, band: str, *, margin_px: float = 8.0,
+                   n_edge: int = 128) -> tuple[slice, slice] | None:
+    """The lines and samples of a band strip where Io's disc can be (None: nowhere).
+
+    The cone around Io's apparent centre with the disc's angular radius (its
+    largest radius) holds every ray that can meet Io; its outline (``n_edge``
+    directions) is projected into the strip, and ``margin_px`` covers the
+    aberration and light-time differences across the disc (< 1 px) and the
+    outline's chords. The whole strip when the cone reaches behind the camera.
+    """
+    cam = state.camera(band)
+    full = (slice(0, cam.n_lines), slice(0, cam.n_samples))
+    alpha = disc_radius_rad(state) + margin_px * cam.ifov_rad
+    if alpha >= 1.2:
+        return full
+    c = centre_direction_inst(state)
+    p1 = np.cross(c, [0.0, 0.0, 1.0] if abs(c[2]) < 0.9 else [1.0, 0.0, 0.0])
+    p1 /= np.linalg.norm(p1)
+    p2 = np.cross(c, p1)
+    phi = np.linspace(0.0, 2.0 * np.pi, n_edge, endpoint=False)[:, None]
+    edge = np.cos(alpha) * c + np.sin(alpha) * (np.cos(phi) * p1 + np.sin(phi) * p2)
+    line, sample = cam.pixels(edge)
+    if not (np.isfinite(line).all() and np.isfinite(sample).all()):
+        return full
+    m = margin_px
+    l0, l1 = int(max(np.floor(line.min() - m), 0)), int(min(np.ceil(line.max() + m) + 1,
+                                                             cam.n_lines))
+    s0, s1 = int(max(np.floor(sample.min() - m), 0)), int(min(np.ceil(sample.max() + m) + 1,
+                                                               cam.n_samples))
+    if l1 <= l0 or s1 <= s0:
+        return None
+    return slice(l0, l1), slice(s0, s1)
+

@@ -629,13 +629,28 @@ def backplanes(result: FrameResult, pointing: dict):
     """Per-pixel geometry of a calibrated frame on its pointing (kernels loaded).
 
     ``{band: PixelGeometry}`` over each band strip: lat/lon (West), emission,
-    incidence, phase, range, pixel scale; NaN off the disc.
+    incidence, phase, range, pixel scale; NaN off the disc. Computed once, only
+    where the disc can be (:func:`iovolc.geometry.disc_pixel_box`); the rest of
+    the strip is off the disc.
     """
-    from iovolc.geometry import pixel_geometry
+    from iovolc.geometry import PixelGeometry, disc_pixel_box, pixel_geometry
 
     s = result.summary
     bands = tuple(s["bands"])
     state = FrameState.from_spice(s["et_mid"], bands=bands).corrected(
         pointing["along_rad"], pointing["cross_rad"])
     ll, ss = np.mgrid[0:jiram.N_LINES_BAND, 0:jiram.N_SAMPLES]
-    return {b: pixel_geometry(state, b, ll, ss) for b in bands}
+    out = {}
+    for b in bands:
+        planes = {k: np.full(ll.shape, np.nan) for k in (
+            "lat_deg", "lon_west_deg", "emission_deg", "incidence_deg", "phase_deg",
+            "range_km", "pixel_scale_km")}
+        on = np.zeros(ll.shape, bool)
+        box = disc_pixel_box(state, b)
+        if box is not None:
+            g = pixel_geometry(state, b, ll[box], ss[box])
+            on[box] = g.on_disc
+            for k, v in planes.items():
+                v[box] = getattr(g, k)
+        out[b] = PixelGeometry(on_disc=on, **planes)
+    return out
