@@ -26,7 +26,7 @@ from iovolc.extract import (
     _label_max,
     median_filter_nearest,
 )
-from iovolc.geometry import FrameState, disc_cosines, pixel_geometry
+from iovolc.geometry import FrameState, disc_cosines, disc_pixel_box, pixel_geometry
 from iovolc.pipeline import FrameResult
 from iovolc.products import fits_to_frame, frame_to_fits
 from iovolc.registration import _LINE_DIRECTIONS, _line_opening, _ncc
@@ -124,24 +124,41 @@ def test_ncc_is_skimages_match_template():
         assert np.abs(got - ref).max() < (1e-6 if t.dtype == np.float32 else 1e-10)
 
 
-def _state() -> FrameState:
-    """Io 9000 km away, its limb across a synthetic M-band camera (no SPICE)."""
+def _state(range_km: float = 9000.0, line: float = 40.0, off: float = 1.0) -> FrameState:
+    """Io ``range_km`` away, its centre ``off`` disc radii beside strip pixel (``line``,
+    215.5) along the samples, on a synthetic M-band camera (no SPICE)."""
     cam = jiram.BandCamera(band="M", naif_id=-61420, frame="TEST", focal_length_mm=158.0,
                            pixel_size_mm=0.038, center_sample=215.5, center_line=63.5,
                            n_samples=432, n_lines=128, to_instrument=np.eye(3))
     radii = np.array([1829.4, 1819.4, 1815.7])
-    r_px = np.tan(np.arcsin(radii.mean() / 9000.0)) / cam.ifov_rad
-    # the disc's centre off the boresight by about its radius: the limb crosses the strip
-    io_pos = 9000.0 * cam.directions(40.0, 215.5 + r_px)
+    r_px = np.tan(np.arcsin(radii.mean() / range_km)) / cam.ifov_rad
+    # by default the disc's centre is off the boresight by its radius: the limb crosses
+    io_pos = range_km * cam.directions(line, 215.5 + off * r_px)
     c, s = np.cos(0.7), np.sin(0.7)
     rot = np.array([[c, s, 0.0], [-s, c, 0.0], [0.0, 0.0, 1.0]])
     w = 4.1e-5  # Io's spin (rad/s)
     drot = w * np.array([[-s, c, 0.0], [-c, -s, 0.0], [0.0, 0.0, 0.0]])
-    return FrameState(et=0.0, lt0=9000.0 / 299792.458, obs_vel=np.array([12.0, -30.0, 4.0]),
+    return FrameState(et=0.0, lt0=range_km / 299792.458, obs_vel=np.array([12.0, -30.0, 4.0]),
                       io_pos=io_pos, io_vel=np.array([17.0, 2.0, 0.5]), rot=rot, drot=drot,
                       sun_bf=np.array([7e8, 2e8, 1e7]), sun_bf_rate=np.array([8e3, -3e4, 0.0]),
                       radii_km=radii, inst_to_j2000=np.eye(3), cameras={"M": cam},
                       spin_axis=np.array([1.0, 0.0, 0.0]))
+
+
+@pytest.mark.parametrize("range_km, line, off", [
+    (9000.0, 40.0, 1.0), (9000.0, 40.0, 0.0), (2500.0, 60.0, 0.3), (4e5, 10.0, 0.0),
+    (4e5, -3.0, 0.0), (4e5, 150.0, 0.0), (60000.0, 127.0, 1.0), (60000.0, 64.0, 40.0)])
+def test_the_disc_box_holds_every_pixel_on_the_disc(range_km, line, off):
+    state = _state(range_km, line, off)
+    ll, ss = np.mgrid[0:128, 0:432]
+    on = pixel_geometry(state, "M", ll, ss).on_disc
+    box = disc_pixel_box(state, "M")
+    inside = np.zeros(on.shape, bool)
+    if box is not None:
+        inside[box] = True
+    assert not (on & ~inside).any()
+    if on.any() and on.mean() < 0.2:  # small discs: the box is small too
+        assert inside.sum() < 4 * on.sum() + 40 * (on.any(0).sum() + on.any(1).sum())
 
 
 def test_disc_cosines_are_pixel_geometrys_angles():
