@@ -96,22 +96,31 @@ def _clipped_local_mean(img, weight, size, *, n_iter=3, clip=3.0):
 def median_filter_nearest(x: np.ndarray, size: int) -> np.ndarray:
     """``scipy.ndimage.median_filter(x, size, mode="nearest")``, exactly, faster.
 
-    For an odd ``size`` the median of a window is one of its values: a partial
-    sort of each window (blocks of rows at a time) picks it (~3x faster than
-    scipy's rank filter here). An even ``size`` goes to scipy.
+    For an odd ``size`` the median of a window is one of its values: each value
+    is replaced by its rank in the (edge-padded) image, 16-bit for a band strip,
+    a partial sort of each window's ranks (a few rows at a time) picks the
+    middle one, and its rank gives the value back (~2x faster than partial
+    sorts of the values, ~8x than scipy's rank filter here). An even ``size``
+    or a non-finite value goes to scipy.
     """
-    if size % 2 == 0:
+    x = np.asarray(x, dtype=float)
+    if size % 2 == 0 or not np.isfinite(x).all():
         return ndi.median_filter(x, size=size, mode="nearest")
     h = size // 2
-    pad = np.pad(np.asarray(x, dtype=float), h, mode="edge")
-    out = np.empty(np.shape(x))
+    flat = np.pad(x, h, mode="edge").ravel()
+    order = np.argsort(flat, kind="stable")
+    dtype = np.uint16 if flat.size <= 1 << 16 else np.uint32
+    rank = np.empty(flat.size, dtype)
+    rank[order] = np.arange(flat.size, dtype=dtype)
+    rank = rank.reshape(x.shape[0] + 2 * h, x.shape[1] + 2 * h)
+    out = np.empty(x.shape, dtype)
     k = size * size // 2
-    n0, n1 = out.shape
-    for r0 in range(0, n0, 4):
-        r1 = min(r0 + 4, n0)
-        win = sliding_window_view(pad[r0:r1 + 2 * h], (size, size))
+    n0, n1 = x.shape
+    for r0 in range(0, n0, 8):
+        r1 = min(r0 + 8, n0)
+        win = sliding_window_view(rank[r0:r1 + 2 * h], (size, size))
         out[r0:r1] = np.partition(win.reshape(r1 - r0, n1, size * size), k, axis=-1)[..., k]
-    return out
+    return flat[order][out]
 
 
 def background_model(img: np.ndarray, shading: np.ndarray | None, *, valid: np.ndarray,
