@@ -103,28 +103,42 @@ def _lambert(state: FrameState, d_inst: np.ndarray) -> np.ndarray:
     return np.where(hit, np.clip(np.nan_to_num(cos_i, nan=0.0), 0.0, None), 0.0)
 
 
-def _ncc(image: np.ndarray, template: np.ndarray) -> np.ndarray:
-    """Normalised cross-correlation of ``template`` with ``image`` at every offset where
-    it lies wholly inside: ``out[i, j]`` for the template's first pixel at image
-    ``(i, j)``, shape ``image - template + 1``; 0 where the image window is flat.
+class _Template:
+    """An NCC template and what the correlation needs of it, computed once: its mean and
+    sum of squared deviations in its own precision, its spectrum per FFT grid."""
+
+    def __init__(self, t: np.ndarray):
+        self.t = t
+        self.shape = t.shape
+        self.mean = t.mean()
+        self.ssd = np.sum((t - self.mean) ** 2)
+        self._spectra: dict = {}
+
+    def spectrum(self, shape: tuple[int, int]) -> np.ndarray:
+        if shape not in self._spectra:
+            self._spectra[shape] = np.conj(sp_fft.rfft2(self.t.astype(float), shape))
+        return self._spectra[shape]
+
+
+def _ncc(image: np.ndarray, template) -> np.ndarray:
+    """Normalised cross-correlation of ``template`` (an array or a :class:`_Template`) with
+    ``image`` at every offset where it lies wholly inside: ``out[i, j]`` for the
+    template's first pixel at image ``(i, j)``, shape ``image - template + 1``; 0
+    where the image window is flat (skimage's ``match_template``, valid offsets only).
 
     The products come from one FFT grid the size of the image (circular
     correlation: the offsets kept never wrap), the image window sums from
     running sums.
     """
-    m, n = template.shape
+    tp = template if isinstance(template, _Template) else _Template(template)
+    m, n = tp.shape
     n_i, n_j = image.shape[0] - m + 1, image.shape[1] - n + 1
     shape = (sp_fft.next_fast_len(image.shape[0], real=True),
              sp_fft.next_fast_len(image.shape[1], real=True))
-    xcorr = sp_fft.irfft2(sp_fft.rfft2(image, shape)
-                          * np.conj(sp_fft.rfft2(template.astype(float), shape)),
-                          shape)[:n_i, :n_j]
-    # the template's mean and sum of squares in its own precision
-    t_mean = template.mean()
-    t_ssd = np.sum((template - t_mean) ** 2)
+    xcorr = sp_fft.irfft2(sp_fft.rfft2(image, shape) * tp.spectrum(shape), shape)[:n_i, :n_j]
     s1 = _window_sums(image, m, n)
-    num = xcorr - s1 * t_mean
-    den = np.sqrt(np.maximum((_window_sums(image * image, m, n) - s1 * s1 / (m * n)) * t_ssd,
+    num = xcorr - s1 * tp.mean
+    den = np.sqrt(np.maximum((_window_sums(image * image, m, n) - s1 * s1 / (m * n)) * tp.ssd,
                              0.0))
     out = np.zeros((n_i, n_j))
     ok = den > np.finfo(float).eps
@@ -330,14 +344,16 @@ def _jacobian(state: FrameState, band: str, along: float, cross: float) -> np.nd
 
 
 def _fine_fit(strips: dict, state: FrameState, *, along: float, cross: float, search_px: int,
-              psf_sigma_px: float):
+              psf_sigma_px: float, templates: dict | None = None):
     """One fine pass at (along, cross): pixel shift, its sigma, NCC peak, limb pixels.
 
     The predicted disc is drawn once per Minnaert exponent of
     :data:`FIT_EXPONENTS`; the integer shift comes from the Lambert canvas, the
     sub-pixel shift from the exponent whose limb profile fits best (smallest
-    reduced chi-square).
+    reduced chi-square). ``templates``: the strips' NCC templates, kept between
+    the passes of one fit.
     """
+    templates = {} if templates is None else templates
     canvases = {}
     ncc, n_used = None, 0
     s_c = state.corrected(along, cross)
@@ -349,13 +365,15 @@ def _fine_fit(strips: dict, state: FrameState, *, along: float, cross: float, se
         canvases[band] = (stack, limb)
         if not limb.any():
             continue
-        v = valid & np.isfinite(img)
-        med = float(np.median(img[v])) if v.any() else 0.0
-        hi = float(np.percentile(img[v], 99.7)) if v.any() else 0.0
-        tmpl = np.where(v, np.clip(img, None, max(hi, med)), med)
-        if np.ptp(tmpl) == 0:
+        if band not in templates:  # the strip, hotspots tamed: the same at every pass
+            v = valid & np.isfinite(img)
+            med = float(np.median(img[v])) if v.any() else 0.0
+            hi = float(np.percentile(img[v], 99.7)) if v.any() else 0.0
+            tmpl = np.where(v, np.clip(img, None, max(hi, med)), med)
+            templates[band] = None if np.ptp(tmpl) == 0 else _Template(tmpl)
+        if templates[band] is None:
             continue
-        res = _ncc(stack[0], tmpl)
+        res = _ncc(stack[0], templates[band])
         ncc = res if ncc is None else ncc + res
         n_used += 1
     if ncc is None:
@@ -368,10 +386,11 @@ def _fine_fit(strips: dict, state: FrameState, *, along: float, cross: float, se
     peak = float(ncc[i, j])
     best = None
     zones: dict = {}  # the limb zone's pixels per integer shift, shared by the exponents
+    limb_zones: dict = {}
     for k in range(len(FIT_EXPONENTS)):
         d_line, d_samp = start
         sigma, red_chi2 = np.array([np.inf, np.inf]), np.inf
-        models = _limb_models(strips, canvases, k)
+        models = _limb_models(strips, canvases, k, limb_zones)
         for _ in range(8):
             out = _lsq_step(strips, models, search_px=search_px, d_line=d_line, d_samp=d_samp,
                             zones=zones)
@@ -395,16 +414,18 @@ def _fine_fit(strips: dict, state: FrameState, *, along: float, cross: float, se
     return d_line, d_samp, float(np.hypot(*sigma)), peak, n_limb
 
 
-def _limb_models(strips: dict, canvases: dict, k: int) -> dict:
+def _limb_models(strips: dict, canvases: dict, k: int, zones: dict) -> dict:
     """Per band with a predicted limb: the cubic-spline coefficients of canvas ``k``, the
-    pixels within 3 px of the limb, and the strip's usable pixels (fixed during a fit)."""
+    pixels within 3 px of the limb, and the strip's usable pixels (fixed during a fit).
+    ``zones``: the last two per band, kept for the other exponents."""
     out = {}
     for band, (img, valid) in strips.items():
         stack, limb = canvases[band]
         if not limb.any():
             continue
-        out[band] = (spline_filter(stack[k], order=3, mode="constant"),
-                     binary_dilation(limb, iterations=3), valid & np.isfinite(img))
+        if band not in zones:
+            zones[band] = (binary_dilation(limb, iterations=3), valid & np.isfinite(img))
+        out[band] = (spline_filter(stack[k], order=3, mode="constant"), *zones[band])
     return out
 
 
@@ -573,10 +594,11 @@ def register_frame(
     along, cross, coarse_ncc, on_edge = coarse
     band0 = next(iter(strips))
     sigma_px, peak, n_limb = float("nan"), 0.0, 0
+    templates: dict = {}
     jac = _jacobian(state, band0, along, cross)
     for _ in range(4):
         fine = _fine_fit(strips, state, along=along, cross=cross, search_px=fine_search_px,
-                         psf_sigma_px=psf_sigma_px)
+                         psf_sigma_px=psf_sigma_px, templates=templates)
         if fine is None:
             return LimbFit(along, cross, False, coarse_ncc, 0,
                            "the lit limb does not fall in the frame")
