@@ -72,7 +72,34 @@ def frame_to_fits(result: FrameResult, *, kernels: list[str], config_hash: str =
         name="SUMMARY"))
     buf = io.BytesIO()
     fits.HDUList(hdus).writeto(buf)
-    return buf.getvalue()
+    return _without_gzip_times(buf.getvalue())
+
+
+def _without_gzip_times(blob: bytes) -> bytes:
+    """The same FITS with every gzip-compressed tile's write time (MTIME) set to 0.
+
+    astropy gzips each tile with the current time in the gzip header (RFC 1952:
+    bytes 4-7 of a member), so the same frame written a second later would
+    differ. Each tile is found through the compressed table's heap descriptors
+    (``COMPRESSED_DATA``, ``1PB``: count and offset, big-endian int32).
+    """
+    out = bytearray(blob)
+    with fits.open(io.BytesIO(blob), disable_image_compression=True) as hdul:
+        for i, hdu in enumerate(hdul):
+            h = hdu.header
+            if not (h.get("ZIMAGE") and str(h.get("ZCMPTYPE", "")).startswith("GZIP")):
+                continue
+            if h["TTYPE1"] != "COMPRESSED_DATA" or not h["TFORM1"].startswith("1PB"):
+                raise ValueError(f"unexpected compressed-table layout {h['TFORM1']!r}")
+            start = hdul.fileinfo(i)["datLoc"]
+            heap = start + h.get("THEAP", h["NAXIS1"] * h["NAXIS2"])
+            rows = np.frombuffer(blob, dtype=">i4", count=h["NAXIS2"] * h["NAXIS1"] // 4,
+                                 offset=start).reshape(h["NAXIS2"], -1)
+            for count, offset in rows[:, :2]:
+                at = heap + int(offset)
+                if count >= 10 and out[at:at + 2] == b"\x1f\x8b":
+                    out[at + 4:at + 8] = b"\0\0\0\0"
+    return bytes(out)
 
 
 def fits_to_frame(data: bytes) -> FrameResult:
