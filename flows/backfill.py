@@ -4,8 +4,10 @@ Against a Prefect server (this flow running as a deployment, or mode=
 "deployments"), it creates one ``process-perijove`` deployment run per
 perijove with an idempotency key, so re-running a backfill never duplicates
 runs; the deployment's concurrency limit throttles them. Locally it runs the
-perijoves as subflows, at most ``max_concurrent`` at once. A progress
-artifact follows along.
+perijoves as subflows, at most ``max_concurrent`` at once. The perijoves do
+not publish; the backfill publishes one catalog version after the last one
+(a version per perijove would rebuild the growing catalog each time). A
+progress artifact follows along.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ def backfill(params: BackfillParams = BackfillParams()) -> dict:
         runs = {}
         for pj in pjs:
             p = PerijoveParams(perijoves=[pj], sources=params.sources,
-                               thresholds=params.thresholds, force=params.force)
+                               thresholds=params.thresholds, force=params.force, publish=False)
             runs[pj] = run_deployment(params.deployment, parameters={"params": p.model_dump()},
                                       timeout=0, idempotency_key=_idempotency_key(params, pj),
                                       as_subflow=False, tags=["backfill"])
@@ -74,7 +76,7 @@ def backfill(params: BackfillParams = BackfillParams()) -> dict:
     else:
         def one(pj: int) -> str:
             p = PerijoveParams(perijoves=[pj], sources=params.sources,
-                               thresholds=params.thresholds, force=params.force)
+                               thresholds=params.thresholds, force=params.force, publish=False)
             state = process_perijove(p, return_state=True)
             return state.name
 
@@ -82,9 +84,10 @@ def backfill(params: BackfillParams = BackfillParams()) -> dict:
             for pj, name in zip(pjs, pool.map(one, pjs), strict=True):
                 results[pj] = name
                 update_progress_artifact(progress, 100.0 * len(results) / len(pjs))
-        pub = publish_catalog(PerijoveParams(perijoves=pjs, sources=params.sources),
-                              artifacts=False)
-        publish_artifacts(settings_for(params.sources), pub)
-        emit_alert_events(pub)
+    # one catalog version for the whole backfill, after its last perijove
+    pub = publish_catalog(PerijoveParams(perijoves=pjs, sources=params.sources,
+                                         thresholds=params.thresholds), artifacts=False)
+    publish_artifacts(settings_for(params.sources), pub)
+    emit_alert_events(pub)
     log.info("backfill results: %s", results)
     return {"results": results}

@@ -43,6 +43,9 @@ class PerijoveParams(BaseModel):
     force: bool = Field(False, description="Re-process even where outputs exist.")
     frames_per_task: int = Field(48, ge=1, le=2000, description="Frames per task "
                                  "(whole observation sequences are kept together).")
+    publish: bool = Field(True, description="Publish a catalog version at the end. A "
+                          "backfill turns it off for its perijoves and publishes once, "
+                          "after the last one (one version, not one per perijove).")
 
 
 class IngestParams(BaseModel):

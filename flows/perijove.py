@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact
 
 from flows.artifacts import emit_alert_events, publish_artifacts
 from flows.common import settings_for
@@ -23,15 +24,20 @@ def process_perijove(params: PerijoveParams = PerijoveParams()) -> dict:
                                        force=params.force))
     cal = with_runner(calibrate, settings)(params)
     ext = with_runner(extract_hotspots, settings)(params)
-    pub = publish_catalog(params, artifacts=False)
+    pub = publish_catalog(params, artifacts=False) if params.publish else \
+        {"version": None, "changed": False, "alerts": [], "note": "not published (publish off)"}
     report = qa_report(params, ing, cal, ext, pub)
     # on the run the user launched: QA, hotspot table, map, diff, alerts, catalog link
-    publish_artifacts(settings, pub, qa_markdown=report)
-    emit_alert_events(pub)
+    if params.publish:
+        publish_artifacts(settings, pub, qa_markdown=report)
+        emit_alert_events(pub)
+    else:
+        create_markdown_artifact(key="qa-summary", markdown=report,
+                                 description="frames in/out, pointing, quarantined")
     out = {"ingest": ing, "calibrate": cal, "extract": ext,
            "publish": {k: v for k, v in pub.items() if k != "alerts"},
            "alerts": len(pub.get("alerts") or [])}
-    if not ing.get("ingested") and not pub.get("changed"):
+    if params.publish and not ing.get("ingested") and not pub.get("changed"):
         out["note"] = (f"nothing to do: no new product for PJ {params.perijoves} "
                        f"({len(ing.get('quarantined', []))} quarantined), catalog "
                        f"{pub.get('version') or '(none)'} unchanged")

@@ -112,8 +112,11 @@ def test_backfill_three_perijoves(sources):
     res = state.result()
     assert set(res["results"]) == {56, 57, 58}
     assert all(v == "Completed" for v in res["results"].values())
-    latest = _store(sources).get_json(object_key("catalog_latest"))
+    store = _store(sources)
+    latest = store.get_json(object_key("catalog_latest"))
     assert latest["perijoves"] == [56, 57, 58]
+    # one version for the whole backfill, not one per perijove
+    assert latest["version"] == "v0001" and not store.list("catalog/v0002/")
 
 
 def test_retried_run_reexecutes_only_the_failed_part(sources, monkeypatch):
