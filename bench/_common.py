@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 from iovolc.kernels import kernel_set_for
-from iovolc.pds3 import JiramProduct, read_jiram_product
 from iovolc.pipeline import discover_products
+from iovolc.reader import JiramProduct, read_jiram_product
 from iovolc.spice import KernelSet
 
 PERIJOVE = 57
@@ -70,3 +70,10 @@ def load_rdrs(data: Path) -> list[JiramProduct]:
 def kernels_for(product: JiramProduct, data: Path, cache_dir: Path) -> KernelSet:
     """The product's label kernels (reconstructed CK) from ``data/kernels``."""
     return kernel_set_for(product, kernel_root=str(data / "kernels"), cache_dir=cache_dir)
+
+
+def timed_call(fn, *args, **kwargs):
+    """``(fn(*args, **kwargs), seconds)``, measured where it runs (e.g. a pool worker)."""
+    t0 = time.perf_counter()
+    out = fn(*args, **kwargs)
+    return out, time.perf_counter() - t0

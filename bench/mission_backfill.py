@@ -1,0 +1,191 @@
+"""Mission-scale backfill on this machine: every perijove of a simulated mission, one run.
+
+Simulates (or reuses, ``--data``) a mission downlink -- an Io pass at every
+perijove 5-75, RDR products only (the pipeline prefers RDRs; EDRs would only
+be landed) -- then runs the ``backfill`` flow over all of it, in local
+subflows (at most ``--max-concurrent`` perijoves at once) against a
+temporary Prefect API (``prefect_test_harness``, SQLite), with the stage work
+in a pool of ``IOVOLC_PROCESSES`` processes (default: the machine's cores).
+One catalog version is published at the end.
+
+Printed, all from this one run:
+
+* frames, wall time, frames/s, and the extrapolation to the real archive's
+  85,000 frames at the measured rate;
+* **linearity**: the wall time at which 1k, 4k, 16k, ... frames were done
+  (perijove runs' end times against the cumulative frames of the perijoves
+  done), and the seconds per 1,000 frames over each interval;
+* **orchestration share**: 1 - (stage work / processes) / wall, where stage
+  work is the time measured *inside* the worker processes around each stage
+  call (``tasks.stages.run_in_process``); what remains is Prefect's
+  bookkeeping (flow/task runs against the API, result records), the
+  publish, and idle workers;
+* the store size per 1,000 frames.
+
+Run: ``uv run python bench/mission_backfill.py [--frames 20000] [--data DIR]``
+(~20,000 frames take tens of minutes on 2 cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import _common
+
+REAL_ARCHIVE_FRAMES = 85_000
+_WORK: list[tuple[str, float]] = []
+_LOCK = threading.Lock()
+
+
+def _install_work_timer() -> None:
+    """Wrap tasks.stages.run_in_process so each stage call reports its time in the worker."""
+    from tasks import stages
+
+    def run_in_process(fn, *args, timeout_s: float = 3600.0, **kwargs):
+        if os.environ.get("IOVOLC_PROCESSES") == "0":
+            out, dt = _common.timed_call(fn, *args, **kwargs)
+        else:
+            fut = stages.process_pool().submit(_common.timed_call, fn, *args, **kwargs)
+            out, dt = fut.result(timeout=timeout_s)
+        with _LOCK:
+            _WORK.append((fn.__name__, dt))
+        return out
+
+    stages.run_in_process = run_in_process
+
+
+def simulate(out: Path, frames: int, seed: int, workers: int, perijoves: str | None) -> Path:
+    import subprocess
+
+    from iovolc.sim.scenario import MISSION_PERIJOVES
+
+    if perijoves:  # a smaller range (smoke runs)
+        a, b = (int(x) for x in perijoves.split("-"))
+        which, n = ["--perijove", perijoves], b - a + 1
+    else:
+        which, n = ["--mission"], len(MISSION_PERIJOVES)
+    fpp = math.ceil(frames / n)
+    cmd = [sys.executable, "-m", "iovolc.cli", "simulate", *which, "--frames-per-pass",
+           str(fpp), "--products", "RDR", "--out", str(out), "--seed", str(seed),
+           "--workers", str(workers)]
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    print(f"simulated: {' '.join(cmd[2:])} ({time.perf_counter() - t0:.0f} s)", flush=True)
+    return out
+
+
+def _frames_per_perijove(data: Path) -> dict[int, int]:
+    import pandas as pd
+
+    f = pd.read_csv(data / "truth" / "frames.csv", usecols=["perijove"])
+    return {int(k): int(v) for k, v in f["perijove"].value_counts().items()}
+
+
+def _perijove_end_times(start) -> dict[int, float]:
+    """{perijove: seconds after ``start`` its process-perijove run ended}."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterStartTime
+
+    out = {}
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(
+            start_time=FlowRunFilterStartTime(after_=start)), limit=200)
+    for r in runs:
+        if r.name.startswith("pj[") and r.end_time is not None:
+            pjs = json.loads(r.name[2:])
+            if len(pjs) == 1:
+                out[int(pjs[0])] = (r.end_time - start).total_seconds()
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--frames", type=int, default=20_000, help="frames to simulate (mission)")
+    p.add_argument("--data", type=Path, default=None, help="reuse an `iovolc simulate "
+                   "--mission` output instead of simulating")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--perijoves", default=None, help="A-B instead of the whole mission "
+                   "(smoke runs)")
+    p.add_argument("--max-concurrent", type=int, default=2)
+    p.add_argument("--workdir", type=Path, default=None, help="keep the store here")
+    args = p.parse_args()
+    _common.print_command()
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("IOVOLC_PROCESSES", str(os.cpu_count() or 2))
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="iovolc-mission-"))
+    work.mkdir(parents=True, exist_ok=True)
+    data = args.data or simulate(work / "sim", args.frames, args.seed,
+                                 int(os.environ["IOVOLC_PROCESSES"]), args.perijoves)
+    per_pj = _frames_per_perijove(data)
+    n_frames = sum(per_pj.values())
+    pjs = sorted(per_pj)
+    os.environ["IOVOLC_CACHE_DIR"] = str(work / "cache")
+    _install_work_timer()
+
+    from datetime import UTC, datetime
+
+    from prefect.testing.utilities import prefect_test_harness
+
+    from flows.backfill import backfill
+    from flows.params import BackfillParams, Sources
+
+    store = work / "store"
+    with prefect_test_harness(server_startup_timeout=120):
+        start = datetime.now(UTC)
+        t0 = time.perf_counter()
+        state = backfill(BackfillParams(
+            first_perijove=pjs[0], last_perijove=pjs[-1], max_concurrent=args.max_concurrent,
+            mode="subflows", sources=Sources(archive_url=(data / "archive").as_uri(),
+                                             kernels_url=(data / "kernels").as_uri(),
+                                             store_url=store.as_uri())), return_state=True)
+        wall = time.perf_counter() - t0
+        ends = _perijove_end_times(start)
+    res = state.result()
+    ok = sum(v == "Completed" for v in res["results"].values())
+    processes = int(os.environ["IOVOLC_PROCESSES"])
+    work_s = sum(dt for _, dt in _WORK)
+    by_stage: dict[str, float] = {}
+    for name, dt in _WORK:
+        by_stage[name] = by_stage.get(name, 0.0) + dt
+    size = sum(f.stat().st_size for f in store.rglob("*") if f.is_file())
+
+    print(f"\nframes {n_frames} in {len(pjs)} perijoves; perijove runs completed {ok}/"
+          f"{len(res['results'])}; processes {processes}, perijoves at once "
+          f"{args.max_concurrent}")
+    print(f"wall {wall:.0f} s  ->  {n_frames / wall:.2f} frames/s "
+          f"({n_frames / wall / processes:.2f} frames/s/core)")
+    print(f"extrapolated to the real archive ({REAL_ARCHIVE_FRAMES:,} frames): "
+          f"{REAL_ARCHIVE_FRAMES / (n_frames / wall) / 60:.0f} min on this machine")
+    print(f"stage work inside the workers {work_s:.0f} s "
+          + ", ".join(f"{k} {v:.0f} s" for k, v in sorted(by_stage.items(), key=lambda kv: -kv[1])))
+    share = 1.0 - (work_s / processes) / wall
+    print(f"orchestration + publish + idle share of wall: {100 * share:.1f} %")
+    print(f"store: {size / 1e9:.2f} GB, {size / 1e6 / (n_frames / 1000):.0f} MB per 1,000 frames")
+    # linearity: wall at which cumulative frames crossed each mark
+    done = sorted((t, pj) for pj, t in ends.items())
+    cum, marks, out_rows = 0, [1000, 4000, 16000, n_frames], []
+    for t, pj in done:
+        cum += per_pj.get(pj, 0)
+        while marks and cum >= marks[0]:
+            out_rows.append((marks.pop(0), cum, t))
+    print("\nlinearity (perijove runs in end-time order):")
+    print(f"{'mark':>8} {'frames done':>12} {'wall s':>8} {'s per 1k frames':>16}")
+    prev_f, prev_t = 0, 0.0
+    for mark, f, t in out_rows:
+        rate = (t - prev_t) / max(f - prev_f, 1) * 1000
+        print(f"{mark:>8} {f:>12} {t:>8.0f} {rate:>16.1f}")
+        prev_f, prev_t = f, t
+    print(f"(publish of the single catalog version after the last perijove: "
+          f"{wall - (done[-1][0] if done else 0):.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
