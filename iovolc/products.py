@@ -8,8 +8,9 @@ Layout (docs/decisions.md, "Calibrated frames"), format ``iovolc-calibrated-3``:
   ``GZIP_1`` on the float32 bytes with no quantisation (``quantize_level=0``:
   ``ZNAME1 = 'NOISEBIT'``, ``ZVAL1 = 0``, no scaled-integer columns), one tile
   per image row -- every value reads back bit for bit, so nothing downstream
-  can change (~0.22 MB for a 256-line frame instead of 0.57 MB;
-  ``bench/storage.py``);
+  can change (0.19 MB per frame on the simulated PJ57/58 passes, at most
+  0.29 MB, instead of 0.43 and 0.57 MB uncompressed: ``bench/storage.py``);
+  each tile's gzip write time is zeroed, so the bytes are deterministic;
 * ``MASK``: uint8 bits 1 saturated, 2 bad pixel (detector or impossible
   value), 4 radiation hit (replaced), tile-compressed the same way;
 * ``SUMMARY``: the frame summary (JSON) as a one-row table.
