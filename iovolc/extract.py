@@ -241,12 +241,16 @@ def _local_noise(resid, valid, size):
     return np.maximum(local, 0.8 * global_) + 1e-12
 
 
-def _centroid(resid, r, s, half=2):
-    """First-moment centroid in a (2*half+1)^2 window of positive residual."""
+def _centroid(resid, r, s, half=2, *, labels=None, label=0):
+    """First-moment centroid in a (2*half+1)^2 window of positive residual; with
+    ``labels``, only the pixels of segment ``label`` count (a bright neighbour in the
+    window must not pull the centre toward itself)."""
     n_r, n_s = resid.shape
     r0, r1 = max(r - half, 0), min(r + half + 1, n_r)
     s0, s1 = max(s - half, 0), min(s + half + 1, n_s)
     win = np.clip(resid[r0:r1, s0:s1], 0, None)
+    if labels is not None:
+        win = np.where(labels[r0:r1, s0:s1] == label, win, 0.0)
     tot = win.sum()
     if tot <= 0:
         return float(r), float(s)
@@ -254,13 +258,17 @@ def _centroid(resid, r, s, half=2):
     return float((win * rr).sum() / tot), float((win * ss).sum() / tot)
 
 
-def _second_moment_sigma(resid, rows, cols, half=2):
-    """RMS width (px) of the positive residual in a window around each peak."""
+def _second_moment_sigma(resid, rows, cols, half=2, *, labels=None):
+    """RMS width (px) of the positive residual in a window around each peak (with
+    ``labels``: of the peak's own segment only, label k + 1 for peak k)."""
     off = np.arange(-half, half + 1)
     dr, ds = np.meshgrid(off, off, indexing="ij")
     pad = np.pad(resid, half, mode="constant")
-    win = np.clip(pad[rows[:, None] + dr.ravel() + half, cols[:, None] + ds.ravel() + half],
-                  0, None)
+    at = (rows[:, None] + dr.ravel() + half, cols[:, None] + ds.ravel() + half)
+    win = np.clip(pad[at], 0, None)
+    if labels is not None:
+        own = np.pad(labels, half, mode="constant")[at] == (np.arange(rows.size) + 1)[:, None]
+        win = np.where(own, win, 0.0)
     tot = win.sum(1) + 1e-30
     mr = (win * dr.ravel()).sum(1) / tot
     ms = (win * ds.ravel()).sum(1) / tot
@@ -500,16 +508,17 @@ def _find_sources(img, v, saturated, raw_dn, sh, *, pointing_sigma_px: float,
     fit_r, fit_s, fit_ok = _psf_fit(resid, pr, ps, sigma_px=config.psf_sigma_px)
     cen = []
     # resolved sources (bright and wider than the PSF) are centred by moments
-    extended = ((_second_moment_sigma(resid, pr, ps) > 1.1 * config.psf_sigma_px + 0.25)
-                & (snr_map[pr, ps] > 20))
+    extended = ((_second_moment_sigma(resid, pr, ps, labels=labels)
+                 > 1.1 * config.psf_sigma_px + 0.25) & (snr_map[pr, ps] > 20))
     for k, (r, c) in enumerate(zip(pr, ps, strict=True)):
         if fit_ok[k] and not sat[k] and not extended[k]:
             cen.append((fit_r[k], fit_s[k]))
             continue
         # resolved sources get a window wide enough for their whole blob
         half = 4 if extended[k] else 2
-        c_r, c_s = _centroid(resid, r, c, half=half)
-        c_r, c_s = _centroid(resid, int(round(c_r)), int(round(c_s)), half=half)
+        c_r, c_s = _centroid(resid, r, c, half=half, labels=labels, label=k + 1)
+        c_r, c_s = _centroid(resid, int(round(c_r)), int(round(c_s)), half=half,
+                             labels=labels, label=k + 1)
         cen.append((c_r, c_s))
     cen = np.array(cen)
     return _Sources(cen, flux, npix, sat, cut, peak_dn, snr_map[pr, ps], resid[pr, ps])
