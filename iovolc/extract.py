@@ -1,24 +1,28 @@
 """Hotspot extraction: background, threshold, segmentation, centroid, power.
 
-For each band half of a calibrated, geometrically registered frame:
+For each band strip of a calibrated, geometrically registered frame:
 
-1. **Background**. The lit disc is modelled as the predicted Lambertian
-   shading ``S`` (anti-aliased limb, from the registered geometry) times a
-   smooth albedo field ``R`` (sigma-clipped local mean of ``image / S`` where
-   the disc is well lit); the sky and the night side get a sigma-clipped local
-   mean. Near the limb this is far better than a median filter, which turns a
-   convex bright limb into a ring of false detections. Frames whose pointing
-   could not be registered fall back to a median filter (and are flagged).
+1. **Background**. The lit disc is modelled as predicted Minnaert shading
+   ``S`` (anti-aliased limb, from the registered geometry; the exponent that
+   fits this strip best, :func:`fitted_shading`) times a smooth albedo field
+   ``R`` (sigma-clipped local mean of ``image / S`` where the disc is well
+   lit); the sky and the night side get a sigma-clipped local mean over a
+   wider window. Two passes: the second without the sources found by the
+   first. Frames whose pointing could not be registered fall back to a median
+   filter (and are flagged).
 2. **Noise**: a local robust scatter (MAD of the residual, 15 px windows),
-   floored by the frame's sky scatter.
-3. **Detection**: local maxima of the residual above ``k_sigma`` (5; the
-   published "median + 5 x MAD") that are not lone spikes (a neighbour above
-   1.5 sigma: a PSF-blurred source always has one), deblended by watershed
-   segmentation of the residual above 1 sigma, each segment at least the 3 px
-   aperture around its peak.
-4. **Measurement**: background-subtracted peak and sum, sub-pixel centroid
-   (first moments in a 5x5 window, re-centred once), geometry at the
-   centroid, spectral power by the published relation, flags.
+   floored by the frame's sky scatter, plus the background's own uncertainty
+   at the limb (:func:`limb_model_sigma`: pointing uncertainty x gradient).
+3. **Detection**: regional maxima of the residual SNR with a prominence
+   (h-maxima in asinh(SNR/4)) above ``k_sigma`` (5; the published "median +
+   5 x MAD") that are not lone spikes (a PSF-blurred source always lights a
+   neighbour), deblended by watershed segmentation of the residual above 1
+   sigma, each segment at least the 3 px aperture around its peak.
+4. **Measurement**: background-subtracted peak and segment sum; sub-pixel
+   centre by a PSF fit on a local plane (compact, unsaturated sources) or by
+   first moments of the source's own segment (saturated or resolved ones);
+   geometry at the centre, spectral power by the published relation, flags
+   (a segment cut by the strip's border is FRAME_EDGE).
 """
 
 from __future__ import annotations

@@ -521,6 +521,8 @@ def finish_pass(frames: pd.DataFrame, detections: pd.DataFrame, reextract
     apply(constellation_updates(frames, det, constellation_references(det)))
     apply(sequence_ties(pd.DataFrame(list(summaries.values())), det))
     final = pd.DataFrame([summaries[p] for p in frames["product_id"]])
+    # the name for how each frame was placed (limb, constellation, pass, none)
+    final["registration_method"] = final["pointing_method"]
     det = flag_transients(final, det)
     return final, det.sort_values(["et_mid", "band", "line", "sample"], ignore_index=True)
 

@@ -6,10 +6,10 @@ registrations of real PJ51/57/58 frames share one offset per pass to within
 ~10 lines, and reject the frames that disagree as false fits). So:
 
 * :func:`solve_pass` -- a robust consensus of the frames' own limb fits
-  (:mod:`iovolc.registration`): their median; fits farther than the
-  tolerance (10 lines along, 6 samples across, or 3 robust sigmas) are false
-  fits, unless at least two fits of one observation sequence agree with each
-  other (a sequence with its own offset). Every frame that could not register
+  (:mod:`iovolc.registration`): their median; fits farther from it than
+  4 robust sigmas of the fits (MAD), clipped to 3-10 px, along or across,
+  are false fits, unless at least two fits of one observation sequence agree
+  with each other (a sequence with its own offset). Every frame that could not register
   alone gets its sequence's solution, else the pass's (``pass``), with the
   scatter of the accepted fits as its pointing uncertainty.
 * :func:`fit_constellation` -- refines the ``pass`` frames of one sequence
