@@ -18,7 +18,6 @@ failed e2e test.
 from __future__ import annotations
 
 import os
-import random
 import signal
 import socket
 import subprocess
@@ -52,37 +51,24 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def free_port_pairs(n: int, offset: int = 10000) -> list[int]:
-    """``n`` distinct ports p with p and p + ``offset`` both free.
+def _bench_module(name: str):
+    """A helper module of bench/ (the port and SeaweedFS helpers live there once)."""
+    import importlib.util
 
-    SeaweedFS derives gRPC ports as http port + 10000 in places even when the
-    gRPC port is given (its plugin worker dials admin port + 10000), so both
-    must be free; p is drawn below the kernel's ephemeral range.
-    """
-    rng = random.Random()
-    picked: list[int] = []
-    taken: set[int] = set()
-    for _ in range(5000):
-        p = rng.randrange(12000, 55535 - offset)
-        if {p, p + offset} & taken:
-            continue
-        if port_is_free(p) and port_is_free(p + offset):
-            picked.append(p)
-            taken |= {p, p + offset}
-            if len(picked) == n:
-                return picked
-    raise RuntimeError(f"could not find {n} free port pairs")
+    path = REPO_ROOT / "bench" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"_iovolc_bench_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look the module up
+    spec.loader.exec_module(module)
+    return module
 
 
-def port_is_free(port: int) -> bool:
-    """Nothing listens on HOST:port (TIME_WAIT leftovers do not count)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((HOST, port))
-        except OSError:
-            return False
-        return True
+_FAULTPROXY = _bench_module("_faultproxy")
+#: ``n`` ports p with p and p + 10000 both free (SeaweedFS dials http port + 10000 as
+#: gRPC in places), drawn below the kernel's ephemeral range
+free_port_pairs = _FAULTPROXY.free_port_pairs
+#: nothing listens on HOST:port (TIME_WAIT leftovers do not count)
+port_is_free = _FAULTPROXY.port_is_free
 
 
 def port_open(port: int) -> bool:
