@@ -1,0 +1,374 @@
+"""Placing a pass's frames by their hotspots, after the limb fits (per pass).
+
+Run by :func:`finish_pass` once every frame of a pass is extracted on the
+pass pointing (:func:`iovolc.pipeline.extract_group`); kernels loaded:
+
+1. :func:`limb_audit` -- each limb-registered frame's hotspots against the
+   hotspots of the pass's *other* limb-registered frames: a limb fit its own
+   hotspots contradict is a false fit (a terminator or a partial limb taken
+   for the limb), and the frame is placed on those hotspots instead;
+2. :func:`constellation_updates` -- frames still on the pass solution are
+   refined by their hotspots against hotspots of limb-registered frames;
+3. :func:`sequence_ties` -- the rest of a sequence's pass frames tied to each
+   other (and to its absolute frames) by shared hotspots;
+4. :func:`flag_transients` -- detections no other frame of the sequence confirms.
+
+Each re-placed frame is extracted again (``reextract``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from iovolc import jiram
+from iovolc.geometry import FrameState, surface_point
+from iovolc.pointing import fit_constellation
+
+# --- constellation (per pass) ---------------------------------------------------------
+
+#: detections used to match a constellation: confident ones only
+CONSTELLATION_MIN_SNR = 8.0
+#: a constellation fit replaces the pass solution only if its uncertainty is at most
+#: this fraction of the pass's (two loose matches prove little)
+CONSTELLATION_GAIN = 0.6
+
+
+def constellation_references(detections: pd.DataFrame) -> pd.DataFrame:
+    """Hotspots located in limb-registered frames: lat, lon, 1-sigma km (one pass)."""
+    from iovolc.catalog import merge_detections, usable_detections
+
+    lim = detections[(detections["pointing_method"] == "limb")
+                     & (detections["snr"] >= CONSTELLATION_MIN_SNR)]
+    lim = usable_detections(lim)
+    if lim.empty:
+        return pd.DataFrame(columns=["lat_deg", "lon_west_deg", "sigma_km"])
+    cl = merge_detections(lim)
+    cl = cl[(cl["n_detections"] >= 2) | (cl["max_snr"] >= 15)]
+    return pd.DataFrame({"lat_deg": cl["lat_deg"].to_numpy(float),
+                         "lon_west_deg": cl["lon_west_deg"].to_numpy(float),
+                         "sigma_km": cl["position_uncertainty_km"].to_numpy(float)})
+
+
+def _hotspot_fit(f, detections: pd.DataFrame, references: pd.DataFrame):
+    """One frame's hotspots against reference hotspots: ``(fit | None, recon state)``.
+
+    ``fit`` is the pixel shift (observed - predicted on the frame's current
+    pointing) with the most support (:func:`iovolc.pointing.fit_constellation`).
+    """
+    recon = FrameState.from_spice(f["et_mid"], bands=tuple(f["bands"]))
+    d = detections[(detections["product_id"] == f["product_id"])
+                   & (detections["snr"] >= CONSTELLATION_MIN_SNR)]
+    if d.empty or references.empty:
+        return None, recon
+    state = recon.corrected(f["along_rad"], f["cross_rad"])
+    pts = surface_point(references["lat_deg"], references["lon_west_deg"], state.radii_km)
+    radius = max(12.0, 4.0 * float(f["pointing_sigma_px"]))
+    pairs = []
+    for band, sl in jiram.band_layout(tuple(f["bands"])).items():
+        db = d[d["band"] == band]
+        if db.empty:
+            continue
+        pl, ps, vis = state.project_points(pts, band)
+        for di, det in db.iterrows():
+            dl = (det["line"] - sl.start) - pl
+            dsm = det["sample"] - ps
+            for k in np.flatnonzero(vis & (np.hypot(dl, dsm) <= radius)):
+                tol = 2.0 + 2.0 * references["sigma_km"].iloc[k] / det["pixel_scale_km"]
+                pairs.append({"detection": di, "reference": k, "d_line": dl[k],
+                              "d_sample": dsm[k], "tol_px": tol})
+    return (fit_constellation(pd.DataFrame(pairs)) if pairs else None), recon
+
+
+def _shifted(f, recon: FrameState, fit, note: str) -> dict:
+    """The frame's pointing moved by a constellation fit's shift (method constellation)."""
+    from iovolc.registration import _jacobian
+
+    jac = _jacobian(recon, tuple(f["bands"])[0], f["along_rad"], f["cross_rad"])
+    delta = np.linalg.solve(jac, [fit.d_line_px, fit.d_sample_px])
+    return {"pointing_method": "constellation",
+            "along_rad": float(f["along_rad"] + delta[0]),
+            "cross_rad": float(f["cross_rad"] + delta[1]),
+            "pointing_sigma_px": fit.sigma_px, "pointing_note": note}
+
+
+def constellation_updates(frames: pd.DataFrame, detections: pd.DataFrame,
+                          references: pd.DataFrame) -> dict[str, dict]:
+    """New pointing for each 'pass' frame whose hotspots match the references.
+
+    Frame by frame: a pass's frames share their offset only to a few pixels
+    (the per-spin jitter), so each frame gets its own shift.
+    ``frames``: frame summaries after extraction (one pass); ``detections``:
+    their detections. Returns ``{product_id: pointing}`` (kernels loaded).
+    """
+    out: dict[str, dict] = {}
+    if references.empty or frames.empty:
+        return out
+    for _, f in frames[frames["pointing_method"] == "pass"].iterrows():
+        fit, recon = _hotspot_fit(f, detections, references)
+        # worth it only if it pins the frame down better than the pass does
+        if fit is None or not fit.sigma_px <= CONSTELLATION_GAIN * float(f["pointing_sigma_px"]):
+            continue
+        out[f["product_id"]] = _shifted(f, recon, fit, (
+            f"{fit.n_matched} hotspots matched to limb-registered frames "
+            f"(shift {fit.d_line_px:+.1f}, {fit.d_sample_px:+.1f} px)"))
+    return out
+
+
+# --- limb fits audited by hotspots (per pass) --------------------------------------------
+
+#: a limb fit is contradicted when the frame's hotspots, matched to the other limb frames'
+#: hotspots, say it is off by more than this (px) ...
+AUDIT_MIN_SHIFT_PX = 2.5
+#: ... and by more than this many of the hotspot fit's sigmas ...
+AUDIT_NSIGMA = 3.0
+#: ... on at least this many hotspots
+AUDIT_MIN_MATCHES = 3
+
+
+def limb_audit(frames: pd.DataFrame, detections: pd.DataFrame) -> dict[str, dict]:
+    """Limb fits that the frame's own hotspots contradict, re-placed on those hotspots.
+
+    A limb fit can be confidently wrong: a partial limb or the terminator near
+    90 deg phase fits well several pixels away from the truth, inside the pass
+    consensus (the per-spin jitter is several pixels, so the consensus cannot
+    see it). The frame's hotspots are an independent check: each limb frame's
+    detections are matched to the hotspots located in the pass's *other*
+    limb-registered frames (:func:`constellation_references` without this
+    frame). A shift beyond ``AUDIT_MIN_SHIFT_PX`` and ``AUDIT_NSIGMA`` times
+    the hotspot fit's uncertainty, on at least ``AUDIT_MIN_MATCHES`` hotspots,
+    makes the limb fit a false fit: the frame is placed by the hotspots
+    (method ``constellation``) and the note says why. Kernels loaded.
+    """
+    out: dict[str, dict] = {}
+    limb = frames[frames["pointing_method"] == "limb"]
+    if len(limb) < 2 or detections.empty:
+        return out
+    for _, f in limb.iterrows():
+        refs = constellation_references(detections[detections["product_id"] != f["product_id"]])
+        fit, recon = _hotspot_fit(f, detections, refs)
+        if fit is None or fit.n_matched < AUDIT_MIN_MATCHES:
+            continue
+        shift = float(np.hypot(fit.d_line_px, fit.d_sample_px))
+        if shift <= max(AUDIT_MIN_SHIFT_PX, AUDIT_NSIGMA * fit.sigma_px):
+            continue
+        out[f["product_id"]] = _shifted(f, recon, fit, (
+            f"limb fit contradicted by {fit.n_matched} hotspots of the other limb frames "
+            f"(shift {fit.d_line_px:+.1f}, {fit.d_sample_px:+.1f} px; a false fit): "
+            "placed on those hotspots"))
+    return out
+
+
+# --- sequences tied together (per pass) -------------------------------------------------
+
+#: detections used to tie frames of a sequence together
+TIE_MIN_SNR = 8.0
+#: a tie between two frames needs this many hotspots agreeing within TIE_TOL_PX
+TIE_MIN_MATCHES = 2
+TIE_TOL_PX = 1.5
+
+
+def sequence_ties(frames: pd.DataFrame, detections: pd.DataFrame) -> dict[str, dict]:
+    """Per-spin jitter of 'pass' frames, from the hotspots they share with the other
+    frames of their sequence (kernels loaded).
+
+    A pass's frames share its offset only to a few pixels. Within a sequence, the
+    same hotspots seen in two frames give those frames' *relative* shift; solving
+    all pairs by least squares with the shifts' mean fixed at zero (the pass
+    solution is their mean) removes the jitter. Frames with an absolute solution
+    (limb, constellation) in the sequence fix the mean instead. Returns
+    ``{product_id: pointing}`` for the frames tied (method stays ``pass``, with
+    the smaller uncertainty).
+    """
+    from iovolc.registration import _jacobian
+
+    out: dict[str, dict] = {}
+    if frames.empty or detections.empty:
+        return out
+    det = detections[detections["snr"] >= TIE_MIN_SNR]
+    for _, seq in frames.groupby("sequence"):
+        if (seq["pointing_method"] == "pass").sum() < 2:
+            continue
+        rows = seq.reset_index(drop=True)
+        states = {}
+        for _, f in rows.iterrows():
+            recon = FrameState.from_spice(f["et_mid"], bands=tuple(f["bands"]))
+            states[f["product_id"]] = (recon, recon.corrected(f["along_rad"], f["cross_rad"]))
+        pids = list(rows["product_id"])
+        eqs = []  # (i, j, d_line, d_sample): shift_i - shift_j
+        for i in range(len(pids)):
+            for j in range(len(pids)):
+                if i == j:
+                    continue
+                d_i = det[det["product_id"] == pids[i]]
+                d_j = det[det["product_id"] == pids[j]]
+                if d_i.empty or d_j.empty:
+                    continue
+                st_i = states[pids[i]][1]
+                pts = surface_point(d_j["lat_deg"], d_j["lon_west_deg"], st_i.radii_km)
+                pairs = []
+                bands_i = tuple(rows.loc[i, "bands"])
+                for band, sl in jiram.band_layout(bands_i).items():
+                    sel = (d_j["band"] == band).to_numpy()
+                    di = d_i[d_i["band"] == band]
+                    if not sel.any() or di.empty:
+                        continue
+                    pl, ps, vis = st_i.project_points(pts[sel], band)
+                    for k in np.flatnonzero(vis):
+                        dl = (di["line"].to_numpy(float) - sl.start) - pl[k]
+                        dsm = di["sample"].to_numpy(float) - ps[k]
+                        for m in np.flatnonzero(np.hypot(dl, dsm) <= 12.0):
+                            pairs.append({"detection": di.index[m], "reference": k,
+                                          "d_line": dl[m], "d_sample": dsm[m],
+                                          "tol_px": TIE_TOL_PX})
+                fit = fit_constellation(pd.DataFrame(pairs),
+                                        min_matches=TIE_MIN_MATCHES) if pairs else None
+                if fit is not None and fit.n_matched >= TIE_MIN_MATCHES:
+                    eqs.append((i, j, fit.d_line_px, fit.d_sample_px))
+        if not eqs:
+            continue
+        n = len(pids)
+        fixed = [k for k in range(n) if rows.loc[k, "pointing_method"] in ("limb",
+                                                                           "constellation")]
+        a_rows, b_rows = [], []
+        for i, j, dl, dsm in eqs:
+            r = np.zeros(n)
+            r[i], r[j] = 1.0, -1.0
+            a_rows.append(r)
+            b_rows.append((dl, dsm))
+        if fixed:  # absolute frames: their shift is zero (already right)
+            for k in fixed:
+                r = np.zeros(n)
+                r[k] = 10.0
+                a_rows.append(r)
+                b_rows.append((0.0, 0.0))
+        else:  # the pass solution is the sequence's mean
+            a_rows.append(np.ones(n))
+            b_rows.append((0.0, 0.0))
+        a_mat, b_mat = np.array(a_rows), np.array(b_rows)
+        tied = {k for e in eqs for k in e[:2]}
+        shifts, *_ = np.linalg.lstsq(a_mat, b_mat, rcond=None)
+        resid = b_mat[:len(eqs)] - a_mat[:len(eqs)] @ shifts
+        scatter = float(np.sqrt(np.mean(resid**2))) if len(eqs) > 1 else 1.0
+        for k in tied:
+            f = rows.loc[k]
+            if f["pointing_method"] != "pass":
+                continue
+            recon = states[f["product_id"]][0]
+            jac = _jacobian(recon, tuple(f["bands"])[0], f["along_rad"], f["cross_rad"])
+            # observed = predicted + shift: the correction moves the prediction there
+            delta = np.linalg.solve(jac, shifts[k])
+            base = float(f["pointing_sigma_px"]) / np.sqrt(max(1, n)) if not fixed else 0.5
+            out[f["product_id"]] = {
+                "pointing_method": "pass", "along_rad": float(f["along_rad"] + delta[0]),
+                "cross_rad": float(f["cross_rad"] + delta[1]),
+                "pointing_sigma_px": float(np.hypot(base, max(scatter, 0.3))),
+                "pointing_note": (f"tied to {len(tied) - 1} frames of its sequence by shared "
+                                  f"hotspots (shift {shifts[k][0]:+.1f}, {shifts[k][1]:+.1f} px)")}
+    return out
+
+
+# --- transients (per pass) ----------------------------------------------------------------
+
+#: a detection is confirmed by another frame's detection within this many pixels
+CONFIRM_RADIUS_PX = 3.0
+#: and must lie this far inside the other frame's strip to count as covered
+COVER_MARGIN_PX = 4.0
+
+
+def flag_transients(frames: pd.DataFrame, detections: pd.DataFrame) -> pd.DataFrame:
+    """Flag TRANSIENT the detections no other frame of their sequence confirms.
+
+    A detection is *covered* by another frame of its sequence when its surface
+    point projects inside that frame's strip of the same band (on the visible
+    disc); it is TRANSIENT when covered by at least two other frames (one if
+    its SNR is >= 10) and none has a detection within ``CONFIRM_RADIUS_PX``
+    (plus the frames' pointing uncertainty). Kernels loaded.
+    """
+    from iovolc.flags import Flag
+
+    if detections.empty or frames.empty:
+        return detections
+    det = detections.copy()
+    fr = frames.set_index("product_id")
+    states: dict[str, FrameState] = {}
+
+    def state(pid: str) -> FrameState:
+        if pid not in states:
+            f = fr.loc[pid]
+            states[pid] = FrameState.from_spice(f["et_mid"], bands=tuple(f["bands"])).corrected(
+                f["along_rad"], f["cross_rad"])
+        return states[pid]
+
+    flags = det["flags"].to_numpy(np.int64).copy()
+    for seq, d_seq in det.groupby("sequence"):
+        pids = [p for p in fr.index[fr["sequence"] == seq]
+                if fr.loc[p, "pointing_method"] != "none"]
+        if len(pids) < 2:
+            continue
+        pid = d_seq["product_id"].to_numpy()
+        band = d_seq["band"].to_numpy()
+        line = d_seq["line"].to_numpy(float)
+        sample = d_seq["sample"].to_numpy(float)
+        pts = np.zeros((len(d_seq), 3))
+        for p in np.unique(pid):
+            at = pid == p
+            pts[at] = surface_point(d_seq["lat_deg"].to_numpy(float)[at],
+                                    d_seq["lon_west_deg"].to_numpy(float)[at],
+                                    state(p).radii_km)
+        covered = np.zeros(len(d_seq), int)
+        confirmed = np.zeros(len(d_seq), int)
+        for other in pids:  # each other frame, all the sequence's detections at once
+            o_bands = fr.loc[other, "bands"]
+            tol = CONFIRM_RADIUS_PX + 2.0 * float(np.nan_to_num(
+                fr.loc[other, "pointing_sigma_px"]))
+            for b, sl in jiram.band_layout(tuple(o_bands)).items():
+                sel = np.flatnonzero((pid != other) & (band == b))
+                if not sel.size:
+                    continue
+                pl, ps, vis = state(other).project_points(pts[sel], b)
+                cover = vis & (COVER_MARGIN_PX <= pl) & (pl <= 127 - COVER_MARGIN_PX) \
+                    & (COVER_MARGIN_PX <= ps) & (ps <= 431 - COVER_MARGIN_PX)
+                mine = (pid == other) & (band == b)
+                if mine.any():
+                    dist = np.hypot(line[mine][None, :] - sl.start - pl[:, None],
+                                    sample[mine][None, :] - ps[:, None])
+                    confirmed[sel] += cover & (dist <= tol).any(axis=1)
+                covered[sel] += cover
+        need = np.where(d_seq["snr"].to_numpy(float) >= 10, 1, 2)
+        transient = (confirmed == 0) & (covered >= need)
+        flags[det.index.get_indexer(d_seq.index[transient])] |= int(Flag.TRANSIENT)
+    det["flags"] = flags
+    return det
+
+
+# --- the pass, finished -------------------------------------------------------------------
+
+
+def finish_pass(frames: pd.DataFrame, detections: pd.DataFrame, reextract
+                ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Constellations, sequence ties, transients: one pass's final frames and detections.
+
+    ``reextract(product_id, pointing) -> (detections, summary)`` extracts a frame
+    again on a new pointing (:func:`extract_frame_result`, however the caller
+    gets the calibrated frame). Kernels loaded.
+    """
+    summaries = {r["product_id"]: r for r in frames.to_dict("records")}
+    det = detections
+
+    def apply(updates: dict) -> None:
+        nonlocal det
+        for pid, pt in updates.items():
+            new_det, s = reextract(pid, pt)
+            det = pd.concat([det[det["product_id"] != pid], new_det], ignore_index=True)
+            summaries[pid] = s
+
+    apply(limb_audit(frames, det))
+    apply(constellation_updates(pd.DataFrame(list(summaries.values())), det,
+                                constellation_references(det)))
+    apply(sequence_ties(pd.DataFrame(list(summaries.values())), det))
+    final = pd.DataFrame([summaries[p] for p in frames["product_id"]])
+    # the issue's name for how each frame was placed (limb, constellation, pass, none)
+    final["registration_method"] = final["pointing_method"]
+    det = flag_transients(final, det)
+    return final, det.sort_values(["et_mid", "band", "line", "sample"], ignore_index=True)
