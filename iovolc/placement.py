@@ -34,20 +34,75 @@ CONSTELLATION_MIN_SNR = 8.0
 CONSTELLATION_GAIN = 0.6
 
 
-def constellation_references(detections: pd.DataFrame) -> pd.DataFrame:
-    """Hotspots located in limb-registered frames: lat, lon, 1-sigma km (one pass)."""
-    from iovolc.catalog import merge_detections, usable_detections
+#: a reference hotspot: a cluster of >= 2 limb-frame detections, or one this bright
+REFERENCE_SINGLE_SNR = 15.0
+_REF_COLUMNS = ["lat_deg", "lon_west_deg", "sigma_km"]
+
+
+def _limb_members(detections: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Clusters of the limb frames' confident detections and one row per member.
+
+    Members: ``cluster``, ``product_id``, ``snr``, ``weight`` (the merge's
+    inverse variance) and unit vector ``x, y, z``.
+    """
+    from iovolc.catalog import _detection_sigma_km, _unit_xyz, merge_detections, usable_detections
 
     lim = detections[(detections["pointing_method"] == "limb")
                      & (detections["snr"] >= CONSTELLATION_MIN_SNR)]
     lim = usable_detections(lim)
     if lim.empty:
-        return pd.DataFrame(columns=["lat_deg", "lon_west_deg", "sigma_km"])
-    cl = merge_detections(lim)
-    cl = cl[(cl["n_detections"] >= 2) | (cl["max_snr"] >= 15)]
-    return pd.DataFrame({"lat_deg": cl["lat_deg"].to_numpy(float),
-                         "lon_west_deg": cl["lon_west_deg"].to_numpy(float),
-                         "sigma_km": cl["position_uncertainty_km"].to_numpy(float)})
+        return pd.DataFrame(), pd.DataFrame()
+    cl = merge_detections(lim).reset_index(drop=True)
+    idx = [i for ids in cl["detection_indices"] for i in ids]
+    m = lim.loc[idx]
+    xyz = _unit_xyz(m["lat_deg"].to_numpy(float), m["lon_west_deg"].to_numpy(float))
+    members = pd.DataFrame({
+        "cluster": np.repeat(np.arange(len(cl)), [len(ids) for ids in cl["detection_indices"]]),
+        "product_id": m["product_id"].to_numpy(), "snr": m["snr"].to_numpy(float),
+        "weight": 1.0 / _detection_sigma_km(m) ** 2,
+        "x": xyz[:, 0], "y": xyz[:, 1], "z": xyz[:, 2]})
+    return cl, members
+
+
+def _references(cl: pd.DataFrame, members: pd.DataFrame, *,
+                without: str | None = None) -> pd.DataFrame:
+    """Reference hotspots from the clusters, leaving out one frame's detections.
+
+    A cluster that loses members to the left-out frame is re-centred on the
+    others (weighted mean, as the merge does) and its uncertainty grows as
+    1/sqrt(n); it stays a reference only with >= 2 members left or one of SNR
+    >= ``REFERENCE_SINGLE_SNR``. Leaving the frame out is what makes the check
+    independent: a frame must never confirm its own pointing.
+    """
+    from iovolc.catalog import _latlon
+
+    if cl.empty:
+        return pd.DataFrame(columns=_REF_COLUMNS)
+    keep = np.ones(len(members), bool) if without is None else \
+        (members["product_id"] != without).to_numpy()
+    m = members[keep]
+    n_all = np.bincount(members["cluster"], minlength=len(cl))
+    c = m["cluster"].to_numpy()
+    w = m["weight"].to_numpy()
+    n = np.bincount(c, minlength=len(cl))
+    best = np.zeros(len(cl))
+    np.maximum.at(best, c, m["snr"].to_numpy())
+    sums = np.stack([np.bincount(c, w * m[k].to_numpy(), minlength=len(cl))
+                     for k in ("x", "y", "z")], axis=-1)
+    ok = (n >= 2) | ((n == 1) & (best >= REFERENCE_SINGLE_SNR))
+    lat, lon = _latlon(sums[ok])
+    same = (n == n_all)[ok]
+    sigma = cl["position_uncertainty_km"].to_numpy(float)[ok] * np.sqrt(
+        n_all[ok] / np.maximum(n[ok], 1))
+    # untouched clusters keep the merge's own centre (bit for bit)
+    lat = np.where(same, cl["lat_deg"].to_numpy(float)[ok], lat)
+    lon = np.where(same, cl["lon_west_deg"].to_numpy(float)[ok], lon)
+    return pd.DataFrame({"lat_deg": lat, "lon_west_deg": lon, "sigma_km": sigma})
+
+
+def constellation_references(detections: pd.DataFrame) -> pd.DataFrame:
+    """Hotspots located in limb-registered frames: lat, lon, 1-sigma km (one pass)."""
+    return _references(*_limb_members(detections))
 
 
 def _hotspot_fit(f, detections: pd.DataFrame, references: pd.DataFrame):
@@ -144,8 +199,9 @@ def limb_audit(frames: pd.DataFrame, detections: pd.DataFrame) -> dict[str, dict
     limb = frames[frames["pointing_method"] == "limb"]
     if len(limb) < 2 or detections.empty:
         return out
+    cl, members = _limb_members(detections)
     for _, f in limb.iterrows():
-        refs = constellation_references(detections[detections["product_id"] != f["product_id"]])
+        refs = _references(cl, members, without=f["product_id"])
         fit, recon = _hotspot_fit(f, detections, refs)
         if fit is None or fit.n_matched < AUDIT_MIN_MATCHES:
             continue
