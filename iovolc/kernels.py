@@ -201,10 +201,18 @@ def _read_stamp(dest: Path) -> str | None:
 
 
 def _write_stamp(dest: Path, stamp: str) -> None:
+    """Write the source stamp beside a cached kernel (unique temp file + ``os.replace``:
+    threads of one process fetch concurrently, so a per-process temp name would race)."""
     side = dest.with_name(dest.name + ".src")
-    tmp = side.with_name(side.name + f".{os.getpid()}")
-    tmp.write_text(stamp)
-    os.replace(tmp, side)
+    fd, tmp = tempfile.mkstemp(prefix=f".{side.name}.", suffix=".tmp", dir=side.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(stamp)
+        os.replace(tmp, side)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
 
 
 def _fetch(fs: fsspec.AbstractFileSystem, src: str, dest: Path) -> None:
