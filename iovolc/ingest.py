@@ -31,9 +31,7 @@ Every reason is built by :func:`_reason`; the forms are::
 from __future__ import annotations
 
 import json
-import os
 import posixpath
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +43,7 @@ from iovolc.kernels import (
     KernelVerifier,
     MissingKernelError,
     file_sha256,
+    replace_atomically,
     resolve_kernels,
 )
 from iovolc.pds3 import (
@@ -229,11 +228,8 @@ def _stored_sha256(store: Store, key: str, cache_dir: Path) -> str:
     except (OSError, ValueError, KeyError, AttributeError):
         pass
     sha = store.sha256(key)
-    memo.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".", suffix=".tmp", dir=memo.parent)
-    with os.fdopen(fd, "w") as fh:
-        json.dump({"stamp": stamp, "sha256": sha}, fh)
-    os.replace(tmp, memo)
+    replace_atomically(memo, lambda fh: json.dump({"stamp": stamp, "sha256": sha}, fh),
+                       mode="w")
     return sha
 
 

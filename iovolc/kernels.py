@@ -200,34 +200,39 @@ def _read_stamp(dest: Path) -> str | None:
     return side.read_text() if side.is_file() else None
 
 
-def _write_stamp(dest: Path, stamp: str) -> None:
-    """Write the source stamp beside a cached kernel (unique temp file + ``os.replace``:
-    threads of one process fetch concurrently, so a per-process temp name would race)."""
-    side = dest.with_name(dest.name + ".src")
-    fd, tmp = tempfile.mkstemp(prefix=f".{side.name}.", suffix=".tmp", dir=side.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(stamp)
-        os.replace(tmp, side)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+def replace_atomically(dest: Path, fill, *, mode: str = "wb", suffix: str = ".tmp") -> None:
+    """Write ``dest`` through a unique temp file in its folder, then ``os.replace``.
 
-
-def _fetch(fs: fsspec.AbstractFileSystem, src: str, dest: Path) -> None:
-    """Copy ``src`` to ``dest`` through a temp file in the same folder + ``os.replace``."""
+    ``fill(fh)`` writes the content. The temp name is unique per call (``mkstemp``):
+    threads of one process fetch concurrently, so a per-process name would race.
+    The temp file is removed if anything fails.
+    """
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=suffix, dir=dest.parent)
     try:
-        with os.fdopen(fd, "wb") as out, fs.open(src, "rb") as inp:
-            while chunk := inp.read(_CHUNK_BYTES):
-                out.write(chunk)
+        with os.fdopen(fd, mode) as fh:
+            fill(fh)
         os.replace(tmp, dest)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def _write_stamp(dest: Path, stamp: str) -> None:
+    """Write the source stamp beside a cached kernel."""
+    replace_atomically(dest.with_name(dest.name + ".src"), lambda fh: fh.write(stamp),
+                        mode="w")
+
+
+def _fetch(fs: fsspec.AbstractFileSystem, src: str, dest: Path) -> None:
+    """Copy ``src`` to ``dest`` through a temp file in the same folder + ``os.replace``."""
+    def copy(out) -> None:
+        with fs.open(src, "rb") as inp:
+            while chunk := inp.read(_CHUNK_BYTES):
+                out.write(chunk)
+
+    replace_atomically(dest, copy, suffix=".part")
 
 
 def _inside_root(fs: fsspec.AbstractFileSystem, path: str, root: str) -> bool:
@@ -570,11 +575,8 @@ class KernelVerifier:
         self._memo[key] = res
         if res.get("transient"):
             return  # a timeout says nothing about the kernel: try again next time
-        self.dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=self.dir)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(json.dumps(res))
-        os.replace(tmp, self.dir / f"{key}.json")
+        replace_atomically(self.dir / f"{key}.json", lambda fh: fh.write(json.dumps(res)),
+                            mode="w")
 
     @staticmethod
     def _ck_jobs(paths: Sequence[Path]) -> list[tuple[str, Path, list[Path]]]:
