@@ -2,7 +2,8 @@
 
 SPICE (spiceypy) gives the per-frame state: observer and Io states, Io's
 orientation and its rate, the Sun, and the instrument attitude
-(``JUNO_JIRAM_I`` -> J2000 from the CK + FK); numpy does the per-pixel work.
+(``JUNO_JIRAM_I`` -> J2000 from the CK + FK); the per-pixel work is compiled
+(:mod:`iovolc.raytrace`, numba).
 Each band's pixel model is a :class:`iovolc.jiram.BandCamera` read from the
 kernel pool (IK + FK band frames). The aberration model is CSPICE's ``CN+S``
 as used by ``sincpt``/``ilumin``: light time is solved *per surface point*
@@ -30,7 +31,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import spiceypy
 
-from iovolc import jiram
+from iovolc import jiram, raytrace
 from iovolc.jiram import BandCamera
 
 C_KM_S = 299792.458
@@ -204,95 +205,40 @@ class FrameState:
         ray misses), point -> observer vectors, the hit mask and each point's
         light-time offset from ``lt0`` (s).
         """
-        u = np.asarray(u_app_j2000, dtype=float)
-        shape = u.shape[:-1]
-        s = _intercept(self, _components(u))
-        return (_stack(s.point, shape), _stack(s.obs_bf, shape), s.hit.reshape(shape),
-                s.dt.reshape(shape))
+        u, shape = _rays(u_app_j2000)
+        n = u.shape[0]
+        point, obs_bf, hit, dt = np.empty((n, 3)), np.empty((n, 3)), np.empty(n, bool), np.empty(n)
+        raytrace.surface(u, _trace_constants(self), point, obs_bf, hit, dt)
+        return (point.reshape(*shape, 3), obs_bf.reshape(*shape, 3), hit.reshape(shape),
+                dt.reshape(shape))
 
 
-# --- rays -> surface, one array per vector component ----------------------------------
-#
-# The per-pixel work runs on three flat arrays per vector (x, y, z), not on (n, 3)
-# arrays: the same arithmetic, several times faster in numpy.
+# --- rays -> surface: the per-pixel loops are compiled (iovolc.raytrace) ---------------
 
 
-@dataclass(frozen=True)
-class _Surface:
-    """Intercepts of n rays: point and point -> observer (body-fixed, 3 x n), hit, dt."""
+def _trace_constants(state: FrameState) -> np.ndarray:
+    """The per-frame constants of :mod:`iovolc.raytrace`'s loops (its layout).
 
-    point: np.ndarray
-    obs_bf: np.ndarray
-    hit: np.ndarray
-    dt: np.ndarray
-
-
-def _components(v: np.ndarray) -> np.ndarray:
-    """(..., 3) vectors -> a contiguous (3, n) array."""
-    return np.ascontiguousarray(np.asarray(v, dtype=float).reshape(-1, 3).T)
-
-
-def _stack(c: np.ndarray, shape: tuple) -> np.ndarray:
-    return np.moveaxis(c, 0, -1).reshape(*shape, 3)
-
-
-def _rotate(m: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """``m @ v`` for the columns of a (3, n) array."""
-    return np.stack([m[i, 0] * c[0] + m[i, 1] * c[1] + m[i, 2] * c[2] for i in range(3)])
-
-
-def _dot3(a: np.ndarray, b) -> np.ndarray:
-    return a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
-
-
-def _intercept(state: FrameState, u_app: np.ndarray) -> _Surface:
-    """Surface intercepts of apparent J2000 directions ``u_app`` (3, n): CN+S.
-
-    Light time is solved per point (target position and orientation at
-    ``et - lt0 - dt``, to first order in ``dt``), the apparent ray corrected for
-    stellar aberration from the observer's velocity (exact inverse of ``stelab``).
+    The observer in the body frame at ``et - lt0 - dt`` is ``o0 + dt o1`` to
+    first order in ``dt`` (target position ``io_pos - io_vel dt``, rotation
+    ``rot - drot dt``); ``c_0..c_2`` are that line's ellipsoid terms.
     """
-    v = state.obs_vel / C_KM_S
-    w = u_app - v[:, None]
-    u = w / np.sqrt(_dot3(w, w))
     inv_a2 = 1.0 / state.radii_km**2
-    # observer and ray in the body frame at et - lt0 - dt, to first order in dt:
-    # rot(dt) = rot - drot dt, target pos(dt) = io_pos - io_vel dt
     r_p, dr_p = state.rot @ state.io_pos, state.drot @ state.io_pos
     r_v = state.rot @ state.io_vel
-    ru, dru = _rotate(state.rot, u), _rotate(state.drot, u)
-    o0, o1 = -r_p, r_v + dr_p  # observer o(dt) = o0 + dt o1
-    # ellipsoid quadratic, expanded in dt (d = ru - dt dru), per ray
-    w_ru = ru * inv_a2[:, None]
-    w_dru = dru * inv_a2[:, None]
-    a_0, a_1, a_2 = _dot3(ru, w_ru), _dot3(ru, w_dru), _dot3(dru, w_dru)
-    b_00, b_01 = _dot3(w_ru, o0), _dot3(w_ru, o1)
-    b_10, b_11 = _dot3(w_dru, o0), _dot3(w_dru, o1)
-    b_d = b_01 - b_10
-    c_0, c_1, c_2 = o0 @ (o0 * inv_a2), o0 @ (o1 * inv_a2), o1 @ (o1 * inv_a2)
-    n = u.shape[1]
-    dt = np.zeros(n)
-    t = np.zeros(n)
-    hit = np.zeros(n, dtype=bool)
-    for k in range(3):
-        if k == 0:  # dt = 0
-            qa, qb, qc = a_0, 2 * b_00, c_0 - 1.0
-        else:
-            dt2 = dt * dt
-            qa = a_0 - 2 * dt * a_1 + dt2 * a_2
-            qb = 2 * (b_00 + dt * b_d - dt2 * b_11)
-            qc = c_0 + 2 * dt * c_1 + dt2 * c_2 - 1.0
-        disc = qb * qb - 4 * qa * qc
-        hit = disc >= 0
-        t = (-qb - np.sqrt(np.where(hit, disc, 0.0))) / (2 * qa)
-        hit &= t > 0
-        dt = np.where(hit, t / C_KM_S - state.lt0, dt)
-    t = np.where(hit, t, np.nan)
-    point = o0[:, None] + dt * o1[:, None] + t * (ru - dt * dru)
-    # apparent line of sight in the body frame at each point's own epoch (ilumin's angles)
-    app_pt = _rotate(state.rot, u_app) - dt * _rotate(state.drot, u_app)
-    obs_bf = point - app_pt * t
-    return _Surface(point, obs_bf, hit, dt)
+    o0, o1 = -r_p, r_v + dr_p
+    c = [o0 @ (o0 * inv_a2), o0 @ (o1 * inv_a2), o1 @ (o1 * inv_a2)]
+    k = np.concatenate([
+        state.obs_vel / C_KM_S, state.rot.ravel(), state.drot.ravel(), o0, o1, inv_a2,
+        [state.lt0], c, state.radii_km**2, state.sun_bf, state.sun_bf_rate,
+        (state.rot @ state.drot.T).ravel()]).astype(float)
+    assert k.size == raytrace.N_CONST
+    return k
+
+
+def _rays(u_app_j2000) -> tuple[np.ndarray, tuple]:
+    u = np.asarray(u_app_j2000, dtype=float)
+    return np.ascontiguousarray(u.reshape(-1, 3)), u.shape[:-1]
 
 
 @dataclass(frozen=True)
@@ -309,13 +255,13 @@ class PixelGeometry:
     pixel_scale_km: np.ndarray
 
 
+#: the order of raytrace.backplanes' planes
+_PLANES = ("lat_deg", "lon_west_deg", "emission_deg", "incidence_deg", "phase_deg",
+           "range_km", "pixel_scale_km")
+
+
 def _dot(a, b) -> np.ndarray:
     return np.einsum("...i,...i->...", a, b)
-
-
-def _angle_deg(a, b) -> np.ndarray:
-    c = _dot(a, b) / np.sqrt(_dot(a, a) * _dot(b, b))
-    return np.degrees(np.arccos(np.clip(c, -1.0, 1.0)))
 
 
 def latlon_west(points_bf) -> tuple[np.ndarray, np.ndarray]:
@@ -339,8 +285,8 @@ def surface_point(lat_deg, lon_west_deg, radii_km) -> np.ndarray:
 
 def pixel_geometry(state: FrameState, band: str, line, sample) -> PixelGeometry:
     """Geometry backplanes for pixel coordinates of a band (any shape); NaN off the disc."""
-    return _geometry(state, _pixel_rays(state, band, line, sample),
-                     ifov_rad=state.camera(band).ifov_rad)
+    u, shape = _pixel_rays(state, band, line, sample)
+    return _geometry(state, u, shape, ifov_rad=state.camera(band).ifov_rad)
 
 
 def disc_cosines(state: FrameState, band: str, line, sample
@@ -350,87 +296,44 @@ def disc_cosines(state: FrameState, band: str, line, sample
     The two cosines of :func:`pixel_geometry`'s angles without the angles (NaN
     off the disc): what a photometric model needs, at a fraction of the cost.
     """
-    return disc_cosines_directions(state, _pixel_rays(state, band, line, sample))
+    return _cosines(state, *_pixel_rays(state, band, line, sample))
 
 
 def disc_cosines_directions(state: FrameState, u_app_j2000
                             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """As :func:`disc_cosines`, for apparent J2000 ray directions (..., 3)."""
-    u = np.asarray(u_app_j2000, dtype=float)
-    shape = u.shape[:-1]
-    surf = _intercept(state, _components(u))
-    cos_i = np.full(surf.hit.shape, np.nan)
-    cos_e = np.full(surf.hit.shape, np.nan)
-    if surf.hit.any():
-        _, normal, to_obs, to_sun = _surface_vectors(state, surf)
-        cos_i[surf.hit] = np.clip(_cos_angle(normal, to_sun), -1.0, 1.0)
-        cos_e[surf.hit] = np.clip(_cos_angle(normal, to_obs), -1.0, 1.0)
-    return surf.hit.reshape(shape), cos_i.reshape(shape), cos_e.reshape(shape)
+    return _cosines(state, *_rays(u_app_j2000))
 
 
-def _pixel_rays(state: FrameState, band: str, line, sample) -> np.ndarray:
-    """Apparent J2000 directions (..., 3) of a band's pixel coordinates."""
-    return state.camera(band).directions(line, sample) @ state.inst_to_j2000.T
+def _cosines(state: FrameState, u: np.ndarray, shape: tuple):
+    n = u.shape[0]
+    hit, cos_i, cos_e = np.empty(n, bool), np.empty(n), np.empty(n)
+    raytrace.cosines(u, _trace_constants(state), hit, cos_i, cos_e)
+    return hit.reshape(shape), cos_i.reshape(shape), cos_e.reshape(shape)
 
 
-def _geometry(state: FrameState, u_app_j2000: np.ndarray, *, ifov_rad: float) -> PixelGeometry:
-    u = np.asarray(u_app_j2000, dtype=float)
-    surf = _intercept(state, _components(u))
-    return _backplanes_of(state, surf, u.shape[:-1], ifov_rad=ifov_rad)
+def _pixel_rays(state: FrameState, band: str, line, sample) -> tuple[np.ndarray, tuple]:
+    """Apparent J2000 unit rays (n, 3) of a band's pixel coordinates, and their shape."""
+    cam = state.camera(band)
+    line, sample = np.broadcast_arrays(np.asarray(line, dtype=float),
+                                       np.asarray(sample, dtype=float))
+    consts = np.concatenate([
+        [cam.center_line, cam.center_sample, cam.pixel_size_mm, cam.focal_length_mm],
+        jiram.LINE_AXIS, jiram.SAMPLE_AXIS, np.asarray(cam.to_instrument, float).ravel(),
+        state.inst_to_j2000.ravel()]).astype(float)
+    u = np.empty((line.size, 3))
+    raytrace.pixel_rays(np.ascontiguousarray(line).ravel(), np.ascontiguousarray(sample).ravel(),
+                        consts, u)
+    return u, line.shape
 
 
-def _backplanes(state: FrameState, point, obs_bf, hit, dt, *, ifov_rad: float) -> PixelGeometry:
-    """Backplanes from :meth:`FrameState.intercept_directions`' output."""
-    hit = np.asarray(hit, dtype=bool)
-    surf = _Surface(_components(point), _components(obs_bf), hit.ravel(),
-                    np.asarray(dt, dtype=float).ravel())
-    return _backplanes_of(state, surf, hit.shape, ifov_rad=ifov_rad)
-
-
-def _surface_vectors(state: FrameState, surf: _Surface):
-    """Where a ray meets Io: point, normal, point -> observer, point -> Sun (3 x n_hit).
-
-    The Sun's direction is aberrated by the moving surface point: the point's
-    rotational velocity (body frame: rot drot^T p) adds to Io's.
-    """
-    h = surf.hit
-    p = surf.point[:, h]
-    normal = p / (state.radii_km**2)[:, None]
-    to_obs = surf.obs_bf[:, h] - p
-    to_sun = (state.sun_bf[:, None] - surf.dt[h] * state.sun_bf_rate[:, None]) - p
-    dv = _rotate(state.rot @ state.drot.T, p) / C_KM_S
-    dist = np.sqrt(_dot3(to_sun, to_sun))
-    u_sun = to_sun / dist
-    to_sun = dist * (u_sun + dv - _dot3(u_sun, dv) * u_sun)
-    return p, normal, to_obs, to_sun
-
-
-def _cos_angle(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return _dot3(a, b) / np.sqrt(_dot3(a, a) * _dot3(b, b))
-
-
-def _angle_of(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.degrees(np.arccos(np.clip(_cos_angle(a, b), -1.0, 1.0)))
-
-
-def _backplanes_of(state: FrameState, surf: _Surface, shape: tuple, *,
-                   ifov_rad: float) -> PixelGeometry:
-    n = surf.hit.size
-    out = {k: np.full(n, np.nan) for k in (
-        "lat_deg", "lon_west_deg", "emission_deg", "incidence_deg", "phase_deg", "range_km")}
-    if surf.hit.any():  # the rest only where a ray meets Io
-        p, normal, to_obs, to_sun = _surface_vectors(state, surf)
-        r = np.sqrt(_dot3(p, p))
-        h = surf.hit
-        out["lat_deg"][h] = np.degrees(np.arcsin(np.clip(p[2] / r, -1, 1)))
-        out["lon_west_deg"][h] = np.mod(-np.degrees(np.arctan2(p[1], p[0])), 360.0)
-        out["emission_deg"][h] = _angle_of(normal, to_obs)
-        out["incidence_deg"][h] = _angle_of(normal, to_sun)
-        out["phase_deg"][h] = _angle_of(to_sun, to_obs)
-        out["range_km"][h] = np.sqrt(_dot3(to_obs, to_obs))
-    out = {k: v.reshape(shape) for k, v in out.items()}
-    return PixelGeometry(on_disc=surf.hit.reshape(shape), pixel_scale_km=out["range_km"] * ifov_rad,
-                         **out)
+def _geometry(state: FrameState, u: np.ndarray, shape: tuple, *,
+              ifov_rad: float) -> PixelGeometry:
+    n = u.shape[0]
+    hit, planes = np.empty(n, bool), np.empty((len(_PLANES), n))
+    raytrace.backplanes(u, _trace_constants(state), float(ifov_rad), hit, planes)
+    return PixelGeometry(on_disc=hit.reshape(shape),
+                         **{k: planes[j].reshape(shape) for j, k in enumerate(_PLANES)})
 
 
 def disc_radius_rad(state: FrameState) -> float:
