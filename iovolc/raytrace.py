@@ -12,7 +12,8 @@ with CSPICE ``sincpt``/``ilumin`` CN+S in ``tests/test_geometry.py``).
 
 The frame constants (observer terms, rotations, Sun) are prepared once per
 call by :func:`iovolc.geometry._trace_constants`; here only the loops live.
-No fast-math: IEEE arithmetic, no reassociation. Compiled code is cached
+No fast-math: IEEE arithmetic, no reassociation; numpy's error model (a
+division by zero gives inf/NaN as in numpy, not an exception). Compiled code is cached
 beside the module (``cache=True``) so worker processes load it instead of
 compiling.
 """
@@ -30,12 +31,12 @@ _DEG = 180.0 / np.pi
 N_CONST = 52
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _dot(a0, a1, a2, b0, b1, b2):
     return a0 * b0 + a1 * b1 + a2 * b2
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _rot(m, o, x0, x1, x2):
     """Row-major 3x3 ``m`` stored at ``m[o:o+9]`` times (x0, x1, x2)."""
     return (m[o] * x0 + m[o + 1] * x1 + m[o + 2] * x2,
@@ -43,7 +44,7 @@ def _rot(m, o, x0, x1, x2):
             m[o + 6] * x0 + m[o + 7] * x1 + m[o + 8] * x2)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _surface(k, ua0, ua1, ua2):
     """One apparent J2000 ray: (hit, t, dt, point, point -> observer), body-fixed km.
 
@@ -100,7 +101,7 @@ def _surface(k, ua0, ua1, ua2):
     return hit, dt, p0, p1, p2, ob0, ob1, ob2
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _vectors(k, dt, p0, p1, p2, ob0, ob1, ob2):
     """Normal, point -> observer, point -> Sun (aberrated by the point's motion).
 
@@ -122,18 +123,18 @@ def _vectors(k, dt, p0, p1, p2, ob0, ob1, ob2):
     return n0, n1, n2, to0, to1, to2, s0, s1, s2
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _cos(a0, a1, a2, b0, b1, b2):
     return _dot(a0, a1, a2, b0, b1, b2) / math.sqrt(
         _dot(a0, a1, a2, a0, a1, a2) * _dot(b0, b1, b2, b0, b1, b2))
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _angle_deg(c):
     return math.acos(min(max(c, -1.0), 1.0)) * _DEG
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def pixel_rays(line, sample, cam, out):
     """Apparent J2000 unit rays (n, 3) of pixel coordinates into ``out``.
 
@@ -153,7 +154,7 @@ def pixel_rays(line, sample, cam, out):
         out[i, 0], out[i, 1], out[i, 2] = _rot(cam, 19, d0, d1, d2)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def surface(u, k, point, obs_bf, hit, dt):
     """Intercepts of apparent J2000 rays ``u`` (n, 3): point, point -> observer, hit, dt."""
     for i in range(u.shape[0]):
@@ -163,7 +164,7 @@ def surface(u, k, point, obs_bf, hit, dt):
         obs_bf[i, 0], obs_bf[i, 1], obs_bf[i, 2] = o0, o1, o2
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def cosines(u, k, hit, cos_i, cos_e):
     """Hit mask, cos incidence and cos emission (NaN off the disc) of rays ``u``."""
     for i in range(u.shape[0]):
@@ -178,7 +179,7 @@ def cosines(u, k, hit, cos_i, cos_e):
         cos_e[i] = min(max(_cos(n0, n1, n2, to0, to1, to2), -1.0), 1.0)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def backplanes(u, k, ifov_rad, hit, planes):
     """Hit mask and backplanes (7, n): lat, lon W, emission, incidence, phase (deg),
     range and pixel scale (km); NaN off the disc."""
@@ -200,3 +201,17 @@ def backplanes(u, k, ifov_rad, hit, planes):
         rng = math.sqrt(_dot(to0, to1, to2, to0, to1, to2))
         planes[5, i] = rng
         planes[6, i] = rng * ifov_rad
+
+
+def warm_up() -> None:
+    """Compile (or load from the cache) every loop: an image build step, so that
+    workers start with compiled code (``NUMBA_CACHE_DIR`` names a writable cache)."""
+    k = np.zeros(N_CONST)
+    k[27:30] = k[34:37] = 1.0
+    k[31] = 2.0  # an observer outside the unit sphere: every ray misses, nothing divides by 0
+    u = np.array([[0.0, 0.0, 1.0]])
+    one = np.zeros(1)
+    pixel_rays(one, one, np.r_[np.zeros(3), 1.0, np.zeros(24)], np.empty((1, 3)))
+    surface(u, k, np.empty((1, 3)), np.empty((1, 3)), np.empty(1, np.bool_), np.empty(1))
+    cosines(u, k, np.empty(1, np.bool_), np.empty(1), np.empty(1))
+    backplanes(u, k, 1e-4, np.empty(1, np.bool_), np.empty((7, 1)))
