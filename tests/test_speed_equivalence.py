@@ -283,3 +283,18 @@ def test_compiled_ray_tracing_equals_the_numpy_it_replaced(range_km, line, off, 
     for a, b in (got[0], want[0]), (got[1], want[1]), (got[3], want[3]):
         assert np.abs(a[on] - b[on]).max() <= 1e-12 * np.abs(b[on]).max()
         assert np.isnan(a[~on]).all() == np.isnan(b[~on]).all()
+
+
+def test_compiled_loops_follow_numpys_error_model():
+    """A zero-length ray divides by zero: NaN and a miss, as in numpy, never an exception
+    (numba's default would raise ZeroDivisionError); warm_up (the image build) runs."""
+    from iovolc import raytrace
+    from iovolc.geometry import _cosines, _geometry
+
+    raytrace.warm_up()
+    state = _state()
+    u = np.array([[0.0, 0.0, 0.0], [np.nan, 1.0, 0.0]])
+    hit, cos_i, cos_e = _cosines(state, u, (2,))
+    assert not hit.any() and np.isnan(cos_i).all() and np.isnan(cos_e).all()
+    g = _geometry(state, u, (2,), ifov_rad=1e-4)
+    assert not g.on_disc.any() and np.isnan(g.lat_deg).all()
