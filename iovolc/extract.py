@@ -34,15 +34,14 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from numpy.lib.stride_tricks import sliding_window_view
 from scipy import ndimage as ndi
 from scipy.special import erf
 from skimage.segmentation import watershed
 
-from iovolc import jiram, physics
+from iovolc import imaging, jiram, physics
 from iovolc.flags import Flag
 from iovolc.geometry import FrameState, pixel_geometry
-from iovolc.registration import predicted_shading
+from iovolc.shading import predicted_shading
 
 K_SIGMA = 5.0
 CONFIDENT_SNR = 8.0
@@ -97,42 +96,12 @@ def _clipped_local_mean(img, weight, size, *, n_iter=3, clip=3.0):
     return mean
 
 
-def median_filter_nearest(x: np.ndarray, size: int) -> np.ndarray:
-    """``scipy.ndimage.median_filter(x, size, mode="nearest")``, exactly, faster.
-
-    For an odd ``size`` the median of a window is one of its values: each value
-    is replaced by its rank in the (edge-padded) image, 16-bit for a band strip,
-    a partial sort of each window's ranks (a few rows at a time) picks the
-    middle one, and its rank gives the value back (~2x faster than partial
-    sorts of the values, ~8x than scipy's rank filter here). An even ``size``
-    or a non-finite value goes to scipy.
-    """
-    x = np.asarray(x, dtype=float)
-    if size % 2 == 0 or not np.isfinite(x).all():
-        return ndi.median_filter(x, size=size, mode="nearest")
-    h = size // 2
-    flat = np.pad(x, h, mode="edge").ravel()
-    order = np.argsort(flat, kind="stable")
-    dtype = np.uint16 if flat.size <= 1 << 16 else np.uint32
-    rank = np.empty(flat.size, dtype)
-    rank[order] = np.arange(flat.size, dtype=dtype)
-    rank = rank.reshape(x.shape[0] + 2 * h, x.shape[1] + 2 * h)
-    out = np.empty(x.shape, dtype)
-    k = size * size // 2
-    n0, n1 = x.shape
-    for r0 in range(0, n0, 8):
-        r1 = min(r0 + 8, n0)
-        win = sliding_window_view(rank[r0:r1 + 2 * h], (size, size))
-        out[r0:r1] = np.partition(win.reshape(r1 - r0, n1, size * size), k, axis=-1)[..., k]
-    return flat[order][out]
-
-
 def background_model(img: np.ndarray, shading: np.ndarray | None, *, valid: np.ndarray,
                      size: int = 15) -> np.ndarray:
     """Background of one band half (see module docstring)."""
     if shading is None:
         filled = np.where(valid, img, np.median(img[valid]) if valid.any() else 0.0)
-        return median_filter_nearest(filled, size)
+        return imaging.median_filter_nearest(filled, size)
     lit = shading > 0.2 * shading.max() if shading.max() > 0 else np.zeros_like(valid)
     dark = shading <= 1e-6
     bg = np.zeros_like(img)
@@ -169,15 +138,13 @@ def fitted_shading(state: FrameState, band: str, img: np.ndarray, valid: np.ndar
     valid pixels (compact hot features masked) within 2 px of the disc; the
     lowest residual wins. ``(None, nan)`` when Io is not on the strip.
     """
-    from iovolc.registration import _hot_pixels
-
     n_l, n_s = img.shape
     canvases, _ = predicted_shading(state, band, line0=0, line1=n_l, samp0=0, samp1=n_s,
                                     psf_sigma_px=psf_sigma_px, exponents=exponents)
     if not any(c.max() > 0 for c in canvases):
         return None, float("nan")
     near = ndi.binary_dilation(np.any([c > 0 for c in canvases], axis=0), iterations=2)
-    use = near & valid & np.isfinite(img) & ~_hot_pixels(img, valid)
+    use = near & valid & np.isfinite(img) & ~imaging.hot_pixels(img, valid)
     if use.sum() < 20:
         return canvases[0], float(exponents[0])
     y = img[use]
@@ -215,27 +182,11 @@ def limb_model_sigma(bg: np.ndarray, shading: np.ndarray, *, pointing_sigma_px: 
     return np.where(zone, d * grad, 0.0)
 
 
-def _block_median(x: np.ndarray, valid: np.ndarray, block: int) -> np.ndarray:
-    """Median of valid pixels in ``block`` x ``block`` cells (NaN where none)."""
-    n0, n1 = x.shape
-    p0, p1 = -n0 % block, -n1 % block
-    xp = np.pad(np.where(valid, x, np.nan), ((0, p0), (0, p1)), constant_values=np.nan)
-    cells = xp.reshape((n0 + p0) // block, block, (n1 + p1) // block, block)
-    cells = cells.transpose(0, 2, 1, 3).reshape((n0 + p0) // block, (n1 + p1) // block, -1)
-    # the median of each cell's non-NaN values (np.nanmedian's, without its slow path for
-    # short rows): sorted, NaN last; the middle one, or the mean of the middle two
-    srt = np.sort(cells, axis=-1)
-    k = np.sum(~np.isnan(cells), axis=-1)
-    lo = np.take_along_axis(srt, np.maximum((k - 1) // 2, 0)[..., None], -1)[..., 0]
-    hi = np.take_along_axis(srt, (k // 2)[..., None], -1)[..., 0]
-    return np.where(k > 0, (lo + hi) / 2, np.nan)
-
-
 def _local_noise(resid, valid, size):
     """Local robust sigma: MAD in ~size/2 px cells, smoothed over 3x3 cells,
     interpolated back to pixels; floored at 0.8 x the frame's global MAD."""
     block = max(4, size // 2)
-    med = _block_median(np.abs(resid), valid, block)
+    med = imaging.block_median(np.abs(resid), valid, block)
     global_ = 1.4826 * np.median(np.abs(resid[valid])) if valid.any() else 0.0
     med = np.where(np.isfinite(med), med, global_ / 1.4826)
     med = ndi.median_filter(med, size=3, mode="nearest")
@@ -352,7 +303,7 @@ def _peaks(resid, snr_map, valid, saturated, *, k_sigma):
     t = np.arcsinh(np.where(valid, snr_map, 0.0) / 4.0)
     t = np.where(saturated & valid, t.max() + 1.0, t)  # a saturated top is one plateau
     cand = (snr_map > k_sigma) & valid
-    maxima = _h_maxima_at(t, PEAK_PROMINENCE, cand) & cand
+    maxima = imaging.h_maxima_at(t, PEAK_PROMINENCE, cand) & cand
     # not a lone spike: a PSF-blurred source always lights a neighbour
     neigh = ndi.maximum_filter(np.where(maxima, -np.inf, snr_map), footprint=np.array(
         [[1, 1, 1], [1, 0, 1], [1, 1, 1]]))
@@ -361,55 +312,9 @@ def _peaks(resid, snr_map, valid, saturated, *, k_sigma):
     if n == 0:
         return np.zeros(0, int), np.zeros(0, int)
     # the brightest pixel of each plateau
-    pr, ps = _brightest_of_labels(np.where(maxima, resid, -np.inf), lab, n)
+    pr, ps = imaging.brightest_of_labels(np.where(maxima, resid, -np.inf), lab, n)
     order = np.lexsort((ps, pr))
     return pr[order], ps[order]
-
-
-def _h_maxima_at(t: np.ndarray, h: float, at: np.ndarray) -> np.ndarray:
-    """``skimage.morphology.h_maxima(t, h)`` at the pixels ``at`` (False elsewhere), exactly.
-
-    Whether p is an h-maximum depends only on pixels joined to p through values
-    above ``t(p) - h``: the reconstruction is run on the pieces of the image above
-    ``min t(at) - h`` that hold a pixel of ``at`` (each in its own box, the rest
-    of the box lowered to that level), not on the whole image.
-    """
-    from skimage.morphology import h_maxima
-
-    out = np.zeros(t.shape, bool)
-    if not at.any():
-        return out
-    low = float(t[at].min()) - h - 1e-6
-    lab, _ = ndi.label(t > low, structure=np.ones((3, 3), bool))
-    boxes = ndi.find_objects(lab)
-    for k in np.unique(lab[at]):
-        sl = tuple(slice(max(b.start - 1, 0), b.stop + 1) for b in boxes[k - 1])
-        piece = lab[sl] == k
-        out[sl] |= h_maxima(np.where(piece, t[sl], low), h).astype(bool) & piece
-    return out & at
-
-
-def _brightest_of_labels(values: np.ndarray, labels: np.ndarray, n: int):
-    """(row, col) of the largest value of each label 1..n (``ndi.maximum_position``)."""
-    rr, cc = np.nonzero(labels)
-    lab, val = labels[rr, cc], values[rr, cc]
-    order = np.lexsort((-val, lab))  # by label, largest first
-    lab_s, val_s = lab[order], val[order]
-    first = np.r_[True, lab_s[1:] != lab_s[:-1]]
-    tie = first[:-1] & (lab_s[1:] == lab_s[:-1]) & (val_s[1:] == val_s[:-1])
-    if tie.any() or first.sum() != n:  # scipy's choice among equals is its sort's: use it
-        idx = ndi.maximum_position(values, labels, np.arange(1, n + 1))
-        return np.array([int(i[0]) for i in idx]), np.array([int(i[1]) for i in idx])
-    return rr[order[first]], cc[order[first]]
-
-
-def _label_max(values: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
-    """Largest value of each label 1..n (``ndi.maximum``; 0 for a label with no pixel)."""
-    sel = labels > 0
-    out = np.full(n + 1, -np.inf)
-    np.maximum.at(out, labels[sel], np.asarray(values, dtype=float)[sel])
-    out[np.bincount(labels[sel], minlength=n + 1) == 0] = 0.0
-    return out[1:]
 
 
 @dataclass(frozen=True, eq=False)
@@ -497,7 +402,7 @@ def _find_sources(img, v, saturated, raw_dn, sh, *, pointing_sigma_px: float,
     idx = np.arange(1, pr.size + 1)
     flux = ndi.sum_labels(resid, labels, idx)
     npix = ndi.sum_labels(np.ones_like(resid), labels, idx).astype(int)
-    sat = _label_max(saturated, labels, pr.size) > 0
+    sat = imaging.label_max(saturated, labels, pr.size) > 0
     # a segment that reaches the strip's border is cut by it (resolved sources!)
     border = np.zeros(img.shape, bool)
     border[[0, -1], :] = True
@@ -505,8 +410,8 @@ def _find_sources(img, v, saturated, raw_dn, sh, *, pointing_sigma_px: float,
     peak_of = np.zeros(pr.size + 1)
     peak_of[1:] = resid[pr, ps]
     bright = resid >= 0.1 * peak_of[labels]  # the source itself, not its noisy skirt
-    cut = _label_max(border & bright, labels, pr.size) > 0
-    peak_dn = (_label_max(raw_dn, labels, pr.size) if raw_dn is not None
+    cut = imaging.label_max(border & bright, labels, pr.size) > 0
+    peak_dn = (imaging.label_max(raw_dn, labels, pr.size) if raw_dn is not None
                else np.full(pr.size, np.nan))
     # centres: PSF fit for compact unsaturated sources, moments otherwise
     fit_r, fit_s, fit_ok = _psf_fit(resid, pr, ps, sigma_px=config.psf_sigma_px)

@@ -34,21 +34,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import fft as sp_fft
 from scipy.ndimage import binary_dilation, gaussian_filter, map_coordinates, spline_filter
 
+from iovolc import imaging
 from iovolc.geometry import (
     FrameState,
     centre_direction_inst,
-    disc_cosines,
     disc_cosines_directions,
     disc_radius_rad,
 )
+from iovolc.shading import PSF_SIGMA_PX, predicted_shading
 
 #: default search half-ranges (deg): along the spin, across it
 SEARCH_ALONG_DEG = 10.0
 SEARCH_CROSS_DEG = 0.5
-PSF_SIGMA_PX = 0.7
 #: coarse grid step in pixels (IFOV units)
 COARSE_STEP_PX = 2
 #: Minnaert exponents the fine fit tries (1 = Lambert, 0 = a uniform lit silhouette); the
@@ -101,60 +100,6 @@ def _lambert(state: FrameState, d_inst: np.ndarray) -> np.ndarray:
     """cos(incidence) (>= 0) of instrument-frame rays under ``state``; 0 off the disc."""
     hit, cos_i, _ = disc_cosines_directions(state, d_inst @ state.inst_to_j2000.T)
     return np.where(hit, np.clip(np.nan_to_num(cos_i, nan=0.0), 0.0, None), 0.0)
-
-
-class _Template:
-    """An NCC template and what the correlation needs of it, computed once: its mean and
-    sum of squared deviations in its own precision, its spectrum per FFT grid."""
-
-    def __init__(self, t: np.ndarray):
-        self.t = t
-        self.shape = t.shape
-        self.mean = t.mean()
-        self.ssd = np.sum((t - self.mean) ** 2)
-        self._spectra: dict = {}
-
-    def spectrum(self, shape: tuple[int, int]) -> np.ndarray:
-        if shape not in self._spectra:
-            self._spectra[shape] = np.conj(sp_fft.rfft2(self.t.astype(float), shape))
-        return self._spectra[shape]
-
-
-def _ncc(image: np.ndarray, template) -> np.ndarray:
-    """Normalised cross-correlation of ``template`` (an array or a :class:`_Template`) with
-    ``image`` at every offset where it lies wholly inside: ``out[i, j]`` for the
-    template's first pixel at image ``(i, j)``, shape ``image - template + 1``; 0
-    where the image window is flat (skimage's ``match_template``, valid offsets only).
-
-    The products come from one FFT grid the size of the image (circular
-    correlation: the offsets kept never wrap), the image window sums from
-    running sums.
-    """
-    tp = template if isinstance(template, _Template) else _Template(template)
-    m, n = tp.shape
-    n_i, n_j = image.shape[0] - m + 1, image.shape[1] - n + 1
-    shape = (sp_fft.next_fast_len(image.shape[0], real=True),
-             sp_fft.next_fast_len(image.shape[1], real=True))
-    xcorr = sp_fft.irfft2(sp_fft.rfft2(image, shape) * tp.spectrum(shape), shape)[:n_i, :n_j]
-    s1 = _window_sums(image, m, n)
-    num = xcorr - s1 * tp.mean
-    den = np.sqrt(np.maximum((_window_sums(image * image, m, n) - s1 * s1 / (m * n)) * tp.ssd,
-                             0.0))
-    out = np.zeros((n_i, n_j))
-    ok = den > np.finfo(float).eps
-    out[ok] = num[ok] / den[ok]
-    return out
-
-
-def _window_sums(x: np.ndarray, m: int, n: int) -> np.ndarray:
-    """Sums of ``x`` over every m x n window lying wholly inside (rows first, then
-    columns: a window of zeros sums to exactly zero)."""
-    c = np.zeros((x.shape[0] + 1, x.shape[1]))
-    np.cumsum(x, axis=0, out=c[1:])
-    rows = c[m:] - c[:-m]
-    c = np.zeros((rows.shape[0], rows.shape[1] + 1))
-    np.cumsum(rows, axis=1, out=c[:, 1:])
-    return c[:, n:] - c[:, :-n]
 
 
 # --- stage 1 ----------------------------------------------------------------------------
@@ -211,7 +156,7 @@ def _coarse_search(strips: dict, state: FrameState, *, along: tuple[float, float
         tmpl = _strip_template(img, valid, line, sample, step_rad / state.camera(band).ifov_rad)
         if tmpl is None:
             continue
-        res = _ncc(canvas, tmpl)
+        res = imaging.ncc(canvas, tmpl)
         # observed(phi) = predicted(phi + along): template at canvas row a0 + along/step
         ia = a0 + int(round(along[0] / step_rad))
         ic = b0 - int(round(cross[1] / step_rad))
@@ -243,87 +188,6 @@ def _strip_template(img, valid, line, sample, binning: float) -> np.ndarray | No
                            mode="nearest")
     out = np.where(inside, vals, med)
     return out if np.ptp(out) > 0 else None
-
-
-# --- predicted disc in pixels (also the extraction's background shape) ----------------
-
-
-def _photometry(on_disc, cos_i, cos_e, exponents) -> list[np.ndarray]:
-    """Minnaert ``mu0^k mu^(k-1)`` for each k (k = 1: Lambert ``cos i``; k = 0: the lit
-    disc's silhouette, uniform brightness); 0 unlit/off disc. ``mu`` is floored at 0.02."""
-    mu0 = np.clip(np.nan_to_num(cos_i, nan=-1.0), 0, None)
-    mu = np.clip(np.nan_to_num(cos_e, nan=0.0), 0.02, None)
-    lit = on_disc & (mu0 > 0)  # elsewhere every model is 0
-    m0, m = mu0[lit], mu[lit]
-    out = []
-    for k in exponents:
-        c = np.zeros(np.shape(on_disc))
-        c[lit] = 1.0 if k == 0 else (m0 if k == 1 else m0 ** k * m ** (k - 1.0))
-        out.append(c)
-    return out
-
-
-def predicted_shading(state: FrameState, band: str, *, line0: int, line1: int, samp0: int,
-                      samp1: int, psf_sigma_px: float = PSF_SIGMA_PX,
-                      exponents: tuple[float, ...] | None = None):
-    """Predicted relative radiance of the lit disc on a band canvas.
-
-    Lambert ``cos i`` by default; with ``exponents``, one canvas per Minnaert
-    exponent k (``mu0^k mu^(k-1)``), so that a fit can combine them: Io's
-    photometric function is not known a priori, and the limb position must not
-    depend on it. Canvas rows ``line0..line1-1`` and columns ``samp0..samp1-1``
-    of the band strip's pixel coordinates (they may extend beyond the strip).
-    The limb is anti-aliased by 4x4 super-sampling, the canvas blurred by a
-    Gaussian PSF. Returns ``(canvas, limb)`` (a list of canvases with
-    ``exponents``): ``limb`` marks lit pixels the limb crosses.
-    """
-    ks = (1.0,) if exponents is None else tuple(exponents)
-    canvases, limb = _shading(state, band, line0=line0, line1=line1, samp0=samp0, samp1=samp1,
-                              psf_sigma_px=psf_sigma_px, exponents=ks)
-    return (canvases[0] if exponents is None else canvases), limb
-
-
-def _shading(state, band, *, line0, line1, samp0, samp1, psf_sigma_px, exponents):
-    nl, ns = line1 - line0, samp1 - samp0
-    canvases = [np.zeros((nl, ns)) for _ in exponents]
-    limb = np.zeros((nl, ns), dtype=bool)
-    cl, cs, _ = state.project_points(np.zeros((1, 3)), band)
-    if not np.isfinite(cl[0]):
-        return canvases, limb
-    ang = disc_radius_rad(state)
-    r_px = (np.tan(ang) if ang < 1.5 else 1e6) / state.camera(band).ifov_rad + 3
-    lo_l = int(max(line0, np.floor(cl[0] - r_px)))
-    hi_l = int(min(line1, np.ceil(cl[0] + r_px) + 1))
-    lo_s = int(max(samp0, np.floor(cs[0] - r_px)))
-    hi_s = int(min(samp1, np.ceil(cs[0] + r_px) + 1))
-    if hi_l <= lo_l or hi_s <= lo_s:
-        return canvases, limb
-    ll, ss = np.mgrid[lo_l:hi_l, lo_s:hi_s]
-    hit, cos_i, cos_e = disc_cosines(state, band, ll, ss)
-    subs = _photometry(hit, cos_i, cos_e, exponents)
-    pad = np.pad(hit, 1, mode="edge")
-    edge = np.zeros_like(hit)
-    for dl in (0, 2):
-        edge |= pad[dl:dl + hit.shape[0], 1:-1] != hit
-    for ds in (0, 2):
-        edge |= pad[1:-1, ds:ds + hit.shape[1]] != hit
-    if edge.any():
-        k = 4  # 4x4 super-sampling of the pixels the limb crosses
-        off = (np.arange(k) + 0.5) / k - 0.5
-        dl, ds = np.meshgrid(off, off, indexing="ij")
-        el, es = ll[edge], ss[edge]
-        fine = disc_cosines(state, band, el[:, None] + dl.ravel(), es[:, None] + ds.ravel())
-        for sub, sub2 in zip(subs, _photometry(*fine, exponents), strict=True):
-            sub[edge] = sub2.mean(axis=1)
-    mu0 = np.clip(np.nan_to_num(cos_i, nan=-1.0), 0, None)
-    limb[lo_l - line0:hi_l - line0, lo_s - samp0:hi_s - samp0] = edge & (mu0 > 0.05)
-    out = []
-    for canvas, sub in zip(canvases, subs, strict=True):
-        canvas[lo_l - line0:hi_l - line0, lo_s - samp0:hi_s - samp0] = sub
-        if psf_sigma_px > 0:
-            canvas = gaussian_filter(canvas, psf_sigma_px, mode="constant")
-        out.append(canvas)
-    return out, limb
 
 
 # --- stage 2 ------------------------------------------------------------------------
@@ -370,10 +234,10 @@ def _fine_fit(strips: dict, state: FrameState, *, along: float, cross: float, se
             med = float(np.median(img[v])) if v.any() else 0.0
             hi = float(np.percentile(img[v], 99.7)) if v.any() else 0.0
             tmpl = np.where(v, np.clip(img, None, max(hi, med)), med)
-            templates[band] = None if np.ptp(tmpl) == 0 else _Template(tmpl)
+            templates[band] = None if np.ptp(tmpl) == 0 else imaging.Template(tmpl)
         if templates[band] is None:
             continue
-        res = _ncc(stack[0], templates[band])
+        res = imaging.ncc(stack[0], templates[band])
         ncc = res if ncc is None else ncc + res
         n_used += 1
     if ncc is None:
@@ -510,54 +374,6 @@ def _lsq_step(strips: dict, models: dict, *, search_px: int, d_line: float, d_sa
     return np.linalg.solve(jtj, jtr), np.sqrt(np.diag(cov)), chi2 / dof
 
 
-#: the compact-feature test's line openings: 9 px along rows, columns and both diagonals
-LINE_OPENING_PX = 9
-_LINE_DIRECTIONS = ((0, 1), (1, 0), (1, 1), (1, -1))
-
-
-def _line_extreme(x: np.ndarray, direction: tuple[int, int], length: int, op) -> np.ndarray:
-    """Running ``op`` (np.minimum / np.maximum) over a centred line of ``length`` pixels
-    along ``direction``, edges extended by their nearest pixel (a grey erosion or
-    dilation with a line footprint; exact)."""
-    h = length // 2
-    dl, ds = direction
-    p = np.pad(x, h, mode="edge")
-    n0, n1 = x.shape
-    out = p[h:h + n0, h:h + n1].copy()
-    for k in range(-h, h + 1):
-        if k:
-            op(out, p[h + k * dl:h + k * dl + n0, h + k * ds:h + k * ds + n1], out=out)
-    return out
-
-
-def _line_opening(x: np.ndarray, direction: tuple[int, int], length: int) -> np.ndarray:
-    return _line_extreme(_line_extreme(x, direction, length, np.minimum), direction, length,
-                         np.maximum)
-
-
-def _hot_pixels(img: np.ndarray, valid: np.ndarray, *, k_sigma: float = 6.0,
-                grow_px: int = 3) -> np.ndarray:
-    """Hotspots and other compact bright features, grown by ``grow_px``: they must not
-    steer the limb (a hotspot on the limb pulls the fitted edge by a pixel).
-
-    Compact = removed by a grey opening with a 9-px line in *every* direction
-    (0, 45, 90, 135 deg): the smallest of the four top-hats is large on a
-    PSF-sized hotspot, small on the disc, its limb and a limb-brightened rim
-    (elongated features survive the opening along their own direction).
-    """
-    from scipy.ndimage import binary_dilation as dilate
-
-    x = np.where(valid & np.isfinite(img), img, np.nan)
-    fill = np.nanmedian(x) if np.isfinite(x).any() else 0.0
-    x = np.where(np.isfinite(x), x, fill).astype(float)
-    tophat = np.min([x - _line_opening(x, d, LINE_OPENING_PX) for d in _LINE_DIRECTIONS],
-                    axis=0)
-    hp = x - 0.25 * (np.roll(x, 1, 0) + np.roll(x, -1, 0) + np.roll(x, 1, 1) + np.roll(x, -1, 1))
-    sigma = 1.4826 * float(np.median(np.abs(hp[valid]))) / np.sqrt(1.25) if valid.any() else 0.0
-    hot = valid & (tophat > k_sigma * sigma) if sigma > 0 else np.zeros_like(valid)
-    return dilate(hot, iterations=grow_px) if hot.any() else hot
-
-
 # --- public ------------------------------------------------------------------------
 
 
@@ -583,7 +399,7 @@ def register_frame(
     """
     if not strips:
         return LimbFit(0.0, 0.0, False, 0.0, 0, "no band strip to register")
-    strips = {b: (img, valid & ~_hot_pixels(img, valid)) for b, (img, valid) in strips.items()}
+    strips = {b: (img, valid & ~imaging.hot_pixels(img, valid)) for b, (img, valid) in strips.items()}
     a0, c0 = prior if prior is not None else (0.0, 0.0)
     ifov = min(state.camera(b).ifov_rad for b in strips)
     step = COARSE_STEP_PX * ifov

@@ -19,17 +19,19 @@ from skimage.feature import match_template
 from skimage.morphology import h_maxima
 
 from iovolc import jiram
-from iovolc.extract import (
-    _block_median,
-    _brightest_of_labels,
-    _h_maxima_at,
-    _label_max,
-    median_filter_nearest,
-)
 from iovolc.geometry import FrameState, disc_cosines, disc_pixel_box, pixel_geometry
+from iovolc.imaging import (
+    LINE_DIRECTIONS,
+    block_median,
+    brightest_of_labels,
+    h_maxima_at,
+    label_max,
+    line_opening,
+    median_filter_nearest,
+    ncc,
+)
 from iovolc.pipeline import FrameResult
 from iovolc.products import fits_to_frame, frame_to_fits
-from iovolc.registration import _LINE_DIRECTIONS, _line_opening, _ncc
 
 
 def _scene(rng, n0=60, n1=90, n_src=12):
@@ -60,7 +62,7 @@ def test_h_maxima_on_pieces_is_skimages():
         if trial % 3 == 0:  # a saturated plateau touching the border
             t[0:4, 10:16] = t.max() + 1.0
         at = snr > 5.0
-        assert np.array_equal(_h_maxima_at(t, 0.25, at),
+        assert np.array_equal(h_maxima_at(t, 0.25, at),
                               h_maxima(t, 0.25).astype(bool) & at), trial
 
 
@@ -76,10 +78,10 @@ def test_label_maxima_and_positions_are_scipys():
         idx = np.arange(1, n + 1)
         values = np.where(lab > 0, x, -np.inf)  # as the extraction calls it
         pos = ndi.maximum_position(values, lab, idx)
-        pr, ps = _brightest_of_labels(values, lab, n)
+        pr, ps = brightest_of_labels(values, lab, n)
         assert [(int(a), int(b)) for a, b in pos] == list(zip(pr.tolist(), ps.tolist(),
                                                              strict=True))
-        assert np.array_equal(_label_max(x, lab, n), ndi.maximum(x, lab, idx))
+        assert np.array_equal(label_max(x, lab, n), ndi.maximum(x, lab, idx))
 
 
 def test_block_medians_are_nanmedians():
@@ -95,7 +97,7 @@ def test_block_medians_are_nanmedians():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN cells
             ref = np.nanmedian(cells.reshape(*cells.shape[:2], -1), axis=-1)
-        assert np.array_equal(_block_median(x, valid, b), ref, equal_nan=True)
+        assert np.array_equal(block_median(x, valid, b), ref, equal_nan=True)
 
 
 def test_line_openings_are_grey_openings():
@@ -105,8 +107,8 @@ def test_line_openings_are_grey_openings():
     eye = np.eye(n, dtype=bool)
     row = np.zeros((n, n), bool)
     row[n // 2] = True
-    for fp, d in zip([row, row.T, eye, eye[::-1]], _LINE_DIRECTIONS, strict=True):
-        assert np.array_equal(_line_opening(x, d, n), ndi.grey_opening(x, footprint=fp,
+    for fp, d in zip([row, row.T, eye, eye[::-1]], LINE_DIRECTIONS, strict=True):
+        assert np.array_equal(line_opening(x, d, n), ndi.grey_opening(x, footprint=fp,
                                                                        mode="nearest"))
 
 
@@ -117,7 +119,7 @@ def test_ncc_is_skimages_match_template():
     tmpl = canvas[100:160, 30:90] + 0.05 * rng.normal(size=(60, 60))
     for t in (tmpl, tmpl.astype(np.float32)):  # strip templates are float32
         ref = match_template(canvas, t)
-        got = _ncc(canvas, t)
+        got = ncc(canvas, t)
         assert got.shape == ref.shape
         assert np.unravel_index(got.argmax(), got.shape) == (100, 30)
         # skimage transforms a float32 template in single precision

@@ -1,0 +1,95 @@
+"""The predicted lit disc on a band canvas: what the limb fit matches and the extraction's
+background shape (Minnaert photometry, anti-aliased limb, PSF blur).
+
+The disc is drawn from the frame's geometry (:func:`iovolc.geometry.disc_cosines`,
+the compiled ray tracing): one ray per pixel centre over the box the disc can
+cover, then 4x4 sub-pixel rays on the pixels the limb crosses.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.ndimage import gaussian_filter
+
+from iovolc.geometry import FrameState, disc_cosines, disc_radius_rad
+
+#: the default PSF (Gaussian sigma, pixels) of the predicted disc
+PSF_SIGMA_PX = 0.7
+
+
+def _photometry(on_disc, cos_i, cos_e, exponents) -> list[np.ndarray]:
+    """Minnaert ``mu0^k mu^(k-1)`` for each k (k = 1: Lambert ``cos i``; k = 0: the lit
+    disc's silhouette, uniform brightness); 0 unlit/off disc. ``mu`` is floored at 0.02."""
+    mu0 = np.clip(np.nan_to_num(cos_i, nan=-1.0), 0, None)
+    mu = np.clip(np.nan_to_num(cos_e, nan=0.0), 0.02, None)
+    lit = on_disc & (mu0 > 0)  # elsewhere every model is 0
+    m0, m = mu0[lit], mu[lit]
+    out = []
+    for k in exponents:
+        c = np.zeros(np.shape(on_disc))
+        c[lit] = 1.0 if k == 0 else (m0 if k == 1 else m0 ** k * m ** (k - 1.0))
+        out.append(c)
+    return out
+
+
+def predicted_shading(state: FrameState, band: str, *, line0: int, line1: int, samp0: int,
+                      samp1: int, psf_sigma_px: float = PSF_SIGMA_PX,
+                      exponents: tuple[float, ...] | None = None):
+    """Predicted relative radiance of the lit disc on a band canvas.
+
+    Lambert ``cos i`` by default; with ``exponents``, one canvas per Minnaert
+    exponent k (``mu0^k mu^(k-1)``), so that a fit can combine them: Io's
+    photometric function is not known a priori, and the limb position must not
+    depend on it. Canvas rows ``line0..line1-1`` and columns ``samp0..samp1-1``
+    of the band strip's pixel coordinates (they may extend beyond the strip).
+    The limb is anti-aliased by 4x4 super-sampling, the canvas blurred by a
+    Gaussian PSF. Returns ``(canvas, limb)`` (a list of canvases with
+    ``exponents``): ``limb`` marks lit pixels the limb crosses.
+    """
+    ks = (1.0,) if exponents is None else tuple(exponents)
+    canvases, limb = _shading(state, band, line0=line0, line1=line1, samp0=samp0, samp1=samp1,
+                              psf_sigma_px=psf_sigma_px, exponents=ks)
+    return (canvases[0] if exponents is None else canvases), limb
+
+
+def _shading(state, band, *, line0, line1, samp0, samp1, psf_sigma_px, exponents):
+    nl, ns = line1 - line0, samp1 - samp0
+    canvases = [np.zeros((nl, ns)) for _ in exponents]
+    limb = np.zeros((nl, ns), dtype=bool)
+    cl, cs, _ = state.project_points(np.zeros((1, 3)), band)
+    if not np.isfinite(cl[0]):
+        return canvases, limb
+    ang = disc_radius_rad(state)
+    r_px = (np.tan(ang) if ang < 1.5 else 1e6) / state.camera(band).ifov_rad + 3
+    lo_l = int(max(line0, np.floor(cl[0] - r_px)))
+    hi_l = int(min(line1, np.ceil(cl[0] + r_px) + 1))
+    lo_s = int(max(samp0, np.floor(cs[0] - r_px)))
+    hi_s = int(min(samp1, np.ceil(cs[0] + r_px) + 1))
+    if hi_l <= lo_l or hi_s <= lo_s:
+        return canvases, limb
+    ll, ss = np.mgrid[lo_l:hi_l, lo_s:hi_s]
+    hit, cos_i, cos_e = disc_cosines(state, band, ll, ss)
+    subs = _photometry(hit, cos_i, cos_e, exponents)
+    pad = np.pad(hit, 1, mode="edge")
+    edge = np.zeros_like(hit)
+    for dl in (0, 2):
+        edge |= pad[dl:dl + hit.shape[0], 1:-1] != hit
+    for ds in (0, 2):
+        edge |= pad[1:-1, ds:ds + hit.shape[1]] != hit
+    if edge.any():
+        k = 4  # 4x4 super-sampling of the pixels the limb crosses
+        off = (np.arange(k) + 0.5) / k - 0.5
+        dl, ds = np.meshgrid(off, off, indexing="ij")
+        el, es = ll[edge], ss[edge]
+        fine = disc_cosines(state, band, el[:, None] + dl.ravel(), es[:, None] + ds.ravel())
+        for sub, sub2 in zip(subs, _photometry(*fine, exponents), strict=True):
+            sub[edge] = sub2.mean(axis=1)
+    mu0 = np.clip(np.nan_to_num(cos_i, nan=-1.0), 0, None)
+    limb[lo_l - line0:hi_l - line0, lo_s - samp0:hi_s - samp0] = edge & (mu0 > 0.05)
+    out = []
+    for canvas, sub in zip(canvases, subs, strict=True):
+        canvas[lo_l - line0:hi_l - line0, lo_s - samp0:hi_s - samp0] = sub
+        if psf_sigma_px > 0:
+            canvas = gaussian_filter(canvas, psf_sigma_px, mode="constant")
+        out.append(canvas)
+    return out, limb
