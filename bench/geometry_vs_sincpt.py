@@ -1,4 +1,4 @@
-"""Per-pixel geometry on Io: the pipeline's vectorised backplanes vs a CSPICE sincpt/ilumin loop.
+"""Per-pixel geometry on Io: the pipeline's compiled (numba) backplanes vs a CSPICE sincpt/ilumin loop.
 
 For a few frames of a simulated PJ57 downlink (first, middle, last by
 default), with each frame's label kernels loaded (``_common.kernels_for``:
@@ -203,7 +203,7 @@ def main():
                    help="on-disc pixels per frame and band for the CSPICE loop, plus a quarter "
                         "as many off the disc in the box (default 2000)")
     p.add_argument("--repeat", type=int, default=5,
-                   help="repeats of the vectorised side (best is kept; default 5)")
+                   help="repeats of the pipeline side (best is kept; default 5)")
     p.add_argument("--seed", type=int, default=1, help="seed of the pixel subsets")
     args = p.parse_args()
     _common.print_command()
@@ -218,7 +218,7 @@ def main():
               + ("reconstructed CK corrected by the truth's pointing error" if pointing else
                  "reconstructed CK (no truth/frames.csv)")
               + f"; CSPICE {ABCORR}, subset {args.subset} px on the disc + "
-              f"{max(args.subset // 4, 1)} off it per frame and band; vectorised best of "
+              f"{max(args.subset // 4, 1)} off it per frame and band; ours best of "
               f"{args.repeat}")
         print(f"spiceypy {spiceypy.__version__}, {spiceypy.tkvrsn('TOOLKIT')}\n")
         res = [bench_frame(f, pointing.get(f.product_id, (0.0, 0.0)), data, tmp / "kcache",
