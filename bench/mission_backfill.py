@@ -69,9 +69,12 @@ def simulate(out: Path, frames: int, seed: int, workers: int, perijoves: str | N
 
     if perijoves:  # a smaller range (smoke runs)
         a, b = (int(x) for x in perijoves.split("-"))
-        which, n = ["--perijove", perijoves], b - a + 1
+        which, pjs = ["--perijove", perijoves], range(a, b + 1)
     else:
-        which, n = ["--mission"], len(MISSION_PERIJOVES)
+        which, pjs = ["--mission"], MISSION_PERIJOVES
+    # the close flybys (PJ57/58) deliver far fewer frames than designed (Io crosses the
+    # field fast): the distant passes carry the count, so that at least `frames` exist
+    n = max(1, sum(pj not in (57, 58) for pj in pjs))
     fpp = math.ceil(frames / n)
     cmd = [sys.executable, "-m", "iovolc.cli", "simulate", *which, "--frames-per-pass",
            str(fpp), "--products", "RDR", "--out", str(out), "--seed", str(seed),
@@ -94,10 +97,14 @@ def _perijove_end_times(start) -> dict[int, float]:
     from prefect import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterStartTime
 
-    out = {}
+    out, runs = {}, []
     with get_client(sync_client=True) as client:
-        runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(
-            start_time=FlowRunFilterStartTime(after_=start)), limit=200)
+        while True:  # every page: 71 perijoves are ~210 flow runs with their subflows
+            page = client.read_flow_runs(flow_run_filter=FlowRunFilter(
+                start_time=FlowRunFilterStartTime(after_=start)), limit=200, offset=len(runs))
+            runs += page
+            if len(page) < 200:
+                break
     for r in runs:
         if r.name.startswith("pj[") and r.end_time is not None:
             pjs = json.loads(r.name[2:])
@@ -127,6 +134,9 @@ def main() -> None:
     per_pj = _frames_per_perijove(data)
     n_frames = sum(per_pj.values())
     pjs = sorted(per_pj)
+    if n_frames < args.frames:
+        print(f"NOTE: the downlink holds {n_frames} frames, fewer than the {args.frames} "
+              "asked", flush=True)
     os.environ["IOVOLC_CACHE_DIR"] = str(work / "cache")
     _install_work_timer()
 
