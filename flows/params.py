@@ -65,7 +65,9 @@ class BackfillParams(BaseModel):
     last_perijove: int = Field(58, ge=0, le=120)
     max_concurrent: int = Field(2, ge=1, le=32, description="Perijoves processed at once "
                                 "(local subflows); against a server the deployment's "
-                                "concurrency limit throttles the runs.")
+                                "concurrency limit throttles the runs. On a Dask cluster use "
+                                "at least twice the workers (a perijove's serial steps "
+                                "leave workers idle).")
     mode: str = Field("auto", pattern="^(auto|subflows|deployments)$", description="auto: "
                       "deployment runs when a process-perijove deployment exists on the "
                       "server, else local subflows.")
