@@ -65,16 +65,16 @@ def _install_work_timer() -> None:
 def simulate(out: Path, frames: int, seed: int, workers: int, perijoves: str | None) -> Path:
     import subprocess
 
-    from iovolc.sim.scenario import MISSION_PERIJOVES
+    from iovolc.sim.scenario import CLOSE_FLYBYS, MISSION_PERIJOVES
 
     if perijoves:  # a smaller range (smoke runs)
         a, b = (int(x) for x in perijoves.split("-"))
         which, pjs = ["--perijove", perijoves], range(a, b + 1)
     else:
         which, pjs = ["--mission"], MISSION_PERIJOVES
-    # the close flybys (PJ57/58) deliver far fewer frames than designed (Io crosses the
+    # the close flybys deliver far fewer frames than designed (Io crosses the
     # field fast): the distant passes carry the count, so that at least `frames` exist
-    n = max(1, sum(pj not in (57, 58) for pj in pjs))
+    n = max(1, sum(pj not in CLOSE_FLYBYS for pj in pjs))
     fpp = math.ceil(frames / n)
     cmd = [sys.executable, "-m", "iovolc.cli", "simulate", *which, "--frames-per-pass",
            str(fpp), "--products", "RDR", "--out", str(out), "--seed", str(seed),

@@ -34,6 +34,8 @@ IO_MEAN_RADIUS_KM = 1821.6
 CADENCE_S = 30.5
 #: perijoves simulated by the full-mission mode (assumption: Io imaged at each)
 MISSION_PERIJOVES = tuple(range(5, 76))
+#: the perijoves simulated as close flybys (fewer frames delivered than designed)
+CLOSE_FLYBYS = (57, 58)
 #: frames per pass in full-mission mode (71 passes -> ~28,000 frames)
 MISSION_FRAMES_PER_PASS = 400
 #: frames per pass when not asked (flybys / distant passes)
@@ -176,7 +178,7 @@ def scenario_for(perijoves: list[int], *, seed: int, night: bool = False,
     table = load_perijoves().set_index("pj")
     passes = []
     for pj in perijoves:
-        if pj in (57, 58) and not night:
+        if pj in CLOSE_FLYBYS and not night:
             passes.append(close_flyby(pj, frames=frames_per_pass))
             continue
         if pj not in table.index:
