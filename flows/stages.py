@@ -8,9 +8,10 @@ from prefect.futures import wait
 from flows.artifacts import emit_alert_events, publish_artifacts
 from flows.common import config_hash, result_storage_for, settings_for
 from flows.params import IngestParams, PerijoveParams
+from iovolc.pipeline import pack
 from iovolc.store import Store, object_key
 from tasks import stages as t
-from tasks.work import manifest_groups, pack
+from tasks.work import manifest_groups
 
 
 def _opts(task, settings):

@@ -375,34 +375,3 @@ def manifest_groups(manifest: list[dict], *, prefer: str = "RDR") -> list[list[d
 
     return [[p.m for p in g] for g in group_products([_P(m) for m in rows])]
 
-
-def pack(groups: list, *, max_frames: int) -> list[list]:
-    """Whole groups, in order, in few, evenly filled batches of at most ``max_frames``
-    frames (a group larger than that is a batch of its own).
-
-    With ``n`` batches, a group goes to the batch its middle frame falls in
-    when the frames are cut into ``n`` equal runs: 64 frames at 48 per task
-    are 32 + 32, not 48 + 16 (which would leave a second worker idle for two
-    thirds of the stage). ``n`` starts at ``ceil(frames / max_frames)`` and
-    grows until no batch of several groups is over the bound.
-    """
-    sizes = [len(g) if isinstance(g, list) else len(g.get("fits_keys", [])) or 1
-             for g in groups]
-    total = sum(sizes)
-    if not groups:
-        return []
-    n = max(1, -(-total // max(1, max_frames)))
-    while True:
-        batches: list[list] = [[] for _ in range(n)]
-        counts = [0] * n
-        start = 0
-        for g, size in zip(groups, sizes, strict=True):
-            k = min(n - 1, int((start + size / 2) * n // max(total, 1)))
-            batches[k].append(g)
-            counts[k] += size
-            start += size
-        if n >= len(groups) or all(c <= max_frames or len(b) == 1
-                                   for b, c in zip(batches, counts, strict=True)):
-            return [b for b in batches if b]
-        n += 1
-

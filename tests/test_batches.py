@@ -1,8 +1,8 @@
-"""Task batches: whole groups, in order, bounded, and evenly filled (tasks.work.pack)."""
+"""Task batches: whole groups, in order, bounded, and evenly filled (iovolc.pipeline.pack)."""
 
 import pytest
 
-from tasks.work import pack
+from iovolc.pipeline import pack
 
 
 def _sizes(batches):
