@@ -145,6 +145,8 @@ def pixel_rays(line, sample, cam, out):
     for i in range(line.size):
         dl = (line[i] - cam[0]) * cam[2]
         ds = (sample[i] - cam[1]) * cam[2]
+        # dl * line_axis + ds * sample_axis + f * (0, 0, 1), term for term as the
+        # camera's numpy `directions` adds them (so -0.0 sums alike)
         v0 = dl * cam[4] + ds * cam[7] + cam[3] * 0.0
         v1 = dl * cam[5] + ds * cam[8] + cam[3] * 0.0
         v2 = dl * cam[6] + ds * cam[9] + cam[3] * 1.0
