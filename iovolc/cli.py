@@ -77,6 +77,10 @@ def _scenario_options(args: argparse.Namespace) -> dict:
         opts["eruption_perijove"] = args.eruption_perijove
     if getattr(args, "variability_dex", None) is not None:
         opts["variability_dex"] = args.variability_dex
+    if getattr(args, "io_share", None) is not None:
+        if not 0.0 < args.io_share <= 1.0:
+            raise UsageError(f"--io-share must be in (0, 1], not {args.io_share}")
+        opts["io_share"] = args.io_share
     return opts
 
 
@@ -268,6 +272,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--products", default="EDR,RDR", help="EDR,RDR (default) or one of them")
     sim.add_argument("--workers", type=int, default=1,
                      help="processes for multi-pass scenarios (SPICE runs in processes)")
+    sim.add_argument("--io-share", type=float, default=None,
+                     help="share of each pass's frames that look at Io; the rest look at "
+                          "Jupiter, as most of the real archive does (default 1)")
     _add_scenario_flags(sim)
     sim.set_defaults(func=_cmd_simulate)
 

@@ -40,7 +40,7 @@ from skimage.segmentation import watershed
 
 from iovolc import imaging, jiram, physics
 from iovolc.flags import Flag
-from iovolc.geometry import FrameState, pixel_geometry
+from iovolc.geometry import FrameState, disc_pixel_box, pixel_geometry
 from iovolc.shading import predicted_shading
 
 K_SIGMA = 5.0
@@ -460,6 +460,11 @@ def extract_frame(
     registered = pointing_method != "none"
     rows_out = []
     for band, sl in jiram.band_layout(tuple(bands)).items():
+        if disc_pixel_box(state, band) is None:
+            # Io's disc cannot reach this strip (its cone, with a margin, projects
+            # outside it): no centre found here could be on the disc, so there is
+            # nothing to look for (most JIRAM frames are of Jupiter, not Io)
+            continue
         cam = state.camera(band)
         img = radiance[sl]
         v = valid[sl]

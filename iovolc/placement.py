@@ -242,8 +242,12 @@ def sequence_ties(frames: pd.DataFrame, detections: pd.DataFrame) -> dict[str, d
     if frames.empty or detections.empty:
         return out
     det = detections[detections["snr"] >= TIE_MIN_SNR]
+    by_frame = dict(tuple(det.groupby("product_id", sort=False)))
     for _, seq in frames.groupby("sequence"):
         if (seq["pointing_method"] == "pass").sum() < 2:
+            continue
+        # a tie needs two frames with hotspots (a sequence of Jupiter has none)
+        if seq["product_id"].isin(list(by_frame)).sum() < 2:
             continue
         rows = seq.reset_index(drop=True)
         states = {}
@@ -254,12 +258,9 @@ def sequence_ties(frames: pd.DataFrame, detections: pd.DataFrame) -> dict[str, d
         eqs = []  # (i, j, d_line, d_sample): shift_i - shift_j
         for i in range(len(pids)):
             for j in range(len(pids)):
-                if i == j:
+                if i == j or pids[i] not in by_frame or pids[j] not in by_frame:
                     continue
-                d_i = det[det["product_id"] == pids[i]]
-                d_j = det[det["product_id"] == pids[j]]
-                if d_i.empty or d_j.empty:
-                    continue
+                d_i, d_j = by_frame[pids[i]], by_frame[pids[j]]
                 st_i = states[pids[i]][1]
                 pts = surface_point(d_j["lat_deg"], d_j["lon_west_deg"], st_i.radii_km)
                 pairs = []

@@ -9,7 +9,7 @@ The correction is the rotation ``(along, cross)`` of
 
 Two stages:
 
-1. **Coarse, wide** (:func:`_coarse_search`): the predicted lit disc (Lambert
+1. **Coarse, wide** (:func:`_coarse_canvas`, :func:`_coarse_match`): the predicted lit disc (Lambert
    ``cos i`` from the reconstructed geometry) is drawn on a canvas in
    *spin coordinates* of the instrument frame: ``phi`` = angle about the spin
    axis, ``psi`` = angle from the spin plane. A rotation about the spin axis
@@ -105,12 +105,13 @@ def _lambert(state: FrameState, d_inst: np.ndarray) -> np.ndarray:
 # --- stage 1 ----------------------------------------------------------------------------
 
 
-def _coarse_search(strips: dict, state: FrameState, *, along: tuple[float, float],
+def _coarse_canvas(bands: tuple[str, ...], state: FrameState, *, along: tuple[float, float],
                    cross: tuple[float, float], step_rad: float):
-    """Best (along, cross, ncc, on_edge) over the box ``along`` x ``cross`` (radians)."""
+    """The predicted lit disc on the spin grid that the strips shifted by every correction
+    searched can see, with the grid's layout; None when no lit disc falls on it."""
     basis = _spin_basis(state.spin_axis)
     templates = {}
-    for band in strips:
+    for band in bands:
         cam = state.camera(band)
         ll, ss = np.meshgrid([-0.5, cam.n_lines - 0.5], [-0.5, cam.n_samples - 0.5],
                              indexing="ij")
@@ -140,6 +141,13 @@ def _coarse_search(strips: dict, state: FrameState, *, along: tuple[float, float
     canvas[i0:i1, j0:j1] = _lambert(state, _from_spin(pg, sg, basis))
     if canvas.max() <= 0:
         return None
+    return canvas, basis, templates, phi0, psi0
+
+
+def _coarse_match(strips: dict, state: FrameState, drawn, *, along: tuple[float, float],
+                  cross: tuple[float, float], step_rad: float):
+    """Stage 1's NCC of the strips with the canvas of :func:`_coarse_canvas`."""
+    canvas, basis, templates, phi0, psi0 = drawn
     n_a = int(round((along[1] - along[0]) / step_rad)) + 1
     n_c = int(round((cross[1] - cross[0]) / step_rad)) + 1
     total = np.zeros((n_a, n_c))
@@ -399,12 +407,17 @@ def register_frame(
     """
     if not strips:
         return LimbFit(0.0, 0.0, False, 0.0, 0, "no band strip to register")
-    strips = {b: (img, valid & ~imaging.hot_pixels(img, valid)) for b, (img, valid) in strips.items()}
     a0, c0 = prior if prior is not None else (0.0, 0.0)
     ifov = min(state.camera(b).ifov_rad for b in strips)
     step = COARSE_STEP_PX * ifov
-    coarse = _coarse_search(strips, state, along=(a0 - search_along_rad, a0 + search_along_rad),
-                            cross=(c0 - search_cross_rad, c0 + search_cross_rad), step_rad=step)
+    box = dict(along=(a0 - search_along_rad, a0 + search_along_rad),
+               cross=(c0 - search_cross_rad, c0 + search_cross_rad), step_rad=step)
+    # the canvas first: a frame of Jupiter (most of the archive) stops here, unread
+    drawn = _coarse_canvas(tuple(strips), state, **box)
+    if drawn is None:
+        return LimbFit(a0, c0, False, 0.0, 0, "no lit disc is predicted in the search range")
+    strips = {b: (img, valid & ~imaging.hot_pixels(img, valid)) for b, (img, valid) in strips.items()}
+    coarse = _coarse_match(strips, state, drawn, **box)
     if coarse is None:
         return LimbFit(a0, c0, False, 0.0, 0, "no lit disc is predicted in the search range")
     along, cross, coarse_ncc, on_edge = coarse

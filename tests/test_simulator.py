@@ -569,3 +569,29 @@ def test_simulator_is_independent_of_the_pipeline():
     forbidden = {f"iovolc.{m}" for m in ("geometry", "registration", "extract", "calibrate",
                                          "catalog", "pipeline", "pds3")}
     assert "iovolc.sim.raycast" in loaded and not loaded & forbidden
+
+
+def test_jupiter_frames_look_at_jupiter_not_io(tmp_path):
+    """--io-share: the rest of a pass's frames are whole sequences aimed at Jupiter's
+    centre (checked with spkpos + the true CK), TARGET_NAME JUPITER, Io out of view."""
+    s = _simulate(tmp_path, [20], seed=3, frames=40, io_share=0.25)
+    f = _truth(tmp_path, "frames.csv")
+    away = f[f.target_name == "JUPITER"]
+    assert s.n_frames == len(f) and 25 <= len(away) <= 35 and len(f) - len(away) >= 5
+    assert not away.io_in_view.any() and f[f.target_name != "JUPITER"].io_in_view.all()
+    assert set(away.segment) == {"jupiter"}
+    assert not set(away.sequence) & set(f[f.target_name != "JUPITER"].sequence)
+    _furnsh(tmp_path, ck="true")
+    try:
+        for _, r in away.iterrows():
+            band = r.bands[0]
+            lab, _ = _product(tmp_path, r.product_id)
+            assert str(lab["TARGET_NAME"]) == "JUPITER"
+            jup = np.array(spiceypy.spkpos("JUPITER", r.et_mid, "J2000", "LT+S", "JUNO")[0])
+            v = np.array(spiceypy.pxform("J2000", BAND_FRAME[band], r.et_mid)) @ jup
+            line, sample = dir_pixel(v / np.linalg.norm(v))
+            assert v[2] > 0 and 0 <= line < 128 and 0 <= sample < 432
+            io = np.array(spiceypy.spkpos("IO", r.et_mid, "J2000", "LT+S", "JUNO")[0])
+            assert np.degrees(spiceypy.vsep(io, jup)) > 5.0  # Io nowhere near the strip
+    finally:
+        spiceypy.kclear()

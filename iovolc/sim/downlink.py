@@ -122,6 +122,9 @@ def simulate_pass(design: PassDesign, *, out_dir: Path, seed: int,
                 if f.sequence not in aims:
                     aims[f.sequence] = pl.choose_surface_aim(view, rng)
                 f.aim_point_bf = aims[f.sequence]
+            elif f.aim == "away":  # a Jupiter frame: its centre on the aim pixel
+                f.aim_dir_j2000 = np.array(
+                    spiceypy.spkpos("JUPITER", f.et_mid, "J2000", "LT+S", "JUNO")[0])
             true = pl.true_attitude(f, view, spin_in_i=spin)
             err = pl.error_rotation(along[len(trues)], across[len(trues)], spin, cross)
             views.append(view)

@@ -5,7 +5,8 @@
   come from the loaded simulated kernels).
 * :func:`plan_frames` -- sequences of frames: one per 30.5 s spin, frame 1 of
   each sequence planned but never delivered (jiram_catalog: "frame 1 is never
-  delivered"), mode, exposure, TARGET_NAME.
+  delivered"), mode, exposure, TARGET_NAME. Frames of an 'away' segment look
+  at Jupiter's centre (TARGET_NAME JUPITER): the archive's frames without Io.
 * :func:`true_attitude` -- the error-free JUNO_JIRAM_I -> J2000 rotation that
   puts the frame's aim point on its aim pixel, with the spin axis as close to
   the Sun direction (Juno's spin axis points near Earth) as that allows.
@@ -107,6 +108,8 @@ class PlannedFrame:
     aim_sample: float
     aim_point_bf: np.ndarray | None
     aim_offset: tuple[float, float]
+    #: 'away' frames: the apparent J2000 direction aimed at (Jupiter's centre)
+    aim_dir_j2000: np.ndarray | None = None
 
     @property
     def et_mid(self) -> float:
@@ -144,6 +147,8 @@ def plan_frames(design: PassDesign, *, et_ref: float, rng: np.random.Generator) 
             mode = str(rng.choice(list(ins.MODES), p=[0.35, 0.45, 0.2]))
             expo = int(rng.choice(seg.exposures_ms))
             target = "N/A" if (year >= 2022 and rng.random() < 0.5) else "IO"
+            if seg.aim == "away":
+                target = "JUPITER"
             bands = ins.MODES[mode]
             aim_band = str(rng.choice(bands))
             aim_line = float(rng.uniform(44.0, 84.0)) if seg.aim == "centre" else 63.5
@@ -186,6 +191,10 @@ def choose_surface_aim(view: IoView, rng: np.random.Generator, *, night_share: f
 
 def aim_direction(frame: PlannedFrame, view: IoView) -> np.ndarray:
     """Apparent J2000 direction the frame's aim pixel must see."""
+    if frame.aim == "away":
+        if frame.aim_dir_j2000 is None:
+            raise ValueError("an 'away' frame needs aim_dir_j2000")
+        return _unit(frame.aim_dir_j2000)
     if frame.aim == "surface" and frame.aim_point_bf is not None:
         return view.project(frame.aim_point_bf[None, :]).direction[0]
     centre = view.centre_direction()

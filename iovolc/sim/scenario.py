@@ -54,7 +54,8 @@ class Segment:
     #: share of the pass's frames
     weight: float
     #: 'limb' (lit limb in view), 'surface' (points on the disc, night side
-    #: favoured), 'centre' (the whole disc in a strip)
+    #: favoured), 'centre' (the whole disc in a strip), 'away' (Jupiter's centre:
+    #: the frames without Io that make up most of the real archive)
     aim: str
     exposures_ms: tuple[int, ...]
 
@@ -96,6 +97,8 @@ class Scenario:
     variability_dex: float = 0.3
     #: sources absent from the Davies et al. 2024 catalog
     n_new_sources: int = 25
+    #: share of each pass's frames that look at Io (the rest look at Jupiter)
+    io_share: float = 1.0
 
 
 def close_flyby(perijove: int, *, frames: int | None = None) -> PassDesign:
@@ -162,19 +165,22 @@ def _et_to_utc(et: float) -> str:
 def scenario_for(perijoves: list[int], *, seed: int, night: bool = False,
                  frames_per_pass: int | None = None, pointing_offset_deg: float | None = None,
                  eruption_perijove: int | None = None, variability_dex: float = 0.3,
-                 n_new_sources: int = 25) -> Scenario:
+                 n_new_sources: int = 25, io_share: float = 1.0) -> Scenario:
     """PJ57/58 as the close flybys, any other perijove as a distant pass.
 
     ``pointing_offset_deg`` forces the pass-wide along-spin pointing offset
     (signed degrees, e.g. -7.4) of every pass; ``eruption_perijove`` adds the
     giant south-polar eruption at that perijove (its distant pass is then
     designed over the south pole); ``variability_dex`` is the per-perijove
-    power scatter of every source (0: steady, none switched off).
+    power scatter of every source (0: steady, none switched off); ``io_share`` < 1
+    turns that share of each pass's frames to Jupiter (:func:`with_jupiter_frames`).
     """
     from iovolc.reference import load_perijoves
 
     if variability_dex < 0:
         raise ValueError(f"variability_dex must be >= 0, not {variability_dex}")
+    if not 0.0 < io_share <= 1.0:
+        raise ValueError(f"io_share must be in (0, 1], not {io_share}")
     table = load_perijoves().set_index("pj")
     passes = []
     for pj in perijoves:
@@ -186,10 +192,32 @@ def scenario_for(perijoves: list[int], *, seed: int, night: bool = False,
         sub = (-45.0, 110.0) if pj == eruption_perijove else None
         passes.append(distant_pass(pj, perijove_utc=table.loc[pj, "perijove_utc"], seed=seed,
                                    night=night, frames=frames_per_pass, sub_point=sub))
+    if io_share < 1.0:
+        passes = [with_jupiter_frames(p, io_share) for p in passes]
     label = "night" if night else "downlink"
     return Scenario(f"{label}-pj{'-'.join(str(p) for p in perijoves)}", tuple(passes),
                     pointing_offset_deg=pointing_offset_deg, eruption_perijove=eruption_perijove,
-                    variability_dex=float(variability_dex), n_new_sources=int(n_new_sources))
+                    variability_dex=float(variability_dex), n_new_sources=int(n_new_sources),
+                    io_share=float(io_share))
+
+
+def with_jupiter_frames(design: PassDesign, io_share: float) -> PassDesign:
+    """The pass with ``1 - io_share`` of its frames turned to Jupiter.
+
+    Most JIRAM imager frames do not show Io: Perry et al. 2025 used 2,374 Io
+    images from PJ5-PJ55, of an archive of ~85,000 imager frames (jiram_catalog's
+    mirror counts 85,108), i.e. a few percent. The Jupiter frames form their own
+    segment (whole sequences) starting 10 min after the pass's Io segments; the
+    pass keeps ``frames`` in all.
+    """
+    n_away = int(round(design.frames * (1.0 - io_share)))
+    if n_away <= 0:
+        return design
+    w_io = sum(s.weight for s in design.segments)
+    start = max(s.stop_min for s in design.segments) + 10.0
+    away = Segment("jupiter", start, start + _span_min(n_away), w_io * n_away /
+                   max(design.frames - n_away, 1), "away", (1, 2))
+    return replace(design, segments=(*design.segments, away))
 
 
 def with_frames(design: PassDesign, frames: int) -> PassDesign:

@@ -1,0 +1,152 @@
+"""Frames that do not show Io (most of the real archive: Jupiter) cost little and change
+nothing.
+
+Perry et al. 2025 used 2,374 Io images from PJ5-PJ55, of an archive of ~85,000
+JIRAM imager frames: a backfill mostly reads frames of Jupiter. Where Io's disc
+cannot reach a strip, the pipeline skips the work whose result could only be
+discarded: the limb fit stops at its predicted canvas (before masking the
+strip), the extraction skips the strip (no centre there can be on the disc),
+and sequence ties skip sequences with fewer than two frames with hotspots.
+These tests check that each shortcut gives what the full work gives, on a
+simulated pass whose frames are partly aimed at Jupiter.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from iovolc import extract as extract_mod
+from iovolc import imaging
+from iovolc.geometry import FrameState, disc_pixel_box
+from iovolc.pipeline import FrameResult, _strips, calibrate_group, group_products, run_local
+from iovolc.registration import register_frame
+
+
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory):
+    from iovolc.sim.downlink import simulate
+    from iovolc.sim.scenario import scenario_for
+
+    root = tmp_path_factory.mktemp("mixed")
+    simulate(scenario_for([20], seed=4, frames_per_pass=36, io_share=1 / 3), out_dir=root,
+             seed=4, products=("RDR",))
+    truth = pd.read_csv(root / "truth" / "frames.csv")
+    run = run_local(str(root / "archive"), str(root / "kernels"), cache_dir=root / "cache")
+    return root, truth, run
+
+
+def test_every_frame_is_reported_and_jupiter_frames_give_nothing(mixed):
+    root, truth, run = mixed
+    fr = run.frames.set_index("product_id")
+    assert set(fr.index) == set(truth.product_id)  # counted on everything the instrument saw
+    jup = truth[truth.target_name == "JUPITER"].product_id
+    io = truth[truth.target_name != "JUPITER"].product_id
+    assert len(jup) >= 18 and len(io) >= 8
+    assert not fr.loc[jup, "io_in_view"].any() and fr.loc[io, "io_in_view"].all()
+    assert (fr.loc[jup, "limb_reason"] == "no lit disc is predicted in the search range").all()
+    assert not run.detections.product_id.isin(jup).any()
+    assert fr.loc[io, "limb_ok"].sum() >= 0.75 * len(io)
+    assert run.detections.product_id.isin(io).sum() > 0
+
+
+def _calibrated(root: Path, kind: str):
+    """(products, calibrated results, kernel set) of the first sequence of ``kind``."""
+    from iovolc.kernels import kernel_set_for
+    from iovolc.pipeline import discover_products
+    from iovolc.reader import read_jiram_product
+
+    urls, _ = discover_products(str(root / "archive"))
+    groups = group_products([read_jiram_product(u) for u in urls])
+    g = next(g for g in groups if (g[0].target_name == "JUPITER") == (kind == "jupiter"))
+    kset = kernel_set_for(g[0], kernel_root=str(root / "kernels"), cache_dir=root / "cache")
+    with kset:
+        return g, calibrate_group(g), kset
+
+
+def test_limb_fit_of_a_jupiter_frame_stops_before_reading_the_strip(mixed, monkeypatch):
+    root, _, _ = mixed
+    g, results, kset = _calibrated(root, "jupiter")
+
+    def no_strip_work(*a, **k):
+        raise AssertionError("the strip was masked for a frame without Io in reach")
+
+    with kset:
+        for p, r in zip(g, results, strict=True):
+            state = FrameState.from_spice(p.et_mid, bands=tuple(p.bands))
+            full = register_frame(_strips(r, tuple(p.bands)), state)
+            monkeypatch.setattr(imaging, "hot_pixels", no_strip_work)
+            short = register_frame(_strips(r, tuple(p.bands)), state)
+            monkeypatch.undo()
+            assert short == full and not short.ok
+            assert short.reason == "no lit disc is predicted in the search range"
+
+
+@pytest.mark.parametrize("kind", ["jupiter", "io"])
+def test_skipping_strips_io_cannot_reach_changes_no_detection(mixed, monkeypatch, kind):
+    """The extraction with the disc-box shortcut equals the extraction of every strip."""
+    root, _, run = mixed
+    g, results, kset = _calibrated(root, kind)
+    pointing = run.frames.set_index("product_id")
+    n_skipped = 0
+    with kset:
+        for p, r in zip(g, results, strict=True):
+            row = pointing.loc[p.product_id]
+            bands = tuple(p.bands)
+            state = FrameState.from_spice(p.et_mid, bands=bands).corrected(
+                row["along_rad"], row["cross_rad"])
+            n_skipped += sum(disc_pixel_box(state, b) is None for b in bands)
+            kw = dict(bands=bands, exposure_s=float(p.exposure_s), pointing_method="pass",
+                      pointing_sigma_px=1.0, saturated=r.saturated, invalid=r.bad)
+            fast = extract_mod.extract_frame(r.radiance, state, **kw)
+            extract_mod._NO_DISC_SOURCES.clear()
+            # every strip searched: the box never says "nowhere"
+            monkeypatch.setattr(extract_mod, "disc_pixel_box",
+                                lambda st, b: (slice(0, 128), slice(0, 432)))
+            full = extract_mod.extract_frame(r.radiance, state, **kw)
+            monkeypatch.undo()
+            pd.testing.assert_frame_equal(fast, full)
+    assert (n_skipped > 0) == (kind == "jupiter")
+    if kind == "jupiter":
+        assert n_skipped == sum(len(p.bands) for p in g)
+
+
+def test_a_skipped_strip_with_hot_features_still_gives_nothing(mixed, monkeypatch):
+    """The simulator draws no Jupiter, so bright features are added to a Jupiter frame
+    here: searched anyway, they are found, and every one of them is dropped as off the
+    disc, as the shortcut assumes."""
+    root, _, run = mixed
+    g, results, kset = _calibrated(root, "jupiter")
+    p, r = g[0], results[0]
+    bands = tuple(p.bands)
+    img = np.array(r.radiance, float)
+    yy, xx = np.mgrid[0:img.shape[0], 0:img.shape[1]]
+    rng = np.random.default_rng(0)
+    amp = 50 * np.nanstd(img)
+    for line, sample in zip(rng.uniform(5, img.shape[0] - 5, 12), rng.uniform(5, 427, 12),
+                            strict=True):
+        img += amp * np.exp(-((yy - line) ** 2 + (xx - sample) ** 2) / (2 * 1.2 ** 2))
+    row = run.frames.set_index("product_id").loc[p.product_id]
+    with kset:
+        state = FrameState.from_spice(p.et_mid, bands=bands).corrected(row["along_rad"],
+                                                                       row["cross_rad"])
+        kw = dict(bands=bands, exposure_s=float(p.exposure_s), pointing_method="pass",
+                  pointing_sigma_px=1.0, saturated=r.saturated, invalid=r.bad)
+        fast = extract_mod.extract_frame(img, state, **kw)
+        found = []
+        real_strip_sources = extract_mod._strip_sources
+
+        def spy(*a, **k):
+            out = real_strip_sources(*a, **k)
+            found.append(0 if out is None else len(out.cen))
+            return out
+
+        monkeypatch.setattr(extract_mod, "_strip_sources", spy)
+        monkeypatch.setattr(extract_mod, "disc_pixel_box",
+                            lambda st, b: (slice(0, 128), slice(0, 432)))
+        full = extract_mod.extract_frame(img, state, **kw)
+    assert fast.empty and full.empty
+    assert sum(found) >= 10  # the full search found the features, and dropped them all
