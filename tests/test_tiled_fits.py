@@ -1,0 +1,133 @@
+"""iovolc's own FITS writer/reader (iovolc.tiled_fits) against astropy, the reference.
+
+Files written here must be standard FITS that astropy reads to the same
+arrays and header values (and finds nothing to fix); files astropy writes in
+the same layout must be read to the same arrays; anything else must fall back
+to astropy.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from iovolc import tiled_fits as tf
+from iovolc.pipeline import FrameResult
+from iovolc.products import fits_kernels, fits_to_frame, frame_to_fits
+
+
+def _frame(rng, n_lines=256, summary_extra=None) -> FrameResult:
+    rad = rng.normal(1e-3, 2e-4, (n_lines, 432)).astype(np.float32)
+    rad[0, :5] = [0.0, -0.0, np.float32(1e-38), np.float32(3.4e38), np.float32(1.4e-45)]
+    z = np.zeros(rad.shape, bool)
+    sat, bad, hits = z.copy(), z.copy(), z.copy()
+    sat[rng.random(rad.shape) < 0.01] = True
+    bad[rng.random(rad.shape) < 0.01] = True
+    hits[rng.random(rad.shape) < 0.02] = True
+    summary = {"perijove": 57, "et_mid": 757226233.6129489, "mode": "SCI_I1_S1", "bands": "LM",
+               "exposure_s": 0.004, "start_time_utc": "2023-12-30T08:00:00.123",
+               "product_type": "RDR", "limb_ok": True, "limb_along_rad": -0.00039122386906722,
+               "limb_cross_rad": float("nan"), "note": "it's \"quoted\"", **(summary_extra or {})}
+    return FrameResult("JIR_IMG_RDR_2023364T080207_V01", rad, sat, bad, hits, summary)
+
+
+@pytest.mark.parametrize("n_lines", [128, 256, 100])
+def test_astropy_reads_what_we_write(n_lines):
+    fr = _frame(np.random.default_rng(n_lines), n_lines)
+    kernels = ["juno_v12.tf", "juno_jiram_v03.ti", "naif0012.tls", "o'dd name.bsp"]
+    blob = frame_to_fits(fr, kernels=kernels, config_hash="abcdef0123456789xyz")
+    assert len(blob) % 2880 == 0 and blob == frame_to_fits(fr, kernels=kernels,
+                                                          config_hash="abcdef0123456789xyz")
+    with fits.open(io.BytesIO(blob)) as h:
+        h.verify("exception")  # nothing astropy would fix or warn about
+        hdr = h[0].header
+        assert hdr["PRODUCT"] == fr.product_id and hdr["FORMAT"] == "iovolc-calibrated-4"
+        assert hdr["ETMID"] == fr.summary["et_mid"] and hdr["EXPOSURE"] == 0.004
+        assert hdr["LIMBALNG"] == fr.summary["limb_along_rad"] and hdr["LIMBCRSS"] == 0.0
+        assert hdr["LIMBOK"] is True and hdr["PERIJOVE"] == 57 and hdr["CONFIGH"] == \
+            "abcdef0123456789"
+        assert [hdr[f"KERN{k:03d}"] for k in range(1, 5)] == kernels
+        rad = np.asarray(h["RADIANCE"].data)
+        assert rad.dtype.kind == "f" and rad.dtype.itemsize == 4
+        assert np.array_equal(rad.astype(np.float32).view(np.uint32), fr.radiance.view(np.uint32))
+        mask = np.asarray(h["MASK"].data)
+        assert np.array_equal(mask & 1 > 0, fr.saturated) and np.array_equal(mask & 4 > 0,
+                                                                              fr.hits)
+        assert h["RADIANCE"].header["BUNIT"] == "W/(m**2*sr)"
+        summary = json.loads(h["SUMMARY"].data["SUMMARY"][0])
+        assert summary["note"] == fr.summary["note"] and summary["limb_cross_rad"] is None
+    back = fits_to_frame(blob)
+    assert back.radiance.dtype == np.float32
+    assert np.array_equal(back.radiance.view(np.uint32), fr.radiance.view(np.uint32))
+    for k in ("saturated", "bad", "hits"):
+        assert np.array_equal(getattr(back, k), getattr(fr, k))
+    assert fits_kernels(blob) == kernels and back.product_id == fr.product_id
+    assert np.isnan(back.summary["limb_cross_rad"])
+
+
+def _astropy_format3(fr: FrameResult, **compression) -> bytes:
+    """The layout as astropy writes it (format 3 was written so: one tile per row)."""
+    hdr = fits.Header()
+    hdr["FORMAT"] = "iovolc-calibrated-3"
+    hdr["PRODUCT"] = fr.product_id
+    hdr["KERN001"] = "naif0012.tls"
+    mask = (fr.saturated * 1 + fr.bad * 2 + fr.hits * 4).astype(np.uint8)
+    js = json.dumps({"perijove": 57, "limb_along_rad": None})
+    buf = io.BytesIO()
+    fits.HDUList([
+        fits.PrimaryHDU(header=hdr),
+        fits.CompImageHDU(fr.radiance, name="RADIANCE", **compression),
+        fits.CompImageHDU(mask, name="MASK", **{**compression, "quantize_level": 0.0}),
+        fits.BinTableHDU.from_columns([fits.Column(name="SUMMARY", format=f"{len(js)}A",
+                                                   array=np.array([js]))], name="SUMMARY"),
+    ]).writeto(buf)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("compression, ours", [
+    ({"compression_type": "GZIP_1", "quantize_level": 0.0}, True),  # format 3 as written
+    ({"compression_type": "GZIP_1", "quantize_level": 0.0, "tile_shape": (16, 432)}, True),
+    ({"compression_type": "RICE_1"}, False),  # quantised: not ours, astropy reads it
+    ({"compression_type": "GZIP_2", "quantize_level": 0.0}, False),
+])
+def test_we_read_what_astropy_writes(compression, ours):
+    fr = _frame(np.random.default_rng(3), 128)
+    blob = _astropy_format3(fr, **compression)
+    assert (tf.read_hdus(blob) is not None) == ours
+    back = fits_to_frame(blob)
+    with fits.open(io.BytesIO(blob)) as h:
+        ref = np.asarray(h["RADIANCE"].data, dtype=np.float32)
+    assert np.array_equal(back.radiance.view(np.uint32), ref.view(np.uint32))
+    assert np.array_equal(back.hits, fr.hits) and np.array_equal(back.bad, fr.bad)
+    assert back.product_id == fr.product_id and np.isnan(back.summary["limb_along_rad"])
+    assert fits_kernels(blob) == ["naif0012.tls"]
+
+
+def test_cards_are_standard_and_round_trip_through_astropy():
+    vals = [("A", 621509233.6129489), ("B", -1e-300), ("C", 5e-324), ("D", 1.0),
+            ("E", -0.00039122386906722), ("F", 123456789.12345679), ("G", "x'y"), ("H", ""),
+            ("I", False), ("J", -7), ("K", 1.7976931348623157e308)]
+    blob = tf.primary_hdu([tf.card(k, v, "a comment") for k, v in vals])
+    with fits.open(io.BytesIO(blob)) as h:
+        h.verify("exception")
+        for k, v in vals:
+            got = h[0].header[k]
+            assert got == v or (isinstance(v, float) and got == pytest.approx(v, rel=1e-12))
+    assert tf.read_primary_header(blob)["G"] == "x'y"
+    for bad in ([("lower", 1)], [("X", float("nan"))], [("X", "é")], [("X", "a\nb")]):
+        with pytest.raises(ValueError):
+            tf.card(*bad[0])
+
+
+def test_a_damaged_file_is_refused_not_misread():
+    blob = frame_to_fits(_frame(np.random.default_rng(1), 128), kernels=["a.tls"])
+    assert tf.read_hdus(blob[:-3000]) is None  # truncated: the data do not fit
+    damaged = bytearray(blob)
+    at = blob.index(b"\x1f\x8b")  # the first tile
+    damaged[at + 20:at + 40] = b"\xff" * 20
+    with pytest.raises(Exception):  # noqa: B017 - zlib's or astropy's error, never wrong data
+        fits_to_frame(bytes(damaged))
