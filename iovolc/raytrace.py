@@ -85,8 +85,12 @@ def _surface(k, ua0, ua1, ua2):
         hit = disc >= 0
         t = (-qb - math.sqrt(disc if hit else 0.0)) / (2 * qa)
         hit = hit and t > 0
-        if hit:
-            dt = t / C_KM_S - lt0
+        if not hit:
+            # dt is left as it was, so every later iteration would solve this
+            # same quadratic again (with dt = 0 the dt terms add exact zeros to
+            # the first one's): a miss stays a miss
+            break
+        dt = t / C_KM_S - lt0
     if not hit:
         t = np.nan
     p0 = o00 + dt * o10 + t * (ru0 - dt * dr0)

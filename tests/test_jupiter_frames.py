@@ -22,7 +22,7 @@ import pytest
 from iovolc import extract as extract_mod
 from iovolc import imaging
 from iovolc.geometry import FrameState, disc_pixel_box
-from iovolc.pipeline import FrameResult, _strips, calibrate_group, group_products, run_local
+from iovolc.pipeline import _strips, calibrate_group, group_products, run_local
 from iovolc.registration import register_frame
 
 
