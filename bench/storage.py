@@ -4,15 +4,20 @@ On a simulated downlink (default: the PJ57 close flyby, seed 1, +7.3 deg
 clock offset, and PJ58, seed 2, -7.7 deg; 32 frames each), the frames are
 calibrated once (``calibrate_group``) and written in three ways:
 
-* ``uncompressed``: the previous format (``iovolc-calibrated-2``: float32
-  radiance in the primary HDU, uint8 mask, summary table), for reference;
-* ``lossless GZIP_1`` -- what :func:`iovolc.products.frame_to_fits` writes now:
-  radiance and mask tile-compressed (one tile per row), float32 bytes
-  gzipped with no quantisation (``quantize_level=0``);
+* ``uncompressed``: format 2 (float32 radiance in the primary HDU, uint8
+  mask, summary table), for reference;
+* ``format 3 (astropy)``: the previous writer -- astropy's ``CompImageHDU``,
+  GZIP_1, one tile per row, no quantisation, each tile's gzip time zeroed;
+* ``format 4 (written now)``: :func:`iovolc.products.frame_to_fits` through
+  :mod:`iovolc.tiled_fits` -- the same standard layout and compression,
+  16-row tiles, written directly;
 * ``RICE_1 q=16`` (not used; for comparison): the radiance quantised to
   1/16 of each tile's noise (cfitsio's ``quantize_level=16``, subtractive
   dithering), then Rice-coded -- quantisation error ~ noise/55 rms.
 
+Encode: FrameResult to bytes, each writer timed on the same frames. Decode:
+:func:`iovolc.products.fits_to_frame`, and for format 3 also astropy's
+read, the previous reader.
 Each set is then read back the way the orchestrated flows do
 (``fits_to_frame`` before extraction and for every re-extraction of the
 pass) and the rest of the chain runs on it (``solve_pointing``,
@@ -29,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import shlex
 import sys
 import tempfile
@@ -50,7 +56,7 @@ from iovolc.pipeline import (
     group_products,
     solve_pointing,
 )
-from iovolc.products import FORMAT_VERSION, fits_to_frame, frame_to_fits
+from iovolc.products import FORMAT_VERSION, _jsonable, fits_to_frame, frame_to_fits
 from iovolc.reader import read_jiram_product
 from iovolc.sim.downlink import simulate
 from iovolc.sim.scenario import scenario_for
@@ -58,9 +64,9 @@ from iovolc.sim.scenario import scenario_for
 MISSION_FRAMES = 85_108
 
 
-def uncompressed(blob: bytes) -> bytes:
-    """The same frame in the previous, uncompressed layout (format 2)."""
-    with fits.open(io.BytesIO(blob)) as h:
+def uncompressed(r, kernels) -> bytes:
+    """The same frame in the uncompressed layout (format 2)."""
+    with fits.open(io.BytesIO(frame_to_fits(r, kernels=kernels))) as h:
         hdr = h[0].header.copy()
         hdr["FORMAT"] = "iovolc-calibrated-2"
         hdus = [fits.PrimaryHDU(np.array(h["RADIANCE"].data), header=hdr),
@@ -71,9 +77,51 @@ def uncompressed(blob: bytes) -> bytes:
     return buf.getvalue()
 
 
-def rice(blob: bytes) -> bytes:
-    """The same frame with the radiance RICE_1-coded, quantised at 1/16 of the noise."""
+def format3(r, kernels) -> bytes:
+    """The previous writer: astropy, GZIP_1 one tile per row, gzip times zeroed."""
+    s = r.summary
+    hdr = fits.Header()
+    hdr["FORMAT"] = "iovolc-calibrated-3"
+    hdr["PRODUCT"] = r.product_id
+    for key, name in (("PERIJOVE", "perijove"), ("ETMID", "et_mid"), ("MODE", "mode"),
+                      ("BANDS", "bands"), ("EXPOSURE", "exposure_s"),
+                      ("STARTUTC", "start_time_utc"), ("PRODTYPE", "product_type")):
+        hdr[key] = s[name]
+    for k, name in enumerate(kernels, start=1):
+        hdr[f"KERN{k:03d}"] = name[:68]
+    mask = (r.saturated * 1 + r.bad * 2 + r.hits * 4).astype(np.uint8)
+    comp = {"compression_type": "GZIP_1", "quantize_level": 0.0}
+    js = json.dumps(_jsonable(s), sort_keys=True)
+    hdus = [fits.PrimaryHDU(header=hdr),
+            fits.CompImageHDU(np.asarray(r.radiance, dtype=np.float32), name="RADIANCE", **comp),
+            fits.CompImageHDU(mask, name="MASK", **comp),
+            fits.BinTableHDU.from_columns([fits.Column(name="SUMMARY", format=f"{len(js)}A",
+                                                       array=np.array([js]))], name="SUMMARY")]
+    buf = io.BytesIO()
+    fits.HDUList(hdus).writeto(buf)
+    out = bytearray(buf.getvalue())
+    with fits.open(io.BytesIO(bytes(out)), disable_image_compression=True) as hdul:
+        for i in (1, 2):  # zero each tile's gzip write time, as format 3 did
+            h = hdul[i].header
+            start = hdul.fileinfo(i)["datLoc"]
+            heap = start + h["NAXIS1"] * h["NAXIS2"]
+            rows = np.frombuffer(bytes(out), ">i4", count=h["NAXIS2"] * 2,
+                                 offset=start).reshape(-1, 2)
+            for _count, offset in rows:
+                out[heap + offset + 4:heap + offset + 8] = b"\0\0\0\0"
+    return bytes(out)
+
+
+def astropy_read(blob: bytes):
+    """The previous reader: astropy's."""
     with fits.open(io.BytesIO(blob)) as h:
+        return (np.array(h["RADIANCE"].data, dtype=np.float32), np.array(h["MASK"].data),
+                json.loads(h["SUMMARY"].data["SUMMARY"][0]))
+
+
+def rice(r, kernels) -> bytes:
+    """The same frame with the radiance RICE_1-coded, quantised at 1/16 of the noise."""
+    with fits.open(io.BytesIO(frame_to_fits(r, kernels=kernels))) as h:
         hdus = [fits.PrimaryHDU(header=h[0].header),
                 fits.CompImageHDU(np.array(h["RADIANCE"].data), name="RADIANCE",
                                   compression_type="RICE_1", quantize_level=16.0,
@@ -153,10 +201,14 @@ def main() -> None:
     args = p.parse_args()
     print("$ python " + " ".join(shlex.quote(a) for a in sys.argv), flush=True)
     print(f"format written: {FORMAT_VERSION}")
-    variants = {"uncompressed": uncompressed, "lossless GZIP_1": None, "RICE_1 q=16": rice}
+    now = "format 4 (now)"
+    variants = {"uncompressed": uncompressed, "format 3 (astropy)": format3,
+                now: lambda r, k: frame_to_fits(r, kernels=k), "RICE_1 q=16": rice}
+    timed = ("format 3 (astropy)", now)  # the writers compared (the others are derived)
     sizes = {k: [] for k in variants}
     enc = {k: 0.0 for k in variants}
     dec = {k: 0.0 for k in variants}
+    dec_astropy = 0.0
     cats = {k: [] for k in variants}
     n = 0
     with tempfile.TemporaryDirectory(prefix="iovolc-storage-") as tmp:
@@ -168,37 +220,42 @@ def main() -> None:
                                   pointing_offset_deg=offset), out_dir=case, seed=seed)
             frames, ksets, names = calibrate_case(case, Path(tmp) / "cache")
             n += len(frames)
-            for name, convert in variants.items():
+            for name, encode in variants.items():
                 blobs = {}
                 for pid, r in frames.items():
                     t0 = time.perf_counter()
-                    b = frame_to_fits(r, kernels=names[pid])
-                    if convert is not None:
-                        b = convert(b)
-                    enc[name] += time.perf_counter() - t0 if convert is None else 0.0
+                    b = encode(r, names[pid])
+                    enc[name] += time.perf_counter() - t0
                     blobs[pid] = b
                     sizes[name].append(len(b))
                     t0 = time.perf_counter()
                     back = fits_to_frame(b)
                     dec[name] += time.perf_counter() - t0
-                    if convert is not rice:  # lossless: every pixel and mask bit back
+                    if name == "format 3 (astropy)":
+                        t0 = time.perf_counter()
+                        astropy_read(b)
+                        dec_astropy += time.perf_counter() - t0
+                    if encode is not rice:  # lossless: every pixel and mask bit back
                         assert np.array_equal(back.radiance, r.radiance, equal_nan=True)
                         assert all(np.array_equal(getattr(back, k), getattr(r, k))
                                    for k in ("saturated", "bad", "hits"))
                 cats[name].append(chain_from_store(blobs, ksets))
             print(f"PJ{pj}: {len(frames)} frames calibrated, catalogs built from each set",
                   flush=True)
-    print(f"\n{'format':<18}{'MB/frame':>10}{'largest':>10}{'encode ms':>11}{'decode ms':>11}"
+    print(f"\n{'format':<20}{'MB/frame':>10}{'largest':>10}{'encode ms':>11}{'decode ms':>11}"
           f"{'GB/1000 frames':>16}{'GB mission':>12}")
     for name in variants:
         s = np.array(sizes[name]) / 1e6
-        e = f"{enc[name] * 1e3 / n:.1f}" if name == "lossless GZIP_1" else "-"
-        print(f"{name:<18}{s.mean():>10.3f}{s.max():>10.3f}{e:>11}{dec[name] * 1e3 / n:>11.1f}"
+        e = f"{enc[name] * 1e3 / n:.1f}" if name in timed else "-"
+        print(f"{name:<20}{s.mean():>10.3f}{s.max():>10.3f}{e:>11}{dec[name] * 1e3 / n:>11.1f}"
               f"{s.mean():>16.3f}{s.mean() * MISSION_FRAMES / 1e3:>12.1f}")
     print(f"(store size per 1,000 frames = 1,000 x the mean; mission = {MISSION_FRAMES:,} "
-          "imager frames; calibrated frames only)")
+          "imager frames; calibrated frames only; decode = fits_to_frame)")
+    print(f"format 3 read by astropy (the previous reader): {dec_astropy * 1e3 / n:.1f} ms "
+          f"per frame; writing: format 3 / format 4 = {enc['format 3 (astropy)'] / enc[now]:.1f}x,"
+          f" reading: astropy / fits_to_frame on format 4 = {dec_astropy / dec[now]:.1f}x")
     print("\ncatalog from the frames read back, against the uncompressed frames':")
-    for name in ("lossless GZIP_1", "RICE_1 q=16"):
+    for name in ("format 3 (astropy)", now, "RICE_1 q=16"):
         for k, (ref, cat) in enumerate(zip(cats["uncompressed"], cats[name], strict=True)):
             print(f"  {name}, pass {k + 1}: {compare(ref, cat)}")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
@@ -50,8 +51,9 @@ def qa_report(params: PerijoveParams, ing: dict, cal: dict, ext: dict, pub: dict
     settings = settings_for(params.sources)
     store = Store.from_settings(settings)
     lines = [f"# QA summary: PJ {', '.join(map(str, params.perijoves))}", "",
-             "| perijove | frames ingested | calibrated | Io in view | pointing: limb / "
-             "constellation / pass / none | detections |", "|---|---|---|---|---|---|"]
+             "| perijove | frames ingested | calibrated | Io out of reach (not calibrated) "
+             "| Io in view | pointing: limb / constellation / pass / none | detections |",
+             "|---|---|---|---|---|---|---|"]
     for pj in params.perijoves:
         mkey = object_key("manifest", stage="ingest", perijove=pj)
         n_in = len(store.get_json(mkey)) if store.exists(mkey) else 0
@@ -62,11 +64,14 @@ def qa_report(params: PerijoveParams, ing: dict, cal: dict, ext: dict, pub: dict
             m = fr["pointing_method"].value_counts()
             methods = " / ".join(str(int(m.get(k, 0))) for k in
                                  ("limb", "constellation", "pass", "none"))
-            n_cal, n_view = len(fr), int(fr["io_in_view"].sum())
+            cal_ok = fr["calibrated"].astype(bool) if "calibrated" in fr else \
+                pd.Series(True, index=fr.index)
+            n_cal, n_far = int(cal_ok.sum()), int((~cal_ok).sum())
+            n_view = int(fr["io_in_view"].sum())
             n_det = len(store.get_parquet(dkey)) if store.exists(dkey) else 0
         else:
-            methods, n_cal, n_view, n_det = "-", 0, 0, 0
-        lines.append(f"| {pj} | {n_in} | {n_cal} | {n_view} | {methods} | {n_det} |")
+            methods, n_cal, n_far, n_view, n_det = "-", 0, 0, 0, 0
+        lines.append(f"| {pj} | {n_in} | {n_cal} | {n_far} | {n_view} | {methods} | {n_det} |")
     q = ing.get("quarantined", [])
     lines += ["", f"Quarantined at ingestion: **{len(q)}**"]
     lines += [f"- `{r['product_id']}`: {r['reason']}" for r in q[:50]]

@@ -347,6 +347,33 @@ def centre_direction_inst(state: FrameState) -> np.ndarray:
     return state.inst_to_j2000.T @ d
 
 
+def io_within_reach(state: FrameState, bands, *, along_rad: float, cross_rad: float,
+                    margin_px: float = 8.0) -> bool:
+    """Whether Io's disc can fall on a band strip under any pointing correction within
+    ``along_rad`` (about the spin axis) and ``cross_rad``.
+
+    A rotation by an angle moves every direction by at most that angle, so the
+    disc can reach a strip only if the angle between Io's apparent centre and
+    the strip's central pixel is at most: the disc's angular radius + the
+    strip's largest centre-to-corner angle + ``along_rad`` + ``cross_rad`` +
+    ``margin_px`` pixels. False says Io is out of reach for sure (a frame of
+    Jupiter); True only that it may be in reach.
+    """
+    c = centre_direction_inst(state)
+    for band in bands:
+        cam = state.camera(band)
+        mid = cam.directions(0.5 * (cam.n_lines - 1), 0.5 * (cam.n_samples - 1))
+        ll, ss = np.meshgrid([-0.5, cam.n_lines - 0.5], [-0.5, cam.n_samples - 0.5],
+                             indexing="ij")
+        corners = cam.directions(ll.ravel(), ss.ravel())
+        half = float(np.max(np.arccos(np.clip(corners @ mid, -1.0, 1.0))))
+        reach = disc_radius_rad(state) + half + abs(along_rad) + abs(cross_rad) \
+            + margin_px * cam.ifov_rad
+        if float(np.arccos(np.clip(c @ mid, -1.0, 1.0))) <= reach:
+            return True
+    return False
+
+
 def disc_pixel_box(state: FrameState, band: str, *, margin_px: float = 8.0,
                    n_edge: int = 128) -> tuple[slice, slice] | None:
     """The lines and samples of a band strip where Io's disc can be (None: nowhere).

@@ -33,11 +33,11 @@ import pandas as pd
 from iovolc import jiram, reference
 from iovolc.calibrate import calibrate_sequence, invalid_values, raw_dn_estimate
 from iovolc.extract import DETECTION_COLUMNS, ExtractionConfig, extract_frame
-from iovolc.geometry import FrameState, latlon_west
+from iovolc.geometry import FrameState, io_within_reach, latlon_west
 from iovolc.placement import finish_pass  # noqa: F401  (the pass step; tasks import it here)
 from iovolc.pointing import solve_pass
 from iovolc.reader import JiramProduct
-from iovolc.registration import LimbFit, register_frame
+from iovolc.registration import SEARCH_ALONG_DEG, SEARCH_CROSS_DEG, LimbFit, register_frame
 
 #: a new sequence starts after a gap longer than this between frames (s)
 GROUP_GAP_S = 120.0
@@ -45,17 +45,29 @@ GROUP_GAP_S = 120.0
 PRIOR_SEARCH_PX = 16
 #: detection columns added by the chain
 FRAME_DETECTION_COLUMNS = ["product_id", "perijove", "et_mid", "utc", "sequence"]
+#: a sequence is calibrated if Io's disc can reach one of its frames under a pointing
+#: correction this large (rad): the limb fit's search plus 2 deg for what the pass
+#: solution, re-registration and hotspot placement can add around it
+REACH_ALONG_RAD = float(np.radians(SEARCH_ALONG_DEG + 2.0))
+REACH_CROSS_RAD = float(np.radians(SEARCH_CROSS_DEG + 2.0))
+#: limb_reason of the frames of a sequence left uncalibrated
+OUT_OF_REACH = ("Io out of reach: its disc cannot fall on any frame of the sequence under "
+                "any pointing searched (not calibrated)")
 
 
 @dataclass(frozen=True, eq=False)
 class FrameResult:
-    """A calibrated frame: cleaned radiance, masks, and what the chain knows of it."""
+    """A calibrated frame: cleaned radiance, masks, and what the chain knows of it.
+
+    A frame of a sequence Io cannot reach (:func:`calibrate_group`) has no
+    radiance or masks (None), only its summary (``calibrated`` false).
+    """
 
     product_id: str
-    radiance: np.ndarray
-    saturated: np.ndarray
-    bad: np.ndarray
-    hits: np.ndarray
+    radiance: np.ndarray | None
+    saturated: np.ndarray | None
+    bad: np.ndarray | None
+    hits: np.ndarray | None
     summary: dict = field(default_factory=dict)
 
 
@@ -129,36 +141,59 @@ def _strips(result: FrameResult, bands: tuple[str, ...]) -> dict:
 
 
 def calibrate_group(products: Sequence[JiramProduct]) -> list[FrameResult]:
-    """Calibrate one sequence and fit each frame's pointing on the limb (kernels loaded)."""
+    """Calibrate one sequence and fit each frame's pointing on the limb (kernels loaded).
+
+    A sequence where Io's disc cannot fall on any frame under any pointing
+    correction the chain searches (:func:`iovolc.geometry.io_within_reach`,
+    :data:`REACH_ALONG_RAD`): most of the archive, frames of Jupiter, is not
+    calibrated. Its frames keep a summary (``calibrated`` false, the viewing
+    geometry, ``io_in_view`` false) and nothing else. A sequence with one
+    frame in reach is calibrated whole, so its results do not depend on this.
+    """
     if not products:
         return []
     keys = {_bands_key(p) for p in products}
     if len(keys) != 1:
         raise ValueError(f"a group must have one band set and exposure, got {sorted(keys)}")
     bands, exposure_s = tuple(products[0].bands), float(products[0].exposure_s)
+    states = [FrameState.from_spice(p.et_mid, bands=bands) for p in products]
+    sequence = products[0].product_id
+    if not any(io_within_reach(st, bands, along_rad=REACH_ALONG_RAD, cross_rad=REACH_CROSS_RAD)
+               for st in states):
+        out = []
+        for p, state in zip(products, states, strict=True):
+            summary = _summary(p, state, bands, exposure_s, sequence, calibrated=False)
+            summary.update(_limb_columns(LimbFit(0.0, 0.0, False, 0.0, 0, OUT_OF_REACH)),
+                           **_view(state, bands))
+            out.append(FrameResult(p.product_id, None, None, None, None, summary))
+        return out
     cal = calibrate_sequence([p.image for p in products], bands=bands, exposure_s=exposure_s,
                              kinds=[p.product_type for p in products])
-    sequence = products[0].product_id
     out = []
-    for p, c in zip(products, cal, strict=True):
-        pj, note = perijove_check(p)
-        state = FrameState.from_spice(p.et_mid, bands=bands)
+    for p, c, state in zip(products, cal, states, strict=True):
         res = FrameResult(p.product_id, c.radiance, c.saturated, c.bad, c.hits)
         fit = register_frame(_strips(res, bands), state)
-        _, why_invalid = invalid_values(p.image, product_type=p.product_type,
-                                        exposure_s=exposure_s)
-        summary = {
-            "product_id": p.product_id, "perijove": pj, "orbit_number": p.orbit_number,
-            "et_mid": p.et_mid, "start_time_utc": p.start_time_utc, "mode": p.mode,
-            "bands": "".join(bands), "exposure_s": exposure_s, "target_name": p.target_name,
-            "product_type": p.product_type, "perijove_note": note, "sequence": sequence,
-            "sequence_number": p.sequence_number, "unit": p.unit,
-            "ifov_rad": min(state.camera(b).ifov_rad for b in bands),
-            "n_saturated_px": int(c.saturated.sum()), "n_hit_px": int(c.hits.sum()),
-            "invalid_note": why_invalid, **_limb_columns(fit),
-        }
+        summary = _summary(p, state, bands, exposure_s, sequence, calibrated=True)
+        summary.update({"n_saturated_px": int(c.saturated.sum()), "n_hit_px": int(c.hits.sum()),
+                        **_limb_columns(fit)})
         out.append(replace(res, summary=summary))
     return out
+
+
+def _summary(p: JiramProduct, state: FrameState, bands: tuple[str, ...], exposure_s: float,
+             sequence: str, *, calibrated: bool) -> dict:
+    """A frame's summary columns known before calibration (kernels loaded)."""
+    pj, note = perijove_check(p)
+    _, why_invalid = invalid_values(p.image, product_type=p.product_type, exposure_s=exposure_s)
+    return {
+        "product_id": p.product_id, "perijove": pj, "orbit_number": p.orbit_number,
+        "et_mid": p.et_mid, "start_time_utc": p.start_time_utc, "mode": p.mode,
+        "bands": "".join(bands), "exposure_s": exposure_s, "target_name": p.target_name,
+        "product_type": p.product_type, "perijove_note": note, "sequence": sequence,
+        "sequence_number": p.sequence_number, "unit": p.unit,
+        "ifov_rad": min(state.camera(b).ifov_rad for b in bands), "calibrated": calibrated,
+        "n_saturated_px": 0, "n_hit_px": 0, "invalid_note": why_invalid,
+    }
 
 
 def _limb_columns(fit: LimbFit) -> dict:
@@ -200,9 +235,18 @@ def _reregister(result: FrameResult, state: FrameState, pointing: dict) -> dict:
 def extract_frame_result(result: FrameResult, pointing: dict, *,
                          config: ExtractionConfig = ExtractionConfig(),
                          reregister: bool = True) -> tuple[pd.DataFrame, dict]:
-    """Detections of one calibrated frame on its pointing, and its updated summary."""
+    """Detections of one calibrated frame on its pointing, and its updated summary.
+
+    A frame left uncalibrated (Io out of reach) gets its pointing and no
+    detections (no kernels needed).
+    """
     s = dict(result.summary)
     bands = tuple(s["bands"])
+    if result.radiance is None:
+        s.update({k: pointing[k] for k in ("pointing_method", "along_rad", "cross_rad",
+                                           "pointing_sigma_px", "pointing_note")})
+        s["n_detections"] = 0
+        return pd.DataFrame(columns=FRAME_DETECTION_COLUMNS + DETECTION_COLUMNS), s
     recon = FrameState.from_spice(s["et_mid"], bands=bands)
     if reregister and pointing["pointing_method"] == "pass":
         pointing = _reregister(result, recon, pointing)

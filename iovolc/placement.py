@@ -159,7 +159,10 @@ def constellation_updates(frames: pd.DataFrame, detections: pd.DataFrame,
     out: dict[str, dict] = {}
     if references.empty or frames.empty:
         return out
-    for _, f in frames[frames["pointing_method"] == "pass"].iterrows():
+    # a frame without hotspots has nothing to match (most frames of a backfill: Jupiter)
+    have = set(detections.loc[detections["snr"] >= CONSTELLATION_MIN_SNR, "product_id"])
+    todo = frames[(frames["pointing_method"] == "pass") & frames["product_id"].isin(list(have))]
+    for _, f in todo.iterrows():
         fit, recon = _hotspot_fit(f, detections, references)
         # worth it only if it pins the frame down better than the pass does
         if fit is None or not fit.sigma_px <= CONSTELLATION_GAIN * float(f["pointing_sigma_px"]):

@@ -13,6 +13,7 @@ writes nothing. Policy (which products, grouping, pointing) is in the core:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import tempfile
@@ -121,8 +122,9 @@ def calibrate_groups(settings: Settings, *, perijove: int, groups: list[list[dic
         gid = group[0]["product_id"]
         fkey = object_key("frames", perijove=perijove, group_id=gid)
         if store.exists(fkey) and not force:
-            # the frames it holds (products quarantined at calibration have no FITS)
-            done_ids = store.get_parquet(fkey)["product_id"].tolist()
+            # the frames it holds (products quarantined at calibration have no FITS, nor
+            # the frames of sequences Io cannot reach)
+            done_ids = _calibrated_ids(store.get_parquet(fkey))
             out.append({"group_id": gid, "frames_key": fkey, "skipped": True,
                         "fits_keys": [object_key("calibrated", perijove=perijove, product_id=p)
                                       for p in done_ids]})
@@ -167,6 +169,8 @@ def calibrate_groups(settings: Settings, *, perijove: int, groups: list[list[dic
                                           f"{type(exc).__name__}: {text}")
                     continue
                 for r in done:
+                    if r.radiance is None:  # Io out of reach: a summary row only
+                        continue
                     key = object_key("calibrated", perijove=perijove, product_id=r.product_id)
                     store.put_bytes(key, frame_to_fits(r, kernels=list(names),
                                                        config_hash=config_hash),
@@ -180,6 +184,23 @@ def calibrate_groups(settings: Settings, *, perijove: int, groups: list[list[dic
         store.put_parquet(fkey, frames, overwrite=force)
         out.append({"group_id": gid, "frames_key": fkey, "fits_keys": keys, "skipped": False})
     return out
+
+
+def _calibrated_ids(frames: pd.DataFrame) -> list[str]:
+    """The frames of a frame table that have a calibrated FITS."""
+    if "calibrated" not in frames:  # tables written before frames could be left out
+        return frames["product_id"].tolist()
+    return frames.loc[frames["calibrated"].astype(bool), "product_id"].tolist()
+
+
+def _uncalibrated(frames: pd.DataFrame) -> dict[str, FrameResult]:
+    """The frames of a frame table left uncalibrated, as summary-only results."""
+    if "calibrated" not in frames:
+        return {}
+    rows = frames[~frames["calibrated"].astype(bool)].drop(columns=["tag", "iovolc_version"],
+                                                           errors="ignore")
+    return {r["product_id"]: FrameResult(r["product_id"], None, None, None, None, r)
+            for r in rows.to_dict("records")}
 
 
 def _load_raw(store: Store, meta: dict, tmp: Path):
@@ -224,10 +245,16 @@ def extract_groups(settings: Settings, *, perijove: int, groups: list[dict], poi
             out.append({"group_id": g["group_id"], "detections_key": dkey, "frames_key": skey,
                         "skipped": True})
             continue
-        results = [fits_to_frame(store.get_bytes(k)) for k in g["fits_keys"] if store.exists(k)]
+        calibrated = [fits_to_frame(store.get_bytes(k)) for k in g["fits_keys"]
+                      if store.exists(k)]
+        # frames left uncalibrated (Io out of reach) keep their row: summary only
+        rest = _uncalibrated(store.get_parquet(g["frames_key"])) if g.get("frames_key") else {}
+        results = sorted([*calibrated, *rest.values()], key=lambda r: r.summary["et_mid"]) \
+            if rest else calibrated
         if not results:
             continue
-        kset = _kernel_set(settings, store, g["fits_keys"][0])
+        kset = _kernel_set(settings, store, g["fits_keys"][0]) if calibrated \
+            else contextlib.nullcontext()
         with kset:
             det, summaries = extract_group(results, pointing, config=cfg)
         frames = pd.DataFrame(summaries)
@@ -265,14 +292,16 @@ def finish_pass(settings: Settings, *, perijove: int, groups: list[dict], config
         return {"frames_key": fkey, "detections_key": dkey, "skipped": True}
     cfg = ExtractionConfig(**config)
     fits_of = {pid: object_key("calibrated", perijove=perijove, product_id=pid)
-               for pid in frames["product_id"]}
+               for pid in _calibrated_ids(frames)}
+    rest = _uncalibrated(frames)
 
     def reextract(pid: str, pointing: dict):
-        r: FrameResult = fits_to_frame(store.get_bytes(fits_of[pid]))
+        r: FrameResult = rest[pid] if pid in rest else fits_to_frame(store.get_bytes(fits_of[pid]))
         return extract_frame_result(r, pointing, config=cfg, reregister=False)
 
     before = frames.set_index("product_id")["pointing_method"].to_dict()
-    with _kernel_set(settings, store, fits_of[frames["product_id"].iloc[0]]):
+    with (_kernel_set(settings, store, next(iter(fits_of.values()))) if fits_of
+          else contextlib.nullcontext()):
         frames, det = pipeline_finish_pass(frames.drop(columns=["tag"]), det, reextract)
     changed = int(sum(before[p] != m for p, m in zip(frames["product_id"],
                                                      frames["pointing_method"], strict=True)))

@@ -2,11 +2,13 @@
 nothing.
 
 Perry et al. 2025 used 2,374 Io images from PJ5-PJ55, of an archive of ~85,000
-JIRAM imager frames: a backfill mostly reads frames of Jupiter. Where Io's disc
-cannot reach a strip, the pipeline skips the work whose result could only be
-discarded: the limb fit stops at its predicted canvas (before masking the
-strip), the extraction skips the strip (no centre there can be on the disc),
-and sequence ties skip sequences with fewer than two frames with hotspots.
+JIRAM imager frames: a backfill mostly reads frames of Jupiter. A sequence
+whose frames Io's disc cannot reach under any pointing correction searched
+is not calibrated (its frames keep a summary row). Where Io cannot reach a
+strip of a calibrated frame, the pipeline skips the work whose result could
+only be discarded: the limb fit stops at its predicted canvas (before masking
+the strip), the extraction skips the strip (no centre there can be on the
+disc), sequence ties and hotspot placement skip frames without hotspots.
 These tests check that each shortcut gives what the full work gives, on a
 simulated pass whose frames are partly aimed at Jupiter.
 """
@@ -21,8 +23,18 @@ import pytest
 
 from iovolc import extract as extract_mod
 from iovolc import imaging
-from iovolc.geometry import FrameState, disc_pixel_box
-from iovolc.pipeline import _strips, calibrate_group, group_products, run_local
+from iovolc.calibrate import calibrate_sequence
+from iovolc.geometry import FrameState, disc_pixel_box, io_within_reach
+from iovolc.pipeline import (
+    OUT_OF_REACH,
+    REACH_ALONG_RAD,
+    REACH_CROSS_RAD,
+    FrameResult,
+    _strips,
+    calibrate_group,
+    group_products,
+    run_local,
+)
 from iovolc.registration import register_frame
 
 
@@ -47,14 +59,17 @@ def test_every_frame_is_reported_and_jupiter_frames_give_nothing(mixed):
     io = truth[truth.target_name != "JUPITER"].product_id
     assert len(jup) >= 18 and len(io) >= 8
     assert not fr.loc[jup, "io_in_view"].any() and fr.loc[io, "io_in_view"].all()
-    assert (fr.loc[jup, "limb_reason"] == "no lit disc is predicted in the search range").all()
+    assert (fr.loc[jup, "limb_reason"] == OUT_OF_REACH).all()
+    assert not fr.loc[jup, "calibrated"].any() and fr.loc[io, "calibrated"].all()
+    assert fr.loc[jup, "range_km"].gt(0).all() and fr.loc[jup, "pointing_method"].eq("pass").all()
     assert not run.detections.product_id.isin(jup).any()
     assert fr.loc[io, "limb_ok"].sum() >= 0.75 * len(io)
     assert run.detections.product_id.isin(io).sum() > 0
 
 
 def _calibrated(root: Path, kind: str):
-    """(products, calibrated results, kernel set) of the first sequence of ``kind``."""
+    """(products, calibrated results, kernel set) of the first sequence of ``kind``, every
+    frame calibrated (whether Io is in reach or not)."""
     from iovolc.kernels import kernel_set_for
     from iovolc.pipeline import discover_products
     from iovolc.reader import read_jiram_product
@@ -63,8 +78,40 @@ def _calibrated(root: Path, kind: str):
     groups = group_products([read_jiram_product(u) for u in urls])
     g = next(g for g in groups if (g[0].target_name == "JUPITER") == (kind == "jupiter"))
     kset = kernel_set_for(g[0], kernel_root=str(root / "kernels"), cache_dir=root / "cache")
-    with kset:
-        return g, calibrate_group(g), kset
+    cal = calibrate_sequence([p.image for p in g], bands=tuple(g[0].bands),
+                             exposure_s=float(g[0].exposure_s),
+                             kinds=[p.product_type for p in g])
+    return g, [FrameResult(p.product_id, c.radiance, c.saturated, c.bad, c.hits)
+               for p, c in zip(g, cal, strict=True)], kset
+
+
+def test_sequences_io_cannot_reach_are_left_uncalibrated(mixed):
+    """Out of reach for sure: under 200 random corrections within the reach (and its
+    corners) the disc never meets a strip; in reach: Io sequences, calibrated whole."""
+    root, _, _ = mixed
+    rng = np.random.default_rng(0)
+    for kind in ("jupiter", "io"):
+        g, _, kset = _calibrated(root, kind)
+        bands = tuple(g[0].bands)
+        with kset:
+            out = calibrate_group(g)
+            for p in g:
+                st = FrameState.from_spice(p.et_mid, bands=bands)
+                reach = io_within_reach(st, bands, along_rad=REACH_ALONG_RAD,
+                                        cross_rad=REACH_CROSS_RAD)
+                assert reach == (kind == "io")
+                if kind == "jupiter":
+                    a = np.r_[rng.uniform(-1, 1, 200), -1, -1, 1, 1] * REACH_ALONG_RAD
+                    c = np.r_[rng.uniform(-1, 1, 200), -1, 1, -1, 1] * REACH_CROSS_RAD
+                    assert all(disc_pixel_box(st.corrected(x, y), b) is None
+                               for x, y in zip(a, c, strict=True) for b in bands)
+        assert [r.product_id for r in out] == [p.product_id for p in g]
+        if kind == "jupiter":
+            assert all(r.radiance is None and r.hits is None for r in out)
+            assert all(not r.summary["calibrated"] and not r.summary["io_in_view"]
+                       for r in out)
+        else:
+            assert all(r.radiance is not None and r.summary["calibrated"] for r in out)
 
 
 def test_limb_fit_of_a_jupiter_frame_stops_before_reading_the_strip(mixed, monkeypatch):
