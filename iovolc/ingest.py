@@ -183,11 +183,12 @@ def land_products(store: Store, *, fs, archive_url: str, volume_url: str, volume
         raise ValueError(f"volume {volume_url} is not under the archive root {archive_url}")
     out: list[dict[str, Any] | None] = [None] * len(products)
     staged: list[tuple[int, _Staged]] = []
+    resolved: dict[tuple[str, ...], Any] = {}  # one kernel lookup per kernel list and batch
     for i, (pid, rel) in enumerate(products):
         evidence: dict[str, bytes] = {}
         try:
             staged.append((i, _examine(fs, vol_path, volume_id, pid, rel, kernel_root, kfs,
-                                       cache_dir, evidence)))
+                                       cache_dir, evidence, resolved)))
         except TRANSIENT_ERRORS:
             raise
         except Exception as exc:  # noqa: BLE001 - the boundary: this product only
@@ -265,8 +266,10 @@ def _same_as_stored(store: Store, s: _Staged, stored: dict[str, str], cache_dir:
 
 
 def _examine(fs, vol_path: str, volume_id: str, product_id: str, relative_path: str,
-             kernel_root: str, kfs, cache_dir: Path, evidence: dict[str, bytes]) -> _Staged:
-    """Every check that needs no SPICE; raises on the first problem."""
+             kernel_root: str, kfs, cache_dir: Path, evidence: dict[str, bytes],
+             resolved: dict | None = None) -> _Staged:
+    """Every check that needs no SPICE; raises on the first problem. ``resolved``: the
+    kernel lookups of the batch so far (a kernel list found, or why it was not)."""
     label_path = posixpath.normpath(posixpath.join(vol_path, relative_path))
     prod = read_jiram_product(label_path, fs=fs, root=vol_path, keep_bytes=True)
     raw = dict(prod.raw_files or {})
@@ -282,8 +285,19 @@ def _examine(fs, vol_path: str, volume_id: str, product_id: str, relative_path: 
     pj, note = _perijove(prod, volume_id)
     if not prod.spice_file_names:
         raise ProductError(product_id, "SPICE_FILE_NAME lists no kernels")
-    kernels = resolve_kernels(prod.spice_file_names, kernel_root=kernel_root,
-                              cache_dir=cache_dir, fs=kfs)
+    names = tuple(prod.spice_file_names)
+    resolved = {} if resolved is None else resolved
+    if names not in resolved:
+        try:
+            resolved[names] = resolve_kernels(names, kernel_root=kernel_root,
+                                              cache_dir=cache_dir, fs=kfs)
+        except TRANSIENT_ERRORS:
+            raise  # retried with the batch, never remembered
+        except Exception as exc:  # noqa: BLE001 - the same reason for every product naming them
+            resolved[names] = exc
+    if isinstance(resolved[names], Exception):
+        raise resolved[names]
+    kernels = list(resolved[names])
     img_rel = posixpath.join(posixpath.dirname(relative_path), prod.image_name)
     label_bytes = next(iter(raw.values()))  # the label comes first
     files = []
