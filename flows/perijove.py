@@ -64,7 +64,7 @@ def qa_report(params: PerijoveParams, ing: dict, cal: dict, ext: dict, pub: dict
             m = fr["pointing_method"].value_counts()
             methods = " / ".join(str(int(m.get(k, 0))) for k in
                                  ("limb", "constellation", "pass", "none"))
-            cal_ok = fr["calibrated"].astype(bool) if "calibrated" in fr else \
+            cal_ok = fr["calibrated"].ne(False) if "calibrated" in fr else \
                 pd.Series(True, index=fr.index)
             n_cal, n_far = int(cal_ok.sum()), int((~cal_ok).sum())
             n_view = int(fr["io_in_view"].sum())

@@ -182,7 +182,8 @@ def calibrate_group(products: Sequence[JiramProduct]) -> list[FrameResult]:
 
 def _summary(p: JiramProduct, state: FrameState, bands: tuple[str, ...], exposure_s: float,
              sequence: str, *, calibrated: bool) -> dict:
-    """A frame's summary columns known before calibration (kernels loaded)."""
+    """A frame's summary columns known before calibration (kernels loaded); the pixel
+    counts are None until the frame is calibrated."""
     pj, note = perijove_check(p)
     _, why_invalid = invalid_values(p.image, product_type=p.product_type, exposure_s=exposure_s)
     return {
@@ -192,7 +193,7 @@ def _summary(p: JiramProduct, state: FrameState, bands: tuple[str, ...], exposur
         "product_type": p.product_type, "perijove_note": note, "sequence": sequence,
         "sequence_number": p.sequence_number, "unit": p.unit,
         "ifov_rad": min(state.camera(b).ifov_rad for b in bands), "calibrated": calibrated,
-        "n_saturated_px": 0, "n_hit_px": 0, "invalid_note": why_invalid,
+        "n_saturated_px": None, "n_hit_px": None, "invalid_note": why_invalid,
     }
 
 

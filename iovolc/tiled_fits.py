@@ -58,9 +58,13 @@ def _value(v) -> str:
             digits -= 1
         return s.rjust(20)
     s = str(v)
-    if not s.isascii() or any(ord(c) < 32 for c in s):
-        raise ValueError(f"a FITS header string must be printable ASCII, not {s!r}")
+    _printable(s)
     return "'" + s.replace("'", "''").ljust(8) + "'"
+
+
+def _printable(s: str) -> None:
+    if not all(32 <= ord(c) <= 126 for c in s):
+        raise ValueError(f"FITS header text must be printable ASCII (0x20-0x7E), not {s!r}")
 
 
 def card(key: str, value, comment: str = "") -> bytes:
@@ -68,6 +72,7 @@ def card(key: str, value, comment: str = "") -> bytes:
     if len(key) > 8 or not key.replace("_", "").replace("-", "").isalnum() or key != key.upper():
         raise ValueError(f"not a FITS keyword: {key!r}")
     text = f"{key:<8}= {_value(value):<20}"
+    _printable(comment)
     if comment:
         text += f" / {comment}"
     if len(text) > 80:
@@ -224,25 +229,39 @@ def _image(blob: bytes, h: dict, start: int) -> np.ndarray | None:
     """The tile-compressed image of a ZIMAGE table, or None if it is not of the kind
     written here (GZIP_1/2 not shuffled, no quantisation, whole-row tiles, 1P/1Q)."""
     form = str(h.get("TFORM1", ""))
-    if (h.get("TFIELDS") != 1 or h.get("TTYPE1") != "COMPRESSED_DATA"
+    width = 8 if form.startswith("1PB") else 16
+    # anything that changes the pixel values on reading (scaling, blank values,
+    # quantisation, dithering, other columns) is left to astropy
+    if (h.get("XTENSION") != "BINTABLE" or h.get("GCOUNT", 1) != 1
+            or h.get("TFIELDS") != 1 or h.get("TTYPE1") != "COMPRESSED_DATA"
             or h.get("ZCMPTYPE") != "GZIP_1" or h.get("ZNAXIS") != 2
-            or h.get("ZBITPIX") not in _DTYPE or "ZSCALE" in h or "ZQUANTIZ" in h
-            or h.get("ZTILE1") != h.get("ZNAXIS1") or not form.startswith(("1PB", "1QB"))
-            or (h.get("ZNAME1") not in (None, "NOISEBIT"))):
+            or h.get("ZBITPIX") not in _DTYPE or h.get("ZTILE1") != h.get("ZNAXIS1")
+            or not form.startswith(("1PB", "1QB")) or h.get("NAXIS1") != width
+            or h.get("ZNAME1") not in (None, "NOISEBIT")
+            or any(k in h for k in ("ZSCALE", "ZZERO", "ZQUANTIZ", "ZDITHER0", "ZBLANK",
+                                    "BLANK", "BSCALE", "BZERO", "ZSIMPLE", "ZEXTEND"))):
         return None
     n_rows, n_cols = int(h["ZNAXIS2"]), int(h["ZNAXIS1"])
     tile_rows = int(h.get("ZTILE2", 1))
     n_tiles = int(h["NAXIS2"])
-    if -(-n_rows // tile_rows) != n_tiles:
+    if tile_rows < 1 or -(-n_rows // tile_rows) != n_tiles:
         return None
-    desc = np.frombuffer(blob, dtype=">i4" if form.startswith("1P") else ">i8",
+    desc = np.frombuffer(blob, dtype=">i4" if width == 8 else ">i8",
                          count=2 * n_tiles, offset=start).reshape(n_tiles, 2)
-    heap = start + int(h.get("THEAP", int(h["NAXIS1"]) * n_tiles))
+    theap = int(h.get("THEAP", width * n_tiles))
+    heap_bytes = width * n_tiles + int(h.get("PCOUNT", 0)) - theap
+    if theap < width * n_tiles or heap_bytes < 0 or (desc < 0).any() \
+            or (desc[:, 0] + desc[:, 1] > heap_bytes).any():
+        return None
+    heap = start + theap
     dtype = np.dtype(_DTYPE[int(h["ZBITPIX"])])
     out = np.empty((n_rows, n_cols), dtype=dtype.newbyteorder("="))
     for t, (count, offset) in enumerate(desc):
         rows = out[t * tile_rows:(t + 1) * tile_rows]
-        raw = zlib.decompress(blob[heap + int(offset):heap + int(offset) + int(count)], 47)
+        d = zlib.decompressobj(47)
+        raw = d.decompress(blob[heap + int(offset):heap + int(offset) + int(count)])
+        if not d.eof or d.unused_data:  # a tile must be exactly one whole gzip member
+            return None
         if len(raw) != rows.size * dtype.itemsize:
             return None
         rows[...] = np.frombuffer(raw, dtype=dtype).reshape(rows.shape)
@@ -261,8 +280,8 @@ def read_hdus(blob: bytes) -> list[Hdu] | None:
     out, at = [], 0
     while at < len(blob):
         parsed = _read_header(blob, at)
-        if parsed is None:
-            return None if not out else out
+        if parsed is None:  # only padding may follow the last HDU
+            return out if out and not blob[at:].strip(b"\0 ") else None
         h, start = parsed
         size = _data_size(h)
         if start + size > len(blob):

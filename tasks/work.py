@@ -19,6 +19,7 @@ import json
 import tempfile
 from pathlib import Path, PurePosixPath
 
+import numpy as np
 import pandas as pd
 
 from iovolc import __version__ as IOVOLC_VERSION
@@ -174,7 +175,7 @@ def calibrate_groups(settings: Settings, *, perijove: int, groups: list[list[dic
                     key = object_key("calibrated", perijove=perijove, product_id=r.product_id)
                     store.put_bytes(key, frame_to_fits(r, kernels=list(names),
                                                        config_hash=config_hash),
-                                    overwrite=force)
+                                    overwrite=force, same=_same_frame(r))
                     keys.append(key)
                 results += done
         if not results:
@@ -186,19 +187,36 @@ def calibrate_groups(settings: Settings, *, perijove: int, groups: list[list[dic
     return out
 
 
+def _same_frame(new: FrameResult):
+    """Whether stored FITS bytes hold this very frame (another writer's or zlib's bytes
+    for the same pixels, masks and summary: a retry after an upgrade is not a conflict)."""
+    def same(stored: bytes) -> bool:
+        try:
+            old = fits_to_frame(stored)
+        except Exception:  # noqa: BLE001 - unreadable: not the same
+            return False
+        return (old.product_id == new.product_id
+                and np.array_equal(np.asarray(old.radiance, np.float32).view(np.uint32),
+                                   np.asarray(new.radiance, np.float32).view(np.uint32))
+                and all(np.array_equal(getattr(old, k), getattr(new, k))
+                        for k in ("saturated", "bad", "hits")))
+    return same
+
+
 def _calibrated_ids(frames: pd.DataFrame) -> list[str]:
-    """The frames of a frame table that have a calibrated FITS."""
-    if "calibrated" not in frames:  # tables written before frames could be left out
+    """The frames of a frame table that have a calibrated FITS (a missing value: a
+    frame from before frames could be left uncalibrated, so calibrated)."""
+    if "calibrated" not in frames:
         return frames["product_id"].tolist()
-    return frames.loc[frames["calibrated"].astype(bool), "product_id"].tolist()
+    return frames.loc[frames["calibrated"].ne(False), "product_id"].tolist()
 
 
 def _uncalibrated(frames: pd.DataFrame) -> dict[str, FrameResult]:
     """The frames of a frame table left uncalibrated, as summary-only results."""
     if "calibrated" not in frames:
         return {}
-    rows = frames[~frames["calibrated"].astype(bool)].drop(columns=["tag", "iovolc_version"],
-                                                           errors="ignore")
+    rows = frames[frames["calibrated"].eq(False)].drop(columns=["tag", "iovolc_version"],
+                                                       errors="ignore")
     return {r["product_id"]: FrameResult(r["product_id"], None, None, None, None, r)
             for r in rows.to_dict("records")}
 

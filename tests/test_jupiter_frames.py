@@ -197,3 +197,22 @@ def test_a_skipped_strip_with_hot_features_still_gives_nothing(mixed, monkeypatc
         full = extract_mod.extract_frame(img, state, **kw)
     assert fast.empty and full.empty
     assert sum(found) >= 10  # the full search found the features, and dropped them all
+
+
+def test_the_reach_covers_every_pointing_the_chain_can_reach(mixed):
+    """The 2 deg beyond the limb search cover what can be added to it: each of up to 4
+    fine passes moves the fit by at most 2 x fine_search_px, and re-registration
+    searches PRIOR_SEARCH_PX around the pass solution (pixels at the kernel's IFOV)."""
+    import inspect
+
+    from iovolc import pipeline, registration
+
+    root, _, _ = mixed
+    g, _, kset = _calibrated(root, "io")
+    with kset:
+        ifov = FrameState.from_spice(g[0].et_mid, bands=tuple(g[0].bands)).camera(
+            g[0].bands[0]).ifov_rad
+    fine = inspect.signature(registration.register_frame).parameters["fine_search_px"].default
+    added_px = 4 * 2 * fine + pipeline.PRIOR_SEARCH_PX
+    assert REACH_ALONG_RAD - np.radians(registration.SEARCH_ALONG_DEG) >= added_px * ifov
+    assert REACH_CROSS_RAD - np.radians(registration.SEARCH_CROSS_DEG) >= added_px * ifov

@@ -131,3 +131,72 @@ def test_a_damaged_file_is_refused_not_misread():
     damaged[at + 20:at + 40] = b"\xff" * 20
     with pytest.raises(Exception):  # noqa: B017 - zlib's or astropy's error, never wrong data
         fits_to_frame(bytes(damaged))
+
+
+def _ours_with(extra: list[bytes], image=None) -> bytes:
+    image = np.array([[1.0, 0.0, 0.0]], np.float32) if image is None else image
+    return tf.primary_hdu([]) + tf.compressed_image_hdu(image, name="X", cards=extra)
+
+
+@pytest.mark.parametrize("extra", [[tf.card("ZBLANK", 0)], [tf.card("BLANK", 0)],
+                                   [tf.card("BSCALE", 2.0)], [tf.card("BZERO", 1.0)],
+                                   [tf.card("ZQUANTIZ", "NO_DITHER")]])
+def test_keywords_that_change_pixels_on_reading_fall_back_to_astropy(extra):
+    """Scaling, blank values or quantisation keywords: never read here (astropy would
+    apply them, so a fast read could return other pixels than astropy's)."""
+    assert tf.read_hdus(_ours_with(extra)) is None
+    assert tf.read_hdus(_ours_with([])) is not None
+
+
+def test_signed_bytes_written_by_astropy_fall_back():
+    """int8 is stored as ZBITPIX 8 with BZERO -128: the pixels astropy returns."""
+    buf = io.BytesIO()
+    data = np.array([[-64, -63, -62, -61]], np.int8)
+    fits.HDUList([fits.PrimaryHDU(), fits.CompImageHDU(data, compression_type="GZIP_1")]
+                 ).writeto(buf)
+    assert tf.read_hdus(buf.getvalue()) is None
+
+
+def test_truncated_or_inconsistent_files_are_not_read_here():
+    blob = frame_to_fits(_frame(np.random.default_rng(2), 128), kernels=["a.tls"])
+    hdus = tf.read_hdus(blob)
+    assert hdus is not None and len(hdus) == 4
+    starts = [i for i in range(0, len(blob), 2880) if blob[i:i + 8] == b"XTENSION"]
+    for cut in (starts[-1], starts[-1] + 1600, starts[1] + 2880 - 80):
+        part = blob[:cut]  # at an HDU boundary, inside a header, inside the data
+        assert tf.read_hdus(part) is None or len(tf.read_hdus(part)) < 4
+        with pytest.raises(Exception):  # noqa: B017 - astropy's error; never a frame
+            fits_to_frame(part)
+    # a tile descriptor pointing past the heap
+    h, start = tf._read_header(blob, starts[0])
+    bad = bytearray(blob)
+    bad[start:start + 4] = (10 ** 6).to_bytes(4, "big")
+    assert tf._image(bytes(bad), h, start) is None
+
+
+def test_nan_pixels_and_every_header_value_read_like_astropy():
+    fr = _frame(np.random.default_rng(4), 128)
+    fr.radiance[5, 7] = np.nan
+    fr.radiance[6, 8] = np.float32(np.inf)
+    blob = frame_to_fits(fr, kernels=["k1.bsp", "k2.bc"], config_hash="c")
+    back = fits_to_frame(blob)
+    assert np.array_equal(back.radiance.view(np.uint32), fr.radiance.view(np.uint32))
+    ours = tf.read_hdus(blob)
+    with fits.open(io.BytesIO(blob), disable_image_compression=True) as h:
+        for mine, theirs in zip(ours, h, strict=True):
+            for k, v in theirs.header.items():
+                if k in ("COMMENT", "HISTORY", ""):
+                    continue
+                assert mine.header[k] == v, (k, mine.header[k], v)
+
+
+def test_a_retry_finds_the_same_frame_in_another_format():
+    """A FITS left by an interrupted run of the previous writer holds the same frame:
+    the retry keeps it (no conflict); another frame under that key is a conflict."""
+    from tasks.work import _same_frame
+
+    fr = _frame(np.random.default_rng(5), 128)
+    old = _astropy_format3(fr, compression_type="GZIP_1", quantize_level=0.0)
+    assert _same_frame(fr)(old)
+    other = _frame(np.random.default_rng(6), 128)
+    assert not _same_frame(other)(old) and not _same_frame(fr)(b"not fits")
