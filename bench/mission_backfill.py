@@ -93,7 +93,10 @@ def _frames_per_perijove(data: Path) -> tuple[dict[int, int], int]:
     """Frames per perijove, and how many of all look at Io (not at Jupiter)."""
     import pandas as pd
 
-    f = pd.read_csv(data / "truth" / "frames.csv", usecols=["perijove", "target_name"])
+    f = pd.read_csv(data / "truth" / "frames.csv",
+                    usecols=["perijove", "target_name", "io_in_view"])
+    if ((f["target_name"] == "JUPITER") & f["io_in_view"].astype(bool)).any():
+        print("NOTE: some frames aimed at Jupiter have Io in view (truth)", flush=True)
     return ({int(k): int(v) for k, v in f["perijove"].value_counts().items()},
             int((f["target_name"] != "JUPITER").sum()))
 

@@ -202,6 +202,22 @@ def clean_frame(radiance: np.ndarray, hits_mask: np.ndarray, *,
     return filled.astype(np.float32)
 
 
+def check_sequence(frames: list[np.ndarray], *, bands: tuple[str, ...], exposure_s: float,
+                   kinds: list[str]) -> None:
+    """The checks that refuse a sequence before calibration (ValueError naming the
+    value): a product type per frame, frame shapes that match the bands, a real dark
+    for the exposure of an EDR. Also run on sequences left uncalibrated, so that a bad
+    product is refused whatever it looks at."""
+    if len(kinds) != len(frames) or any(k not in ("EDR", "RDR") for k in kinds):
+        raise ValueError(f"kinds must give 'EDR' or 'RDR' for each frame, got {kinds!r}")
+    shape = _shape(bands)
+    for f in frames:
+        if np.shape(f) != shape:
+            raise ValueError(f"{'+'.join(bands)} frames must be {shape}, got {np.shape(f)}")
+    if "EDR" in kinds:
+        _exposure_ms(exposure_s)
+
+
 def calibrate_sequence(
     frames: list[np.ndarray],
     *,
@@ -225,12 +241,8 @@ def calibrate_sequence(
     """
     if not frames:
         return []
-    if len(kinds) != len(frames) or any(k not in ("EDR", "RDR") for k in kinds):
-        raise ValueError(f"kinds must give 'EDR' or 'RDR' for each frame, got {kinds!r}")
+    check_sequence(frames, bands=bands, exposure_s=exposure_s, kinds=kinds)
     shape = _shape(bands)
-    for f in frames:
-        if np.shape(f) != shape:
-            raise ValueError(f"{'+'.join(bands)} frames must be {shape}, got {np.shape(f)}")
     rad, sat, invalid = [], [], []
     for f, kind in zip(frames, kinds, strict=True):
         inv, _ = invalid_values(f, product_type=kind, exposure_s=exposure_s)

@@ -30,6 +30,7 @@ Every reason is built by :func:`_reason`; the forms are::
 
 from __future__ import annotations
 
+import copy
 import json
 import posixpath
 from dataclasses import dataclass, field
@@ -291,12 +292,15 @@ def _examine(fs, vol_path: str, volume_id: str, product_id: str, relative_path: 
         try:
             resolved[names] = resolve_kernels(names, kernel_root=kernel_root,
                                               cache_dir=cache_dir, fs=kfs)
-        except TRANSIENT_ERRORS:
-            raise  # retried with the batch, never remembered
-        except Exception as exc:  # noqa: BLE001 - the same reason for every product naming them
+        except CorruptKernelError:
+            raise  # a bad fetch may not repeat: this product's only
+        except (MissingKernelError, ValueError) as exc:
+            # the same answer for every product naming these kernels (a kernel absent
+            # from the source and the cache, a name that is not a kernel's); anything
+            # else (a read error, a bad fetch) is this product's, tried again by the next
             resolved[names] = exc
     if isinstance(resolved[names], Exception):
-        raise resolved[names]
+        raise copy.copy(resolved[names]).with_traceback(None)
     kernels = list(resolved[names])
     img_rel = posixpath.join(posixpath.dirname(relative_path), prod.image_name)
     label_bytes = next(iter(raw.values()))  # the label comes first

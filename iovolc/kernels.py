@@ -393,11 +393,11 @@ _HASHES: dict[tuple[str, int, int], str] = {}
 
 
 def file_sha256(path: Path | str) -> str:
-    """sha256 of a file, remembered per (path as given, size, mtime) within the process
-    (another spelling of the same path is hashed once more, never mistaken)."""
+    """sha256 of a file, remembered per (absolute path, size, mtime) within the process
+    (no symlink resolution: another spelling of the same file is hashed once more)."""
     p = Path(path)
     st = p.stat()
-    key = (str(p), st.st_size, st.st_mtime_ns)
+    key = (os.path.abspath(p), st.st_size, st.st_mtime_ns)
     if key not in _HASHES:
         digest = hashlib.sha256()
         with p.open("rb") as fh:

@@ -31,7 +31,12 @@ import numpy as np
 import pandas as pd
 
 from iovolc import jiram, reference
-from iovolc.calibrate import calibrate_sequence, invalid_values, raw_dn_estimate
+from iovolc.calibrate import (
+    calibrate_sequence,
+    check_sequence,
+    invalid_values,
+    raw_dn_estimate,
+)
 from iovolc.extract import DETECTION_COLUMNS, ExtractionConfig, extract_frame
 from iovolc.geometry import FrameState, io_within_reach, latlon_west
 from iovolc.placement import finish_pass  # noqa: F401  (the pass step; tasks import it here)
@@ -156,6 +161,8 @@ def calibrate_group(products: Sequence[JiramProduct]) -> list[FrameResult]:
     if len(keys) != 1:
         raise ValueError(f"a group must have one band set and exposure, got {sorted(keys)}")
     bands, exposure_s = tuple(products[0].bands), float(products[0].exposure_s)
+    check_sequence([p.image for p in products], bands=bands, exposure_s=exposure_s,
+                   kinds=[p.product_type for p in products])
     states = [FrameState.from_spice(p.et_mid, bands=bands) for p in products]
     sequence = products[0].product_id
     if not any(io_within_reach(st, bands, along_rad=REACH_ALONG_RAD, cross_rad=REACH_CROSS_RAD)

@@ -59,7 +59,7 @@ def frame_to_fits(result: FrameResult, *, kernels: list[str], config_hash: str =
     cards += [tf.card(f"KERN{k:03d}", name[:68]) for k, name in enumerate(kernels, start=1)]
     mask = (result.saturated * MASK_SATURATED + result.bad * MASK_BAD
             + result.hits * MASK_HIT).astype(np.uint8)
-    js = json.dumps(_jsonable(s), sort_keys=True)
+    js = summary_json(s)
     return b"".join([
         tf.primary_hdu(cards),
         tf.compressed_image_hdu(np.asarray(result.radiance, dtype=np.float32), name="RADIANCE",
@@ -96,13 +96,24 @@ def fits_to_frame(data: bytes) -> FrameResult:
                        (mask & MASK_BAD) > 0, (mask & MASK_HIT) > 0, summary)
 
 
-def fits_kernels(data: bytes) -> list[str]:
-    """The kernels a calibrated frame was made with (in the label's order)."""
+def fits_header(data: bytes) -> dict:
+    """The primary header's values of a calibrated frame."""
     parsed = tf.read_primary_header(data)
     if parsed is None:
         with fits.open(io.BytesIO(data)) as hdul:
             parsed = dict(hdul[0].header)
+    return parsed
+
+
+def fits_kernels(data: bytes) -> list[str]:
+    """The kernels a calibrated frame was made with (in the label's order)."""
+    parsed = fits_header(data)
     return [str(parsed[k]) for k in sorted(parsed) if k.startswith("KERN")]
+
+
+def summary_json(summary: dict) -> str:
+    """A frame summary as stored (JSON, keys sorted, NaN as null)."""
+    return json.dumps(_jsonable(summary), sort_keys=True)
 
 
 def _jsonable(d: dict) -> dict:

@@ -38,7 +38,13 @@ from iovolc.pipeline import (
     solve_pointing,
 )
 from iovolc.pipeline import finish_pass as pipeline_finish_pass
-from iovolc.products import fits_kernels, fits_to_frame, frame_to_fits
+from iovolc.products import (
+    fits_header,
+    fits_kernels,
+    fits_to_frame,
+    frame_to_fits,
+    summary_json,
+)
 from iovolc.reader import read_jiram_product
 from iovolc.request import check_perijoves
 from iovolc.settings import Settings
@@ -175,7 +181,8 @@ def calibrate_groups(settings: Settings, *, perijove: int, groups: list[list[dic
                     key = object_key("calibrated", perijove=perijove, product_id=r.product_id)
                     store.put_bytes(key, frame_to_fits(r, kernels=list(names),
                                                        config_hash=config_hash),
-                                    overwrite=force, same=_same_frame(r))
+                                    overwrite=force, same=None if force else _same_frame(
+                                        r, kernels=list(names), config_hash=config_hash))
                     keys.append(key)
                 results += done
         if not results:
@@ -187,19 +194,24 @@ def calibrate_groups(settings: Settings, *, perijove: int, groups: list[list[dic
     return out
 
 
-def _same_frame(new: FrameResult):
-    """Whether stored FITS bytes hold this very frame (another writer's or zlib's bytes
-    for the same pixels, masks and summary: a retry after an upgrade is not a conflict)."""
+def _same_frame(new: FrameResult, *, kernels: list[str], config_hash: str):
+    """Whether stored FITS bytes hold this very frame: the same pixels, masks, summary,
+    kernels and configuration, in another writer's (or zlib build's) bytes. A retry
+    after an upgrade is then not a conflict; anything else that differs still is."""
     def same(stored: bytes) -> bool:
         try:
             old = fits_to_frame(stored)
+            header = fits_header(stored)
         except Exception:  # noqa: BLE001 - unreadable: not the same
             return False
         return (old.product_id == new.product_id
                 and np.array_equal(np.asarray(old.radiance, np.float32).view(np.uint32),
                                    np.asarray(new.radiance, np.float32).view(np.uint32))
                 and all(np.array_equal(getattr(old, k), getattr(new, k))
-                        for k in ("saturated", "bad", "hits")))
+                        for k in ("saturated", "bad", "hits"))
+                and summary_json(old.summary) == summary_json(new.summary)
+                and fits_kernels(stored) == [k[:68] for k in kernels]
+                and str(header.get("CONFIGH", "")) == config_hash[:16])
     return same
 
 

@@ -9,8 +9,12 @@ strip of a calibrated frame, the pipeline skips the work whose result could
 only be discarded: the limb fit stops at its predicted canvas (before masking
 the strip), the extraction skips the strip (no centre there can be on the
 disc), sequence ties and hotspot placement skip frames without hotspots.
-These tests check that each shortcut gives what the full work gives, on a
-simulated pass whose frames are partly aimed at Jupiter.
+These tests check the shortcuts on a simulated pass whose frames are partly
+aimed at Jupiter: the extraction against the full search of every strip, the
+limb fit's exit against its predicted canvas, the reach against random
+corrections. (The grouping in sequence ties and hotspot placement only skips
+frames without hotspots, which gave no equation before; bench/science_chain.py
+shows the Io passes' outputs identical.)
 """
 
 from __future__ import annotations
@@ -115,21 +119,37 @@ def test_sequences_io_cannot_reach_are_left_uncalibrated(mixed):
 
 
 def test_limb_fit_of_a_jupiter_frame_stops_before_reading_the_strip(mixed, monkeypatch):
+    """The predicted lit disc over the whole search box is empty for a Jupiter frame
+    (the search's first exit, whatever the pixels), and the fit now stops there
+    without masking the strips; an Io frame's canvas is drawn."""
+    from iovolc.registration import (
+        COARSE_STEP_PX,
+        SEARCH_ALONG_DEG,
+        SEARCH_CROSS_DEG,
+        _coarse_canvas,
+    )
+
     root, _, _ = mixed
-    g, results, kset = _calibrated(root, "jupiter")
 
     def no_strip_work(*a, **k):
         raise AssertionError("the strip was masked for a frame without Io in reach")
 
-    with kset:
-        for p, r in zip(g, results, strict=True):
-            state = FrameState.from_spice(p.et_mid, bands=tuple(p.bands))
-            full = register_frame(_strips(r, tuple(p.bands)), state)
-            monkeypatch.setattr(imaging, "hot_pixels", no_strip_work)
-            short = register_frame(_strips(r, tuple(p.bands)), state)
-            monkeypatch.undo()
-            assert short == full and not short.ok
-            assert short.reason == "no lit disc is predicted in the search range"
+    for kind in ("jupiter", "io"):
+        g, results, kset = _calibrated(root, kind)
+        with kset:
+            for p, r in zip(g, results, strict=True):
+                bands = tuple(p.bands)
+                state = FrameState.from_spice(p.et_mid, bands=bands)
+                a, c = np.radians(SEARCH_ALONG_DEG), np.radians(SEARCH_CROSS_DEG)
+                drawn = _coarse_canvas(bands, state, along=(-a, a), cross=(-c, c),
+                                       step_rad=COARSE_STEP_PX * state.camera(bands[0]).ifov_rad)
+                assert (drawn is None) == (kind == "jupiter")
+                if kind == "jupiter":
+                    monkeypatch.setattr(imaging, "hot_pixels", no_strip_work)
+                    fit = register_frame(_strips(r, bands), state)
+                    monkeypatch.undo()
+                    assert not fit.ok and fit.n_limb_px == 0
+                    assert fit.reason == "no lit disc is predicted in the search range"
 
 
 @pytest.mark.parametrize("kind", ["jupiter", "io"])

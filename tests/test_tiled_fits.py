@@ -191,12 +191,29 @@ def test_nan_pixels_and_every_header_value_read_like_astropy():
 
 
 def test_a_retry_finds_the_same_frame_in_another_format():
-    """A FITS left by an interrupted run of the previous writer holds the same frame:
-    the retry keeps it (no conflict); another frame under that key is a conflict."""
+    """A FITS left by an interrupted run of the previous writer (astropy, format 3)
+    holds the same frame: the retry keeps it (no conflict). Other pixels, another
+    summary, other kernels or another configuration under that key: a conflict."""
     from tasks.work import _same_frame
 
     fr = _frame(np.random.default_rng(5), 128)
-    old = _astropy_format3(fr, compression_type="GZIP_1", quantize_level=0.0)
-    assert _same_frame(fr)(old)
+    kern = ["naif0012.tls", "juno_v12.tf"]
+    with fits.open(io.BytesIO(frame_to_fits(fr, kernels=kern, config_hash="cfg1"))) as h:
+        hdr = h[0].header.copy()
+        hdr["FORMAT"] = "iovolc-calibrated-3"
+        comp = {"compression_type": "GZIP_1", "quantize_level": 0.0}
+        buf = io.BytesIO()
+        fits.HDUList([fits.PrimaryHDU(header=hdr),
+                      fits.CompImageHDU(np.array(h["RADIANCE"].data), name="RADIANCE", **comp),
+                      fits.CompImageHDU(np.array(h["MASK"].data), name="MASK", **comp),
+                      fits.BinTableHDU(h["SUMMARY"].data, name="SUMMARY")]).writeto(buf)
+    old = buf.getvalue()
+    assert _same_frame(fr, kernels=kern, config_hash="cfg1")(old)
+    assert not _same_frame(fr, kernels=kern, config_hash="cfg2")(old)
+    assert not _same_frame(fr, kernels=kern[:1], config_hash="cfg1")(old)
+    moved = FrameResult(fr.product_id, fr.radiance, fr.saturated, fr.bad, fr.hits,
+                        {**fr.summary, "limb_along_rad": 0.25})
+    assert not _same_frame(moved, kernels=kern, config_hash="cfg1")(old)
     other = _frame(np.random.default_rng(6), 128)
-    assert not _same_frame(other)(old) and not _same_frame(fr)(b"not fits")
+    assert not _same_frame(other, kernels=kern, config_hash="cfg1")(old)
+    assert not _same_frame(fr, kernels=kern, config_hash="cfg1")(b"not fits")
