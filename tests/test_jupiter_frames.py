@@ -236,3 +236,18 @@ def test_the_reach_covers_every_pointing_the_chain_can_reach(mixed):
     added_px = 4 * 2 * fine + pipeline.PRIOR_SEARCH_PX
     assert REACH_ALONG_RAD - np.radians(registration.SEARCH_ALONG_DEG) >= added_px * ifov
     assert REACH_CROSS_RAD - np.radians(registration.SEARCH_CROSS_DEG) >= added_px * ifov
+
+
+def test_a_bad_product_in_a_sequence_out_of_reach_is_still_refused(mixed):
+    """Leaving a sequence uncalibrated does not skip the checks that refuse a product
+    (the flows quarantine the sequence with this one-line reason)."""
+    from dataclasses import replace
+
+    root, _, _ = mixed
+    g, _, kset = _calibrated(root, "jupiter")
+    bad = [replace(g[0], image=g[0].image[:100]), *g[1:]]
+    with kset, pytest.raises(ValueError, match="frames must be"):
+        calibrate_group(bad)
+    edr = [replace(p, product_type="EDR", exposure_s=0.0042) for p in g]
+    with kset, pytest.raises(ValueError, match="no JIRAM dark frame for exposure"):
+        calibrate_group(edr)
