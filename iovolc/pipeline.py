@@ -211,6 +211,24 @@ def _limb_columns(fit: LimbFit) -> dict:
             "limb_n_px": fit.n_limb_px}
 
 
+def calibrated_ids(frames: pd.DataFrame) -> list[str]:
+    """The frames of a frame table that were calibrated (a missing value: a frame from
+    before frames could be left uncalibrated, so calibrated)."""
+    if "calibrated" not in frames:
+        return frames["product_id"].tolist()
+    return frames.loc[frames["calibrated"].ne(False), "product_id"].tolist()
+
+
+def uncalibrated_results(frames: pd.DataFrame) -> dict[str, FrameResult]:
+    """The frames of a frame table left uncalibrated, as summary-only results."""
+    if "calibrated" not in frames:
+        return {}
+    rows = frames[frames["calibrated"].eq(False)].drop(columns=["tag", "iovolc_version"],
+                                                       errors="ignore")
+    return {r["product_id"]: FrameResult(r["product_id"], None, None, None, None, r)
+            for r in rows.to_dict("records")}
+
+
 def solve_pointing(frames: pd.DataFrame) -> pd.DataFrame:
     """Per-frame pointing (method, along/cross rad, sigma px) for each pass (perijove)."""
     if frames.empty:

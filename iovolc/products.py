@@ -125,3 +125,23 @@ def _jsonable(d: dict) -> dict:
             v = None
         out[k] = v
     return out
+
+
+def same_frame(stored: bytes, new: FrameResult, *, kernels: list[str], config_hash: str
+               ) -> bool:
+    """Whether stored FITS bytes hold this very frame: the same pixels, masks, summary,
+    kernels and configuration, in another writer's (or zlib build's) bytes. A retry
+    after an upgrade is then not a conflict; anything else that differs still is."""
+    try:
+        old = fits_to_frame(stored)
+        header = fits_header(stored)
+    except Exception:  # noqa: BLE001 - unreadable: not the same
+        return False
+    return (old.product_id == new.product_id
+            and np.array_equal(np.asarray(old.radiance, np.float32).view(np.uint32),
+                               np.asarray(new.radiance, np.float32).view(np.uint32))
+            and all(np.array_equal(getattr(old, k), getattr(new, k))
+                    for k in ("saturated", "bad", "hits"))
+            and summary_json(old.summary) == summary_json(new.summary)
+            and fits_kernels(stored) == [k[:68] for k in kernels]
+            and str(header.get("CONFIGH", "")) == config_hash[:16])

@@ -14,12 +14,12 @@ writes nothing. Policy (which products, grouping, pointing) is in the core:
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import tempfile
 from pathlib import Path, PurePosixPath
 
-import numpy as np
 import pandas as pd
 
 from iovolc import __version__ as IOVOLC_VERSION
@@ -32,19 +32,15 @@ from iovolc.pds3_index import index_files
 from iovolc.pipeline import (
     FrameResult,
     calibrate_group,
+    calibrated_ids,
     extract_frame_result,
     extract_group,
     group_products,
     solve_pointing,
+    uncalibrated_results,
 )
 from iovolc.pipeline import finish_pass as pipeline_finish_pass
-from iovolc.products import (
-    fits_header,
-    fits_kernels,
-    fits_to_frame,
-    frame_to_fits,
-    summary_json,
-)
+from iovolc.products import fits_kernels, fits_to_frame, frame_to_fits, same_frame
 from iovolc.reader import read_jiram_product
 from iovolc.request import check_perijoves
 from iovolc.settings import Settings
@@ -131,7 +127,7 @@ def calibrate_groups(settings: Settings, *, perijove: int, groups: list[list[dic
         if store.exists(fkey) and not force:
             # the frames it holds (products quarantined at calibration have no FITS, nor
             # the frames of sequences Io cannot reach)
-            done_ids = _calibrated_ids(store.get_parquet(fkey))
+            done_ids = calibrated_ids(store.get_parquet(fkey))
             out.append({"group_id": gid, "frames_key": fkey, "skipped": True,
                         "fits_keys": [object_key("calibrated", perijove=perijove, product_id=p)
                                       for p in done_ids]})
@@ -181,8 +177,9 @@ def calibrate_groups(settings: Settings, *, perijove: int, groups: list[list[dic
                     key = object_key("calibrated", perijove=perijove, product_id=r.product_id)
                     store.put_bytes(key, frame_to_fits(r, kernels=list(names),
                                                        config_hash=config_hash),
-                                    overwrite=force, same=None if force else _same_frame(
-                                        r, kernels=list(names), config_hash=config_hash))
+                                    overwrite=force, same=None if force else functools.partial(
+                                        same_frame, new=r, kernels=list(names),
+                                        config_hash=config_hash))
                     keys.append(key)
                 results += done
         if not results:
@@ -192,45 +189,6 @@ def calibrate_groups(settings: Settings, *, perijove: int, groups: list[list[dic
         store.put_parquet(fkey, frames, overwrite=force)
         out.append({"group_id": gid, "frames_key": fkey, "fits_keys": keys, "skipped": False})
     return out
-
-
-def _same_frame(new: FrameResult, *, kernels: list[str], config_hash: str):
-    """Whether stored FITS bytes hold this very frame: the same pixels, masks, summary,
-    kernels and configuration, in another writer's (or zlib build's) bytes. A retry
-    after an upgrade is then not a conflict; anything else that differs still is."""
-    def same(stored: bytes) -> bool:
-        try:
-            old = fits_to_frame(stored)
-            header = fits_header(stored)
-        except Exception:  # noqa: BLE001 - unreadable: not the same
-            return False
-        return (old.product_id == new.product_id
-                and np.array_equal(np.asarray(old.radiance, np.float32).view(np.uint32),
-                                   np.asarray(new.radiance, np.float32).view(np.uint32))
-                and all(np.array_equal(getattr(old, k), getattr(new, k))
-                        for k in ("saturated", "bad", "hits"))
-                and summary_json(old.summary) == summary_json(new.summary)
-                and fits_kernels(stored) == [k[:68] for k in kernels]
-                and str(header.get("CONFIGH", "")) == config_hash[:16])
-    return same
-
-
-def _calibrated_ids(frames: pd.DataFrame) -> list[str]:
-    """The frames of a frame table that have a calibrated FITS (a missing value: a
-    frame from before frames could be left uncalibrated, so calibrated)."""
-    if "calibrated" not in frames:
-        return frames["product_id"].tolist()
-    return frames.loc[frames["calibrated"].ne(False), "product_id"].tolist()
-
-
-def _uncalibrated(frames: pd.DataFrame) -> dict[str, FrameResult]:
-    """The frames of a frame table left uncalibrated, as summary-only results."""
-    if "calibrated" not in frames:
-        return {}
-    rows = frames[frames["calibrated"].eq(False)].drop(columns=["tag", "iovolc_version"],
-                                                       errors="ignore")
-    return {r["product_id"]: FrameResult(r["product_id"], None, None, None, None, r)
-            for r in rows.to_dict("records")}
 
 
 def _load_raw(store: Store, meta: dict, tmp: Path):
@@ -278,7 +236,7 @@ def extract_groups(settings: Settings, *, perijove: int, groups: list[dict], poi
         calibrated = [fits_to_frame(store.get_bytes(k)) for k in g["fits_keys"]
                       if store.exists(k)]
         # frames left uncalibrated (Io out of reach) keep their row: summary only
-        rest = _uncalibrated(store.get_parquet(g["frames_key"])) if g.get("frames_key") else {}
+        rest = uncalibrated_results(store.get_parquet(g["frames_key"])) if g.get("frames_key") else {}
         results = sorted([*calibrated, *rest.values()], key=lambda r: r.summary["et_mid"]) \
             if rest else calibrated
         if not results:
@@ -322,8 +280,8 @@ def finish_pass(settings: Settings, *, perijove: int, groups: list[dict], config
         return {"frames_key": fkey, "detections_key": dkey, "skipped": True}
     cfg = ExtractionConfig(**config)
     fits_of = {pid: object_key("calibrated", perijove=perijove, product_id=pid)
-               for pid in _calibrated_ids(frames)}
-    rest = _uncalibrated(frames)
+               for pid in calibrated_ids(frames)}
+    rest = uncalibrated_results(frames)
 
     def reextract(pid: str, pointing: dict):
         r: FrameResult = rest[pid] if pid in rest else fits_to_frame(store.get_bytes(fits_of[pid]))

@@ -194,7 +194,10 @@ def test_a_retry_finds_the_same_frame_in_another_format():
     """A FITS left by an interrupted run of the previous writer (astropy, format 3)
     holds the same frame: the retry keeps it (no conflict). Other pixels, another
     summary, other kernels or another configuration under that key: a conflict."""
-    from tasks.work import _same_frame
+    from iovolc.products import same_frame
+
+    def _same_frame(r, **kw):
+        return lambda stored: same_frame(stored, r, **kw)
 
     fr = _frame(np.random.default_rng(5), 128)
     kern = ["naif0012.tls", "juno_v12.tf"]
