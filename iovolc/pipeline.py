@@ -24,6 +24,7 @@ products while calling 1, 3 and 4.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
@@ -272,7 +273,7 @@ def extract_frame_result(result: FrameResult, pointing: dict, *,
         s.update({k: pointing[k] for k in ("pointing_method", "along_rad", "cross_rad",
                                            "pointing_sigma_px", "pointing_note")})
         s["n_detections"] = 0
-        return pd.DataFrame(columns=FRAME_DETECTION_COLUMNS + DETECTION_COLUMNS), s
+        return _no_detections().copy(), s
     recon = FrameState.from_spice(s["et_mid"], bands=bands)
     if reregister and pointing["pointing_method"] == "pass":
         pointing = _reregister(result, recon, pointing)
@@ -295,6 +296,12 @@ def extract_frame_result(result: FrameResult, pointing: dict, *,
     s.update(_view(state, bands))
     s["n_detections"] = len(det)
     return det, s
+
+
+@functools.lru_cache(maxsize=1)
+def _no_detections() -> pd.DataFrame:
+    """The empty detection table (built once: a frame of Jupiter costs ~1 ms less)."""
+    return pd.DataFrame(columns=FRAME_DETECTION_COLUMNS + DETECTION_COLUMNS)
 
 
 def _view(state: FrameState, bands: tuple[str, ...]) -> dict:

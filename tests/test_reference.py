@@ -174,6 +174,28 @@ def test_utc_to_et_forms_and_vectorised():
     assert arr[1] - arr[0] == pytest.approx(3600.0, abs=1e-6)
 
 
+def test_utc_to_et_of_one_time_is_bitwise_the_format_guessing_path():
+    """A scalar names its astropy format (speed); the bits must be those of astropy's
+    own format guessing (the array path), for every form labels use."""
+    rng = np.random.default_rng(7)
+    base = reference.utc_to_et("2016-01-01T00:00:00")
+    times = ["2016-12-31T23:59:60.5", "2016-366T23:59:60.25", "2023-10-15 06:50:00",
+             "2023-10-15", "2023-288", "2023-10-15T06:50:00Z", "2024-034T01:02:03.123456789",
+             "2017-001T00:00:00.000"]
+    from astropy.time import Time
+    for et in base + rng.uniform(0, 10 * 365.25 * 86400, 400):
+        t = Time(2451545.0, et / 86400.0, format="jd", scale="tdb").utc
+        digits = int(rng.integers(0, 7))
+        times.append(t.to_value("isot", subfmt="date_hms") if digits == 0 else
+                     t.strftime("%Y-%m-%dT%H:%M:%S") + "." + "".join(
+                         str(d) for d in rng.integers(0, 10, digits)))
+        times.append(t.strftime("%Y-%jT%H:%M:%S") + f".{int(rng.integers(0, 1000)):03d}")
+    scalar = np.array([reference.utc_to_et(u) for u in times])
+    # astropy's guessing of one format for the whole array (each form on its own)
+    guessed = np.array([reference.utc_to_et(np.array([u], dtype=object))[0] for u in times])
+    assert scalar.tobytes() == guessed.tobytes()
+
+
 @pytest.mark.parametrize(
     ("utc", "orbit"),
     [
