@@ -171,8 +171,9 @@ def calibrate_group(products: Sequence[JiramProduct]) -> list[FrameResult]:
         out = []
         for p, state in zip(products, states, strict=True):
             summary = _summary(p, state, bands, exposure_s, sequence, calibrated=False)
+            # out of reach under every correction, so under none too: not in view
             summary.update(_limb_columns(LimbFit(0.0, 0.0, False, 0.0, 0, OUT_OF_REACH)),
-                           **_view(state, bands))
+                           **_view(state, bands, in_view=False))
             out.append(FrameResult(p.product_id, None, None, None, None, summary))
         return out
     cal = calibrate_sequence([p.image for p in products], bands=bands, exposure_s=exposure_s,
@@ -304,18 +305,25 @@ def _no_detections() -> pd.DataFrame:
     return pd.DataFrame(columns=FRAME_DETECTION_COLUMNS + DETECTION_COLUMNS)
 
 
-def _view(state: FrameState, bands: tuple[str, ...]) -> dict:
-    """Io in the field of view (any pixel on the disc) and the sub-spacecraft geometry."""
+def _disc_on_grid(state: FrameState, band: str) -> bool:
+    """Any of a band's pixels on Io's disc: every 8th pixel and the strip's edges."""
     from iovolc.geometry import pixel_geometry
 
-    in_view = False
-    for b in bands:
-        ll, ss = np.mgrid[0:jiram.N_LINES_BAND:8, 0:jiram.N_SAMPLES:8]
-        edge_l = np.concatenate([np.arange(128), np.arange(128), np.zeros(432), 127 + np.zeros(432)])
-        edge_s = np.concatenate([np.zeros(128), 431 + np.zeros(128), np.arange(432), np.arange(432)])
-        g = pixel_geometry(state, b, np.concatenate([ll.ravel(), edge_l]),
-                           np.concatenate([ss.ravel(), edge_s]))
-        in_view |= bool(g.on_disc.any())
+    ll, ss = np.mgrid[0:jiram.N_LINES_BAND:8, 0:jiram.N_SAMPLES:8]
+    edge_l = np.concatenate([np.arange(128), np.arange(128), np.zeros(432), 127 + np.zeros(432)])
+    edge_s = np.concatenate([np.zeros(128), 431 + np.zeros(128), np.arange(432), np.arange(432)])
+    g = pixel_geometry(state, band, np.concatenate([ll.ravel(), edge_l]),
+                       np.concatenate([ss.ravel(), edge_s]))
+    return bool(g.on_disc.any())
+
+
+def _view(state: FrameState, bands: tuple[str, ...], *, in_view: bool | None = None) -> dict:
+    """Io in the field of view (any pixel on the disc) and the sub-spacecraft geometry.
+
+    ``in_view``: already known (a frame out of reach), so not traced again.
+    """
+    if in_view is None:
+        in_view = any(_disc_on_grid(state, b) for b in bands)
     obs_bf = -(state.rot @ state.io_pos)
     lat, lon_w = latlon_west(obs_bf)  # the sub-observer point along the line to the centre
     rng = state.range_km

@@ -87,6 +87,35 @@ class KernelSet:
             _POOL_LOCK.release()
 
 
+class LoadedKernels:
+    """One :class:`KernelSet` kept loaded over consecutive uses (``use``), loaded again
+    only when the set differs, cleared on exit: a batch of sequences that name the
+    same kernels loads them once, not once per sequence (~20 ms each: the text
+    kernels are parsed anew). The pool then holds exactly what ``with kset:`` would
+    load: the same files in the same order."""
+
+    def __init__(self) -> None:
+        self._current: KernelSet | None = None
+
+    def use(self, kset: KernelSet) -> KernelSet:
+        if kset != self._current:
+            self.close()
+            kset.__enter__()
+            self._current = kset
+        return kset
+
+    def close(self) -> None:
+        if self._current is not None:
+            current, self._current = self._current, None
+            current.__exit__(None, None, None)
+
+    def __enter__(self) -> LoadedKernels:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def base_kernels() -> list[Path]:
     """The shipped real generic kernels: LSK, PCK and the Juno frames kernel."""
     root = shipped_kernel_dir()

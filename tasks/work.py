@@ -44,6 +44,7 @@ from iovolc.products import fits_kernels, fits_to_frame, frame_to_fits, same_fra
 from iovolc.reader import read_jiram_product
 from iovolc.request import check_perijoves
 from iovolc.settings import Settings
+from iovolc.spice import LoadedKernels
 from iovolc.store import Store, checksum_bytes, object_key, quarantine
 
 
@@ -119,76 +120,80 @@ def calibrate_groups(settings: Settings, *, perijove: int, groups: list[list[dic
                      config_hash: str, force: bool = False) -> list[dict]:
     """Calibrated FITS per frame and a frame-summary table (with limb fits) per group."""
     store = _store(settings)
+    with LoadedKernels() as loaded:
+        return [done for group in groups if (done := _calibrate_one(
+            store, settings, perijove, group, loaded, config_hash=config_hash, force=force))]
+
+
+def _calibrate_one(store: Store, settings: Settings, perijove: int, group: list[dict],
+                   loaded: LoadedKernels, *, config_hash: str, force: bool) -> dict | None:
+    """One group of :func:`calibrate_groups` (kernels loaded through ``loaded``)."""
     kroot = store.url_for("kernels")
-    out = []
-    for group in groups:
-        gid = group[0]["product_id"]
-        fkey = object_key("frames", perijove=perijove, group_id=gid)
-        if store.exists(fkey) and not force:
-            # the frames it holds (products quarantined at calibration have no FITS, nor
-            # the frames of sequences Io cannot reach)
-            done_ids = calibrated_ids(store.get_parquet(fkey))
-            out.append({"group_id": gid, "frames_key": fkey, "skipped": True,
-                        "fits_keys": [object_key("calibrated", perijove=perijove, product_id=p)
-                                      for p in done_ids]})
-            continue
-        products = []
-        with tempfile.TemporaryDirectory() as tmp:
-            for m in group:
-                try:
-                    products.append(_load_raw(store, m, Path(tmp)))
-                except (ConnectionError, TimeoutError):
-                    raise
-                except (ProductError, OSError) as exc:
-                    quarantine(store, stage="calibrate", name=m["product_id"],
-                               reason=f"{m['product_id']}: {exc}")
-        if not products:
-            continue
-        results, keys = [], []
-        # products naming different kernels are calibrated with their own kernel set
-        by_kernels: dict[tuple, list] = {}
-        for p in products:
-            by_kernels.setdefault(tuple(p.spice_file_names), []).append(p)
-        for names, prods in by_kernels.items():
+    gid = group[0]["product_id"]
+    fkey = object_key("frames", perijove=perijove, group_id=gid)
+    if store.exists(fkey) and not force:
+        # the frames it holds (products quarantined at calibration have no FITS, nor
+        # the frames of sequences Io cannot reach)
+        done_ids = calibrated_ids(store.get_parquet(fkey))
+        return {"group_id": gid, "frames_key": fkey, "skipped": True,
+                "fits_keys": [object_key("calibrated", perijove=perijove, product_id=p)
+                              for p in done_ids]}
+    products = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for m in group:
             try:
-                kset = kernel_set_for(prods[0], kernel_root=kroot, cache_dir=settings.cache_dir,
-                                      fs=store.fs)
-            except (MissingKernelError, ValueError) as exc:
-                for p in prods:
-                    quarantine(store, stage="calibrate", name=p.product_id,
-                               reason=f"{p.product_id}: {exc}")
-                continue
-            for sub in group_products(prods):
-                try:
-                    with kset:
-                        done = calibrate_group(sub)
-                except (ConnectionError, TimeoutError):
-                    raise  # transient: the task is retried
-                except Exception as exc:  # noqa: BLE001 - the boundary: this sequence only
-                    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                    for p in sub:
-                        quarantine(store, stage="calibrate", name=p.product_id,
-                                   reason=f"{p.product_id}: calibration failed: "
-                                          f"{type(exc).__name__}: {text}")
-                    continue
-                for r in done:
-                    if r.radiance is None:  # Io out of reach: a summary row only
-                        continue
-                    key = object_key("calibrated", perijove=perijove, product_id=r.product_id)
-                    store.put_bytes(key, frame_to_fits(r, kernels=list(names),
-                                                       config_hash=config_hash),
-                                    overwrite=force, same=None if force else functools.partial(
-                                        same_frame, new=r, kernels=list(names),
-                                        config_hash=config_hash))
-                    keys.append(key)
-                results += done
-        if not results:
+                products.append(_load_raw(store, m, Path(tmp)))
+            except (ConnectionError, TimeoutError):
+                raise
+            except (ProductError, OSError) as exc:
+                quarantine(store, stage="calibrate", name=m["product_id"],
+                           reason=f"{m['product_id']}: {exc}")
+    if not products:
+        return None
+    results, keys = [], []
+    # products naming different kernels are calibrated with their own kernel set
+    by_kernels: dict[tuple, list] = {}
+    for p in products:
+        by_kernels.setdefault(tuple(p.spice_file_names), []).append(p)
+    for names, prods in by_kernels.items():
+        try:
+            kset = kernel_set_for(prods[0], kernel_root=kroot, cache_dir=settings.cache_dir,
+                                  fs=store.fs)
+        except (MissingKernelError, ValueError) as exc:
+            for p in prods:
+                quarantine(store, stage="calibrate", name=p.product_id,
+                           reason=f"{p.product_id}: {exc}")
             continue
-        frames = pd.DataFrame([r.summary for r in results])
-        frames["iovolc_version"] = IOVOLC_VERSION
-        store.put_parquet(fkey, frames, overwrite=force)
-        out.append({"group_id": gid, "frames_key": fkey, "fits_keys": keys, "skipped": False})
-    return out
+        for sub in group_products(prods):
+            try:
+                loaded.use(kset)
+                done = calibrate_group(sub)
+            except (ConnectionError, TimeoutError):
+                raise  # transient: the task is retried
+            except Exception as exc:  # noqa: BLE001 - the boundary: this sequence only
+                text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                for p in sub:
+                    quarantine(store, stage="calibrate", name=p.product_id,
+                               reason=f"{p.product_id}: calibration failed: "
+                                      f"{type(exc).__name__}: {text}")
+                continue
+            for r in done:
+                if r.radiance is None:  # Io out of reach: a summary row only
+                    continue
+                key = object_key("calibrated", perijove=perijove, product_id=r.product_id)
+                store.put_bytes(key, frame_to_fits(r, kernels=list(names),
+                                                   config_hash=config_hash),
+                                overwrite=force, same=None if force else functools.partial(
+                                    same_frame, new=r, kernels=list(names),
+                                    config_hash=config_hash))
+                keys.append(key)
+            results += done
+    if not results:
+        return None
+    frames = pd.DataFrame([r.summary for r in results])
+    frames["iovolc_version"] = IOVOLC_VERSION
+    store.put_parquet(fkey, frames, overwrite=force)
+    return {"group_id": gid, "frames_key": fkey, "fits_keys": keys, "skipped": False}
 
 
 def _load_raw(store: Store, meta: dict, tmp: Path):
@@ -224,34 +229,44 @@ def extract_groups(settings: Settings, *, perijove: int, groups: list[dict], poi
     pointing = store.get_parquet(pointing_key)
     cfg = ExtractionConfig(**config)
     out = []
-    for g in groups:
-        dkey = object_key("detections", perijove=perijove, group_id=g["group_id"])
-        skey = object_key("result", perijove=perijove, filename=f"{g['group_id']}.frames.parquet")
-        tag = hashlib.sha256(f"{pointing_sha256}|{sorted(config.items())}".encode()).hexdigest()
-        if not force and store.exists(dkey) and store.exists(skey) and \
-                _tag(store, skey) == tag:
-            out.append({"group_id": g["group_id"], "detections_key": dkey, "frames_key": skey,
-                        "skipped": True})
-            continue
-        calibrated = [fits_to_frame(store.get_bytes(k)) for k in g["fits_keys"]
-                      if store.exists(k)]
-        # frames left uncalibrated (Io out of reach) keep their row: summary only
-        rest = uncalibrated_results(store.get_parquet(g["frames_key"])) if g.get("frames_key") else {}
-        results = sorted([*calibrated, *rest.values()], key=lambda r: r.summary["et_mid"]) \
-            if rest else calibrated
-        if not results:
-            continue
-        kset = _kernel_set(settings, store, g["fits_keys"][0]) if calibrated \
-            else contextlib.nullcontext()
-        with kset:
-            det, summaries = extract_group(results, pointing, config=cfg)
-        frames = pd.DataFrame(summaries)
-        frames["tag"] = tag
-        store.put_parquet(dkey, det, overwrite=True)
-        store.put_parquet(skey, frames, overwrite=True)
-        out.append({"group_id": g["group_id"], "detections_key": dkey, "frames_key": skey,
-                    "skipped": False})
+    with LoadedKernels() as loaded:
+        for g in groups:
+            if (done := _extract_one(store, settings, perijove, g, pointing, loaded,
+                                     pointing_sha256=pointing_sha256, config=config, cfg=cfg,
+                                     force=force)):
+                out.append(done)
     return out
+
+
+def _extract_one(store: Store, settings: Settings, perijove: int, g: dict,
+                 pointing: pd.DataFrame, loaded: LoadedKernels, *, pointing_sha256: str,
+                 config: dict, cfg: ExtractionConfig, force: bool) -> dict | None:
+    """One group of :func:`extract_groups` (kernels loaded through ``loaded``)."""
+    dkey = object_key("detections", perijove=perijove, group_id=g["group_id"])
+    skey = object_key("result", perijove=perijove, filename=f"{g['group_id']}.frames.parquet")
+    tag = hashlib.sha256(f"{pointing_sha256}|{sorted(config.items())}".encode()).hexdigest()
+    if not force and store.exists(dkey) and store.exists(skey) and \
+            _tag(store, skey) == tag:
+        return {"group_id": g["group_id"], "detections_key": dkey, "frames_key": skey,
+                "skipped": True}
+    blobs = [store.get_bytes(k) for k in g["fits_keys"] if store.exists(k)]
+    calibrated = [fits_to_frame(b) for b in blobs]
+    # frames left uncalibrated (Io out of reach) keep their row: summary only
+    rest = uncalibrated_results(store.get_parquet(g["frames_key"])) if g.get("frames_key") else {}
+    results = sorted([*calibrated, *rest.values()], key=lambda r: r.summary["et_mid"]) \
+        if rest else calibrated
+    if not results:
+        return None
+    if blobs:
+        loaded.use(kernel_set_for(fits_kernels(blobs[0]), kernel_root=store.url_for("kernels"),
+                                  cache_dir=settings.cache_dir, fs=store.fs))
+    det, summaries = extract_group(results, pointing, config=cfg)
+    frames = pd.DataFrame(summaries)
+    frames["tag"] = tag
+    store.put_parquet(dkey, det, overwrite=True)
+    store.put_parquet(skey, frames, overwrite=True)
+    return {"group_id": g["group_id"], "detections_key": dkey, "frames_key": skey,
+            "skipped": False}
 
 
 def _tag(store: Store, key: str) -> str:

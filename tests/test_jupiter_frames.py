@@ -34,6 +34,7 @@ from iovolc.pipeline import (
     REACH_ALONG_RAD,
     REACH_CROSS_RAD,
     FrameResult,
+    _disc_on_grid,
     _strips,
     calibrate_group,
     group_products,
@@ -109,6 +110,9 @@ def test_sequences_io_cannot_reach_are_left_uncalibrated(mixed):
                     c = np.r_[rng.uniform(-1, 1, 200), -1, 1, -1, 1] * REACH_CROSS_RAD
                     assert all(disc_pixel_box(st.corrected(x, y), b) is None
                                for x, y in zip(a, c, strict=True) for b in bands)
+                    # the summary's io_in_view (false by the reach, not traced): the
+                    # traced grid of the nominal pointing agrees
+                    assert not any(_disc_on_grid(st, b) for b in bands)
         assert [r.product_id for r in out] == [p.product_id for p in g]
         if kind == "jupiter":
             assert all(r.radiance is None and r.hits is None for r in out)

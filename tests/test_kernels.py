@@ -76,6 +76,32 @@ def test_resolve_load_and_clear(sim, product, kernel_url, tmp_path):
     assert spiceypy.ktotal("ALL") == 0
 
 
+def test_loaded_kernels_load_a_set_once_and_hold_what_with_would(sim, product, kernel_url,
+                                                                 tmp_path, monkeypatch):
+    """Consecutive uses of one set load it once; another set replaces it; the pool holds
+    the files ``with kset:`` loads, in its order; exit clears."""
+    from iovolc.spice import KernelSet, LoadedKernels
+
+    kset = kernel_set_for(product, kernel_root=kernel_url, cache_dir=tmp_path / "cache")
+    with kset:
+        want = [spiceypy.kdata(i, "ALL")[0] for i in range(spiceypy.ktotal("ALL"))]
+    loads = []
+    real = spiceypy.furnsh
+    monkeypatch.setattr(spiceypy, "furnsh", lambda p: (loads.append(p), real(p))[1])
+    smaller = KernelSet(kset.paths[:-1])
+    with LoadedKernels() as loaded:
+        for _ in range(3):
+            loaded.use(kernel_set_for(product, kernel_root=kernel_url,
+                                      cache_dir=tmp_path / "cache"))
+            assert [spiceypy.kdata(i, "ALL")[0] for i in range(spiceypy.ktotal("ALL"))] == want
+        assert len(loads) == len(want)
+        loaded.use(smaller)
+        assert spiceypy.ktotal("ALL") == len(want) - 1 and len(loads) == 2 * len(want) - 1
+        loaded.use(kset)
+        assert spiceypy.ktotal("ALL") == len(want)
+    assert spiceypy.ktotal("ALL") == 0
+
+
 def test_cache_reuse_and_refetch(sim, product, kernel_url, tmp_path):
     cache = tmp_path / "cache"
     first = resolve_kernels(product.spice_file_names, kernel_root=kernel_url, cache_dir=cache)
