@@ -144,7 +144,8 @@ class _Staged:
     et_mid: float
     start_time_utc: str
     kernels: list[Path]
-    files: list[tuple[str, str, bytes]]  # (store key, checksum key, bytes): label, image
+    #: (store key, checksum key, bytes, their sha256): label, image
+    files: list[tuple[str, str, bytes, str]]
     row: dict[str, Any]  # the manifest row, without the kernels
 
 
@@ -253,12 +254,11 @@ def _same_as_stored(store: Store, s: _Staged, stored: dict[str, str], cache_dir:
                 f"SPICE_FILE_NAME {path.name}: the kernel tree's file (sha256 {mine[:12]}) "
                 f"differs from the {path.name} already landed (sha256 {stored[key][:12]}); a "
                 "changed kernel needs a new name"))
-    for key, sum_key, data in s.files:
+    for key, sum_key, _, mine in s.files:
         if key not in stored:  # the landed sha256 is beside it; hashed only if missing
             stored[key] = "" if not store.exists(key) else \
                 store.get_bytes(sum_key).decode().strip() if store.exists(sum_key) else \
                 store.sha256(key)
-        mine = checksum_bytes(data)
         if stored[key] and stored[key] != mine:
             raise ProductError(s.product_id, (
                 f"{key.rsplit('/', 1)[-1]} (sha256 {mine[:12]}) differs from the copy landed "
@@ -308,7 +308,8 @@ def _examine(fs, vol_path: str, volume_id: str, product_id: str, relative_path: 
     for rel, data in ((relative_path, label_bytes),
                       (img_rel, raw.get(prod.image_name, label_bytes))):
         files.append((object_key("raw", volume_id=volume_id, relative_path=rel),
-                      object_key("raw_checksum", volume_id=volume_id, relative_path=rel), data))
+                      object_key("raw_checksum", volume_id=volume_id, relative_path=rel), data,
+                      checksum_bytes(data)))
     row = {
         "product_id": prod.product_id, "volume_id": volume_id,
         "label_key": files[0][0], "image_key": files[1][0],
@@ -330,10 +331,10 @@ def _land(store: Store, s: _Staged, kernels_landed: set[str], stored: dict[str, 
             store.put_file(key, path)
         kernels_landed.add(path.name)
         stored[key] = file_sha256(path)
-    for key, sum_key, data in s.files:
+    for key, sum_key, data, digest in s.files:
         store.put_bytes(key, data)
-        store.put_bytes(sum_key, checksum_bytes(data).encode())
-        stored[key] = checksum_bytes(data)
+        store.put_bytes(sum_key, digest.encode())
+        stored[key] = digest
     return {**s.row, "kernels": [p.name for p in s.kernels],
             "kernel_sha256": {p.name: file_sha256(p) for p in s.kernels}}
 
