@@ -130,7 +130,8 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--perijoves", default=None, help="A-B instead of the whole mission "
                    "(smoke runs)")
-    p.add_argument("--max-concurrent", type=int, default=2)
+    p.add_argument("--max-concurrent", type=int, default=None,
+                   help="perijoves at once (default: the backfill flow's default)")
     p.add_argument("--io-share", type=float, default=1.0,
                    help="share of the frames that look at Io; the rest look at Jupiter, "
                         "as most of the real archive does (Perry et al. 2025: 2,374 Io "
@@ -160,6 +161,9 @@ def main() -> None:
 
     from flows.backfill import backfill
     from flows.params import BackfillParams, Sources
+
+    if args.max_concurrent is None:
+        args.max_concurrent = BackfillParams().max_concurrent
 
     store = work / "store"
     with prefect_test_harness(server_startup_timeout=120):

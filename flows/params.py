@@ -63,11 +63,11 @@ class BackfillParams(BaseModel):
 
     first_perijove: int = Field(57, ge=0, le=120)
     last_perijove: int = Field(58, ge=0, le=120)
-    max_concurrent: int = Field(2, ge=1, le=32, description="Perijoves processed at once "
+    max_concurrent: int = Field(4, ge=1, le=32, description="Perijoves processed at once "
                                 "(local subflows); against a server the deployment's "
-                                "concurrency limit throttles the runs. On a Dask cluster use "
-                                "at least twice the workers (a perijove's serial steps "
-                                "leave workers idle).")
+                                "concurrency limit throttles the runs. Use at least twice "
+                                "the worker processes or Dask workers (a perijove's serial "
+                                "steps leave workers idle): 4 for the default 2.")
     mode: str = Field("auto", pattern="^(auto|subflows|deployments)$", description="auto: "
                       "deployment runs when a process-perijove deployment exists on the "
                       "server, else local subflows.")

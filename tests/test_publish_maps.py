@@ -85,6 +85,18 @@ def test_maps_are_pngs_and_symbols_keep_their_colours():
     assert (255, 215, 0) in colours  # gold circles
 
 
+def test_maps_drawn_over_one_drawing_of_the_fixed_parts_are_the_same_files():
+    """map_pngs (basemap, axes, legend drawn once; each map's symbols over a copy) gives
+    map_png's files byte for byte: the cumulative map, each perijove's, and a perijove
+    without hotspots."""
+    cat = synthetic_catalog(perijoves=(57, 58), outburst=(58, 3000.0)).catalog
+    which = [None, 57, 58, 60]
+    fast = maps.map_pngs(cat, which)
+    assert list(fast) == which
+    for pj in which:
+        assert fast[pj] == maps.map_png(cat, perijove=pj), pj
+
+
 def test_map_points_new_sources_and_cumulative_power():
     res = synthetic_catalog(perijoves=(57, 58), outburst=(58, 3000.0))
     pts = maps.map_points(res.catalog).set_index("hotspot_id")

@@ -131,6 +131,13 @@ def alerts_for(
     keep_prev = [(h, int(p)) not in new_pairs for h, p in zip(prev["hotspot_id"],
                                                               prev["perijove"], strict=True)]
     known = pd.concat([new, prev[keep_prev]], ignore_index=True)
+    # the columns the rule reads, as arrays (a row's selections are masks on them)
+    prev_pj = prev["perijove"].astype(int).to_numpy()
+    prev_lat, prev_lon = (prev[c].to_numpy(float) for c in ("lat_deg", "lon_west_deg"))
+    known_pj = known["perijove"].astype(int).to_numpy()
+    known_id = known["hotspot_id"].to_numpy()
+    known_lat, known_lon = (known[c].to_numpy(float) for c in ("lat_deg", "lon_west_deg"))
+    ref_lat, ref_lon = (reference[c].to_numpy(float) for c in ("lat_deg", "lon_west_deg"))
     alerts: list[dict] = []
     for _, r in new.iterrows():
         pj = int(r["perijove"])
@@ -141,26 +148,24 @@ def alerts_for(
         if int(r.get("flags", 0)) & int(Flag.LOW_CONFIDENCE):
             continue  # unconfirmed: faint
         tol = _tol_km(r["pixel_scale_km"])
-        same_pj = prev[prev["perijove"].astype(int) == pj]
-        if len(same_pj) and np.any(np.asarray(great_circle_km(
-                r["lat_deg"], r["lon_west_deg"], same_pj["lat_deg"].to_numpy(float),
-                same_pj["lon_west_deg"].to_numpy(float))) <= tol):
+        same_pj = prev_pj == pj
+        if same_pj.any() and np.any(np.asarray(great_circle_km(
+                r["lat_deg"], r["lon_west_deg"], prev_lat[same_pj], prev_lon[same_pj])) <= tol):
             continue  # the same source under another id (renamed): not a new row
-        earlier = known[known["perijove"].astype(int) < pj]
-        hist_rows = earlier[earlier["hotspot_id"] == r["hotspot_id"]]
+        earlier = known_pj < pj
+        mine = earlier & (known_id == r["hotspot_id"])
+        hist_rows = known[mine]
         hist = hist_rows["power_gw"].to_numpy(float)
         hist = hist[np.isfinite(hist) & (hist > 0)]
         if len(hist_rows) == 0:
             if str(r["ref_id"] or ""):
                 continue
-            d_ref = np.asarray(great_circle_km(r["lat_deg"], r["lon_west_deg"],
-                                               reference["lat_deg"].to_numpy(float),
-                                               reference["lon_west_deg"].to_numpy(float)))
+            d_ref = np.asarray(great_circle_km(r["lat_deg"], r["lon_west_deg"], ref_lat, ref_lon))
             if d_ref.size and d_ref.min() <= tol:
                 continue
-            if len(earlier) and np.any(np.asarray(great_circle_km(
-                    r["lat_deg"], r["lon_west_deg"], earlier["lat_deg"].to_numpy(float),
-                    earlier["lon_west_deg"].to_numpy(float))) <= tol):
+            if earlier.any() and np.any(np.asarray(great_circle_km(
+                    r["lat_deg"], r["lon_west_deg"], known_lat[earlier],
+                    known_lon[earlier])) <= tol):
                 continue
             near = float(d_ref.min()) if d_ref.size else float("nan")
             alerts.append(_record(r, "new-hotspot",

@@ -33,7 +33,7 @@ from iovolc.catalog import CatalogResult
 from iovolc.publish import formats
 from iovolc.publish.alerts import alerts_for
 from iovolc.publish.diff import diff_catalogs, diff_json, diff_markdown
-from iovolc.publish.maps import map_png, polar_map_png
+from iovolc.publish.maps import map_pngs, polar_map_png
 from iovolc.publish.page import catalog_page
 from iovolc.publish.timeseries import timeseries_png, timeseries_table
 
@@ -89,11 +89,13 @@ def build_bundle(
     files["hotspots.geojson"] = formats.geojson_bytes(hot, title=hot_title)
     files["catalog.vot"] = formats.votable_bytes(cat, title=cat_title)
 
-    files["map.png"] = map_png(cat)
+    pjs = sorted(int(p) for p in cat["perijove"].unique())
+    drawn = map_pngs(cat, [None, *pjs])  # map_png's maps, the fixed parts drawn once
+    files["map.png"] = drawn[None]
     pj_maps = {}
-    for pj in sorted(int(p) for p in cat["perijove"].unique()):
+    for pj in pjs:
         pj_maps[pj] = perijove_map_name(pj)
-        files[pj_maps[pj]] = map_png(cat, perijove=pj)
+        files[pj_maps[pj]] = drawn[pj]
     files["map_polar.png"] = polar_map_png(cat)
     files["timeseries.csv"] = formats.csv_bytes(timeseries_table(cat, mura=mura))
     if len(cat):

@@ -28,7 +28,7 @@ from matplotlib.lines import Line2D
 from iovolc.publish._common import is_lower_limit, is_new_source, require
 from iovolc.publish.basemap import BASEMAP_EXTENT, load_basemap
 
-__all__ = ["map_png", "polar_map_png", "marker_area_pt2", "map_points", "LEGEND_POWERS_GW"]
+__all__ = ["map_png", "map_pngs", "polar_map_png", "marker_area_pt2", "map_points", "LEGEND_POWERS_GW"]
 
 LEGEND_POWERS_GW = (1.0, 10.0, 100.0, 1000.0)
 _KNOWN = {"marker": "o", "facecolor": "gold", "edgecolor": "black"}
@@ -68,14 +68,16 @@ def _label(row) -> str:
     return text.strip('"')
 
 
-def _annotate(ax, text: str, x: float, y: float, *, right_edge: bool) -> None:
+def _annotate(ax, text: str, x: float, y: float, *, right_edge: bool):
     """Label a point; to its left where the point is near the plot's right edge."""
-    ax.annotate(text, (x, y), xytext=(-5 if right_edge else 5, 4), textcoords="offset points",
+    return ax.annotate(text, (x, y), xytext=(-5 if right_edge else 5, 4), textcoords="offset points",
                 ha="right" if right_edge else "left", fontsize=7, color="white",
                 clip_on=True)
 
 
-def _scatter(ax, x, y, pts: pd.DataFrame, *, zorder: int = 3) -> None:
+def _scatter(ax, x, y, pts: pd.DataFrame, *, zorder: int = 3) -> list:
+    """The symbols (module docstring); returns the artists added."""
+    out = []
     size = marker_area_pt2(pts["power_gw"].to_numpy(float))
     finite = np.isfinite(pts["power_gw"].to_numpy(float))
     new = pts["is_new"].to_numpy(bool)
@@ -86,11 +88,12 @@ def _scatter(ax, x, y, pts: pd.DataFrame, *, zorder: int = 3) -> None:
             if not m.any():
                 continue
             edge = np.where(lim[m], _LIMIT_EDGE, style["edgecolor"])
-            ax.scatter(x[m], y[m], s=size[m] * (2.2 if style is _NEW else 1.0),
+            out.append(ax.scatter(x[m], y[m], s=size[m] * (2.2 if style is _NEW else 1.0),
                        marker=style["marker"],
                        facecolors=style["facecolor"] if has_power else "none",
                        edgecolors=edge if has_power else style["facecolor"],
-                       linewidths=1.0, zorder=zorder)
+                       linewidths=1.0, zorder=zorder))
+    return out
 
 
 def _legend(fig: Figure) -> None:
@@ -120,12 +123,16 @@ def _credit(fig: Figure) -> None:
 def _png(fig: Figure, *, dpi: int) -> bytes:
     """Render and save as a 256-colour palette PNG (a photographic basemap as RGB PNG
     is ~1.2 MB; the palette version ~0.4 MB and looks the same at this size)."""
-    from PIL import Image
-
     canvas = FigureCanvasAgg(fig)
     fig.set_dpi(dpi)
     canvas.draw()
-    rgba = np.asarray(canvas.buffer_rgba())
+    return _encode(np.asarray(canvas.buffer_rgba()))
+
+
+def _encode(rgba: np.ndarray) -> bytes:
+    """An Agg RGBA buffer as the palette PNG of :func:`_png`."""
+    from PIL import Image
+
     img = Image.fromarray(rgba[..., :3].copy(), mode="RGB")
     pal = img.quantize(palette=_palette(), dither=Image.Dither.NONE)
     buf = BytesIO()
@@ -162,6 +169,81 @@ def _pnginfo():
     return info
 
 
+def _cylindrical_axes(fig: Figure):
+    """The cylindrical map's fixed parts: basemap, axes, ticks, labels, grid."""
+    ax = fig.add_subplot()
+    ax.imshow(load_basemap(), extent=BASEMAP_EXTENT, origin="upper", interpolation="antialiased")
+    ax.set_xlim(360.0, 0.0)
+    ax.set_ylim(-90.0, 90.0)
+    ax.set_xticks(np.arange(360, -1, -30))
+    ax.set_yticks(np.arange(-90, 91, 30))
+    ax.set_xlabel("West longitude (deg)")
+    ax.set_ylabel("Latitude (deg, planetocentric)")
+    ax.grid(color="white", alpha=0.3, linewidth=0.5)
+    return ax
+
+
+def _symbols(ax, pts: pd.DataFrame, *, n_labels: int) -> list:
+    """The hotspots' symbols and the ``n_labels`` most powerful's labels; their artists."""
+    if not len(pts):
+        return []
+    x = pts["lon_west_deg"].to_numpy(float)
+    y = pts["lat_deg"].to_numpy(float)
+    out = _scatter(ax, x, y, pts)
+    order = np.argsort(-pts["power_gw"].astype(float).fillna(-1.0).to_numpy())[:n_labels]
+    return out + [_annotate(ax, _label(pts.iloc[i]), x[i], y[i], right_edge=x[i] < 40.0)
+                  for i in order]
+
+
+def _title(pts: pd.DataFrame, perijove: int | None) -> str:
+    what = f"perijove {perijove}" if perijove is not None else "all perijoves (largest power)"
+    return f"Io hotspots, {what}: {len(pts)} sources"
+
+
+def map_pngs(catalog: pd.DataFrame, perijoves, *, n_labels: int = 12,
+             dpi: int = 110) -> dict:
+    """:func:`map_png` of each of ``perijoves`` (None: the cumulative map), by perijove.
+
+    The same maps at a fraction of the cost: the fixed parts (basemap,
+    axes, legend, credit) are laid out and drawn once; each map then draws
+    only its symbols, labels and title over a copy of that drawing (Agg
+    "blitting"). A catalog publishes a map per perijove: with 70 perijoves
+    drawing them one by one was most of a publish.
+    """
+    fig = Figure(figsize=(12.0, 7.0), layout="constrained")
+    ax = _cylindrical_axes(fig)
+    _legend(fig)
+    # a title of the usual height reserves its room in the layout
+    ax.set_title(_title(catalog.iloc[:0], None), fontsize=11)
+    _credit(fig)
+    canvas = FigureCanvasAgg(fig)
+    fig.set_dpi(dpi)
+    canvas.draw()
+    fig.set_layout_engine("none")  # the layout found stays as it is
+    title_at = ax.title.get_position()  # a drawing moves an invisible title: kept here
+    ax.title.set_visible(False)
+    canvas.draw()
+    background = canvas.copy_from_bbox(fig.bbox)
+    out = {}
+    for pj in perijoves:
+        pts = map_points(catalog, perijove=pj)
+        canvas.restore_region(background)
+        added = _symbols(ax, pts, n_labels=n_labels)
+        ax.title.set_text(_title(pts, pj))
+        ax.title.set_position(title_at)
+        ax.title.set_visible(True)
+        try:
+            for artist in added:  # in the order a full drawing draws them (zorder, then order)
+                ax.draw_artist(artist)
+            ax.draw_artist(ax.title)
+            out[pj] = _encode(np.asarray(canvas.buffer_rgba()))
+        finally:
+            for artist in added:
+                artist.remove()
+            ax.title.set_visible(False)
+    return out
+
+
 def map_png(
     catalog: pd.DataFrame,
     *,
@@ -178,25 +260,10 @@ def map_png(
     """
     pts = map_points(catalog, perijove=perijove)
     fig = Figure(figsize=(12.0, 7.0), layout="constrained")
-    ax = fig.add_subplot()
-    ax.imshow(load_basemap(), extent=BASEMAP_EXTENT, origin="upper", interpolation="antialiased")
-    ax.set_xlim(360.0, 0.0)
-    ax.set_ylim(-90.0, 90.0)
-    ax.set_xticks(np.arange(360, -1, -30))
-    ax.set_yticks(np.arange(-90, 91, 30))
-    ax.set_xlabel("West longitude (deg)")
-    ax.set_ylabel("Latitude (deg, planetocentric)")
-    ax.grid(color="white", alpha=0.3, linewidth=0.5)
-    if len(pts):
-        x = pts["lon_west_deg"].to_numpy(float)
-        y = pts["lat_deg"].to_numpy(float)
-        _scatter(ax, x, y, pts)
-        order = np.argsort(-pts["power_gw"].astype(float).fillna(-1.0).to_numpy())[:n_labels]
-        for i in order:
-            _annotate(ax, _label(pts.iloc[i]), x[i], y[i], right_edge=x[i] < 40.0)
+    ax = _cylindrical_axes(fig)
+    _symbols(ax, pts, n_labels=n_labels)
     _legend(fig)
-    what = f"perijove {perijove}" if perijove is not None else "all perijoves (largest power)"
-    ax.set_title(title or f"Io hotspots, {what}: {len(pts)} sources", fontsize=11)
+    ax.set_title(title or _title(pts, perijove), fontsize=11)
     _credit(fig)
     return _png(fig, dpi=dpi)
 
