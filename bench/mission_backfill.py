@@ -168,13 +168,14 @@ def main() -> None:
     store = work / "store"
     with prefect_test_harness(server_startup_timeout=120):
         start = datetime.now(UTC)
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         state = backfill(BackfillParams(
             first_perijove=pjs[0], last_perijove=pjs[-1], max_concurrent=args.max_concurrent,
             mode="subflows", sources=Sources(archive_url=(data / "archive").as_uri(),
                                              kernels_url=(data / "kernels").as_uri(),
                                              store_url=store.as_uri())), return_state=True)
         wall = time.perf_counter() - t0
+        flow_cpu = time.process_time() - cpu0
         ends = _perijove_end_times(start)
     res = state.result()
     ok = sum(v == "Completed" for v in res["results"].values())
@@ -199,6 +200,8 @@ def main() -> None:
           + ", ".join(f"{k} {v:.0f} s" for k, v in sorted(by_stage.items(), key=lambda kv: -kv[1])))
     share = 1.0 - (work_s / processes) / wall
     print(f"orchestration + publish + idle share of wall: {100 * share:.1f} %")
+    print(f"CPU of the flow process (Prefect's flow and task runs, the flow-side steps): "
+          f"{flow_cpu:.0f} s ({100 * flow_cpu / processes / wall:.1f} % of the cores' time)")
     print(f"store: {size / 1e9:.2f} GB, {size / 1e6 / (n_frames / 1000):.0f} MB per 1,000 frames")
     # linearity: wall at which cumulative frames crossed each mark
     done = sorted((t, pj) for pj, t in ends.items())

@@ -34,6 +34,44 @@ def _idempotency_key(params: BackfillParams, pj: int) -> str:
     return f"backfill-pj{pj}-{digest}"
 
 
+#: runs of a perijove tried when the Prefect API fails it, and the pause before each retry
+API_ATTEMPTS = 3
+API_RETRY_DELAY_S = 10.0
+
+
+def api_hiccup(state) -> bool:
+    """A failed run whose error is the Prefect API's, not the work's: an HTTP 5xx (a busy
+    SQLite server answers 503 after its own client retries are spent) or a lost
+    connection."""
+    import httpx
+    from prefect.exceptions import PrefectHTTPStatusError
+
+    if not state.is_failed():
+        return False
+    try:
+        exc = state.result(raise_on_failure=False)
+    except Exception as err:  # noqa: BLE001 - whatever the state holds is the answer
+        exc = err
+    if isinstance(exc, PrefectHTTPStatusError):
+        return exc.response.status_code >= 500
+    return isinstance(exc, httpx.TransportError)
+
+
+def run_retrying_api_errors(run, *, what: str, log, attempts: int = API_ATTEMPTS,
+                            delay_s: float = API_RETRY_DELAY_S):
+    """``run()`` (a flow call returning its state) again, after a pause, while it fails on
+    an API error: a retry redoes little (finished tasks come back Cached, ingest and
+    writes skip what exists). Any other failure is returned as it is."""
+    for attempt in range(1, attempts + 1):
+        state = run()
+        if attempt == attempts or not api_hiccup(state):
+            return state
+        log.warning("%s failed on a Prefect API error (attempt %d of %d): %s; running it "
+                    "again in %.0f s", what, attempt, attempts, state.message, delay_s * attempt)
+        time.sleep(delay_s * attempt)
+    return state
+
+
 def _use_deployments(params: BackfillParams) -> bool:
     if params.mode != "auto":
         return params.mode == "deployments"
@@ -77,8 +115,8 @@ def backfill(params: BackfillParams = BackfillParams()) -> dict:
         def one(pj: int) -> str:
             p = PerijoveParams(perijoves=[pj], sources=params.sources,
                                thresholds=params.thresholds, force=params.force, publish=False)
-            state = process_perijove(p, return_state=True)
-            return state.name
+            return run_retrying_api_errors(lambda: process_perijove(p, return_state=True),
+                                           what=f"PJ{pj}", log=log).name
 
         with ThreadPoolExecutor(max_workers=params.max_concurrent) as pool:
             for pj, name in zip(pjs, pool.map(one, pjs), strict=True):
