@@ -114,11 +114,12 @@ def _perijove_end_times(start) -> dict[int, float]:
             runs += page
             if len(page) < 200:
                 break
-    for r in runs:
+    for r in runs:  # a perijove run again after an API error has several runs: the last
         if r.name.startswith("pj[") and r.end_time is not None:
             pjs = json.loads(r.name[2:])
             if len(pjs) == 1:
-                out[int(pjs[0])] = (r.end_time - start).total_seconds()
+                t = (r.end_time - start).total_seconds()
+                out[int(pjs[0])] = max(t, out.get(int(pjs[0]), t))
     return out
 
 

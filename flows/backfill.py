@@ -39,37 +39,53 @@ API_ATTEMPTS = 3
 API_RETRY_DELAY_S = 10.0
 
 
-def api_hiccup(state) -> bool:
-    """A failed run whose error is the Prefect API's, not the work's: an HTTP 5xx (a busy
-    SQLite server answers 503 after its own client retries are spent) or a lost
-    connection."""
+def api_error(exc: BaseException | None) -> bool:
+    """The Prefect API's error, not the work's: an HTTP 5xx (a busy SQLite server answers
+    503 once its client's own retries are spent) or 429, a lost connection, a timeout."""
     import httpx
     from prefect.exceptions import PrefectHTTPStatusError
 
+    if isinstance(exc, PrefectHTTPStatusError):
+        code = exc.response.status_code
+        return code >= 500 or code == 429
+    return isinstance(exc, httpx.NetworkError | httpx.TimeoutException
+                      | httpx.RemoteProtocolError)
+
+
+def api_hiccup(state) -> bool:
+    """A failed run whose error is the Prefect API's (:func:`api_error`)."""
     if not state.is_failed():
         return False
     try:
         exc = state.result(raise_on_failure=False)
     except Exception as err:  # noqa: BLE001 - whatever the state holds is the answer
         exc = err
-    if isinstance(exc, PrefectHTTPStatusError):
-        return exc.response.status_code >= 500
-    return isinstance(exc, httpx.TransportError)
+    return api_error(exc)
 
 
 def run_retrying_api_errors(run, *, what: str, log, attempts: int = API_ATTEMPTS,
                             delay_s: float = API_RETRY_DELAY_S):
     """``run()`` (a flow call returning its state) again, after a pause, while it fails on
-    an API error: a retry redoes little (finished tasks come back Cached, ingest and
-    writes skip what exists). Any other failure is returned as it is."""
+    an API error, returned in a Failed state or raised by the engine (creating the run,
+    proposing its states): a retry redoes little (finished tasks come back Cached,
+    ingest and writes skip what exists). Any other failure is returned or raised as it
+    is; after the last attempt, the API error too."""
+    attempts = max(1, attempts)
     for attempt in range(1, attempts + 1):
-        state = run()
-        if attempt == attempts or not api_hiccup(state):
-            return state
+        try:
+            state = run()
+        except Exception as exc:
+            if attempt == attempts or not api_error(exc):
+                raise
+            why = f"{type(exc).__name__}: {exc}"
+        else:
+            if attempt == attempts or not api_hiccup(state):
+                return state
+            why = state.message
         log.warning("%s failed on a Prefect API error (attempt %d of %d): %s; running it "
-                    "again in %.0f s", what, attempt, attempts, state.message, delay_s * attempt)
+                    "again in %.0f s", what, attempt, attempts, why, delay_s * attempt)
         time.sleep(delay_s * attempt)
-    return state
+    raise AssertionError("unreachable")  # the last attempt returns or raises
 
 
 def _use_deployments(params: BackfillParams) -> bool:

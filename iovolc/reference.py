@@ -252,8 +252,8 @@ def utc_to_et(utc: str | ArrayLike) -> float | np.ndarray:
 
     if isinstance(utc, str):
         # one label time: name the format instead of letting astropy try its formats
-        # one by one (10x faster; the same parser and conversions, so the same bits:
-        # tests/test_reference.py compares the two on many times)
+        # one by one (ISO times 0.14 instead of 0.41 ms; the same parser and
+        # conversions, so the same bits: tests/test_reference.py compares the two)
         norm = _normalise_utc(utc)
         try:
             t = Time(norm, format="yday" if _YDAY.match(norm) else "isot", scale="utc").tdb

@@ -91,17 +91,29 @@ class LoadedKernels:
     """One :class:`KernelSet` kept loaded over consecutive uses (``use``), loaded again
     only when the set differs, cleared on exit: a batch of sequences that name the
     same kernels loads them once, not once per sequence (~20 ms each: the text
-    kernels are parsed anew). The pool then holds exactly what ``with kset:`` would
-    load: the same files in the same order."""
+    kernels are parsed anew). The pool then holds what ``with kset:`` would load:
+    the same files in the same order, and the same contents -- a file replaced at
+    its path since it was loaded (a cache refresh) counts as another set.
+
+    Like ``with kset:``, it holds the process's kernel-pool lock while a set is
+    loaded, so in one process two threads' batches run one after the other.
+    """
 
     def __init__(self) -> None:
         self._current: KernelSet | None = None
+        self._stamp: tuple = ()
+
+    @staticmethod
+    def _stamp_of(kset: KernelSet) -> tuple:
+        stats = [p.stat() for p in kset.paths]
+        return tuple((st.st_ino, st.st_size, st.st_mtime_ns) for st in stats)
 
     def use(self, kset: KernelSet) -> KernelSet:
-        if kset != self._current:
+        stamp = self._stamp_of(kset)
+        if kset != self._current or stamp != self._stamp:
             self.close()
             kset.__enter__()
-            self._current = kset
+            self._current, self._stamp = kset, stamp
         return kset
 
     def close(self) -> None:

@@ -249,16 +249,20 @@ def _extract_one(store: Store, settings: Settings, perijove: int, g: dict,
             _tag(store, skey) == tag:
         return {"group_id": g["group_id"], "detections_key": dkey, "frames_key": skey,
                 "skipped": True}
-    blobs = [store.get_bytes(k) for k in g["fits_keys"] if store.exists(k)]
-    calibrated = [fits_to_frame(b) for b in blobs]
+    calibrated, names = [], None
+    for k in g["fits_keys"]:
+        if store.exists(k):
+            blob = store.get_bytes(k)  # read once: the frame, and the first one's kernels
+            names = fits_kernels(blob) if names is None else names
+            calibrated.append(fits_to_frame(blob))
     # frames left uncalibrated (Io out of reach) keep their row: summary only
     rest = uncalibrated_results(store.get_parquet(g["frames_key"])) if g.get("frames_key") else {}
     results = sorted([*calibrated, *rest.values()], key=lambda r: r.summary["et_mid"]) \
         if rest else calibrated
     if not results:
         return None
-    if blobs:
-        loaded.use(kernel_set_for(fits_kernels(blobs[0]), kernel_root=store.url_for("kernels"),
+    if names is not None:
+        loaded.use(kernel_set_for(names, kernel_root=store.url_for("kernels"),
                                   cache_dir=settings.cache_dir, fs=store.fs))
     det, summaries = extract_group(results, pointing, config=cfg)
     frames = pd.DataFrame(summaries)

@@ -34,7 +34,9 @@ def _http(code: int) -> PrefectHTTPStatusError:
     (Failed(data=_http(503)), True),
     (Failed(data=_http(500)), True),
     (Failed(data=_http(404)), False),
+    (Failed(data=_http(429)), True),
     (Failed(data=httpx.ConnectError("refused")), True),
+    (Failed(data=httpx.UnsupportedProtocol("ftp://")), False),
     (Failed(data=ValueError("PJ 99: no volume")), False),
     (Completed(), False),
 ])
@@ -62,3 +64,30 @@ def test_a_work_failure_is_not_retried_and_api_errors_stop_after_the_attempts():
     out = run_retrying_api_errors(lambda: calls.append(1) or Failed(data=_http(503)),
                                   what="PJ2", log=log, delay_s=0.0, attempts=3)
     assert out.is_failed() and len(calls) == 3 and len(log.lines) == 2
+
+
+def test_an_api_error_raised_by_the_engine_is_retried_other_errors_are_not():
+    """The engine raises (not returns) errors of the run itself: creating it, proposing
+    its states."""
+    log = _Log()
+    outcomes = iter([_http(503), httpx.ReadTimeout("slow"), Completed()])
+
+    def run():
+        out = next(outcomes)
+        if isinstance(out, Exception):
+            raise out
+        return out
+
+    assert run_retrying_api_errors(run, what="PJ7", log=log, delay_s=0.0).is_completed()
+    assert len(log.lines) == 2
+    with pytest.raises(KeyError):
+        run_retrying_api_errors(lambda: {}["x"], what="PJ8", log=log, delay_s=0.0)
+    calls = []
+
+    def always_503():
+        calls.append(1)
+        raise _http(503)
+
+    with pytest.raises(PrefectHTTPStatusError):
+        run_retrying_api_errors(always_503, what="PJ9", log=log, delay_s=0.0, attempts=2)
+    assert len(calls) == 2

@@ -99,7 +99,34 @@ def test_loaded_kernels_load_a_set_once_and_hold_what_with_would(sim, product, k
         assert spiceypy.ktotal("ALL") == len(want) - 1 and len(loads) == 2 * len(want) - 1
         loaded.use(kset)
         assert spiceypy.ktotal("ALL") == len(want)
+        n = len(loads)
+        # a kernel replaced at its path (a cache refresh) is another set: loaded again
+        ck = next(p for p in kset.paths if p.suffix == ".bc")
+        data = ck.read_bytes()
+        ck.unlink()
+        ck.write_bytes(data)
+        loaded.use(kset)
+        assert len(loads) == n + len(want)
+        with pytest.raises(FileNotFoundError):
+            loaded.use(KernelSet((*kset.paths, tmp_path / "absent.bc")))
+        # a set with a file gone raises before anything changes
+        assert spiceypy.ktotal("ALL") == len(want)
     assert spiceypy.ktotal("ALL") == 0
+    import threading
+
+    from iovolc.spice import _POOL_LOCK
+    got = []
+
+    def other_thread():  # the pool's lock is free again after the exit
+        ok = _POOL_LOCK.acquire(timeout=5)
+        got.append(ok)
+        if ok:
+            _POOL_LOCK.release()
+
+    t = threading.Thread(target=other_thread)
+    t.start()
+    t.join()
+    assert got == [True]
 
 
 def test_cache_reuse_and_refetch(sim, product, kernel_url, tmp_path):
