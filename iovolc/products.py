@@ -107,8 +107,11 @@ def fits_header(data: bytes) -> dict:
 
 def fits_kernels(data: bytes) -> list[str]:
     """The kernels a calibrated frame was made with (in the label's order)."""
-    parsed = fits_header(data)
-    return [str(parsed[k]) for k in sorted(parsed) if k.startswith("KERN")]
+    return _kernels_in(fits_header(data))
+
+
+def _kernels_in(header: dict) -> list[str]:
+    return [str(header[k]) for k in sorted(header) if k.startswith("KERN")]
 
 
 def summary_json(summary: dict) -> str:
@@ -143,5 +146,5 @@ def same_frame(stored: bytes, new: FrameResult, *, kernels: list[str], config_ha
             and all(np.array_equal(getattr(old, k), getattr(new, k))
                     for k in ("saturated", "bad", "hits"))
             and summary_json(old.summary) == summary_json(new.summary)
-            and fits_kernels(stored) == [k[:68] for k in kernels]
+            and _kernels_in(header) == [k[:68] for k in kernels]
             and str(header.get("CONFIGH", "")) == config_hash[:16])

@@ -262,8 +262,7 @@ def _extract_one(store: Store, settings: Settings, perijove: int, g: dict,
     if not results:
         return None
     if names is not None:
-        loaded.use(kernel_set_for(names, kernel_root=store.url_for("kernels"),
-                                  cache_dir=settings.cache_dir, fs=store.fs))
+        loaded.use(_kernel_set(settings, store, names))
     det, summaries = extract_group(results, pointing, config=cfg)
     frames = pd.DataFrame(summaries)
     frames["tag"] = tag
@@ -280,10 +279,10 @@ def _tag(store: Store, key: str) -> str:
         return ""
 
 
-def _kernel_set(settings: Settings, store: Store, fits_key: str):
-    return kernel_set_for(fits_kernels(store.get_bytes(fits_key)),
-                          kernel_root=store.url_for("kernels"), cache_dir=settings.cache_dir,
-                          fs=store.fs)
+def _kernel_set(settings: Settings, store: Store, names: list[str]):
+    """The kernel set of kernel names, from the store's landed kernels."""
+    return kernel_set_for(names, kernel_root=store.url_for("kernels"),
+                          cache_dir=settings.cache_dir, fs=store.fs)
 
 
 def finish_pass(settings: Settings, *, perijove: int, groups: list[dict], config: dict) -> dict:
@@ -307,7 +306,8 @@ def finish_pass(settings: Settings, *, perijove: int, groups: list[dict], config
         return extract_frame_result(r, pointing, config=cfg, reregister=False)
 
     before = frames.set_index("product_id")["pointing_method"].to_dict()
-    with (_kernel_set(settings, store, next(iter(fits_of.values()))) if fits_of
+    first = next(iter(fits_of.values()), None)
+    with (_kernel_set(settings, store, fits_kernels(store.get_bytes(first))) if first
           else contextlib.nullcontext()):
         frames, det = pipeline_finish_pass(frames.drop(columns=["tag"]), det, reextract)
     changed = int(sum(before[p] != m for p, m in zip(frames["product_id"],

@@ -28,7 +28,8 @@ from matplotlib.lines import Line2D
 from iovolc.publish._common import is_lower_limit, is_new_source, require
 from iovolc.publish.basemap import BASEMAP_EXTENT, load_basemap
 
-__all__ = ["map_png", "map_pngs", "polar_map_png", "marker_area_pt2", "map_points", "LEGEND_POWERS_GW"]
+__all__ = ["map_png", "map_pngs", "polar_map_png", "marker_area_pt2", "map_points",
+           "LEGEND_POWERS_GW"]
 
 LEGEND_POWERS_GW = (1.0, 10.0, 100.0, 1000.0)
 _KNOWN = {"marker": "o", "facecolor": "gold", "edgecolor": "black"}
@@ -70,9 +71,9 @@ def _label(row) -> str:
 
 def _annotate(ax, text: str, x: float, y: float, *, right_edge: bool):
     """Label a point; to its left where the point is near the plot's right edge."""
-    return ax.annotate(text, (x, y), xytext=(-5 if right_edge else 5, 4), textcoords="offset points",
-                ha="right" if right_edge else "left", fontsize=7, color="white",
-                clip_on=True)
+    return ax.annotate(text, (x, y), xytext=(-5 if right_edge else 5, 4),
+                       textcoords="offset points", ha="right" if right_edge else "left",
+                       fontsize=7, color="white", clip_on=True)
 
 
 def _scatter(ax, x, y, pts: pd.DataFrame, *, zorder: int = 3) -> list:
@@ -89,10 +90,10 @@ def _scatter(ax, x, y, pts: pd.DataFrame, *, zorder: int = 3) -> list:
                 continue
             edge = np.where(lim[m], _LIMIT_EDGE, style["edgecolor"])
             out.append(ax.scatter(x[m], y[m], s=size[m] * (2.2 if style is _NEW else 1.0),
-                       marker=style["marker"],
-                       facecolors=style["facecolor"] if has_power else "none",
-                       edgecolors=edge if has_power else style["facecolor"],
-                       linewidths=1.0, zorder=zorder))
+                                  marker=style["marker"],
+                                  facecolors=style["facecolor"] if has_power else "none",
+                                  edgecolors=edge if has_power else style["facecolor"],
+                                  linewidths=1.0, zorder=zorder))
     return out
 
 
