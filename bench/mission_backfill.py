@@ -44,7 +44,7 @@ from pathlib import Path
 import _common
 
 REAL_ARCHIVE_FRAMES = 85_000
-_WORK: list[tuple[str, float]] = []
+_WORK: list[tuple[str, float, float]] = []  # (stage, seconds in the worker, parent clock at return)
 _LOCK = threading.Lock()
 
 
@@ -59,10 +59,44 @@ def _install_work_timer() -> None:
             fut = stages.process_pool().submit(_common.timed_call, fn, *args, **kwargs)
             out, dt = fut.result(timeout=timeout_s)
         with _LOCK:
-            _WORK.append((fn.__name__, dt))
+            _WORK.append((fn.__name__, dt, time.perf_counter()))
         return out
 
     stages.run_in_process = run_in_process
+
+
+def _busy_profile(t0: float, wall: float, processes: int) -> list[float]:
+    """Seconds of the wall during which 0, 1, ... ``processes`` workers were busy
+    (each stage call spans [return - its worker time, return] on the parent's clock)."""
+    events = sorted([(end - dt - t0, 1) for _, dt, end in _WORK]
+                    + [(end - t0, -1) for _, dt, end in _WORK])
+    out = [0.0] * (processes + 1)
+    busy, prev = 0, 0.0
+    for t, step in events:
+        t = min(max(t, 0.0), wall)
+        out[min(busy, processes)] += t - prev
+        busy, prev = busy + step, t
+    out[0] += wall - prev
+    return out
+
+
+def _other_children_cpu() -> float:
+    """CPU seconds (user + system) of this process's children that are not stage
+    workers: the temporary Prefect server (Linux /proc; 0 elsewhere)."""
+    from tasks import stages
+
+    workers = set((stages._POOL._processes or {}) if stages._POOL else ())
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid, ppid = int(stat.parent.name), int(fields[1])
+        if ppid == os.getpid() and pid not in workers:
+            total += (int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])) / tick
+    return total
 
 
 def simulate(out: Path, frames: int, seed: int, workers: int, perijoves: str | None,
@@ -169,6 +203,7 @@ def main() -> None:
     store = work / "store"
     with prefect_test_harness(server_startup_timeout=120):
         start = datetime.now(UTC)
+        server_cpu0 = _other_children_cpu()
         t0, cpu0 = time.perf_counter(), time.process_time()
         state = backfill(BackfillParams(
             first_perijove=pjs[0], last_perijove=pjs[-1], max_concurrent=args.max_concurrent,
@@ -177,14 +212,17 @@ def main() -> None:
                                              store_url=store.as_uri())), return_state=True)
         wall = time.perf_counter() - t0
         flow_cpu = time.process_time() - cpu0
+        server_cpu = _other_children_cpu() - server_cpu0
         ends = _perijove_end_times(start)
     res = state.result()
     ok = sum(v == "Completed" for v in res["results"].values())
     processes = int(os.environ["IOVOLC_PROCESSES"])
-    work_s = sum(dt for _, dt in _WORK)
+    work_s = sum(dt for _, dt, _ in _WORK)
     by_stage: dict[str, float] = {}
-    for name, dt in _WORK:
+    calls: dict[str, int] = {}
+    for name, dt, _ in _WORK:
         by_stage[name] = by_stage.get(name, 0.0) + dt
+        calls[name] = calls.get(name, 0) + 1
     size = sum(f.stat().st_size for f in store.rglob("*") if f.is_file())
 
     print(f"\nframes {n_frames} in {len(pjs)} perijoves; perijove runs completed {ok}/"
@@ -197,12 +235,18 @@ def main() -> None:
     print(f"extrapolated to {REAL_ARCHIVE_FRAMES:,} frames with this Io share "
           f"({100 * n_io / n_frames:.1f} %): "
           f"{REAL_ARCHIVE_FRAMES / (n_frames / wall) / 60:.0f} min on this machine")
-    print(f"stage work inside the workers {work_s:.0f} s "
-          + ", ".join(f"{k} {v:.0f} s" for k, v in sorted(by_stage.items(), key=lambda kv: -kv[1])))
+    print(f"stage work inside the workers {work_s:.0f} s in {len(_WORK)} calls: "
+          + ", ".join(f"{k} {v:.0f} s ({calls[k]})"
+                      for k, v in sorted(by_stage.items(), key=lambda kv: -kv[1])))
     share = 1.0 - (work_s / processes) / wall
     print(f"orchestration + publish + idle share of wall: {100 * share:.1f} %")
     print(f"CPU of the flow process (Prefect's flow and task runs, the flow-side steps): "
-          f"{flow_cpu:.0f} s ({100 * flow_cpu / processes / wall:.1f} % of the cores' time)")
+          f"{flow_cpu:.0f} s ({100 * flow_cpu / processes / wall:.1f} % of the cores' time); "
+          f"of the temporary Prefect server: {server_cpu:.0f} s "
+          f"({100 * server_cpu / processes / wall:.1f} %)")
+    prof = _busy_profile(t0, wall, processes)
+    print("wall with 0, 1, ... workers busy: "
+          + ", ".join(f"{k}: {v:.0f} s" for k, v in enumerate(prof)))
     print(f"store: {size / 1e9:.2f} GB, {size / 1e6 / (n_frames / 1000):.0f} MB per 1,000 frames")
     # linearity: wall at which cumulative frames crossed each mark
     done = sorted((t, pj) for pj, t in ends.items())

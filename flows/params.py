@@ -42,7 +42,8 @@ class PerijoveParams(BaseModel):
     thresholds: Thresholds = Field(default_factory=Thresholds)
     force: bool = Field(False, description="Re-process even where outputs exist.")
     frames_per_task: int = Field(48, ge=1, le=2000, description="Frames per task "
-                                 "(whole observation sequences are kept together).")
+                                 "(whole observation sequences are kept together; in "
+                                 "calibration a frame Io cannot reach counts 1/20).")
     publish: bool = Field(True, description="Publish a catalog version at the end. A "
                           "backfill turns it off for its perijoves and publishes once, "
                           "after the last one (one version, not one per perijove).")
@@ -55,7 +56,9 @@ class IngestParams(BaseModel):
                                         "everything new in the archive.")
     sources: Sources = Field(default_factory=Sources)
     force: bool = Field(False, description="Re-ingest products already ingested.")
-    products_per_task: int = Field(200, ge=1, le=5000)
+    products_per_task: int = Field(200, ge=1, le=5000, description="Products per ingest "
+                                   "task, in even batches (each batch verifies the kernels "
+                                   "it is the first to name in one SPICE process).")
 
 
 class BackfillParams(BaseModel):
@@ -63,11 +66,11 @@ class BackfillParams(BaseModel):
 
     first_perijove: int = Field(57, ge=0, le=120)
     last_perijove: int = Field(58, ge=0, le=120)
-    max_concurrent: int = Field(4, ge=1, le=32, description="Perijoves processed at once "
+    max_concurrent: int = Field(6, ge=1, le=32, description="Perijoves processed at once "
                                 "(local subflows); against a server the deployment's "
-                                "concurrency limit throttles the runs. Use at least twice "
-                                "the worker processes or Dask workers (a perijove's serial "
-                                "steps leave workers idle): 4 for the default 2.")
+                                "concurrency limit throttles the runs. Use about three "
+                                "times the worker processes or Dask workers (a perijove's "
+                                "serial steps leave workers idle): 6 for the default 2.")
     mode: str = Field("auto", pattern="^(auto|subflows|deployments)$", description="auto: "
                       "deployment runs when a process-perijove deployment exists on the "
                       "server, else local subflows.")

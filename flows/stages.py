@@ -8,7 +8,7 @@ from prefect.futures import wait
 from flows.artifacts import emit_alert_events, publish_artifacts
 from flows.common import config_hash, result_storage_for, settings_for
 from flows.params import IngestParams, PerijoveParams
-from iovolc.pipeline import pack
+from iovolc.batches import calibration_costs, chunks, pack
 from iovolc.store import Store, object_key
 from tasks import stages as t
 from tasks.work import manifest_groups
@@ -37,10 +37,9 @@ def ingest_downlink(params: IngestParams = IngestParams()) -> dict:
     for vol, info in found["volumes"].items():
         _opts(t.land_index, settings)(settings, vol, info["volume_id"], chash)
         prods = info["products"]
-        for i in range(0, len(prods), params.products_per_task):
+        for batch in chunks(prods, max_items=params.products_per_task):
             futures.append((info["volume_id"], _opts(t.ingest_batch, settings).submit(
-                settings, vol, info["volume_id"], prods[i:i + params.products_per_task],
-                chash)))
+                settings, vol, info["volume_id"], batch, chash)))
     wait([f for _, f in futures])
     ingested, bad, by_volume = [], list(found["problems"]), {}
     for vid, f in futures:
@@ -78,9 +77,19 @@ def calibrate(params: PerijoveParams = PerijoveParams()) -> dict:
             summary[pj] = {"groups": 0, "frames": 0, "note": "nothing ingested"}
             continue
         groups = manifest_groups(store.get_json(mkey))
+        # batches by cost: a sequence Io cannot reach costs ~1/20 of its frames (a pass
+        # that fits in one batch by frames needs no answer)
+        reach = [None] * len(groups)
+        if sum(map(len, groups)) > params.frames_per_task:
+            try:
+                reach = t.reach_of_groups(settings, pj, groups, chash)
+            except Exception as exc:  # noqa: BLE001 - a hint: batches by frames without it
+                get_run_logger().warning("PJ%d: no reach answers (%s: %s); calibration "
+                                         "batches by frames", pj, type(exc).__name__, exc)
         futs = [_opts(t.calibrate_groups, settings).with_options(refresh_cache=params.force)
                 .submit(settings, pj, batch, chash, params.force)
-                for batch in pack(groups, max_frames=params.frames_per_task)]
+                for batch in pack(groups, max_frames=params.frames_per_task,
+                                  costs=calibration_costs(groups, reach))]
         wait(futs)
         done = sorted((g for f in futs for g in f.result()), key=lambda g: g["group_id"])
         if not done:

@@ -12,9 +12,9 @@
   names the keyword or file and the value, and the caller goes on. Only
   transient I/O errors (``ConnectionError``, ``TimeoutError``) escape, so the
   orchestration retries them instead of quarantining a good product.
-* The kernels a product names are verified by SPICE in a throwaway process
-  before anything is landed (:class:`iovolc.kernels.KernelVerifier`: once per
-  kernel content, one process for a whole batch), and the product's time must
+* The kernels a product names are verified by SPICE in a check process of
+  their own before anything is landed (:class:`iovolc.kernels.KernelVerifier`:
+  once per kernel content, one run for a whole batch), and the product's time must
   be covered by its CKs (JUNO_SPACECRAFT) and SPKs (Juno, Io).
 * Nothing outside the product's volume is opened: the label, its image and
   the quarantine copy are confined to the volume (links resolved on a local
@@ -173,7 +173,7 @@ def land_products(store: Store, *, fs, archive_url: str, volume_url: str, volume
 
     Three passes: every product read and checked (label, image values,
     perijove, kernels fetched); all the kernels they name verified by SPICE in
-    one throwaway process (nothing for kernels verified before); then each
+    one run of the check process (nothing for kernels verified before); then each
     product's time checked against its kernels' coverage and the good ones
     landed. Returns one row per product, in order (see :func:`land_product`).
     """

@@ -18,15 +18,18 @@ local file system a link leading out of the kernel root is not followed.
 
 **Verified by SPICE before use** (:class:`KernelVerifier`): a header check
 cannot see a truncated SPK or CK (CSPICE loads one happily and fails later,
-mid-geometry). So each kernel is loaded by SPICE itself in a throwaway
-process (``furnsh``; for DAF kernels the file record's free address and every
+mid-geometry). So each kernel is loaded by SPICE itself in a check process
+of its own, never in a worker's kernel pool (:mod:`iovolc.spicecheck`: one
+long-lived process per worker, replaced if a kernel kills it): ``furnsh``;
+for DAF kernels the file record's free address and every
 segment's end address must lie inside the file, SPK segments are evaluated
-at their ends and middle, and ``spkcov``/``ckcov`` give the coverage), and a
+at their ends and middle, and ``spkcov``/``ckcov`` give the coverage. And a
 product's time must be covered by the kernels it names: the CKs for
 JUNO_SPACECRAFT (CK id -61000, converted to TDB with the product's own SCLK
 and LSK), the SPKs for Juno (-61) and Io (501). Results are cached per
 kernel content (sha256) under ``<cache_dir>/kernel-checks/``, so a kernel
-is verified once, and one process verifies everything a batch needs.
+is verified once, and one run of the check process verifies everything a
+batch needs.
 """
 
 from __future__ import annotations
@@ -36,8 +39,6 @@ import hashlib
 import json
 import os
 import posixpath
-import subprocess
-import sys
 import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -46,6 +47,7 @@ from typing import Any
 import fsspec
 
 from iovolc.spice import KernelSet, kernel_subdir
+from iovolc.spicecheck import run_checks as _run_checks
 
 __all__ = [
     "MissingKernelError",
@@ -381,13 +383,12 @@ def kernel_manifest(paths: Iterable[Path | str]) -> list[dict]:
     return out
 
 
-# --- verification by SPICE, in a throwaway process ------------------------------------
+# --- verification by SPICE, in a check process -----------------------------------------
 
 #: what the pipeline's geometry needs from a product's kernels (NAIF ids, real Juno FK):
 #: the CK of the JUNO_SPACECRAFT frame, and the SPK states of Juno and Io
 JUNO_SPACECRAFT_CK = -61000
 SPK_BODIES = {-61: "JUNO", 501: "IO"}
-_DAF_RECORD_BYTES = 1024
 _CHECK_DIR = "kernel-checks"
 _HASHES: dict[tuple[str, int, int], str] = {}
 
@@ -407,159 +408,24 @@ def file_sha256(path: Path | str) -> str:
     return _HASHES[key]
 
 
-def _windows(cell) -> list[list[float]]:
-    import spiceypy
-
-    return [list(map(float, spiceypy.wnfetd(cell, i))) for i in range(spiceypy.wncard(cell))]
-
-
-def _spice_message(exc: BaseException) -> str:
-    short = getattr(exc, "short", "") or type(exc).__name__
-    long = " ".join(str(getattr(exc, "long", "") or exc).split())
-    return f"{short} {long}".strip()[:300]
-
-
-def _daf_check(path: str, suffix: str) -> dict:
-    """A DAF kernel's structure and coverage (SPICE calls; kernel pool untouched)."""
-    import numpy as np
-    import spiceypy
-
-    size = os.path.getsize(path)
-    out: dict[str, Any] = {"spk": {}, "ck": {}}
-    handle = spiceypy.dafopr(path)
-    try:
-        nd, ni, _, _, _, free = spiceypy.dafrfr(handle)
-        if size % _DAF_RECORD_BYTES:
-            return {"error": f"truncated: {size} bytes is not a whole number of "
-                             f"{_DAF_RECORD_BYTES}-byte DAF records"}
-        if (free - 1) * 8 > size:
-            return {"error": f"truncated: its file record says the data run to byte "
-                             f"{(free - 1) * 8}, the file has {size}"}
-        n_words = nd + (ni + 1) // 2
-        spiceypy.dafbfs(handle)
-        n = 0
-        while spiceypy.daffna():
-            n += 1
-            summary = spiceypy.dafgs(n_words)
-            dc, ic = spiceypy.dafus(summary, nd, ni)
-            begin, end = int(ic[-2]), int(ic[-1])
-            if not 1 <= begin <= end or end * 8 > size:
-                return {"error": f"truncated: segment {n} (id {int(ic[0])}) runs to byte "
-                                 f"{end * 8}, the file has {size}"}
-            if suffix == ".bsp":
-                for et in (dc[0], 0.5 * (dc[0] + dc[1]), dc[1]):
-                    _, state, _ = spiceypy.spkpvn(handle, summary, float(et))
-                    if not np.all(np.isfinite(state)):
-                        return {"error": f"segment {n} (body {int(ic[0])}) gives a non-finite "
-                                         f"state at ET {et:.3f}"}
-        if n == 0:
-            return {"error": "holds no segment"}
-    finally:
-        spiceypy.dafcls(handle)
-    if suffix == ".bsp":
-        for body in spiceypy.spkobj(path):
-            out["spk"][str(int(body))] = _windows(spiceypy.spkcov(path, int(body)))
-    elif suffix == ".bc":
-        for inst in spiceypy.ckobj(path):
-            out["ck"][str(int(inst))] = _windows(
-                spiceypy.ckcov(path, int(inst), False, "INTERVAL", 0.0, "SCLK"))
-    return out
-
-
-def _check_job(job: dict) -> dict:
-    """One verification job (run in the throwaway process)."""
-    import spiceypy
-
-    spiceypy.kclear()
-    try:
-        if job["op"] == "kernel":
-            path = job["path"]
-            spiceypy.furnsh(path)  # SPICE must load it
-            spiceypy.kclear()
-            suffix = Path(path).suffix.lower()
-            out = {"error": "", "spk": {}, "ck": {}}
-            if suffix in (".bsp", ".bc", ".bpc"):
-                out.update(_daf_check(path, suffix))
-            return out
-        # "ck_tdb": a CK's JUNO_SPACECRAFT coverage in TDB through the given LSK + SCLK
-        for text in job["text"]:
-            spiceypy.furnsh(text)
-        cover = spiceypy.ckcov(job["ck"], int(job["inst"]), False, "INTERVAL", 0.0, "TDB")
-        return {"error": "", "windows": _windows(cover)}
-    except Exception as exc:  # noqa: BLE001 - any failure is the kernel's verdict
-        return {"error": f"SPICE cannot use it: {_spice_message(exc)}"}
-    finally:
-        spiceypy.kclear()
-
-
-def _spice_check_main() -> None:
-    """Entry point of the throwaway process: JSON jobs on stdin, one JSON line per job out."""
-    jobs = json.loads(sys.stdin.read())["jobs"]
-    for job in jobs:
-        res = _check_job(job)
-        sys.stdout.write(json.dumps({"id": job["id"], **res}) + "\n")
-        sys.stdout.flush()
-
-
-_CHILD = "from iovolc.kernels import _spice_check_main; _spice_check_main()"
-
-
-def _run_checks(jobs: list[dict], *, timeout_s: float) -> tuple[dict[str, dict], int]:
-    """Run ``jobs`` in throwaway processes: results by job id, and processes started.
-
-    Normally one process; if it dies (CSPICE can abort on a malformed file) the
-    job it was on is failed with the reason and the rest go to a new process.
-    """
-    pkg_root = str(Path(__file__).resolve().parent.parent)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        filter(None, [pkg_root, os.environ.get("PYTHONPATH", "")]))}
-    results: dict[str, dict] = {}
-    pending, n_proc = list(jobs), 0
-    while pending:
-        n_proc += 1
-        timed_out, rc, err = False, 0, ""
-        try:
-            proc = subprocess.run([sys.executable, "-c", _CHILD], input=json.dumps(
-                {"jobs": pending}), capture_output=True, text=True, timeout=timeout_s,
-                env=env, check=False)
-            out, rc, err = proc.stdout, proc.returncode, proc.stderr
-        except subprocess.TimeoutExpired as exc:
-            out, timed_out = exc.stdout or "", True
-            out = out.decode("utf-8", "replace") if isinstance(out, bytes) else out
-        for line in out.splitlines():
-            try:
-                res = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(res, dict) and "id" in res:
-                results[str(res.pop("id"))] = res
-        left = [j for j in pending if str(j["id"]) not in results]
-        if not left:
-            break
-        last = " ".join(err.strip().splitlines()[-1:])[:200]
-        why = (f"timed out after {timeout_s:g} s" if timed_out
-               else f"exit code {rc}{': ' + last if last else ''}")
-        results[str(left[0]["id"])] = {"error": f"the SPICE check process died on it ({why})",
-                                       "transient": timed_out}
-        pending = left[1:]
-    return results, n_proc
-
-
 class KernelVerifier:
-    """Kernels verified by SPICE in a throwaway process, cached by content (see the module
+    """Kernels verified by SPICE in a check process of their own, cached by content (see the module
     docstring); then a product's time checked against the coverage of the kernels it names.
 
     ``prepare(sets)`` verifies, in one process, every kernel of ``sets`` (lists of local
     kernel paths, one per product) not verified yet and each set's CK coverage in TDB;
     ``check(paths, et, ...)`` then raises :class:`CorruptKernelError` or
     :class:`KernelCoverageError` (pure Python on the cached results; it prepares first if
-    needed). ``n_processes`` counts the processes started.
+    needed). ``n_runs`` counts the runs of the check process (batches of jobs),
+    ``n_processes`` the check processes started for them (0 when this process's
+    check process was already running).
     """
 
     def __init__(self, cache_dir: Path | str, *, timeout_s: float = 600.0) -> None:
         self.dir = Path(cache_dir) / _CHECK_DIR
         self.timeout_s = timeout_s
         self.n_processes = 0
+        self.n_runs = 0
         self._memo: dict[str, dict] = {}
 
     # cache -----------------------------------------------------------------------
@@ -588,7 +454,8 @@ class KernelVerifier:
                  ck, text) for ck in paths if ck.suffix.lower() == ".bc"]
 
     def prepare(self, kernel_sets: Iterable[Sequence[Path | str]]) -> int:
-        """Verify what is not cached yet, in one throwaway process; returns the jobs run.
+        """Verify what is not cached yet, in one run of the check process; returns the
+        jobs run.
 
         A kernel's failure is a verdict (cached, raised by :meth:`check`); an exception
         from here is the machine's (no process could start ...), not the kernels'.
@@ -614,6 +481,7 @@ class KernelVerifier:
         ordered = sorted(jobs.values(), key=lambda j: j["op"] != "kernel")
         results, n = _run_checks(ordered, timeout_s=self.timeout_s)
         self.n_processes += n
+        self.n_runs += 1
         for key, res in results.items():
             self._put(key, res)
         return len(ordered)

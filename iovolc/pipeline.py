@@ -97,37 +97,6 @@ def group_products(products: Sequence, *, gap_s: float = GROUP_GAP_S) -> list[li
     return groups
 
 
-def pack(groups: list, *, max_frames: int) -> list[list]:
-    """Whole groups, in order, in few, evenly filled batches of at most ``max_frames``
-    frames (a group larger than that is a batch of its own).
-
-    With ``n`` batches, a group goes to the batch its middle frame falls in
-    when the frames are cut into ``n`` equal runs: 64 frames at 48 per task
-    are 32 + 32, not 48 + 16 (which would leave a second worker idle for two
-    thirds of the stage). ``n`` starts at ``ceil(frames / max_frames)`` and
-    grows until no batch of several groups is over the bound.
-    """
-    sizes = [len(g) if isinstance(g, list) else len(g.get("fits_keys", [])) or 1
-             for g in groups]
-    total = sum(sizes)
-    if not groups:
-        return []
-    n = max(1, -(-total // max(1, max_frames)))
-    while True:
-        batches: list[list] = [[] for _ in range(n)]
-        counts = [0] * n
-        start = 0
-        for g, size in zip(groups, sizes, strict=True):
-            k = min(n - 1, int((start + size / 2) * n // max(total, 1)))
-            batches[k].append(g)
-            counts[k] += size
-            start += size
-        if n >= len(groups) or all(c <= max_frames or len(b) == 1
-                                   for b, c in zip(batches, counts, strict=True)):
-            return [b for b in batches if b]
-        n += 1
-
-
 def perijove_check(product: JiramProduct) -> tuple[int, str]:
     """Perijove from START_TIME and the perijove table, checked against the label.
 
@@ -166,8 +135,7 @@ def calibrate_group(products: Sequence[JiramProduct]) -> list[FrameResult]:
                    kinds=[p.product_type for p in products])
     states = [FrameState.from_spice(p.et_mid, bands=bands) for p in products]
     sequence = products[0].product_id
-    if not any(io_within_reach(st, bands, along_rad=REACH_ALONG_RAD, cross_rad=REACH_CROSS_RAD)
-               for st in states):
+    if not any(in_reach(st, bands) for st in states):
         out = []
         for p, state in zip(products, states, strict=True):
             summary = _summary(p, state, bands, exposure_s, sequence, calibrated=False)
@@ -187,6 +155,18 @@ def calibrate_group(products: Sequence[JiramProduct]) -> list[FrameResult]:
                         **_limb_columns(fit)})
         out.append(replace(res, summary=summary))
     return out
+
+
+def in_reach(state: FrameState, bands: tuple[str, ...]) -> bool:
+    """Whether Io's disc can fall on a frame under a pointing correction the chain
+    searches (:data:`REACH_ALONG_RAD`, :data:`REACH_CROSS_RAD`); kernels loaded."""
+    return io_within_reach(state, bands, along_rad=REACH_ALONG_RAD, cross_rad=REACH_CROSS_RAD)
+
+
+def times_in_reach(et_mids: Sequence[float], *, bands: tuple[str, ...]) -> bool:
+    """:func:`in_reach` for any of a sequence's frame times (kernels loaded): the
+    decision :func:`calibrate_group` makes, from the times and bands alone."""
+    return any(in_reach(FrameState.from_spice(float(et), bands=bands), bands) for et in et_mids)
 
 
 def _summary(p: JiramProduct, state: FrameState, bands: tuple[str, ...], exposure_s: float,

@@ -93,7 +93,7 @@ _FAULTS: dict[str, int] = {}
 #: cached results are trusted (and their records kept) this long
 RESULTS_EXPIRY = timedelta(days=30)
 
-#: discover / ingest / land-index / publish: cheap, idempotent on the store (their work
+#: discover / ingest / land-index / reach / publish: cheap, idempotent on the store (their work
 #: skips what exists), so their results are not persisted: a rerun or a UI Retry runs
 #: them again and they write nothing. Nothing piles up in the result prefix.
 RETRY = dict(
@@ -129,6 +129,14 @@ def ingest_batch(settings, volume_url: str, volume_id: str, products: list, conf
 @task(name="land-index", **RETRY)
 def land_index(settings, volume_url: str, volume_id: str, config_hash: str):
     return work.land_index(settings, volume_url=volume_url, volume_id=volume_id)
+
+
+@task(name="reach-of-groups", **{**RETRY, "retries": 1})
+def reach_of_groups(settings, perijove: int, groups: list, config_hash: str):
+    # a batching hint: one retry, and no more than 10 min (the flow batches by frames
+    # without it)
+    inject_fault("reach")
+    return run_in_process(work.reach_of_groups, settings, groups=groups, timeout_s=600.0)
 
 
 @task(name="calibrate-groups", **CACHED_ACROSS_RUNS)

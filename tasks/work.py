@@ -37,6 +37,7 @@ from iovolc.pipeline import (
     extract_group,
     group_products,
     solve_pointing,
+    times_in_reach,
     uncalibrated_results,
 )
 from iovolc.pipeline import finish_pass as pipeline_finish_pass
@@ -95,8 +96,8 @@ def ingest_batch(settings: Settings, *, volume_url: str, volume_id: str,
     fs, _ = settings.fs(settings.archive_url)
     kfs, _ = settings.fs(settings.kernels_url)
     store = _store(settings)
-    # one batch: the kernels all its products name are verified by SPICE in one
-    # throwaway process (iovolc.ingest.land_products)
+    # one batch: the kernels all its products name are verified by SPICE in one run
+    # of the check process (iovolc.ingest.land_products, iovolc.spicecheck)
     rows = land_products(store, fs=fs, archive_url=settings.archive_url,
                          volume_url=volume_url, volume_id=volume_id, products=products,
                          kernel_root=settings.kernels_url, kfs=kfs,
@@ -116,6 +117,40 @@ def land_index(settings: Settings, *, volume_url: str, volume_id: str) -> None:
 
 
 # --- calibration ------------------------------------------------------------------
+def reach_of_groups(settings: Settings, *, groups: list[list[dict]]) -> list[bool | None]:
+    """Whether Io can reach each sequence (ingest manifest rows: each frame's time,
+    bands and landed kernels), as :func:`calibrate_group` will decide, so that the
+    flow can batch by cost (iovolc.batches). Only a cost hint: None where it cannot
+    tell (a row without kernel names, kernels that do not load); the calibration
+    decides again, and quarantines what is bad."""
+    store = _store(settings)
+    out: list[bool | None] = []
+    ksets: dict[tuple, object] = {}  # one kernel lookup per kernel list
+    with LoadedKernels() as loaded:
+        for group in groups:
+            answer: bool | None = False
+            for m in group:  # a sequence's frames may name different kernels
+                if not m.get("kernels"):
+                    answer = None
+                    break
+                try:
+                    names = tuple(m["kernels"])
+                    if names not in ksets:
+                        ksets[names] = _kernel_set(settings, store, list(names))
+                    loaded.use(ksets[names])
+                    hit = times_in_reach([m["et_mid"]], bands=tuple(m["bands"]))
+                except (ConnectionError, TimeoutError):
+                    raise
+                except Exception:  # noqa: BLE001 - a hint only: calibration says why
+                    answer = None
+                    break
+                if hit:
+                    answer = True
+                    break
+            out.append(answer)
+    return out
+
+
 def calibrate_groups(settings: Settings, *, perijove: int, groups: list[list[dict]],
                      config_hash: str, force: bool = False) -> list[dict]:
     """Calibrated FITS per frame and a frame-summary table (with limb fits) per group."""

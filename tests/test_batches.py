@@ -1,8 +1,8 @@
-"""Task batches: whole groups, in order, bounded, and evenly filled (iovolc.pipeline.pack)."""
+"""Task batches: whole groups, in order, bounded, evenly filled, by cost (iovolc.batches)."""
 
 import pytest
 
-from iovolc.pipeline import pack
+from iovolc.batches import OUT_OF_REACH_COST, calibration_costs, pack
 
 
 def _sizes(batches):
@@ -36,3 +36,69 @@ def test_batches_are_evenly_filled():
         assert len(got) == fewest and max(got) <= max_frames
         assert max(got) - min(got) <= max(sizes) or len(got) == 1
     assert pack([], max_frames=48) == []
+
+
+def _pack_by_frames(groups, max_frames):
+    """The rule of ``pack`` written out for integer frame counts: n batches from
+    ceil(total / max), each group in the batch its middle frame falls in."""
+    sizes = [len(g) for g in groups]
+    total = sum(sizes)
+    n = max(1, -(-total // max_frames))
+    while True:
+        out, start = [[] for _ in range(n)], 0
+        for g, s in zip(groups, sizes, strict=True):
+            out[min(n - 1, (2 * start + s) * n // (2 * total))].append(g)
+            start += s
+        if n >= len(groups) or all(sum(map(len, b)) <= max_frames or len(b) == 1
+                                   for b in out):
+            return [b for b in out if b]
+        n += 1
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_costs_equal_to_frame_counts_give_the_frame_batches(seed):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    groups = [[0] * int(n) for n in rng.integers(1, 40, rng.integers(1, 30))]
+    max_frames = int(rng.integers(5, 100))
+    want = _pack_by_frames(groups, max_frames)
+    assert pack(groups, max_frames=max_frames) == want
+    assert pack(groups, max_frames=max_frames, costs=[len(g) for g in groups]) == want
+
+
+def test_sequences_io_cannot_reach_pack_by_their_cost():
+
+    # a mostly-Jupiter perijove: 28 sequences of 10 frames out of reach, 2 of 6 in reach
+    groups = [[0] * 10] * 14 + [[1] * 6] * 2 + [[0] * 10] * 14
+    reach = [False] * 14 + [True] * 2 + [False] * 14
+    costs = calibration_costs(groups, reach)
+    assert costs == [10 * OUT_OF_REACH_COST] * 14 + [6.0, 6.0] + [10 * OUT_OF_REACH_COST] * 14
+    assert len(pack(groups, max_frames=48)) >= 7  # by frames: 292 frames, 7 tasks or more
+    one = pack(groups, max_frames=48, costs=costs)  # by cost: 26 frames' worth, 1 task
+    assert one == [groups]
+    # unknown reach (None) counts in full, as before
+    assert pack(groups, max_frames=48, costs=calibration_costs(groups, [None] * 30)) == \
+        pack(groups, max_frames=48)
+    # bounded by cost: 40 sequences of 48 frames out of reach are 96 frames' worth
+    many = [[0] * 48] * 40
+    got = pack(many, max_frames=48, costs=calibration_costs(many, [False] * 40))
+    assert [len(b) for b in got] == [20, 20]
+    with pytest.raises(ValueError, match="reach answers"):
+        calibration_costs(groups, reach[:-1])
+    with pytest.raises(ValueError, match="finite costs"):
+        pack(groups, max_frames=48, costs=[float("nan")] * 30)
+
+
+def test_chunks_are_even_ordered_and_bounded():
+    from iovolc.batches import chunks
+
+    assert [len(c) for c in chunks(range(1000), max_items=400)] == [334, 333, 333]
+    assert [len(c) for c in chunks(range(290), max_items=400)] == [290]
+    assert [len(c) for c in chunks(range(800), max_items=400)] == [400, 400]
+    assert chunks([], max_items=400) == []
+    for n, m in ((1, 1), (7, 3), (401, 400), (99, 10)):
+        got = chunks(list(range(n)), max_items=m)
+        assert [x for c in got for x in c] == list(range(n))
+        assert max(map(len, got)) <= m and max(map(len, got)) - min(map(len, got)) <= 1
+        assert len(got) == -(-n // m)

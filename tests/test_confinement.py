@@ -55,7 +55,7 @@ def test_ingest_opens_nothing_outside_the_archive(corpus, tmp_path):
     quarantined = [r for r in rows if r.get("quarantined")]
     assert len(plan.problems) + len(quarantined) == len(corpus.bad)
     assert len(rows) - len(quarantined) == 39  # 20 EDR + 19 RDR (one frame is EDR-only)
-    assert verifier.n_processes <= len(plan.volumes)  # one SPICE check process per batch
+    assert verifier.n_runs <= len(plan.volumes)  # one run of the SPICE check process per batch
     # nothing of the outside folders reached the store either
     for key in store.list(""):
         assert PLANTED not in store.get_bytes(key), key

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 import spiceypy
 
+from iovolc import spicecheck
 from iovolc.kernels import (
     CorruptKernelError,
     KernelCoverageError,
@@ -256,7 +257,7 @@ def test_kernel_manifest(sim, product, kernel_url, tmp_path):
         assert m == {"name": p.name, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
 
 
-# --- verification by SPICE in a throwaway process (iovolc.kernels.KernelVerifier) ----------
+# --- verification by SPICE in a check process (iovolc.kernels.KernelVerifier) --------------
 
 
 @pytest.fixture(scope="module")
@@ -274,17 +275,17 @@ def test_kernels_verified_once_in_one_process(products, kernel_url, tmp_path):
     sets = [_kernels(p, kernel_url, cache) for p in products]
     verifier = KernelVerifier(cache)
     n_jobs = verifier.prepare(sets)
-    assert verifier.n_processes == 1  # one process for every kernel of the batch
+    assert verifier.n_runs == 1  # one run of the check process for every kernel of the batch
     distinct = {file_sha256(k) for s in sets for k in s}
     assert n_jobs == len(distinct) + 1  # each kernel once, + the CK through its SCLK
     for p, s in zip(products, sets, strict=True):
         verifier.check(s, p.et_mid, when=f"START_TIME {p.start_time_utc}")
-    assert verifier.n_processes == 1
+    assert verifier.n_runs == 1 and verifier.n_processes <= 1
     # a new verifier (another process, later) finds every verdict cached by content
     again = KernelVerifier(cache)
-    assert again.prepare(sets) == 0 and again.n_processes == 0
+    assert again.prepare(sets) == 0 and again.n_runs == again.n_processes == 0
     again.check(sets[0], products[0].et_mid)
-    assert again.n_processes == 0
+    assert again.n_runs == again.n_processes == 0
     # the cached CK coverage is SPICE's own (ckcov in TDB through the label's SCLK and LSK)
     ck = next(k for k in sets[0] if k.suffix == ".bc")
     for k in sets[0]:
@@ -321,7 +322,7 @@ def test_truncated_kernels_are_refused(products, kernel_url, tmp_path):
             verifier.check(paths, products[0].et_mid)
         assert e.value.kernel_name == name and "truncated" in str(e.value)
         assert words in str(e.value)
-    assert verifier.n_processes == 2  # the good kernels were verified with the first cut
+    assert verifier.n_runs == 2  # the good kernels were verified with the first cut
 
 
 def test_time_and_bodies_not_covered(products, kernel_url, tmp_path):
@@ -340,17 +341,57 @@ def test_time_and_bodies_not_covered(products, kernel_url, tmp_path):
         verifier.check([k for k in kset if k.suffix != ".tsc"], p.et_mid)
     with pytest.raises(KernelCoverageError, match="no CK holding JUNO_SPACECRAFT"):
         verifier.check([k for k in kset if k.suffix != ".bc"], p.et_mid)
-    assert verifier.n_processes == 1
+    assert verifier.n_runs == 1
 
 
 def test_a_check_process_that_dies_fails_only_its_kernel(products, kernel_url, tmp_path):
     cache = tmp_path / "cache"
     kset = _kernels(products[0], kernel_url, cache)
+    spicecheck.stop()  # a new check process cannot even start in 1 ms
     slow = KernelVerifier(cache, timeout_s=0.001)
     with pytest.raises(CorruptKernelError, match="check process died on it .*timed out"):
         slow.check(kset, products[0].et_mid)
     assert not list((cache / "kernel-checks").glob("*.json"))  # a timeout is never cached
     KernelVerifier(cache).check(kset, products[0].et_mid)
+
+
+def test_the_check_process_serves_every_batch_and_is_replaced_when_it_dies(
+        products, kernel_url, tmp_path, monkeypatch):
+    kset = _kernels(products[0], kernel_url, tmp_path / "c0")
+    spicecheck.stop()
+    first = KernelVerifier(tmp_path / "c1")
+    first.check(kset, products[0].et_mid)
+    pid = spicecheck._PROCESS.proc.pid
+    # another batch (nothing cached): the same process answers, with the same verdicts
+    second = KernelVerifier(tmp_path / "c2")
+    second.check(kset, products[0].et_mid)
+    assert (first.n_processes, second.n_processes, second.n_runs) == (1, 0, 1)
+    assert spicecheck._PROCESS.proc.pid == pid
+    verdicts = [sorted(p.name for p in (tmp_path / c / "kernel-checks").glob("*.json"))
+                for c in ("c1", "c2")]
+    assert verdicts[0] == verdicts[1] and len(verdicts[0]) == len(kset) + 1
+    for name in verdicts[0]:
+        assert json.loads((tmp_path / "c1" / "kernel-checks" / name).read_text()) == \
+            json.loads((tmp_path / "c2" / "kernel-checks" / name).read_text())
+    # killed between batches: the next batch starts a new one
+    os.kill(pid, 9)
+    third = KernelVerifier(tmp_path / "c3")
+    third.check(kset, products[0].et_mid)
+    assert third.n_processes == 1 and spicecheck._PROCESS.proc.pid != pid
+    # a process that dies on a job fails that job only; the rest go to a new process
+    spicecheck.stop()
+    monkeypatch.setattr(spicecheck, "_CHILD",
+                        "import sys; sys.stdin.readline(); print('boom', file=sys.stderr); "
+                        "sys.exit(3)")
+    jobs = [{"id": str(i), "op": "kernel", "path": str(k)} for i, k in enumerate(kset[:3])]
+    res, started = spicecheck.run_checks(jobs, timeout_s=60.0)
+    assert started == 3 and sorted(res) == ["0", "1", "2"]
+    assert all(r["error"] == "the SPICE check process died on it (exit code 3: boom)"
+               and not r["transient"] for r in res.values())
+    spicecheck.stop()
+    monkeypatch.undo()
+    res, started = spicecheck.run_checks(jobs, timeout_s=60.0)
+    assert started == 1 and all(r["error"] == "" for r in res.values())
 
 
 def test_kernel_names_never_leave_the_kernel_root(sim, tmp_path):

@@ -137,7 +137,9 @@ def _encode(rgba: np.ndarray) -> bytes:
     img = Image.fromarray(rgba[..., :3].copy(), mode="RGB")
     pal = img.quantize(palette=_palette(), dither=Image.Dither.NONE)
     buf = BytesIO()
-    pal.save(buf, format="PNG", optimize=True, pnginfo=_pnginfo())
+    # zlib level 6: half the time of `optimize` (level 9) for 0.4 % more bytes (a map:
+    # 31.8 vs 61.3 ms, 432.5 vs 430.8 kB)
+    pal.save(buf, format="PNG", compress_level=6, pnginfo=_pnginfo())
     return buf.getvalue()
 
 

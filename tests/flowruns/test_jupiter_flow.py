@@ -43,7 +43,8 @@ def test_jupiter_frames_are_listed_not_calibrated(mostly_jupiter, tmp_path, monk
     src = Sources(archive_url=(mostly_jupiter / "archive").as_uri(),
                   kernels_url=(mostly_jupiter / "kernels").as_uri(),
                   store_url=(tmp_path / "store").as_uri())
-    params = PerijoveParams(perijoves=[20], sources=src)
+    # 8 frames per task: the pass does not fit one batch, so calibration asks the reach
+    params = PerijoveParams(perijoves=[20], sources=src, frames_per_task=8)
     state = process_perijove(params, return_state=True)
     assert state.is_completed(), state
     store = Store.from_settings(load_settings(store_url=src.store_url))
@@ -61,7 +62,32 @@ def test_jupiter_frames_are_listed_not_calibrated(mostly_jupiter, tmp_path, monk
     assert not f.loc[sorted(jup), "io_in_view"].any()
     det = store.get_parquet(object_key("result", perijove=20, filename="detections.parquet"))
     assert len(det) > 0 and set(det.product_id) <= io
+    # the flow batched calibration by reach_of_groups: it answers what calibration decided
+    from tasks.work import manifest_groups, reach_of_groups
+
+    groups = manifest_groups(store.get_json(object_key("manifest", stage="ingest", perijove=20)))
+    reach = reach_of_groups(load_settings(store_url=src.store_url), groups=groups)
+    assert reach == [bool(f.loc[[m["product_id"] for m in g], "calibrated"].all())
+                     for g in groups]
+    assert True in reach and False in reach
+    # a row without kernel names: unknown, so batched by frames
+    old = [[{k: v for k, v in m.items() if k != "kernels"} for m in groups[0]]]
+    assert reach_of_groups(load_settings(store_url=src.store_url), groups=old) == [None]
     before = _snapshot(store)
     again = process_perijove(params, return_state=True)
     assert again.is_completed() and again.result()["note"].startswith("nothing to do")
     assert _snapshot(store) == before
+    # without reach answers (the task fails) calibration batches by frames: nothing to redo
+    from flows.stages import calibrate
+    from tasks.stages import reset_faults
+
+    monkeypatch.setenv("IOVOLC_FAULTS", "reach:9:fatal")
+    reset_faults()
+    try:
+        out = calibrate(params, return_state=True)
+    finally:
+        reset_faults()
+    assert out.is_completed() and out.result()[20]["frames"] == len(io)
+    data = ("raw/", "calibrated/", "frames/", "results/")
+    assert {k: v for k, v in _snapshot(store).items() if k.startswith(data)} == \
+        {k: v for k, v in before.items() if k.startswith(data)}
