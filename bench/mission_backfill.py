@@ -21,7 +21,10 @@ Printed, all from this one run:
   work is the time measured *inside* the worker processes around each stage
   call (``tasks.stages.run_in_process``); what remains is Prefect's
   bookkeeping (flow/task runs against the API, result records), the
-  publish, and idle workers;
+  publish, and idle workers; with the CPU time of the flow process and of
+  the temporary Prefect server (both share the machine's cores with the
+  workers), the number of stage calls per stage, and how long 0, 1, ...
+  workers were busy (each call spans its worker time before its return);
 * the store size per 1,000 frames.
 
 Run: ``uv run python bench/mission_backfill.py [--frames 20000] [--io-share 1]
