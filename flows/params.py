@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from iovolc.batches import OUT_OF_REACH_COST
+
 
 class Sources(BaseModel):
     """Where data comes from and goes to. Empty = the settings (env/file/default)."""
@@ -43,7 +45,8 @@ class PerijoveParams(BaseModel):
     force: bool = Field(False, description="Re-process even where outputs exist.")
     frames_per_task: int = Field(48, ge=1, le=2000, description="Frames per task "
                                  "(whole observation sequences are kept together; in "
-                                 "calibration a frame Io cannot reach counts 1/20).")
+                                 "calibration a frame Io cannot reach counts "
+                                 f"{OUT_OF_REACH_COST:g}).")
     publish: bool = Field(True, description="Publish a catalog version at the end. A "
                           "backfill turns it off for its perijoves and publishes once, "
                           "after the last one (one version, not one per perijove).")

@@ -128,24 +128,26 @@ def reach_of_groups(settings: Settings, *, groups: list[list[dict]]) -> list[boo
     ksets: dict[tuple, object] = {}  # one kernel lookup per kernel list
     with LoadedKernels() as loaded:
         for group in groups:
+            # a sequence's frames may name different kernels: each set with its frames
+            by_kernels: dict[tuple, list[float]] = {}
+            for m in group:
+                by_kernels.setdefault(tuple(m.get("kernels") or ()), []).append(m["et_mid"])
+            if () in by_kernels:  # a row without kernel names: cannot tell
+                out.append(None)
+                continue
             answer: bool | None = False
-            for m in group:  # a sequence's frames may name different kernels
-                if not m.get("kernels"):
-                    answer = None
-                    break
+            for names, ets in by_kernels.items():
                 try:
-                    names = tuple(m["kernels"])
                     if names not in ksets:
                         ksets[names] = _kernel_set(settings, store, list(names))
                     loaded.use(ksets[names])
-                    hit = times_in_reach([m["et_mid"]], bands=tuple(m["bands"]))
+                    if times_in_reach(ets, bands=tuple(group[0]["bands"])):
+                        answer = True
+                        break
                 except (ConnectionError, TimeoutError):
                     raise
                 except Exception:  # noqa: BLE001 - a hint only: calibration says why
                     answer = None
-                    break
-                if hit:
-                    answer = True
                     break
             out.append(answer)
     return out
