@@ -77,30 +77,18 @@ class ExtractionConfig:
 
 
 def _clipped_local_mean(img, weight, size, *, n_iter=3, clip=3.0):
-    """Local mean of ``img`` over pixels with ``weight`` (sigma-clipped)."""
-    w = weight.astype(float)
-    mean = np.zeros_like(img)
-    for _ in range(n_iter):
-        num = ndi.uniform_filter(img * w, size, mode="nearest")
-        den = ndi.uniform_filter(w, size, mode="nearest")
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = np.where(den > 1e-6, num / den, np.nan)
-        dev = img - mean
-        ad = np.abs(dev[w > 0])
-        ad = ad[~np.isnan(ad)]  # np.nanmedian's median, without its copies
-        scatter = 1.4826 * np.median(ad) if ad.size else (np.nan if (w > 0).any() else 0.0)
-        new_w = weight & (np.abs(np.nan_to_num(dev)) < clip * scatter + 1e-12)
-        if (new_w == (w > 0)).all():
-            break
-        w = new_w.astype(float)
-    return mean
+    """Local mean of ``img`` over pixels with ``weight`` (sigma-clipped; compiled:
+    :func:`iovolc.imaging.clipped_local_mean`)."""
+    return imaging.clipped_local_mean(np.ascontiguousarray(img, dtype=float),
+                                      np.ascontiguousarray(weight, dtype=bool), int(size),
+                                      int(n_iter), float(clip))
 
 
 def background_model(img: np.ndarray, shading: np.ndarray | None, *, valid: np.ndarray,
                      size: int = 15) -> np.ndarray:
     """Background of one band half (see module docstring)."""
     if shading is None:
-        filled = np.where(valid, img, np.median(img[valid]) if valid.any() else 0.0)
+        filled = np.where(valid, img, imaging.median(img[valid]) if valid.any() else 0.0)
         return imaging.median_filter_nearest(filled, size)
     lit = shading > 0.2 * shading.max() if shading.max() > 0 else np.zeros_like(valid)
     dark = shading <= 1e-6
@@ -109,7 +97,7 @@ def background_model(img: np.ndarray, shading: np.ndarray | None, *, valid: np.n
         # the sky and the night side are smooth: a wide window, so a resolved hotspot
         # (tens of pixels at close range) is not taken for background
         sky = _clipped_local_mean(img, valid & dark, NIGHT_WINDOW_FACTOR * size)
-        bg = np.where(np.isfinite(sky), sky, np.nanmedian(sky))
+        bg = np.where(np.isfinite(sky), sky, imaging.nanmedian(sky))
     if (valid & lit).any():
         with np.errstate(invalid="ignore", divide="ignore"):
             ratio = np.where(lit, img / np.where(lit, shading, 1.0), 0.0)
@@ -143,7 +131,7 @@ def fitted_shading(state: FrameState, band: str, img: np.ndarray, valid: np.ndar
                                     psf_sigma_px=psf_sigma_px, exponents=exponents)
     if not any(c.max() > 0 for c in canvases):
         return None, float("nan")
-    near = ndi.binary_dilation(np.any([c > 0 for c in canvases], axis=0), iterations=2)
+    near = imaging.grow(np.any([c > 0 for c in canvases], axis=0), 2)
     use = near & valid & np.isfinite(img) & ~imaging.hot_pixels(img, valid)
     if use.sum() < 20:
         return canvases[0], float(exponents[0])
@@ -176,7 +164,7 @@ def limb_model_sigma(bg: np.ndarray, shading: np.ndarray, *, pointing_sigma_px: 
         return np.zeros_like(bg)
     disc = shading > 0.05 * shading.max()  # the blurred canvas is > 0 far beyond the limb
     edge = disc ^ ndi.binary_erosion(disc, border_value=1)
-    zone = ndi.binary_dilation(edge, iterations=int(np.ceil(d)) + 2)
+    zone = imaging.grow(edge, int(np.ceil(d)) + 2)
     g0, g1 = np.gradient(bg)
     grad = ndi.maximum_filter(np.hypot(g0, g1), size=3)
     return np.where(zone, d * grad, 0.0)
@@ -187,7 +175,7 @@ def _local_noise(resid, valid, size):
     interpolated back to pixels; floored at 0.8 x the frame's global MAD."""
     block = max(4, size // 2)
     med = imaging.block_median(np.abs(resid), valid, block)
-    global_ = 1.4826 * np.median(np.abs(resid[valid])) if valid.any() else 0.0
+    global_ = 1.4826 * imaging.median(np.abs(resid[valid])) if valid.any() else 0.0
     med = np.where(np.isfinite(med), med, global_ / 1.4826)
     med = ndi.median_filter(med, size=3, mode="nearest")
     zoom = (resid.shape[0] / med.shape[0], resid.shape[1] / med.shape[1])
@@ -382,7 +370,7 @@ def _find_sources(img, v, saturated, raw_dn, sh, *, pointing_sigma_px: float,
     sigma = _local_noise(resid, v, config.noise_size_px)
     # second pass: the background again without the sources found (grown), so a
     # resolved source does not leak into its own background and fall apart
-    sources = ndi.binary_dilation((resid / sigma) > 3.0, iterations=SOURCE_MASK_GROW_PX)
+    sources = imaging.grow((resid / sigma) > 3.0, SOURCE_MASK_GROW_PX)
     if sources.any():
         bg = background_model(img0, sh, valid=v & ~sources, size=config.background_size_px)
         resid = np.where(v, img - bg, 0.0)
@@ -395,8 +383,7 @@ def _find_sources(img, v, saturated, raw_dn, sh, *, pointing_sigma_px: float,
         return None
     markers = np.zeros(img.shape, dtype=np.int32)
     markers[pr, ps] = np.arange(1, pr.size + 1)
-    disk = ndi.binary_dilation(markers > 0, iterations=APERTURE_RADIUS_PX,
-                               structure=ndi.generate_binary_structure(2, 1))
+    disk = imaging.grow(markers > 0, APERTURE_RADIUS_PX)
     mask = (snr_map > 1.0) | disk
     labels = watershed(-resid, markers, mask=mask & v)
     idx = np.arange(1, pr.size + 1)

@@ -119,20 +119,31 @@ def _hotspot_fit(f, detections: pd.DataFrame, references: pd.DataFrame):
     state = recon.corrected(f["along_rad"], f["cross_rad"])
     pts = surface_point(references["lat_deg"], references["lon_west_deg"], state.radii_km)
     radius = max(12.0, 4.0 * float(f["pointing_sigma_px"]))
-    pairs = []
+    pairs: dict[str, list] = {"detection": [], "reference": [], "d_line": [], "d_sample": [],
+                              "tol_px": []}
+    ref_sigma_km = references["sigma_km"].to_numpy()
     for band, sl in jiram.band_layout(tuple(f["bands"])).items():
         db = d[d["band"] == band]
         if db.empty:
             continue
         pl, ps, vis = state.project_points(pts, band)
-        for di, det in db.iterrows():
-            dl = (det["line"] - sl.start) - pl
-            dsm = det["sample"] - ps
-            for k in np.flatnonzero(vis & (np.hypot(dl, dsm) <= radius)):
-                tol = 2.0 + 2.0 * references["sigma_km"].iloc[k] / det["pixel_scale_km"]
-                pairs.append({"detection": di, "reference": k, "d_line": dl[k],
-                              "d_sample": dsm[k], "tol_px": tol})
-    return (fit_constellation(pd.DataFrame(pairs)) if pairs else None), recon
+        for di, line, sample, scale_km in zip(db.index, db["line"].to_numpy(),
+                                              db["sample"].to_numpy(),
+                                              db["pixel_scale_km"].to_numpy(), strict=True):
+            dl = (line - sl.start) - pl
+            dsm = sample - ps
+            near = np.flatnonzero(vis & (np.hypot(dl, dsm) <= radius))
+            pairs["detection"] += [di] * near.size
+            pairs["reference"] += near.tolist()
+            pairs["d_line"] += dl[near].tolist()
+            pairs["d_sample"] += dsm[near].tolist()
+            pairs["tol_px"] += (2.0 + 2.0 * ref_sigma_km[near] / scale_km).tolist()
+    return (fit_constellation(pd.DataFrame(pairs)) if pairs["detection"] else None), recon
+
+
+def _by_product(detections: pd.DataFrame) -> dict:
+    """Each frame's detections (rows in table order), for :func:`_hotspot_fit`."""
+    return dict(tuple(detections.groupby("product_id", sort=False)))
 
 
 def _shifted(f, recon: FrameState, fit, note: str) -> dict:
@@ -162,8 +173,9 @@ def constellation_updates(frames: pd.DataFrame, detections: pd.DataFrame,
     # a frame without hotspots has nothing to match (most frames of a backfill: Jupiter)
     have = set(detections.loc[detections["snr"] >= CONSTELLATION_MIN_SNR, "product_id"])
     todo = frames[(frames["pointing_method"] == "pass") & frames["product_id"].isin(list(have))]
+    own = _by_product(detections)
     for _, f in todo.iterrows():
-        fit, recon = _hotspot_fit(f, detections, references)
+        fit, recon = _hotspot_fit(f, own.get(f["product_id"], detections.iloc[:0]), references)
         # worth it only if it pins the frame down better than the pass does
         if fit is None or not fit.sigma_px <= CONSTELLATION_GAIN * float(f["pointing_sigma_px"]):
             continue
@@ -203,9 +215,10 @@ def limb_audit(frames: pd.DataFrame, detections: pd.DataFrame) -> dict[str, dict
     if len(limb) < 2 or detections.empty:
         return out
     cl, members = _limb_members(detections)
+    own = _by_product(detections)
     for _, f in limb.iterrows():
         refs = _references(cl, members, without=f["product_id"])
-        fit, recon = _hotspot_fit(f, detections, refs)
+        fit, recon = _hotspot_fit(f, own.get(f["product_id"], detections.iloc[:0]), refs)
         if fit is None or fit.n_matched < AUDIT_MIN_MATCHES:
             continue
         shift = float(np.hypot(fit.d_line_px, fit.d_sample_px))

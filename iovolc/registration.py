@@ -34,9 +34,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.ndimage import binary_dilation, gaussian_filter, map_coordinates, spline_filter
+from scipy.ndimage import gaussian_filter, map_coordinates, spline_filter
 
-from iovolc import imaging
+from iovolc import imaging, limbstep
 from iovolc.geometry import (
     FrameState,
     centre_direction_inst,
@@ -151,6 +151,7 @@ def _coarse_match(strips: dict, state: FrameState, drawn, *, along: tuple[float,
     n_a = int(round((along[1] - along[0]) / step_rad)) + 1
     n_c = int(round((cross[1] - cross[0]) / step_rad)) + 1
     total = np.zeros((n_a, n_c))
+    spectrum = None  # the canvas's FFT: the same canvas for every band
     for band, (img, valid) in strips.items():
         t_phi0, t_phi1, t_psi0, t_psi1 = templates[band]
         # template grid aligned with the canvas grid (integer offsets)
@@ -164,7 +165,8 @@ def _coarse_match(strips: dict, state: FrameState, drawn, *, along: tuple[float,
         tmpl = _strip_template(img, valid, line, sample, step_rad / state.camera(band).ifov_rad)
         if tmpl is None:
             continue
-        res = imaging.ncc(canvas, tmpl)
+        spectrum = spectrum or imaging.image_spectrum(canvas)
+        res = imaging.ncc(canvas, tmpl, spectrum=spectrum)
         # observed(phi) = predicted(phi + along): template at canvas row a0 + along/step
         ia = a0 + int(round(along[0] / step_rad))
         ic = b0 - int(round(cross[1] / step_rad))
@@ -185,7 +187,7 @@ def _strip_template(img, valid, line, sample, binning: float) -> np.ndarray | No
     v = valid & np.isfinite(img)
     if v.sum() < 100:
         return None
-    med = float(np.median(img[v]))
+    med = imaging.median(img[v])
     hi = float(np.percentile(img[v], 99.5))
     x = np.where(v, np.clip(img, None, max(hi, med)), med)
     if binning > 1.2:  # block-average to the grid step before sampling
@@ -239,7 +241,7 @@ def _fine_fit(strips: dict, state: FrameState, *, along: float, cross: float, se
             continue
         if band not in templates:  # the strip, hotspots tamed: the same at every pass
             v = valid & np.isfinite(img)
-            med = float(np.median(img[v])) if v.any() else 0.0
+            med = imaging.median(img[v]) if v.any() else 0.0
             hi = float(np.percentile(img[v], 99.7)) if v.any() else 0.0
             tmpl = np.where(v, np.clip(img, None, max(hi, med)), med)
             templates[band] = None if np.ptp(tmpl) == 0 else imaging.Template(tmpl)
@@ -257,22 +259,10 @@ def _fine_fit(strips: dict, state: FrameState, *, along: float, cross: float, se
     start = (float(search_px - i), float(search_px - j))
     peak = float(ncc[i, j])
     best = None
-    zones: dict = {}  # the limb zone's pixels per integer shift, shared by the exponents
-    limb_zones: dict = {}
+    fitted = _limb_zones(strips, canvases)
     for k in range(len(FIT_EXPONENTS)):
-        d_line, d_samp = start
-        sigma, red_chi2 = np.array([np.inf, np.inf]), np.inf
-        models = _limb_models(strips, canvases, k, limb_zones)
-        for _ in range(8):
-            out = _lsq_step(strips, models, search_px=search_px, d_line=d_line, d_samp=d_samp,
-                            zones=zones)
-            if out is None:
-                break
-            step, sigma, red_chi2 = out
-            d_line += float(np.clip(step[0], -1, 1))
-            d_samp += float(np.clip(step[1], -1, 1))
-            if np.hypot(*step) < 1e-3:
-                break
+        d_line, d_samp, sigma, red_chi2 = _fit_exponent(canvases, fitted, k,
+                                                        search_px=search_px, start=start)
         if best is None or red_chi2 < best[3]:
             best = (d_line, d_samp, sigma, red_chi2)
     d_line, d_samp, sigma, _ = best
@@ -286,100 +276,63 @@ def _fine_fit(strips: dict, state: FrameState, *, along: float, cross: float, se
     return d_line, d_samp, float(np.hypot(*sigma)), peak, n_limb
 
 
-def _limb_models(strips: dict, canvases: dict, k: int, zones: dict) -> dict:
-    """Per band with a predicted limb: the cubic-spline coefficients of canvas ``k``, the
-    pixels within 3 px of the limb, and the strip's usable pixels (fixed during a fit).
-    ``zones``: the last two per band, kept for the other exponents."""
-    out = {}
-    for band, (img, valid) in strips.items():
-        stack, limb = canvases[band]
-        if not limb.any():
-            continue
-        if band not in zones:
-            zones[band] = (binary_dilation(limb, iterations=3), valid & np.isfinite(img))
-        out[band] = (spline_filter(stack[k], order=3, mode="constant"), *zones[band])
+def _fit_exponent(canvases: dict, fitted, k: int, *, search_px: int, start):
+    """Gauss-Newton from ``start`` on canvas ``k`` of each band of ``fitted``
+    (:func:`_limb_zones`): ``(d_line, d_samp, (sigma_line, sigma_samp), reduced chi2)``;
+    the start, infinite sigmas and chi2 when no band has a limb or no step was made."""
+    if fitted is None:  # no band has a predicted limb: nothing constrains the shift
+        return *start, (np.inf, np.inf), np.inf
+    bands, *inputs = fitted
+    coeffs = _stacked([limbstep.padded(_spline_coefficients(canvases[b][0][k])) for b in bands],
+                      0.0)
+    d_line, d_samp, s_line, s_samp, red_chi2 = limbstep.fit_shift(
+        coeffs, *inputs, search_px, float(start[0]), float(start[1]), 8)
+    return d_line, d_samp, (s_line, s_samp), red_chi2
+
+
+def _limb_zones(strips: dict, canvases: dict):
+    """What no exponent changes of the fit's inputs (:func:`iovolc.limbstep.fit_shift`),
+    for the bands with a predicted limb, in order: their canvas shapes, the pixels within
+    3 px of the limb, the strips' usable pixels and values (one array each, the bands
+    along the first axis, padded to common shapes); None when no band has a limb."""
+    bands = [band for band in strips if canvases[band][1].any()]
+    if not bands:
+        return None
+    shapes = np.array([canvases[b][1].shape for b in bands], dtype=np.int64)
+    zones = _stacked([imaging.grow(canvases[b][1], 3) for b in bands], False)
+    usable = _stacked([strips[b][1] & np.isfinite(strips[b][0]) for b in bands], False)
+    imgs = _stacked([np.asarray(strips[b][0], dtype=float) for b in bands], 0.0)
+    return bands, shapes, zones, usable, imgs
+
+
+def _stacked(arrays: list, fill) -> np.ndarray:
+    """2-D arrays stacked along a new first axis, padded with ``fill`` to common shapes."""
+    n0 = max(a.shape[0] for a in arrays)
+    n1 = max(a.shape[1] for a in arrays)
+    out = np.full((len(arrays), n0, n1), fill, dtype=arrays[0].dtype)
+    for i, a in enumerate(arrays):
+        out[i, :a.shape[0], :a.shape[1]] = a
     return out
 
 
-def _lsq_step(strips: dict, models: dict, *, search_px: int, d_line: float, d_samp: float,
-              zones: dict | None = None):
-    """One Gauss-Newton step for the common pixel shift (amplitude, offset free per band).
+#: zeros kept around a canvas's lit part when its spline coefficients are computed: the
+#: cubic B-spline prefilter's pole is z = sqrt(3) - 2, and |z|^32 ~ 5e-19
+_SPLINE_PAD_PX = 32
 
-    ``models``: :func:`_limb_models`; ``zones``: a cache of the fitted pixels per
-    band and integer shift (they depend on nothing else). Returns ``(step, sigma,
-    reduced chi2)``: the shift update, its formal 1-sigma error (pixels, from the
-    residual scatter) and the fit's reduced chi-square, or None when nothing
-    constrains it.
-    """
-    zones = {} if zones is None else zones
-    jtj = np.zeros((2, 2))
-    jtr = np.zeros(2)
-    chi2, dof = 0.0, 0
-    for band, (coeffs, limb_zone, usable) in models.items():
-        img = strips[band][0]
-        n_r, n_c = img.shape
-        rows = np.arange(n_r) + search_px - d_line
-        cols = np.arange(n_c) + search_px - d_samp
-        ri = np.clip(np.round(rows).astype(int), 0, limb_zone.shape[0] - 1)
-        ci = np.clip(np.round(cols).astype(int), 0, limb_zone.shape[1] - 1)
-        r_out = (rows < 0) | (rows > limb_zone.shape[0] - 1)
-        c_out = (cols < 0) | (cols > limb_zone.shape[1] - 1)
-        key = (band, ri.tobytes(), ci.tobytes(), r_out.tobytes(), c_out.tobytes())
-        if key not in zones:
-            zone = limb_zone[ri[:, None], ci[None, :]] & usable
-            zone[r_out, :] = False
-            zone[:, c_out] = False
-            pr, pc = np.nonzero(zone)
-            zones[key] = (pr, pc, img[pr, pc].astype(float))
-        pr, pc, data = zones[key]
-        if pr.size < 20:
-            continue
-        rr, cc = rows[pr], cols[pc]
-        # the model and its central differences (+-0.5 px) in one spline evaluation
-        n = rr.size
-        at = map_coordinates(coeffs, [np.concatenate([rr, rr + 0.5, rr - 0.5, rr, rr]),
-                                      np.concatenate([cc, cc, cc, cc + 0.5, cc - 0.5])],
-                             order=3, mode="constant", prefilter=False)
-        m = at[:n]
-        gl = at[n:2 * n] - at[2 * n:3 * n]
-        gs = at[3 * n:4 * n] - at[4 * n:]
-        grad = np.hypot(gl, gs)
-        if grad.max() <= 0:
-            continue
-        v = grad > 0.02 * grad.max()
-        # the disc's brightness (albedo) varies along the limb: the model's amplitude
-        # varies linearly across the frame so it does not bias the edge. (Free
-        # amplitudes per 16 px tile were tried: they let the fit slide along the limb.)
-        ln = (rr - rr.mean()) / 128.0
-        sn = (cc - cc.mean()) / 432.0
-        basis = np.stack([m, m * ln, m * sn, np.ones_like(m)], axis=-1)
-        for _ in range(3):  # robust: drop hotspots and spikes on the limb
-            if v.sum() < 20 or np.std(m[v]) == 0:
-                break
-            coef, *_ = np.linalg.lstsq(basis[v], data[v], rcond=None)
-            resid_all = data - basis @ coef
-            scatter = 1.4826 * np.median(np.abs(resid_all[v]))
-            keep = v & (np.abs(resid_all) < 4 * scatter + 1e-12)
-            if keep.sum() == v.sum():
-                break
-            v = keep
-        if v.sum() < 20 or np.std(m[v]) == 0:
-            continue
-        coef, *_ = np.linalg.lstsq(basis[v], data[v], rcond=None)
-        amp = coef[0] + coef[1] * ln[v] + coef[2] * sn[v]
-        if np.median(amp) <= 0:
-            continue
-        resid = data[v] - basis[v] @ coef
-        # d(model)/d(d_line) = -amp * gl (shifting the scene down moves samples up)
-        jac = -amp[:, None] * np.column_stack([gl[v], gs[v]])
-        jtj += jac.T @ jac
-        jtr += jac.T @ resid
-        chi2 += float(resid @ resid)
-        dof += int(v.sum()) - 2
-    if dof <= 0 or np.linalg.det(jtj) <= 0:
-        return None
-    cov = np.linalg.inv(jtj) * chi2 / dof
-    return np.linalg.solve(jtj, jtr), np.sqrt(np.diag(cov)), chi2 / dof
+
+def _spline_coefficients(canvas: np.ndarray) -> np.ndarray:
+    """``spline_filter(canvas, order=3, mode="constant")`` of a canvas that is 0 outside its
+    lit part: computed on that part and 32 px of zeros around it, 0 beyond (where the
+    full filter leaves values ~1e-18 of the disc's, which no limb pixel reads)."""
+    rows = np.flatnonzero(canvas.any(axis=1))
+    cols = np.flatnonzero(canvas.any(axis=0))
+    if rows.size == 0:
+        return np.zeros_like(canvas)
+    win = (slice(max(rows[0] - _SPLINE_PAD_PX, 0), rows[-1] + 1 + _SPLINE_PAD_PX),
+           slice(max(cols[0] - _SPLINE_PAD_PX, 0), cols[-1] + 1 + _SPLINE_PAD_PX))
+    out = np.zeros_like(canvas)
+    out[win] = spline_filter(canvas[win], order=3, mode="constant")
+    return out
 
 
 # --- public ------------------------------------------------------------------------

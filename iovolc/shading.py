@@ -86,10 +86,15 @@ def _shading(state, band, *, line0, line1, samp0, samp1, psf_sigma_px, exponents
             sub[edge] = sub2.mean(axis=1)
     mu0 = np.clip(np.nan_to_num(cos_i, nan=-1.0), 0, None)
     limb[lo_l - line0:hi_l - line0, lo_s - samp0:hi_s - samp0] = edge & (mu0 > 0.05)
+    # the blur reaches ceil(4 sigma) px beyond the box (scipy truncates at 4 sigma); the
+    # canvas is 0 elsewhere, so blurring that window alone gives the same numbers
+    pad = int(np.ceil(4.0 * psf_sigma_px)) + 2
+    win = (slice(max(lo_l - line0 - pad, 0), min(hi_l - line0 + pad, nl)),
+           slice(max(lo_s - samp0 - pad, 0), min(hi_s - samp0 + pad, ns)))
     out = []
     for canvas, sub in zip(canvases, subs, strict=True):
         canvas[lo_l - line0:hi_l - line0, lo_s - samp0:hi_s - samp0] = sub
         if psf_sigma_px > 0:
-            canvas = gaussian_filter(canvas, psf_sigma_px, mode="constant")
+            canvas[win] = gaussian_filter(canvas[win], psf_sigma_px, mode="constant")
         out.append(canvas)
     return out, limb

@@ -1,0 +1,193 @@
+"""The numpy forms that compiled or vectorised science-chain pieces replaced (issue 11).
+
+Kept verbatim as references for ``tests/test_speed_kernels.py`` (like
+``_geometry_numpy.py`` for the ray tracing): the limb fit's Gauss-Newton step
+and loop (``registration._lsq_step`` and ``_fine_fit``'s loop before they were
+compiled into ``iovolc.limbstep.fit_shift``), the background's sigma-clipped
+local mean (``extract._clipped_local_mean``) and the constellation fit
+(``pointing.fit_constellation``) before their loops were vectorised.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import ndimage as ndi
+from scipy.ndimage import binary_dilation, map_coordinates, spline_filter
+
+from iovolc.pointing import CONSTELLATION_FLOOR_PX, ConstellationFit
+
+
+def _limb_models(strips: dict, canvases: dict, k: int, zones: dict) -> dict:
+    """Per band with a predicted limb: the cubic-spline coefficients of canvas ``k``, the
+    pixels within 3 px of the limb, and the strip's usable pixels (fixed during a fit).
+    ``zones``: the last two per band, kept for the other exponents."""
+    out = {}
+    for band, (img, valid) in strips.items():
+        stack, limb = canvases[band]
+        if not limb.any():
+            continue
+        if band not in zones:
+            zones[band] = (binary_dilation(limb, iterations=3), valid & np.isfinite(img))
+        out[band] = (spline_filter(stack[k], order=3, mode="constant"), *zones[band])
+    return out
+
+
+def _lsq_step(strips: dict, models: dict, *, search_px: int, d_line: float, d_samp: float,
+              zones: dict | None = None):
+    """One Gauss-Newton step for the common pixel shift (amplitude, offset free per band).
+
+    ``models``: :func:`_limb_models`; ``zones``: a cache of the fitted pixels per
+    band and integer shift (they depend on nothing else). Returns ``(step, sigma,
+    reduced chi2)``: the shift update, its formal 1-sigma error (pixels, from the
+    residual scatter) and the fit's reduced chi-square, or None when nothing
+    constrains it.
+    """
+    zones = {} if zones is None else zones
+    jtj = np.zeros((2, 2))
+    jtr = np.zeros(2)
+    chi2, dof = 0.0, 0
+    for band, (coeffs, limb_zone, usable) in models.items():
+        img = strips[band][0]
+        n_r, n_c = img.shape
+        rows = np.arange(n_r) + search_px - d_line
+        cols = np.arange(n_c) + search_px - d_samp
+        ri = np.clip(np.round(rows).astype(int), 0, limb_zone.shape[0] - 1)
+        ci = np.clip(np.round(cols).astype(int), 0, limb_zone.shape[1] - 1)
+        r_out = (rows < 0) | (rows > limb_zone.shape[0] - 1)
+        c_out = (cols < 0) | (cols > limb_zone.shape[1] - 1)
+        key = (band, ri.tobytes(), ci.tobytes(), r_out.tobytes(), c_out.tobytes())
+        if key not in zones:
+            zone = limb_zone[ri[:, None], ci[None, :]] & usable
+            zone[r_out, :] = False
+            zone[:, c_out] = False
+            pr, pc = np.nonzero(zone)
+            zones[key] = (pr, pc, img[pr, pc].astype(float))
+        pr, pc, data = zones[key]
+        if pr.size < 20:
+            continue
+        rr, cc = rows[pr], cols[pc]
+        # the model and its central differences (+-0.5 px) in one spline evaluation
+        n = rr.size
+        at = map_coordinates(coeffs, [np.concatenate([rr, rr + 0.5, rr - 0.5, rr, rr]),
+                                      np.concatenate([cc, cc, cc, cc + 0.5, cc - 0.5])],
+                             order=3, mode="constant", prefilter=False)
+        m = at[:n]
+        gl = at[n:2 * n] - at[2 * n:3 * n]
+        gs = at[3 * n:4 * n] - at[4 * n:]
+        grad = np.hypot(gl, gs)
+        if grad.max() <= 0:
+            continue
+        v = grad > 0.02 * grad.max()
+        # the disc's brightness (albedo) varies along the limb: the model's amplitude
+        # varies linearly across the frame so it does not bias the edge. (Free
+        # amplitudes per 16 px tile were tried: they let the fit slide along the limb.)
+        ln = (rr - rr.mean()) / 128.0
+        sn = (cc - cc.mean()) / 432.0
+        basis = np.stack([m, m * ln, m * sn, np.ones_like(m)], axis=-1)
+        for _ in range(3):  # robust: drop hotspots and spikes on the limb
+            if v.sum() < 20 or np.std(m[v]) == 0:
+                break
+            coef, *_ = np.linalg.lstsq(basis[v], data[v], rcond=None)
+            resid_all = data - basis @ coef
+            scatter = 1.4826 * np.median(np.abs(resid_all[v]))
+            keep = v & (np.abs(resid_all) < 4 * scatter + 1e-12)
+            if keep.sum() == v.sum():
+                break
+            v = keep
+        if v.sum() < 20 or np.std(m[v]) == 0:
+            continue
+        coef, *_ = np.linalg.lstsq(basis[v], data[v], rcond=None)
+        amp = coef[0] + coef[1] * ln[v] + coef[2] * sn[v]
+        if np.median(amp) <= 0:
+            continue
+        resid = data[v] - basis[v] @ coef
+        # d(model)/d(d_line) = -amp * gl (shifting the scene down moves samples up)
+        jac = -amp[:, None] * np.column_stack([gl[v], gs[v]])
+        jtj += jac.T @ jac
+        jtr += jac.T @ resid
+        chi2 += float(resid @ resid)
+        dof += int(v.sum()) - 2
+    if dof <= 0 or np.linalg.det(jtj) <= 0:
+        return None
+    cov = np.linalg.inv(jtj) * chi2 / dof
+    return np.linalg.solve(jtj, jtr), np.sqrt(np.diag(cov)), chi2 / dof
+
+
+def fit_one_exponent(strips: dict, canvases: dict, k: int, *, search_px: int, start):
+    """``_fine_fit``'s Gauss-Newton loop for exponent ``k`` as it was: (d_line, d_samp,
+    sigma (2,), reduced chi2)."""
+    zones: dict = {}
+    d_line, d_samp = start
+    sigma, red_chi2 = np.array([np.inf, np.inf]), np.inf
+    models = _limb_models(strips, canvases, k, {})
+    for _ in range(8):
+        out = _lsq_step(strips, models, search_px=search_px, d_line=d_line, d_samp=d_samp,
+                        zones=zones)
+        if out is None:
+            break
+        step, sigma, red_chi2 = out
+        d_line += float(np.clip(step[0], -1, 1))
+        d_samp += float(np.clip(step[1], -1, 1))
+        if np.hypot(*step) < 1e-3:
+            break
+    return d_line, d_samp, sigma, red_chi2
+
+
+def _clipped_local_mean(img, weight, size, *, n_iter=3, clip=3.0):
+    """Local mean of ``img`` over pixels with ``weight`` (sigma-clipped)."""
+    w = weight.astype(float)
+    mean = np.zeros_like(img)
+    for _ in range(n_iter):
+        num = ndi.uniform_filter(img * w, size, mode="nearest")
+        den = ndi.uniform_filter(w, size, mode="nearest")
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(den > 1e-6, num / den, np.nan)
+        dev = img - mean
+        ad = np.abs(dev[w > 0])
+        ad = ad[~np.isnan(ad)]  # np.nanmedian's median, without its copies
+        scatter = 1.4826 * np.median(ad) if ad.size else (np.nan if (w > 0).any() else 0.0)
+        new_w = weight & (np.abs(np.nan_to_num(dev)) < clip * scatter + 1e-12)
+        if (new_w == (w > 0)).all():
+            break
+        w = new_w.astype(float)
+    return mean
+
+
+def fit_constellation(pairs: pd.DataFrame, *, min_matches: int = 2) -> ConstellationFit | None:
+    """One shift from candidate (detection, reference) pairs of a sequence's frames.
+
+    ``pairs`` columns: ``detection`` (id), ``reference`` (id), ``d_line``,
+    ``d_sample`` (observed - predicted, px), ``tol_px`` (match tolerance: the
+    reference's position uncertainty in this frame's pixels plus centroiding).
+    The shift with the most support wins (each detection counted once);
+    a single pair is enough only when it is the only candidate. None when
+    nothing is supported.
+    """
+    if pairs.empty:
+        return None
+    o = pairs[["d_line", "d_sample"]].to_numpy(float)
+    tol = pairs["tol_px"].to_numpy(float)
+    det = pairs["detection"].to_numpy()
+    best, best_score = None, -1.0
+    for k in range(len(pairs)):
+        d = np.hypot(*(o - o[k]).T)
+        inl = d <= tol
+        score = float(len(set(det[inl])))
+        if score > best_score or (score == best_score and best is not None
+                                  and np.linalg.norm(o[k]) < np.linalg.norm(o[best])):
+            best, best_score = k, score
+    d = np.hypot(*(o - o[best]).T)
+    inl = d <= tol
+    # one pair per detection: the closest to the consensus
+    sel = pd.DataFrame({"det": det, "d": d, "i": np.arange(len(d))})[inl]
+    sel = sel.sort_values("d").drop_duplicates("det")
+    idx = sel["i"].to_numpy()
+    n_match = len(idx)
+    unique_single = len(pairs) == 1
+    if n_match < min_matches and not (n_match == 1 and unique_single):
+        return None
+    w = 1.0 / tol[idx] ** 2
+    shift = (o[idx] * w[:, None]).sum(axis=0) / w.sum()
+    sigma = max(CONSTELLATION_FLOOR_PX, float(np.sqrt(1.0 / w.sum())))
+    return ConstellationFit(float(shift[0]), float(shift[1]), sigma, n_match, len(pairs))
