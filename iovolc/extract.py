@@ -38,7 +38,7 @@ from scipy import ndimage as ndi
 from scipy.special import erf
 from skimage.segmentation import watershed
 
-from iovolc import imaging, jiram, physics
+from iovolc import compiled, imaging, jiram, physics
 from iovolc.flags import Flag
 from iovolc.geometry import FrameState, disc_pixel_box, pixel_geometry
 from iovolc.shading import predicted_shading
@@ -78,8 +78,8 @@ class ExtractionConfig:
 
 def _clipped_local_mean(img, weight, size, *, n_iter=3, clip=3.0):
     """Local mean of ``img`` over pixels with ``weight`` (sigma-clipped; compiled:
-    :func:`iovolc.imaging.clipped_local_mean`)."""
-    return imaging.clipped_local_mean(np.ascontiguousarray(img, dtype=float),
+    :func:`iovolc.compiled.clipped_local_mean`)."""
+    return compiled.clipped_local_mean(np.ascontiguousarray(img, dtype=float),
                                       np.ascontiguousarray(weight, dtype=bool), int(size),
                                       int(n_iter), float(clip))
 

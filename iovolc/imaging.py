@@ -7,22 +7,20 @@ line openings (``ndimage.grey_opening`` with a line footprint), the
 compact-feature mask built on them, the 2-D median filter
 (``ndimage.median_filter``, mode "nearest"), block medians (``nanmedian``),
 h-maxima at given pixels (skimage ``h_maxima``) and per-label maxima and
-their positions (``ndimage.maximum``/``maximum_position``). Compiled (numba,
-checked in ``tests/test_speed_kernels.py``): the NCC's window sums, the
-median (``np.median``), box means (``ndimage.uniform_filter1d``) and the
-background's sigma-clipped local mean, the cross dilation
-(``ndimage.binary_dilation``).
+their positions (``ndimage.maximum``/``maximum_position``). The NCC's window
+sums, the median (``np.median``) and the cross dilation
+(``ndimage.binary_dilation``) run compiled (:mod:`iovolc.compiled`, checked
+in ``tests/test_speed_kernels.py``).
 """
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
-from numba import njit
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy import fft as sp_fft
 from scipy import ndimage as ndi
+
+from iovolc import compiled
 
 
 class Template:
@@ -63,7 +61,8 @@ def ncc(image: np.ndarray, template, *, spectrum=None) -> np.ndarray:
     xcorr = sp_fft.irfft2(spectrum[1] * tp.spectrum(shape), shape)[:n_i, :n_j]
     image = np.ascontiguousarray(image, dtype=float)
     out = np.empty((n_i, n_j))
-    _ncc_normalise(np.ascontiguousarray(xcorr), image, m, n, float(tp.mean), float(tp.ssd), out)
+    compiled._ncc_normalise(np.ascontiguousarray(xcorr), image, m, n, float(tp.mean),
+                            float(tp.ssd), out)
     return out
 
 
@@ -73,47 +72,6 @@ def image_spectrum(image: np.ndarray):
     shape = (sp_fft.next_fast_len(image.shape[0], real=True),
              sp_fft.next_fast_len(image.shape[1], real=True))
     return shape, sp_fft.rfft2(image, shape)
-
-
-@njit(cache=True, nogil=True, error_model="numpy")
-def _window_sums(x, m, n):
-    """Sums of ``x`` over every m x n window lying wholly inside: running sums down the
-    columns, then along the rows of window-row sums, differenced (the order of
-    ``np.cumsum`` on each axis: the same bits as that numpy form; a window of zeros sums
-    to exactly zero)."""
-    n0, n1 = x.shape
-    r0 = n0 - m + 1
-    col = np.empty((n0 + 1, n1))  # running sums down the columns, 0 first
-    col[0] = 0.0
-    col[1] = x[0]
-    for i in range(1, n0):
-        for j in range(n1):
-            col[i + 1, j] = col[i, j] + x[i, j]
-    out = np.empty((r0, n1 - n + 1))
-    run = np.empty(n1 + 1)  # running sums along a row of window-row sums, 0 first
-    run[0] = 0.0
-    for i in range(r0):
-        run[1] = col[i + m, 0] - col[i, 0]
-        for j in range(1, n1):
-            run[j + 1] = run[j] + (col[i + m, j] - col[i, j])
-        for j in range(n1 - n + 1):
-            out[i, j] = run[j + n] - run[j]
-    return out
-
-
-@njit(cache=True, nogil=True, error_model="numpy")
-def _ncc_normalise(xcorr, image, m, n, t_mean, t_ssd, out):
-    """The NCC from the correlation and the image's window sums (as :func:`ncc` did in
-    numpy, operation for operation)."""
-    s1 = _window_sums(image, m, n)
-    s2 = _window_sums(image * image, m, n)
-    eps = np.finfo(np.float64).eps
-    mn = m * n
-    for i in range(out.shape[0]):
-        for j in range(out.shape[1]):
-            num = xcorr[i, j] - s1[i, j] * t_mean
-            den = math.sqrt(max((s2[i, j] - s1[i, j] * s1[i, j] / mn) * t_ssd, 0.0))
-            out[i, j] = num / den if den > eps else 0.0
 
 
 #: the compact-feature test's line openings: 9 px along rows, columns and both diagonals
@@ -254,121 +212,13 @@ def label_max(values: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
     return out[1:]
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
-def _box_mean_1d(src, dst, size, axis):
-    """``ndimage.uniform_filter1d(src, size, axis, mode="nearest")`` into ``dst``: a
-    running sum that each step adds (entering - leaving) to, over size (the order scipy
-    adds in: the same bits); the window is ``size // 2`` before the pixel and the rest
-    after (scipy's, for an even size too)."""
-    n0, n1 = src.shape
-    h = size // 2
-    h_hi = size - 1 - h
-    if axis == 0:  # a running sum per column, a whole row at a time
-        acc = np.zeros(n1)
-        for k in range(size):
-            r = min(max(k - h, 0), n0 - 1)
-            for j in range(n1):
-                acc[j] += src[r, j]
-        for i in range(n0):
-            if i:
-                r_in = min(i + h_hi, n0 - 1)
-                r_out = max(i - h - 1, 0)
-                for j in range(n1):
-                    acc[j] += src[r_in, j] - src[r_out, j]
-            for j in range(n1):
-                dst[i, j] = acc[j] / size
-        return
-    for i in range(n0):
-        acc = 0.0
-        for k in range(size):
-            acc += src[i, min(max(k - h, 0), n1 - 1)]
-        for j in range(n1):
-            if j:
-                acc += src[i, min(j + h_hi, n1 - 1)] - src[i, max(j - h - 1, 0)]
-            dst[i, j] = acc / size
-
-
-_SIGN = np.uint64(1 << 63)
-
-
-@njit(cache=True, nogil=True, error_model="numpy")
-def _order_key(bits):
-    """An IEEE double's bits as an unsigned key in the order of the values."""
-    return ~bits if bits & _SIGN else bits | _SIGN
-
-
-@njit(cache=True, nogil=True, error_model="numpy")
-def _kth(a, k):
-    """The k-th smallest (0-based) of ``a`` (no NaN), by radix selection on the values'
-    order keys: 12 bits at a time, from the highest bit in which the remaining keys
-    differ, only the members of the bin that holds rank k are kept."""
-    vals = np.ascontiguousarray(a)
-    bits = vals.view(np.uint64)
-    rank = k
-    k_min, k_max = _order_key(bits[0]), _order_key(bits[0])
-    for i in range(vals.size):
-        key = _order_key(bits[i])
-        k_min = min(k_min, key)
-        k_max = max(k_max, key)
-    while k_min != k_max and vals.size > 32:
-        top = 63
-        while not (k_min ^ k_max) >> np.uint64(top) & np.uint64(1):
-            top -= 1
-        shift = np.uint64(max(top - 11, 0))
-        counts = np.zeros(4096, np.int64)
-        for i in range(vals.size):
-            counts[(_order_key(bits[i]) >> shift) & np.uint64(4095)] += 1
-        pick = 0
-        for b in range(4096):
-            if counts[b] > rank:
-                pick = b
-                break
-            rank -= counts[b]
-        kept = np.empty(counts[pick])
-        m = 0
-        k_min, k_max = ~np.uint64(0), np.uint64(0)
-        for i in range(vals.size):
-            key = _order_key(bits[i])
-            if (key >> shift) & np.uint64(4095) == pick:
-                kept[m] = vals[i]
-                m += 1
-                k_min = min(k_min, key)
-                k_max = max(k_max, key)
-        vals = kept
-        bits = vals.view(np.uint64)
-    if k_min == k_max:
-        return vals[0]
-    return np.sort(vals)[rank]
-
-
-@njit(cache=True, nogil=True, error_model="numpy")
-def _median(a):
-    n = a.size
-    for i in range(n):
-        if math.isnan(a[i]):
-            return np.nan
-    if n == 0:
-        return np.nan
-    if n % 2:
-        return _kth(a, n // 2)
-    lo = _kth(a, n // 2 - 1)
-    # the next one up: lo again if it fills rank n / 2 too, else the least value above it
-    n_le = 0
-    above = np.inf
-    for i in range(n):  # without branches: the comparisons are unpredictable
-        x = a[i]
-        n_le += x <= lo
-        above = min(above, x if x > lo else np.inf)
-    return (lo + (lo if n_le > n // 2 else above)) / 2.0
-
-
 def median(a) -> float:
     """``np.median`` of all the values of ``a`` (as float64): the middle value, or the
     mean of the middle two (their sum over 2, as numpy); NaN when any is NaN or none is
     there. The same number as numpy's (a median of zeros may come back as -0.0 where
     numpy's is 0.0, or the reverse; numpy averages float32 input in float32). A radix
     selection, ~3x numpy's on 50k values."""
-    return float(_median(np.ascontiguousarray(a, dtype=float).ravel()))
+    return float(compiled._median(np.ascontiguousarray(a, dtype=float).ravel()))
 
 
 def nanmedian(a) -> float:
@@ -378,109 +228,11 @@ def nanmedian(a) -> float:
     return median(a[~np.isnan(a)])
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
-def clipped_local_mean(img, weight, size, n_iter, clip):
-    """Local mean of ``img`` over the pixels of ``weight`` in ``size`` x ``size`` windows
-    (edges extended), sigma-clipped ``n_iter`` times at ``clip`` x 1.4826 MAD of the
-    weighted pixels' deviations; NaN where no weight reaches (see
-    :func:`iovolc.extract.background_model`)."""
-    n0, n1 = img.shape
-    big = np.finfo(np.float64).max
-    w = np.empty((n0, n1))
-    for i in range(n0):
-        for j in range(n1):
-            w[i, j] = 1.0 if weight[i, j] else 0.0
-    prod = np.empty((n0, n1))
-    tmp = np.empty((n0, n1))
-    num = np.empty((n0, n1))
-    den = np.empty((n0, n1))
-    mean = np.zeros((n0, n1))
-    ad = np.empty(n0 * n1)
-    for _ in range(n_iter):
-        for i in range(n0):
-            for j in range(n1):
-                prod[i, j] = img[i, j] * w[i, j]
-        _box_mean_1d(prod, tmp, size, 0)
-        _box_mean_1d(tmp, num, size, 1)
-        _box_mean_1d(w, tmp, size, 0)
-        _box_mean_1d(tmp, den, size, 1)
-        n_ad = 0
-        any_w = False
-        for i in range(n0):
-            for j in range(n1):
-                mean[i, j] = num[i, j] / den[i, j] if den[i, j] > 1e-6 else np.nan
-                if w[i, j] > 0:
-                    any_w = True
-                    d = abs(img[i, j] - mean[i, j])
-                    if not math.isnan(d):
-                        ad[n_ad] = d
-                        n_ad += 1
-        if n_ad:
-            scatter = 1.4826 * _median(ad[:n_ad])
-        else:
-            scatter = np.nan if any_w else 0.0
-        limit = clip * scatter + 1e-12
-        same = True
-        for i in range(n0):
-            for j in range(n1):
-                d = img[i, j] - mean[i, j]
-                if math.isnan(d):
-                    d = 0.0
-                elif math.isinf(d):
-                    d = big if d > 0 else -big
-                keep = weight[i, j] and abs(d) < limit
-                if keep != (w[i, j] > 0):
-                    same = False
-                tmp[i, j] = 1.0 if keep else 0.0
-        if same:
-            break
-        w, tmp = tmp, w
-    return mean
-
-
-@njit(cache=True, nogil=True, error_model="numpy")
-def _grow(mask, n):
-    n0, n1 = mask.shape
-    cap = n + 1
-    d = np.empty((n0, n1), np.int64)
-    for i in range(n0):  # city-block distance to the mask: down and right ...
-        for j in range(n1):
-            if mask[i, j]:
-                d[i, j] = 0
-            else:
-                v = cap
-                if i:
-                    v = min(v, d[i - 1, j] + 1)
-                if j:
-                    v = min(v, d[i, j - 1] + 1)
-                d[i, j] = v
-    out = np.empty((n0, n1), np.bool_)
-    for i in range(n0 - 1, -1, -1):  # ... then up and left
-        for j in range(n1 - 1, -1, -1):
-            v = d[i, j]
-            if i < n0 - 1:
-                v = min(v, d[i + 1, j] + 1)
-            if j < n1 - 1:
-                v = min(v, d[i, j + 1] + 1)
-            d[i, j] = v
-            out[i, j] = v <= n
-    return out
-
-
 def grow(mask: np.ndarray, iterations: int) -> np.ndarray:
     """``ndimage.binary_dilation(mask, iterations=n)`` (the 4-connected cross, n >= 1) of a
     2-D mask, exactly: the pixels within city-block distance n of the mask, from two
     passes of a distance transform instead of n dilations."""
     if iterations < 1:
         raise ValueError(f"grow: iterations {iterations} < 1")
-    return _grow(np.ascontiguousarray(mask, dtype=bool), int(iterations))
+    return compiled._grow(np.ascontiguousarray(mask, dtype=bool), int(iterations))
 
-
-def warm_up() -> None:
-    """Compile (or load from the cache) this module's loops: an image build step, as
-    :func:`iovolc.raytrace.warm_up`."""
-    x = np.arange(12.0).reshape(3, 4)
-    ncc(x, x[:2, :2])
-    median(x)
-    clipped_local_mean(x, x > 2, 3, 1, 3.0)
-    grow(x > 5, 1)

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.ndimage import gaussian_filter, map_coordinates, spline_filter
 
-from iovolc import imaging, limbstep
+from iovolc import compiled, imaging
 from iovolc.geometry import (
     FrameState,
     centre_direction_inst,
@@ -283,15 +283,15 @@ def _fit_exponent(canvases: dict, fitted, k: int, *, search_px: int, start):
     if fitted is None:  # no band has a predicted limb: nothing constrains the shift
         return *start, (np.inf, np.inf), np.inf
     bands, *inputs = fitted
-    coeffs = _stacked([limbstep.padded(_spline_coefficients(canvases[b][0][k])) for b in bands],
+    coeffs = _stacked([compiled.padded(_spline_coefficients(canvases[b][0][k])) for b in bands],
                       0.0)
-    d_line, d_samp, s_line, s_samp, red_chi2 = limbstep.fit_shift(
+    d_line, d_samp, s_line, s_samp, red_chi2 = compiled.fit_shift(
         coeffs, *inputs, search_px, float(start[0]), float(start[1]), 8)
     return d_line, d_samp, (s_line, s_samp), red_chi2
 
 
 def _limb_zones(strips: dict, canvases: dict):
-    """What no exponent changes of the fit's inputs (:func:`iovolc.limbstep.fit_shift`),
+    """What no exponent changes of the fit's inputs (:func:`iovolc.compiled.fit_shift`),
     for the bands with a predicted limb, in order: their canvas shapes, the pixels within
     3 px of the limb, the strips' usable pixels and values (one array each, the bands
     along the first axis, padded to common shapes); None when no band has a limb."""

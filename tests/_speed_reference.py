@@ -3,7 +3,7 @@
 Kept verbatim as references for ``tests/test_speed_kernels.py`` (like
 ``_geometry_numpy.py`` for the ray tracing): the limb fit's Gauss-Newton step
 and loop (``registration._lsq_step`` and ``_fine_fit``'s loop before they were
-compiled into ``iovolc.limbstep.fit_shift``), the background's sigma-clipped
+compiled into ``iovolc.compiled.fit_shift``), the background's sigma-clipped
 local mean (``extract._clipped_local_mean``) and the constellation fit
 (``pointing.fit_constellation``) before their loops were vectorised.
 """

@@ -15,11 +15,12 @@ import _speed_reference as ref
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import fft as sp_fft
 from scipy import ndimage as ndi
 from scipy.ndimage import gaussian_filter, map_coordinates, spline_filter
 from test_speed_equivalence import _scene, _state
 
-from iovolc import imaging, limbstep
+from iovolc import compiled, imaging
 from iovolc.extract import _clipped_local_mean
 from iovolc.pointing import fit_constellation
 from iovolc.registration import (
@@ -33,7 +34,7 @@ from iovolc.shading import predicted_shading
 
 def _cumsum_window_sums(x, m, n):
     """The numpy form of the NCC's window sums (running sums by np.cumsum) that
-    imaging._window_sums replaced."""
+    compiled._window_sums replaced."""
     c = np.zeros((x.shape[0] + 1, x.shape[1]))
     np.cumsum(x, axis=0, out=c[1:])
     rows = c[m:] - c[:-m]
@@ -47,11 +48,26 @@ def test_compiled_window_sums_and_a_kept_spectrum_change_no_bit():
     for shape, (m, n) in [((144, 448), (128, 432)), ((300, 120), (60, 60)), ((7, 9), (7, 9)),
                           ((20, 20), (1, 1))]:
         x = rng.normal(size=shape) * (rng.random(shape) < 0.7)
-        assert np.array_equal(imaging._window_sums(x, m, n), _cumsum_window_sums(x, m, n))
+        assert np.array_equal(compiled._window_sums(x, m, n), _cumsum_window_sums(x, m, n))
     canvas = _scene(rng, 120, 200)
     for t in (canvas[10:70, 20:90], canvas[50:110, 100:190]):
+        got = imaging.ncc(canvas, t)
         kept = imaging.ncc(canvas, t, spectrum=imaging.image_spectrum(canvas))
-        assert np.array_equal(kept, imaging.ncc(canvas, t))
+        assert np.array_equal(kept, got)
+        # the numpy normalisation it replaced, on the same correlation
+        tp = imaging.Template(t)
+        m, n = t.shape
+        shape = (sp_fft.next_fast_len(120, real=True), sp_fft.next_fast_len(200, real=True))
+        xcorr = sp_fft.irfft2(sp_fft.rfft2(canvas, shape) * tp.spectrum(shape),
+                              shape)[:121 - m, :201 - n]
+        s1 = _cumsum_window_sums(canvas, m, n)
+        num = xcorr - s1 * tp.mean
+        den = np.sqrt(np.maximum((_cumsum_window_sums(canvas * canvas, m, n) - s1 * s1 / (m * n))
+                                 * tp.ssd, 0.0))
+        want = np.zeros(num.shape)
+        ok = den > np.finfo(float).eps
+        want[ok] = num[ok] / den[ok]
+        assert np.array_equal(got, want)
 
 
 def test_median_is_numpys_bit_for_bit():
@@ -79,7 +95,7 @@ def test_box_means_and_the_clipped_local_mean_are_the_numpy_ones_bit_for_bit():
         x = rng.normal(size=(40, 70)) * np.exp(rng.normal(size=(40, 70)) * 3)
         for axis in (0, 1):
             got = np.empty_like(x)
-            imaging._box_mean_1d(x, got, size, axis)
+            compiled._box_mean_1d(x, got, size, axis)
             assert np.array_equal(got, ndi.uniform_filter1d(x, size, axis=axis, mode="nearest"))
     for k in range(40):
         img = rng.normal(size=(128, 432)) + np.linspace(0, 5, 432)
@@ -143,7 +159,7 @@ def test_compiled_spline_points_are_scipys_constant_mode():
         cc[200:400] = rng.choice([0.0, n1 - 1.0], 200)
         rr[400:500], rr[500:600] = n0 - 1.0, -0.5
         got = np.empty((5, rr.size))
-        limbstep.spline_points(limbstep.padded(c), n0, n1, rr, cc, got)
+        compiled.spline_points(compiled.padded(c), n0, n1, rr, cc, got)
         want = map_coordinates(c, [np.concatenate([rr, rr + .5, rr - .5, rr, rr]),
                                    np.concatenate([cc, cc, cc, cc + .5, cc - .5])],
                                order=3, mode="constant", prefilter=False).reshape(5, -1)
@@ -226,7 +242,7 @@ def test_the_fit_has_room_for_two_strip_pixels_on_one_zone_pixel():
     img = np.arange(400.0).reshape(20, 20)
     for d in (0.5, 1.5, -0.5, 0.25):
         rr, cc, data = (np.empty(400) for _ in range(3))
-        n = limbstep._zone_pixels(zone, np.array([20, 20]), zone.any(axis=1), usable, img, 0,
+        n = compiled._zone_pixels(zone, np.array([20, 20]), zone.any(axis=1), usable, img, 0,
                                   d, d, rr, cc, data)
         rows = np.arange(20) - d
         ri = np.clip(np.round(rows).astype(int), 0, 19)
@@ -240,6 +256,6 @@ def test_the_fit_has_room_for_two_strip_pixels_on_one_zone_pixel():
         if d == 0.5:
             assert n > zone.sum()
     z3 = zone[None].copy()
-    fit = limbstep.fit_shift(np.stack([limbstep.padded(img / 400.0)]), np.array([[20, 20]]),
+    fit = compiled.fit_shift(np.stack([compiled.padded(img / 400.0)]), np.array([[20, 20]]),
                              z3, usable[None].copy(), img[None].copy(), 0, 0.5, 0.5, 3)
     assert len(fit) == 5

@@ -1,0 +1,728 @@
+"""Compiled inner loops (numba) of the limb fit and the image steps, in one module.
+
+Numba caches compiled code per source file and notices changes to that file
+only: a kernel that called a kernel of another file could keep running the
+other's old code after an edit. So the kernels that call each other live
+here together (:mod:`iovolc.raytrace`, which calls nothing, has its own
+file). They are written as plain loops over arrays: numba compiles loops in
+a fraction of the time its array expressions, ``np.median``, ``np.sort`` or
+``np.linalg`` take, and a fresh clone compiles every kernel once (the image
+build does it, ``warm_up``). Each is checked against the numpy or scipy
+form it replaced in ``tests/test_speed_kernels.py``.
+
+**Image kernels** (used by :mod:`iovolc.imaging` and :mod:`iovolc.extract`):
+the NCC's window sums and normalisation (the same bits as the ``np.cumsum``
+form), the median by radix selection (``np.median``'s value), box means
+(``ndimage.uniform_filter1d``, the same bits), the background's
+sigma-clipped local mean (the same bits as its numpy loop), the cross
+dilation (``ndimage.binary_dilation``).
+
+**The limb fit** (:func:`fit_shift`, used by
+:func:`iovolc.registration._fine_fit`): per Minnaert exponent, the shift that
+puts the predicted limb on the observed one. The numpy formulation made some
+sixty small array calls per band and step (the limb zone's pixels, a scipy
+spline evaluation of five point sets, up to four SVD least squares, medians,
+a 2x2 solve); :func:`fit_shift` runs the whole loop of steps at once:
+
+* the fitted pixels: the strip's usable pixels whose canvas pixel (the
+  rounded shifted position, half to even as ``np.round``) lies in the limb
+  zone, row by row (the order ``np.nonzero`` gives);
+* the predicted canvas (its cubic B-spline coefficients) at each pixel and
+  at +-0.5 px in line and sample, as ``scipy.ndimage.map_coordinates``
+  (``order=3, mode="constant", prefilter=False``) evaluates it: 0 outside
+  ``[0, n - 1]`` on either axis, and inside, the coefficients extended by
+  reflection (``np.pad(..., mode="reflect")``: measured against scipy,
+  tests/test_speed_kernels.py);
+* the robust linear fit of ``[m, m ln, m sn, 1]`` (the model, its linear
+  amplitude trend, an offset): normal equations solved by Cholesky, or,
+  when the Gram matrix is near singular, the minimum-norm solution with
+  ``np.linalg.lstsq``'s cut of small singular values, from a Jacobi SVD
+  (:func:`_lstsq_svd`);
+* the Jacobian sums ``J^T J``, ``J^T r``, ``chi^2`` and degrees of freedom,
+  summed over the bands; the step, its formal error and the reduced chi^2
+  from the 2x2 normal equations.
+
+The arithmetic differs from the numpy path only by rounding: sums in loop
+order (numpy sums pairwise and BLAS in blocks, e.g. the means of the line
+and sample coordinates), normal equations against SVD, the 2x2 solve in
+closed form, the basis products grouped ``c1 * m * ln``; ~1e-12 relative,
+far below the 1e-3 px the fit converges to (measured: docs/decisions.md,
+"The limb fit and the image kernels compiled"). Degenerate cases: a model
+flat on the fitted pixels skips the band (see :func:`_varies`); a Gram matrix
+with a NaN or a determinant that is not > 0 ends the fit (numpy's
+``det <= 0`` let a NaN one go on stepping with NaN). No fast-math. Cached
+beside the module like :mod:`iovolc.raytrace`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+_EPS = float(np.finfo(np.float64).eps)
+_FLOAT_MAX = float(np.finfo(np.float64).max)
+
+# --- image kernels ------------------------------------------------------------------------
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _window_sums(x, m, n, square=False):
+    """Sums of ``x`` over every m x n window lying wholly inside: running sums down the
+    columns, then along the rows of window-row sums, differenced (the order of
+    ``np.cumsum`` on each axis: the same bits as that numpy form; a window of zeros sums
+    to exactly zero). ``square``: of ``x * x``."""
+    n0, n1 = x.shape
+    r0 = n0 - m + 1
+    col = np.empty((n0 + 1, n1))  # running sums down the columns, 0 first
+    for j in range(n1):
+        col[0, j] = 0.0
+        col[1, j] = x[0, j] * x[0, j] if square else x[0, j]
+    for i in range(1, n0):
+        for j in range(n1):
+            col[i + 1, j] = col[i, j] + (x[i, j] * x[i, j] if square else x[i, j])
+    out = np.empty((r0, n1 - n + 1))
+    run = np.empty(n1 + 1)  # running sums along a row of window-row sums, 0 first
+    run[0] = 0.0
+    for i in range(r0):
+        run[1] = col[i + m, 0] - col[i, 0]
+        for j in range(1, n1):
+            run[j + 1] = run[j] + (col[i + m, j] - col[i, j])
+        for j in range(n1 - n + 1):
+            out[i, j] = run[j + n] - run[j]
+    return out
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _ncc_normalise(xcorr, image, m, n, t_mean, t_ssd, out):
+    """The NCC from the correlation and the image's window sums (as :func:`ncc` did in
+    numpy, operation for operation)."""
+    s1 = _window_sums(image, m, n)
+    s2 = _window_sums(image, m, n, True)
+    eps = _EPS
+    mn = m * n
+    for i in range(out.shape[0]):
+        for j in range(out.shape[1]):
+            num = xcorr[i, j] - s1[i, j] * t_mean
+            den = math.sqrt(max((s2[i, j] - s1[i, j] * s1[i, j] / mn) * t_ssd, 0.0))
+            out[i, j] = num / den if den > eps else 0.0
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _box_mean_1d(src, dst, size, axis):
+    """``ndimage.uniform_filter1d(src, size, axis, mode="nearest")`` into ``dst``: a
+    running sum that each step adds (entering - leaving) to, over size (the order scipy
+    adds in: the same bits); the window is ``size // 2`` before the pixel and the rest
+    after (scipy's, for an even size too)."""
+    n0, n1 = src.shape
+    h = size // 2
+    h_hi = size - 1 - h
+    if axis == 0:  # a running sum per column, a whole row at a time
+        acc = np.zeros(n1)
+        for k in range(size):
+            r = min(max(k - h, 0), n0 - 1)
+            for j in range(n1):
+                acc[j] += src[r, j]
+        for i in range(n0):
+            if i:
+                r_in = min(i + h_hi, n0 - 1)
+                r_out = max(i - h - 1, 0)
+                for j in range(n1):
+                    acc[j] += src[r_in, j] - src[r_out, j]
+            for j in range(n1):
+                dst[i, j] = acc[j] / size
+        return
+    for i in range(n0):
+        acc = 0.0
+        for k in range(size):
+            acc += src[i, min(max(k - h, 0), n1 - 1)]
+        for j in range(n1):
+            if j:
+                acc += src[i, min(j + h_hi, n1 - 1)] - src[i, max(j - h - 1, 0)]
+            dst[i, j] = acc / size
+
+
+_SIGN = np.uint64(1 << 63)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _order_key(bits):
+    """An IEEE double's bits as an unsigned key in the order of the values."""
+    return ~bits if bits & _SIGN else bits | _SIGN
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _kth(a, k):
+    """The k-th smallest (0-based) of ``a`` (no NaN), by radix selection on the values'
+    order keys: 12 bits at a time, from the highest bit in which the remaining keys
+    differ, only the members of the bin that holds rank k are kept."""
+    vals = np.ascontiguousarray(a)
+    bits = vals.view(np.uint64)
+    rank = k
+    k_min, k_max = _order_key(bits[0]), _order_key(bits[0])
+    for i in range(vals.size):
+        key = _order_key(bits[i])
+        k_min = min(k_min, key)
+        k_max = max(k_max, key)
+    while k_min != k_max and vals.size > 32:
+        top = 63
+        while not (k_min ^ k_max) >> np.uint64(top) & np.uint64(1):
+            top -= 1
+        shift = np.uint64(max(top - 11, 0))
+        counts = np.zeros(4096, np.int64)
+        for i in range(vals.size):
+            counts[(_order_key(bits[i]) >> shift) & np.uint64(4095)] += 1
+        pick = 0
+        for b in range(4096):
+            if counts[b] > rank:
+                pick = b
+                break
+            rank -= counts[b]
+        kept = np.empty(counts[pick])
+        m = 0
+        k_min, k_max = ~np.uint64(0), np.uint64(0)
+        for i in range(vals.size):
+            key = _order_key(bits[i])
+            if (key >> shift) & np.uint64(4095) == pick:
+                kept[m] = vals[i]
+                m += 1
+                k_min = min(k_min, key)
+                k_max = max(k_max, key)
+        vals = kept
+        bits = vals.view(np.uint64)
+    if k_min == k_max:
+        return vals[0]
+    return _sorted_copy(vals)[rank]
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _sorted_copy(a):
+    """``a`` sorted ascending (insertion sort: for the few values :func:`_kth` leaves)."""
+    out = a.copy()
+    for i in range(1, out.size):
+        x = out[i]
+        j = i - 1
+        while j >= 0 and out[j] > x:
+            out[j + 1] = out[j]
+            j -= 1
+        out[j + 1] = x
+    return out
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _median(a):
+    n = a.size
+    for i in range(n):
+        if math.isnan(a[i]):
+            return np.nan
+    if n == 0:
+        return np.nan
+    if n % 2:
+        return _kth(a, n // 2)
+    lo = _kth(a, n // 2 - 1)
+    # the next one up: lo again if it fills rank n / 2 too, else the least value above it
+    n_le = 0
+    above = np.inf
+    for i in range(n):  # without branches: the comparisons are unpredictable
+        x = a[i]
+        n_le += x <= lo
+        above = min(above, x if x > lo else np.inf)
+    return (lo + (lo if n_le > n // 2 else above)) / 2.0
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def clipped_local_mean(img, weight, size, n_iter, clip):
+    """Local mean of ``img`` over the pixels of ``weight`` in ``size`` x ``size`` windows
+    (edges extended), sigma-clipped ``n_iter`` times at ``clip`` x 1.4826 MAD of the
+    weighted pixels' deviations; NaN where no weight reaches (see
+    :func:`iovolc.extract.background_model`)."""
+    n0, n1 = img.shape
+    big = _FLOAT_MAX
+    w = np.empty((n0, n1))
+    for i in range(n0):
+        for j in range(n1):
+            w[i, j] = 1.0 if weight[i, j] else 0.0
+    prod = np.empty((n0, n1))
+    tmp = np.empty((n0, n1))
+    num = np.empty((n0, n1))
+    den = np.empty((n0, n1))
+    mean = np.zeros((n0, n1))
+    ad = np.empty(n0 * n1)
+    for _ in range(n_iter):
+        for i in range(n0):
+            for j in range(n1):
+                prod[i, j] = img[i, j] * w[i, j]
+        _box_mean_1d(prod, tmp, size, 0)
+        _box_mean_1d(tmp, num, size, 1)
+        _box_mean_1d(w, tmp, size, 0)
+        _box_mean_1d(tmp, den, size, 1)
+        n_ad = 0
+        any_w = False
+        for i in range(n0):
+            for j in range(n1):
+                mean[i, j] = num[i, j] / den[i, j] if den[i, j] > 1e-6 else np.nan
+                if w[i, j] > 0:
+                    any_w = True
+                    d = abs(img[i, j] - mean[i, j])
+                    if not math.isnan(d):
+                        ad[n_ad] = d
+                        n_ad += 1
+        if n_ad:
+            scatter = 1.4826 * _median(ad[:n_ad])
+        else:
+            scatter = np.nan if any_w else 0.0
+        limit = clip * scatter + 1e-12
+        same = True
+        for i in range(n0):
+            for j in range(n1):
+                d = img[i, j] - mean[i, j]
+                if math.isnan(d):
+                    d = 0.0
+                elif math.isinf(d):
+                    d = big if d > 0 else -big
+                keep = weight[i, j] and abs(d) < limit
+                if keep != (w[i, j] > 0):
+                    same = False
+                tmp[i, j] = 1.0 if keep else 0.0
+        if same:
+            break
+        w, tmp = tmp, w
+    return mean
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _grow(mask, n):
+    n0, n1 = mask.shape
+    cap = n + 1
+    d = np.empty((n0, n1), np.int64)
+    for i in range(n0):  # city-block distance to the mask: down and right ...
+        for j in range(n1):
+            if mask[i, j]:
+                d[i, j] = 0
+            else:
+                v = cap
+                if i:
+                    v = min(v, d[i - 1, j] + 1)
+                if j:
+                    v = min(v, d[i, j - 1] + 1)
+                d[i, j] = v
+    out = np.empty((n0, n1), np.bool_)
+    for i in range(n0 - 1, -1, -1):  # ... then up and left
+        for j in range(n1 - 1, -1, -1):
+            v = d[i, j]
+            if i < n0 - 1:
+                v = min(v, d[i + 1, j] + 1)
+            if j < n1 - 1:
+                v = min(v, d[i, j + 1] + 1)
+            d[i, j] = v
+            out[i, j] = v <= n
+    return out
+
+
+# --- the limb fit -------------------------------------------------------------------------
+
+#: ``band_step`` status codes
+OK, SKIP = 0, 1
+#: a Gram matrix whose Cholesky pivot falls below this fraction of its diagonal is
+#: solved by SVD least squares instead
+_PIVOT_FLOOR = 1e-10
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _weights(x):
+    """First index and the 4 cubic B-spline weights at coordinate ``x``."""
+    i0 = math.floor(x)
+    t = x - i0
+    s = 1.0 - t
+    t2 = t * t
+    t3 = t2 * t
+    return (int(i0) - 1, s * s * s / 6.0, (3.0 * t3 - 6.0 * t2 + 4.0) / 6.0,
+            (-3.0 * t3 + 3.0 * t2 + 3.0 * t + 1.0) / 6.0, t3 / 6.0)
+
+
+#: rows and columns of reflected coefficients around a canvas's (see :func:`padded`)
+PAD = 3
+
+
+def padded(coeffs: np.ndarray) -> np.ndarray:
+    """A canvas's spline coefficients extended by reflection, as scipy's constant mode
+    reads them inside the canvas."""
+    return np.pad(np.asarray(coeffs, dtype=float), PAD, mode="reflect")
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _spline_at(c, n0, n1, r, s):
+    """The spline of padded coefficients ``c`` (canvas ``n0`` x ``n1``) at (r, s)."""
+    if not (r >= 0.0 and r <= n0 - 1 and s >= 0.0 and s <= n1 - 1):
+        return 0.0
+    i, a0, a1, a2, a3 = _weights(r)
+    j, b0, b1, b2, b3 = _weights(s)
+    i += PAD
+    j += PAD
+    out = 0.0
+    for di, a in ((0, a0), (1, a1), (2, a2), (3, a3)):
+        row = i + di
+        out += a * (b0 * c[row, j] + b1 * c[row, j + 1] + b2 * c[row, j + 2]
+                    + b3 * c[row, j + 3])
+    return out
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def spline_points(coeffs, n0, n1, rr, cc, out):
+    """``out`` (5, n): the spline at (rr, cc), (rr +- 0.5, cc), (rr, cc +- 0.5)."""
+    for i in range(rr.size):
+        r, s = rr[i], cc[i]
+        out[0, i] = _spline_at(coeffs, n0, n1, r, s)
+        out[1, i] = _spline_at(coeffs, n0, n1, r + 0.5, s)
+        out[2, i] = _spline_at(coeffs, n0, n1, r - 0.5, s)
+        out[3, i] = _spline_at(coeffs, n0, n1, r, s + 0.5)
+        out[4, i] = _spline_at(coeffs, n0, n1, r, s - 0.5)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _round_half_even(x):
+    f = math.floor(x)
+    d = x - f
+    if d > 0.5 or (d == 0.5 and f % 2 != 0):
+        return int(f) + 1
+    return int(f)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _zone_pixels(zone, z_shape, row_any, usable, img, search_px, d_line, d_samp, rr, cc, data):
+    """The fitted pixels at a shift into ``rr``, ``cc`` (strip positions in canvas
+    coordinates) and ``data`` (values), in row-major order; returns how many."""
+    n_r, n_c = img.shape
+    z0, z1 = z_shape[0], z_shape[1]
+    ci = np.empty(n_c, np.int64)
+    c_ok = np.empty(n_c, np.bool_)
+    for c in range(n_c):
+        x = (c + search_px) - d_samp
+        ci[c] = min(max(_round_half_even(x), 0), z1 - 1)
+        c_ok[c] = not (x < 0 or x > z1 - 1)
+    n = 0
+    for r in range(n_r):
+        x = (r + search_px) - d_line
+        if x < 0 or x > z0 - 1:
+            continue
+        zr = min(max(_round_half_even(x), 0), z0 - 1)
+        if not row_any[zr]:
+            continue
+        for c in range(n_c):
+            if c_ok[c] and zone[zr, ci[c]] and usable[r, c]:
+                rr[n] = x
+                cc[n] = (c + search_px) - d_samp
+                data[n] = img[r, c]
+                n += 1
+    return n
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def fit_shift(coeffs, shapes, zones, usables, imgs, search_px, d_line, d_samp, max_steps):
+    """Gauss-Newton for the common shift from ``(d_line, d_samp)``: up to ``max_steps``
+    steps, each clipped to +-1 px, until one is < 1e-3 px. Per band (the first axis,
+    arrays padded to common shapes): padded coefficients, the canvas shape, the limb zone
+    (canvas), the strip's usable pixels (False in any padding) and values. Returns
+    ``(d_line, d_samp, sigma_line, sigma_samp, reduced chi2)``; the sigmas and chi2 are
+    inf when no step was made."""
+    n_b = coeffs.shape[0]
+    sig0 = sig1 = red = np.inf
+    sums = np.empty(7)
+    # per band, fixed during the fit: the canvas rows the zone touches, and room for the
+    # fitted pixels: every one is a usable strip pixel (two strip pixels can fall on one
+    # zone pixel when a shift ends in exactly .5, so the zone's size is no bound)
+    row_any = np.zeros((n_b, zones.shape[1]), np.bool_)
+    room = 0
+    for b in range(n_b):
+        for i in range(zones.shape[1]):
+            for j in range(zones.shape[2]):
+                if zones[b, i, j]:
+                    row_any[b, i] = True
+                    break
+        n_usable = 0
+        for i in range(usables.shape[1]):
+            for j in range(usables.shape[2]):
+                n_usable += usables[b, i, j]
+        room = max(room, n_usable)
+    rr = np.empty(room)
+    cc = np.empty(room)
+    data = np.empty(room)
+    for _ in range(max_steps):
+        j00 = j01 = j11 = r0 = r1 = chi2 = 0.0
+        dof = 0
+        for b in range(n_b):
+            n = _zone_pixels(zones[b], shapes[b], row_any[b], usables[b], imgs[b], search_px,
+                             d_line, d_samp, rr, cc, data)
+            if n < 20:
+                continue
+            at = np.empty((5, n))
+            spline_points(coeffs[b], shapes[b, 0], shapes[b, 1], rr[:n], cc[:n], at)
+            if band_step(at, rr[:n], cc[:n], data[:n], sums) != OK:
+                continue
+            j00 += sums[0]
+            j01 += sums[1]
+            j11 += sums[2]
+            r0 += sums[3]
+            r1 += sums[4]
+            chi2 += sums[5]
+            dof += int(sums[6])
+        det = j00 * j11 - j01 * j01
+        if dof <= 0 or not det > 0:
+            break
+        step0 = (j11 * r0 - j01 * r1) / det
+        step1 = (j00 * r1 - j01 * r0) / det
+        sig0 = math.sqrt(j11 / det * chi2 / dof)
+        sig1 = math.sqrt(j00 / det * chi2 / dof)
+        red = chi2 / dof
+        d_line += min(max(step0, -1.0), 1.0)
+        d_samp += min(max(step1, -1.0), 1.0)
+        if math.hypot(step0, step1) < 1e-3:
+            break
+    return d_line, d_samp, sig0, sig1, red
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _fit(m, ln, sn, data, v):
+    """Least-squares ``coef`` of ``data ~ c0 m + c1 m ln + c2 m sn + c3`` on ``v``."""
+    g = np.zeros((4, 4))
+    b = np.zeros(4)
+    row = np.empty(4)
+    for i in range(m.size):
+        if not v[i]:
+            continue
+        row[0], row[1], row[2], row[3] = m[i], m[i] * ln[i], m[i] * sn[i], 1.0
+        for p in range(4):
+            b[p] += row[p] * data[i]
+            for q in range(p + 1):
+                g[p, q] += row[p] * row[q]
+    low = np.zeros((4, 4))
+    ok = True
+    for p in range(4):
+        for q in range(p + 1):
+            acc = g[p, q]
+            for r in range(q):
+                acc -= low[p, r] * low[q, r]
+            if p == q:
+                if not acc > _PIVOT_FLOOR * g[p, p]:
+                    ok = False
+                    break
+                low[p, p] = math.sqrt(acc)
+            else:
+                low[p, q] = acc / low[q, q]
+        if not ok:
+            break
+    if ok:
+        y = np.empty(4)
+        for p in range(4):
+            acc = b[p]
+            for r in range(p):
+                acc -= low[p, r] * y[r]
+            y[p] = acc / low[p, p]
+        coef = np.empty(4)
+        for p in range(3, -1, -1):
+            acc = y[p]
+            for r in range(p + 1, 4):
+                acc -= low[r, p] * coef[r]
+            coef[p] = acc / low[p, p]
+        return coef
+    n_v = 0
+    for i in range(m.size):
+        n_v += v[i]
+    a = np.empty((n_v, 4))
+    y = np.empty(n_v)
+    k = 0
+    for i in range(m.size):
+        if v[i]:
+            a[k, 0], a[k, 1], a[k, 2], a[k, 3] = m[i], m[i] * ln[i], m[i] * sn[i], 1.0
+            y[k] = data[i]
+            k += 1
+    # numpy's default cut for small singular values
+    return _lstsq_svd(a, y, _EPS * max(n_v, 4))
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _lstsq_svd(a, y, rcond):
+    """The minimum-norm least-squares solution of ``a x = y`` with singular values below
+    ``rcond`` x the largest taken as zero (``np.linalg.lstsq``'s), from a one-sided
+    Jacobi SVD (columns of ``a`` rotated until orthogonal; their norms are the singular
+    values). For the near-singular fits only: it agrees with LAPACK to rounding."""
+    n, p = a.shape
+    u = a.copy()
+    w = np.zeros((p, p))
+    for i in range(p):
+        w[i, i] = 1.0
+    for _ in range(60):
+        worst = 0.0
+        for i in range(p - 1):
+            for j in range(i + 1, p):
+                alpha = beta = gamma = 0.0
+                for k in range(n):
+                    alpha += u[k, i] * u[k, i]
+                    beta += u[k, j] * u[k, j]
+                    gamma += u[k, i] * u[k, j]
+                if gamma == 0.0:
+                    continue
+                worst = max(worst, abs(gamma) / math.sqrt(alpha * beta))
+                zeta = (beta - alpha) / (2.0 * gamma)
+                t = (1.0 if zeta >= 0 else -1.0) / (abs(zeta) + math.sqrt(1.0 + zeta * zeta))
+                c = 1.0 / math.sqrt(1.0 + t * t)
+                s = c * t
+                for k in range(n):
+                    ui, uj = u[k, i], u[k, j]
+                    u[k, i], u[k, j] = c * ui - s * uj, s * ui + c * uj
+                for k in range(p):
+                    wi, wj = w[k, i], w[k, j]
+                    w[k, i], w[k, j] = c * wi - s * wj, s * wi + c * wj
+        if worst <= 1e-15:
+            break
+    sv = np.empty(p)
+    for i in range(p):
+        acc = 0.0
+        for k in range(n):
+            acc += u[k, i] * u[k, i]
+        sv[i] = math.sqrt(acc)
+    x = np.zeros(p)
+    s_max = 0.0
+    for i in range(p):
+        s_max = max(s_max, sv[i])
+    for i in range(p):
+        if not sv[i] > rcond * s_max:
+            continue
+        proj = 0.0
+        for k in range(n):
+            proj += u[k, i] * y[k]
+        for q in range(p):
+            x[q] += w[q, i] * proj / (sv[i] * sv[i])
+    return x
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _varies(m, v):
+    """Whether ``m`` takes more than one value on ``v``. (The numpy path asked
+    ``np.std(m[v]) == 0``, whose rounding can leave ~1e-17 for equal values and fit a
+    degenerate basis: a model flat on 20 limb pixels, which no disc gives.)"""
+    seen = False
+    first = 0.0
+    for i in range(m.size):
+        if v[i]:
+            if not seen:
+                seen, first = True, m[i]
+            elif m[i] != first:
+                return True
+    return False
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def band_step(at, rr, cc, data, out):
+    """One band's normal equations for the shift, from ``at`` (5, n) of :func:`spline_points`.
+
+    ``out`` receives ``J^T J`` (00, 01, 11), ``J^T r`` (0, 1), chi^2 and the degrees
+    of freedom. Returns :data:`OK` or :data:`SKIP` (the band adds nothing).
+    """
+    n = rr.size
+    m = at[0]
+    gl = np.empty(n)
+    gs = np.empty(n)
+    grad = np.empty(n)
+    g_max = -np.inf
+    for i in range(n):
+        gl[i] = at[1, i] - at[2, i]
+        gs[i] = at[3, i] - at[4, i]
+        grad[i] = math.hypot(gl[i], gs[i])
+        if math.isnan(grad[i]):  # numpy: a NaN maximum selects no pixel
+            return SKIP
+        g_max = max(g_max, grad[i])
+    if n == 0 or g_max <= 0:
+        return SKIP
+    v = np.empty(n, np.bool_)
+    n_v = 0
+    for i in range(n):
+        v[i] = grad[i] > 0.02 * g_max
+        n_v += v[i]
+    # the disc's brightness (albedo) varies along the limb: the model's amplitude varies
+    # linearly across the frame so that it does not bias the edge
+    ln = np.empty(n)
+    sn = np.empty(n)
+    r_mean, c_mean = _mean(rr), _mean(cc)
+    for i in range(n):
+        ln[i] = (rr[i] - r_mean) / 128.0
+        sn[i] = (cc[i] - c_mean) / 432.0
+    coef = np.zeros(4)
+    resid = np.empty(n)
+    buf = np.empty(n)
+    for _ in range(3):  # robust: drop hotspots and spikes on the limb
+        if n_v < 20 or not _varies(m, v):
+            break
+        coef = _fit(m, ln, sn, data, v)
+        k = 0
+        for i in range(n):
+            resid[i] = data[i] - (coef[0] * m[i] + coef[1] * m[i] * ln[i]
+                                  + coef[2] * m[i] * sn[i] + coef[3])
+            if v[i]:
+                buf[k] = abs(resid[i])
+                k += 1
+        limit = 4 * (1.4826 * _median(buf[:k])) + 1e-12
+        n_keep = 0
+        for i in range(n):
+            keep = v[i] and abs(resid[i]) < limit
+            v[i] = keep
+            n_keep += keep
+        if n_keep == n_v:
+            break
+        n_v = n_keep
+    if n_v < 20 or not _varies(m, v):
+        return SKIP
+    coef = _fit(m, ln, sn, data, v)
+    k = 0
+    for i in range(n):
+        if v[i]:
+            buf[k] = coef[0] + coef[1] * ln[i] + coef[2] * sn[i]  # the amplitude here
+            k += 1
+    if _median(buf[:k]) <= 0:
+        return SKIP
+    j00 = j01 = j11 = r0 = r1 = chi2 = 0.0
+    k = 0
+    for i in range(n):
+        if not v[i]:
+            continue
+        res = data[i] - (coef[0] * m[i] + coef[1] * m[i] * ln[i] + coef[2] * m[i] * sn[i]
+                         + coef[3])
+        # d(model)/d(d_line) = -amp * gl (shifting the scene down moves samples up)
+        amp = buf[k]
+        k += 1
+        ja = -amp * gl[i]
+        jb = -amp * gs[i]
+        j00 += ja * ja
+        j01 += ja * jb
+        j11 += jb * jb
+        r0 += ja * res
+        r1 += jb * res
+        chi2 += res * res
+    out[0], out[1], out[2], out[3], out[4], out[5] = j00, j01, j11, r0, r1, chi2
+    out[6] = n_v - 2
+    return OK
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _mean(x):
+    acc = 0.0
+    for i in range(x.size):
+        acc += x[i]
+    return acc / x.size
+
+
+def warm_up() -> None:
+    """Compile (or load from the cache) every kernel: an image build step, as
+    :func:`iovolc.raytrace.warm_up`."""
+    x = np.arange(12.0).reshape(3, 4)
+    _window_sums(x, 2, 2)
+    _ncc_normalise(x[:2, :3].copy(), x, 2, 2, 0.0, 1.0, np.empty((2, 3)))
+    _median(np.arange(40.0))
+    clipped_local_mean(x, x > 2, 3, 1, 3.0)
+    _grow(x > 5, 1)
+    canvas = np.zeros((1, 8, 8))
+    zone = np.zeros((1, 8, 8), np.bool_)
+    fit_shift(np.stack([padded(canvas[0])]), np.array([[8, 8]], np.int64), zone, zone,
+              canvas, 0, 0.0, 0.0, 1)
+    _lstsq_svd(np.eye(4), np.ones(4), 1e-15)
