@@ -201,14 +201,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _compile_in_background() -> subprocess.Popen:
-    """Compile the numba loops into their cache in a process of its own (a fresh clone
-    has none: ~10 s of compiling), beside the simulator; a failure only means that the
-    workers compile what they use themselves."""
-    return subprocess.Popen(
-        [sys.executable, "-c",
-         "from iovolc import compiled, raytrace; raytrace.warm_up(); compiled.warm_up()"],
-        stdout=subprocess.DEVNULL)
+def _compile_in_background() -> list[subprocess.Popen]:
+    """Compile the numba loops into their cache in two processes of their own (a fresh
+    clone has none: ~15 s of compiling on one core), beside the simulator; a failure
+    only means that the workers compile what they use themselves."""
+    return [subprocess.Popen([sys.executable, "-c", f"from iovolc import compiled, raytrace; "
+                              f"{calls}"], stdout=subprocess.DEVNULL)
+            for calls in ("raytrace.warm_up(); compiled.warm_up_image()",
+                          "compiled.warm_up_fit()")]
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -225,10 +225,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         s = simulate(scenario, out_dir=sim_dir, seed=args.seed)
         print(f"simulated {s.n_frames} frames ({s.frames_per_s:.1f} frames/s) into {sim_dir}",
               file=sys.stderr)
-    try:  # the workers then load the compiled loops instead of each compiling them
-        warm.wait(timeout=600)
-    except subprocess.TimeoutExpired:
-        warm.kill()
+    for proc in warm:  # the workers then load the compiled loops instead of compiling them
+        try:
+            proc.wait(timeout=600)
+        except subprocess.TimeoutExpired:
+            proc.kill()
     t1 = time.perf_counter()
     store = (out / "store").as_uri()
     res = _run_pipeline(archive=(sim_dir / "archive").as_uri(),

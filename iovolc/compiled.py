@@ -68,7 +68,7 @@ _FLOAT_MAX = float(np.finfo(np.float64).max)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _window_sums(x, m, n, square=False):
+def _window_sums(x, m, n, square):
     """Sums of ``x`` over every m x n window lying wholly inside: running sums down the
     columns, then along the rows of window-row sums, differenced (the order of
     ``np.cumsum`` on each axis: the same bits as that numpy form; a window of zeros sums
@@ -98,7 +98,7 @@ def _window_sums(x, m, n, square=False):
 def _ncc_normalise(xcorr, image, m, n, t_mean, t_ssd, out):
     """The NCC from the correlation and the image's window sums (as :func:`ncc` did in
     numpy, operation for operation)."""
-    s1 = _window_sums(image, m, n)
+    s1 = _window_sums(image, m, n, False)
     s2 = _window_sums(image, m, n, True)
     eps = _EPS
     mn = m * n
@@ -293,6 +293,8 @@ def clipped_local_mean(img, weight, size, n_iter, clip):
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def _grow(mask, n):
+    """The pixels within city-block distance ``n`` of ``mask`` (distances capped at n + 1):
+    ``binary_dilation(mask, iterations=n)`` with the cross (:func:`iovolc.imaging.grow`)."""
     n0, n1 = mask.shape
     cap = n + 1
     d = np.empty((n0, n1), np.int64)
@@ -715,12 +717,22 @@ def _mean(x):
 def warm_up() -> None:
     """Compile (or load from the cache) every kernel: an image build step, as
     :func:`iovolc.raytrace.warm_up`."""
+    warm_up_image()
+    warm_up_fit()
+
+
+def warm_up_image() -> None:
+    """:func:`warm_up` for the image kernels (half the compiling, for a second process)."""
     x = np.arange(12.0).reshape(3, 4)
-    _window_sums(x, 2, 2)
+    _window_sums(x, 2, 2, False)
     _ncc_normalise(x[:2, :3].copy(), x, 2, 2, 0.0, 1.0, np.empty((2, 3)))
     _median(np.arange(40.0))
     clipped_local_mean(x, x > 2, 3, 1, 3.0)
     _grow(x > 5, 1)
+
+
+def warm_up_fit() -> None:
+    """:func:`warm_up` for the limb fit's kernels."""
     canvas = np.zeros((1, 8, 8))
     zone = np.zeros((1, 8, 8), np.bool_)
     fit_shift(np.stack([padded(canvas[0])]), np.array([[8, 8]], np.int64), zone, zone,

@@ -48,7 +48,10 @@ def test_compiled_window_sums_and_a_kept_spectrum_change_no_bit():
     for shape, (m, n) in [((144, 448), (128, 432)), ((300, 120), (60, 60)), ((7, 9), (7, 9)),
                           ((20, 20), (1, 1))]:
         x = rng.normal(size=shape) * (rng.random(shape) < 0.7)
-        assert np.array_equal(compiled._window_sums(x, m, n), _cumsum_window_sums(x, m, n))
+        assert np.array_equal(compiled._window_sums(x, m, n, False),
+                              _cumsum_window_sums(x, m, n))
+        assert np.array_equal(compiled._window_sums(x, m, n, True),
+                              _cumsum_window_sums(x * x, m, n))
     canvas = _scene(rng, 120, 200)
     for t in (canvas[10:70, 20:90], canvas[50:110, 100:190]):
         got = imaging.ncc(canvas, t)
@@ -259,3 +262,25 @@ def test_the_fit_has_room_for_two_strip_pixels_on_one_zone_pixel():
     fit = compiled.fit_shift(np.stack([compiled.padded(img / 400.0)]), np.array([[20, 20]]),
                              z3, usable[None].copy(), img[None].copy(), 0, 0.5, 0.5, 3)
     assert len(fit) == 5
+
+
+def test_the_near_singular_fits_are_numpys_minimum_norm_least_squares():
+    """The fit's fallback when the Gram matrix is near singular (compiled._lstsq_svd)
+    against np.linalg.lstsq with its default cut: full rank, exactly rank deficient
+    (a constant column twice, all pixels on one row) and nearly so."""
+    rng = np.random.default_rng(19)
+    for t in range(60):
+        n = int(rng.integers(20, 400))
+        a = np.column_stack([rng.random(n), rng.normal(size=n), rng.normal(size=n),
+                             np.ones(n)])
+        if t % 3 == 1:
+            a[:, 1] = 0.0  # one row: m * ln is 0
+        elif t % 3 == 2:
+            a[:, 2] = a[:, 0] * (1 + 1e-9 * rng.normal(size=n))  # nearly collinear
+        y = a @ rng.normal(size=4) + 0.01 * rng.normal(size=n)
+        want = np.linalg.lstsq(a, y, rcond=None)[0]
+        got = compiled._lstsq_svd(a, y, np.finfo(float).eps * max(a.shape))
+        # the same solution to the conditioning's precision, the same fitted values
+        cond = np.linalg.cond(a) if t % 3 != 1 else np.linalg.cond(a[:, [0, 2, 3]])
+        assert np.abs(got - want).max() <= 1e-13 * cond * max(1.0, np.abs(want).max()), t
+        assert np.abs(a @ got - a @ want).max() <= 1e-15 * cond * max(1.0, np.abs(y).max())
