@@ -203,12 +203,26 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _compile_in_background() -> list[subprocess.Popen]:
     """Compile the numba loops into their cache in two processes of their own (a fresh
-    clone has none: ~15 s of compiling on one core), beside the simulator; a failure
-    only means that the workers compile what they use themselves."""
-    return [subprocess.Popen([sys.executable, "-c", f"from iovolc import compiled, raytrace; "
-                              f"{calls}"], stdout=subprocess.DEVNULL)
+    clone has none: ~15 s of compiling on one core), beside the simulator. Quiet: a
+    failure only means that the workers compile what they use themselves (``-P``: the
+    installed iovolc, whatever the working directory)."""
+    return [subprocess.Popen([sys.executable, "-P", "-c",
+                              f"from iovolc import compiled, raytrace; {calls}"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             for calls in ("raytrace.warm_up(); compiled.warm_up_image()",
                           "compiled.warm_up_fit()")]
+
+
+def _finish_compiling(procs: list[subprocess.Popen], *, timeout_s: float) -> None:
+    """Wait for :func:`_compile_in_background` up to ``timeout_s`` in all; stop what is
+    left (the workers then compile it themselves)."""
+    deadline = time.monotonic() + timeout_s
+    for proc in procs:
+        try:
+            proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -219,17 +233,16 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     warm = _compile_in_background()
     sim_dir = out / "downlink"
-    if not (sim_dir / "truth" / "frames.csv").exists():
-        scenario = scenario_for(args.perijove, seed=args.seed,
-                                frames_per_pass=args.frames_per_pass, **_scenario_options(args))
-        s = simulate(scenario, out_dir=sim_dir, seed=args.seed)
-        print(f"simulated {s.n_frames} frames ({s.frames_per_s:.1f} frames/s) into {sim_dir}",
-              file=sys.stderr)
-    for proc in warm:  # the workers then load the compiled loops instead of compiling them
-        try:
-            proc.wait(timeout=600)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    try:
+        if not (sim_dir / "truth" / "frames.csv").exists():
+            scenario = scenario_for(args.perijove, seed=args.seed,
+                                    frames_per_pass=args.frames_per_pass,
+                                    **_scenario_options(args))
+            s = simulate(scenario, out_dir=sim_dir, seed=args.seed)
+            print(f"simulated {s.n_frames} frames ({s.frames_per_s:.1f} frames/s) into "
+                  f"{sim_dir}", file=sys.stderr)
+    finally:  # the workers then load the compiled loops instead of each compiling them
+        _finish_compiling(warm, timeout_s=120.0)
     t1 = time.perf_counter()
     store = (out / "store").as_uri()
     res = _run_pipeline(archive=(sim_dir / "archive").as_uri(),

@@ -284,3 +284,23 @@ def test_the_near_singular_fits_are_numpys_minimum_norm_least_squares():
         cond = np.linalg.cond(a) if t % 3 != 1 else np.linalg.cond(a[:, [0, 2, 3]])
         assert np.abs(got - want).max() <= 1e-13 * cond * max(1.0, np.abs(want).max()), t
         assert np.abs(a @ got - a @ want).max() <= 1e-15 * cond * max(1.0, np.abs(y).max())
+
+
+def test_the_demos_background_compile_is_capped_and_quiet():
+    """iovolc demo compiles the kernels in two processes beside the simulator: their
+    wait is one deadline for all, and what is left is stopped (review)."""
+    import subprocess
+    import sys
+    import time
+
+    from iovolc.cli import _finish_compiling
+
+    slow = [subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+            for _ in range(2)]
+    t0 = time.monotonic()
+    _finish_compiling(slow, timeout_s=1.0)
+    assert time.monotonic() - t0 < 10.0
+    assert all(p.returncode is not None for p in slow)  # stopped and reaped
+    quick = [subprocess.Popen([sys.executable, "-c", "pass"])]
+    _finish_compiling(quick, timeout_s=60.0)
+    assert quick[0].returncode == 0
