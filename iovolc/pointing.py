@@ -146,31 +146,7 @@ def fit_constellation(pairs: pd.DataFrame, *, min_matches: int = 2) -> Constella
     o = pairs[["d_line", "d_sample"]].to_numpy(float)
     tol = pairs["tol_px"].to_numpy(float)
     det = pairs["detection"].to_numpy()
-    # each pair's support: the distinct detections within tolerance of its shift
-    codes = np.unique(det, return_inverse=True)[1].ravel()
-    score = np.empty(len(pairs), dtype=np.int64)
-    tol2 = tol * tol
-    for k0 in range(0, len(pairs), 256):
-        block = o[k0:k0 + 256]
-        dl = o[None, :, 0] - block[:, None, 0]
-        ds = o[None, :, 1] - block[:, None, 1]
-        # hypot(dl, ds) <= tol, decided on squares except within 1e-9 of the edge,
-        # where hypot itself decides (hypot is slow; the squares are exact enough away
-        # from the edge)
-        sq = dl * dl + ds * ds
-        inl = sq < tol2 * (1.0 - 1e-9)
-        edge = ~inl & (sq <= tol2 * (1.0 + 1e-9))
-        inl[edge] = np.hypot(dl[edge], ds[edge]) <= np.broadcast_to(tol, inl.shape)[edge]
-        seen = np.zeros((len(block), codes.max() + 1), dtype=bool)
-        rows, cols = np.nonzero(inl)
-        seen[rows, codes[cols]] = True
-        score[k0:k0 + 256] = seen.sum(axis=1)
-    # the most support; among equals the smallest shift, the first of equal ones
-    tied = np.flatnonzero(score == score.max())
-    best = int(tied[0])
-    for k in tied[1:]:
-        if np.linalg.norm(o[k]) < np.linalg.norm(o[best]):
-            best = int(k)
+    best = _best_shift(o, tol, det)
     d = np.hypot(*(o - o[best]).T)
     inl = d <= tol
     # one pair per detection: the closest to the consensus
@@ -185,3 +161,33 @@ def fit_constellation(pairs: pd.DataFrame, *, min_matches: int = 2) -> Constella
     shift = (o[idx] * w[:, None]).sum(axis=0) / w.sum()
     sigma = max(CONSTELLATION_FLOOR_PX, float(np.sqrt(1.0 / w.sum())))
     return ConstellationFit(float(shift[0]), float(shift[1]), sigma, n_match, len(pairs))
+
+
+def _best_shift(o: np.ndarray, tol: np.ndarray, det: np.ndarray) -> int:
+    """The candidate shift (row of ``o``) with the most support: the distinct detections
+    ``det`` whose shift lies within their tolerance ``tol`` of it; among equals the
+    smallest shift, the first of equal ones (all candidates at once, in blocks)."""
+    codes = np.unique(det, return_inverse=True)[1].ravel()
+    score = np.empty(len(o), dtype=np.int64)
+    tol2 = tol * tol
+    for k0 in range(0, len(o), 256):
+        block = o[k0:k0 + 256]
+        dl = o[None, :, 0] - block[:, None, 0]
+        ds = o[None, :, 1] - block[:, None, 1]
+        # hypot(dl, ds) <= tol, decided on squares except within 1e-9 of the edge,
+        # where hypot itself decides (hypot is slow; the squares are exact enough away
+        # from the edge)
+        sq = dl * dl + ds * ds
+        inl = sq < tol2 * (1.0 - 1e-9)
+        edge = ~inl & (sq <= tol2 * (1.0 + 1e-9))
+        inl[edge] = np.hypot(dl[edge], ds[edge]) <= np.broadcast_to(tol, inl.shape)[edge]
+        seen = np.zeros((len(block), codes.max() + 1), dtype=bool)
+        rows, cols = np.nonzero(inl)
+        seen[rows, codes[cols]] = True
+        score[k0:k0 + 256] = seen.sum(axis=1)
+    tied = np.flatnonzero(score == score.max())
+    best = int(tied[0])
+    for k in tied[1:]:
+        if np.linalg.norm(o[k]) < np.linalg.norm(o[best]):
+            best = int(k)
+    return best

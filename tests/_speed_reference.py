@@ -5,17 +5,15 @@ Kept verbatim as references for ``tests/test_speed_kernels.py`` (like
 and loop (``registration._lsq_step`` and ``_fine_fit``'s loop before they were
 compiled into ``iovolc.compiled.fit_shift``), the background's sigma-clipped
 local mean (``extract._clipped_local_mean``) and the constellation fit
-(``pointing.fit_constellation``) before their loops were vectorised.
+(``pointing.fit_constellation``'s choice of shift) before their loops were
+vectorised.
 """
 
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 from scipy import ndimage as ndi
 from scipy.ndimage import binary_dilation, map_coordinates, spline_filter
-
-from iovolc.pointing import CONSTELLATION_FLOOR_PX, ConstellationFit
 
 
 def _limb_models(strips: dict, canvases: dict, k: int, zones: dict) -> dict:
@@ -154,40 +152,15 @@ def _clipped_local_mean(img, weight, size, *, n_iter=3, clip=3.0):
     return mean
 
 
-def fit_constellation(pairs: pd.DataFrame, *, min_matches: int = 2) -> ConstellationFit | None:
-    """One shift from candidate (detection, reference) pairs of a sequence's frames.
-
-    ``pairs`` columns: ``detection`` (id), ``reference`` (id), ``d_line``,
-    ``d_sample`` (observed - predicted, px), ``tol_px`` (match tolerance: the
-    reference's position uncertainty in this frame's pixels plus centroiding).
-    The shift with the most support wins (each detection counted once);
-    a single pair is enough only when it is the only candidate. None when
-    nothing is supported.
-    """
-    if pairs.empty:
-        return None
-    o = pairs[["d_line", "d_sample"]].to_numpy(float)
-    tol = pairs["tol_px"].to_numpy(float)
-    det = pairs["detection"].to_numpy()
+def best_shift(o: np.ndarray, tol: np.ndarray, det: np.ndarray) -> int:
+    """``pointing.fit_constellation``'s choice of the best-supported shift as the loop
+    over candidates it was (now ``pointing._best_shift``)."""
     best, best_score = None, -1.0
-    for k in range(len(pairs)):
+    for k in range(len(o)):
         d = np.hypot(*(o - o[k]).T)
         inl = d <= tol
         score = float(len(set(det[inl])))
         if score > best_score or (score == best_score and best is not None
                                   and np.linalg.norm(o[k]) < np.linalg.norm(o[best])):
             best, best_score = k, score
-    d = np.hypot(*(o - o[best]).T)
-    inl = d <= tol
-    # one pair per detection: the closest to the consensus
-    sel = pd.DataFrame({"det": det, "d": d, "i": np.arange(len(d))})[inl]
-    sel = sel.sort_values("d").drop_duplicates("det")
-    idx = sel["i"].to_numpy()
-    n_match = len(idx)
-    unique_single = len(pairs) == 1
-    if n_match < min_matches and not (n_match == 1 and unique_single):
-        return None
-    w = 1.0 / tol[idx] ** 2
-    shift = (o[idx] * w[:, None]).sum(axis=0) / w.sum()
-    sigma = max(CONSTELLATION_FLOOR_PX, float(np.sqrt(1.0 / w.sum())))
-    return ConstellationFit(float(shift[0]), float(shift[1]), sigma, n_match, len(pairs))
+    return best
