@@ -174,6 +174,9 @@ def main() -> None:
                    help="share of the frames that look at Io; the rest look at Jupiter, "
                         "as most of the real archive does (Perry et al. 2025: 2,374 Io "
                         "images PJ5-PJ55; the archive has ~85,000 imager frames)")
+    p.add_argument("--stage-subflows", action="store_true",
+                   help="each perijove's stages as subflow runs (BackfillParams."
+                        "stage_subflows; default: inline, their tasks in the perijove's run)")
     p.add_argument("--workdir", type=Path, default=None, help="keep the store here")
     args = p.parse_args()
     _common.print_command()
@@ -210,9 +213,10 @@ def main() -> None:
         t0, cpu0 = time.perf_counter(), time.process_time()
         state = backfill(BackfillParams(
             first_perijove=pjs[0], last_perijove=pjs[-1], max_concurrent=args.max_concurrent,
-            mode="subflows", sources=Sources(archive_url=(data / "archive").as_uri(),
-                                             kernels_url=(data / "kernels").as_uri(),
-                                             store_url=store.as_uri())), return_state=True)
+            mode="subflows", stage_subflows=args.stage_subflows,
+            sources=Sources(archive_url=(data / "archive").as_uri(),
+                            kernels_url=(data / "kernels").as_uri(),
+                            store_url=store.as_uri())), return_state=True)
         wall = time.perf_counter() - t0
         flow_cpu = time.process_time() - cpu0
         server_cpu = _other_children_cpu() - server_cpu0

@@ -110,7 +110,8 @@ def backfill(params: BackfillParams = BackfillParams()) -> dict:
         runs = {}
         for pj in pjs:
             p = PerijoveParams(perijoves=[pj], sources=params.sources,
-                               thresholds=params.thresholds, force=params.force, publish=False)
+                               thresholds=params.thresholds, force=params.force, publish=False,
+                               stage_subflows=params.stage_subflows)
             runs[pj] = run_deployment(params.deployment, parameters={"params": p.model_dump()},
                                       timeout=0, idempotency_key=_idempotency_key(params, pj),
                                       as_subflow=False, tags=["backfill"])
@@ -130,7 +131,8 @@ def backfill(params: BackfillParams = BackfillParams()) -> dict:
     else:
         def one(pj: int) -> str:
             p = PerijoveParams(perijoves=[pj], sources=params.sources,
-                               thresholds=params.thresholds, force=params.force, publish=False)
+                               thresholds=params.thresholds, force=params.force, publish=False,
+                               stage_subflows=params.stage_subflows)
             return run_retrying_api_errors(lambda: process_perijove(p, return_state=True),
                                            what=f"PJ{pj}", log=log).name
 

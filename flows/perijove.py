@@ -21,10 +21,16 @@ def process_perijove(params: PerijoveParams = PerijoveParams()) -> dict:
     # URLs that cannot work fail here, before any task (ValueError: not retried);
     # IOVOLC_DASK_ADDRESS picks the task runner
     settings = settings_for(params.sources)
-    ing = ingest_downlink(IngestParams(perijoves=params.perijoves, sources=params.sources,
-                                       force=params.force))
-    cal = with_runner(calibrate, settings)(params)
-    ext = with_runner(extract_hotspots, settings)(params)
+    ing_params = IngestParams(perijoves=params.perijoves, sources=params.sources,
+                              force=params.force)
+    if params.stage_subflows or settings.dask_address:
+        ing = ingest_downlink(ing_params)
+        cal = with_runner(calibrate, settings)(params)
+        ext = with_runner(extract_hotspots, settings)(params)
+    else:  # the stage flows' bodies, their tasks in this run (decisions.md, "Inline stages")
+        ing = ingest_downlink.fn(ing_params)
+        cal = calibrate.fn(params)
+        ext = extract_hotspots.fn(params)
     pub = publish_catalog(params, artifacts=False) if params.publish else \
         {"version": None, "changed": False, "alerts": [], "note": "not published (publish off)"}
     report = qa_report(params, ing, cal, ext, pub)

@@ -117,6 +117,25 @@ def test_backfill_three_perijoves(sources):
     assert latest["perijoves"] == [56, 57, 58]
     # one version for the whole backfill, not one per perijove
     assert latest["version"] == "v0001" and not store.list("catalog/v0002/")
+    # its perijove runs hold the stages' tasks themselves: no stage subflow runs
+    from prefect import get_client
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterName,
+        FlowRunFilterParentFlowRunId,
+    )
+
+    with get_client(sync_client=True) as client:
+        pj_runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(
+            name=FlowRunFilterName(any_=["pj[56]", "pj[57]", "pj[58]"])))
+        assert sorted(r.name for r in pj_runs) == ["pj[56]", "pj[57]", "pj[58]"]
+        assert not client.read_flow_runs(flow_run_filter=FlowRunFilter(
+            parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[r.id for r in pj_runs])))
+        for r in pj_runs:
+            names = {t.name.rsplit("-", 1)[0] for t in client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id={"any_": [r.id]}))}
+            assert {"discover-products", "ingest-batch", "calibrate-groups",
+                    "extract-groups", "finish-pass"} <= names, (r.name, names)
 
 
 def test_retried_run_reexecutes_only_the_failed_part(sources, monkeypatch):
