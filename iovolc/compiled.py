@@ -722,13 +722,17 @@ def warm_up() -> None:
 
 
 def warm_up_image() -> None:
-    """:func:`warm_up` for the image kernels (half the compiling, for a second process)."""
+    """:func:`warm_up` for the image kernels and :mod:`iovolc.morphology`'s (half the
+    compiling, for a second process)."""
     x = np.arange(12.0).reshape(3, 4)
     _window_sums(x, 2, 2, False)
     _ncc_normalise(x[:2, :3].copy(), x, 2, 2, 0.0, 1.0, np.empty((2, 3)))
     _median(np.arange(40.0))
     clipped_local_mean(x, x > 2, 3, 1, 3.0)
     _grow(x > 5, 1)
+    from iovolc import morphology  # its own file: it calls no kernel of this one
+
+    morphology.warm_up()
 
 
 def warm_up_fit() -> None:

@@ -9,8 +9,9 @@ compact-feature mask built on them, the 2-D median filter
 h-maxima at given pixels (skimage ``h_maxima``) and per-label maxima and
 their positions (``ndimage.maximum``/``maximum_position``). The NCC's window
 sums, the median (``np.median``) and the cross dilation
-(``ndimage.binary_dilation``) run compiled (:mod:`iovolc.compiled`, checked
-in ``tests/test_speed_kernels.py``).
+(``ndimage.binary_dilation``) run compiled (:mod:`iovolc.compiled`), and so
+does the h-maxima (:mod:`iovolc.morphology`); both checked in
+``tests/test_speed_kernels.py``.
 """
 
 from __future__ import annotations
@@ -174,8 +175,6 @@ def h_maxima_at(t: np.ndarray, h: float, at: np.ndarray) -> np.ndarray:
     ``min t(at) - h`` that hold a pixel of ``at`` (each in its own box, the rest
     of the box lowered to that level), not on the whole image.
     """
-    from skimage.morphology import h_maxima
-
     out = np.zeros(t.shape, bool)
     if not at.any():
         return out
@@ -185,8 +184,20 @@ def h_maxima_at(t: np.ndarray, h: float, at: np.ndarray) -> np.ndarray:
     for k in np.unique(lab[at]):
         sl = tuple(slice(max(b.start - 1, 0), b.stop + 1) for b in boxes[k - 1])
         piece = lab[sl] == k
-        out[sl] |= h_maxima(np.where(piece, t[sl], low), h).astype(bool) & piece
+        out[sl] |= _h_maxima(np.where(piece, t[sl], low), h) & piece
     return out & at
+
+
+def _h_maxima(img: np.ndarray, h: float) -> np.ndarray:
+    """``skimage.morphology.h_maxima(img, h)`` as a bool array: compiled for float64 and
+    h > 0 (:func:`iovolc.morphology.h_maxima`, the same answer), else scikit-image."""
+    if img.dtype == np.float64 and h > 0:
+        from iovolc.morphology import h_maxima
+
+        return h_maxima(np.ascontiguousarray(img), float(h))
+    from skimage.morphology import h_maxima
+
+    return h_maxima(img, h).astype(bool)
 
 
 def brightest_of_labels(values: np.ndarray, labels: np.ndarray, n: int):

@@ -305,3 +305,25 @@ def test_the_demos_background_compile_is_capped_and_quiet():
     quick = [subprocess.Popen([sys.executable, "-c", "pass"])]
     _finish_compiling(quick, timeout_s=60.0)
     assert quick[0].returncode == 0
+
+
+def test_compiled_h_maxima_is_skimages():
+    from skimage.morphology import h_maxima as skimage_h_maxima
+
+    from iovolc.morphology import h_maxima
+
+    rng = np.random.default_rng(11)
+    for trial in range(600):
+        n0, n1 = (int(v) for v in rng.integers(1, 36, 2))
+        kind = trial % 4
+        if kind == 0:  # noise
+            img = rng.normal(size=(n0, n1))
+        elif kind == 1:  # few levels: plateaus everywhere
+            img = rng.integers(0, 5, (n0, n1)).astype(float)
+        elif kind == 2:  # smooth bumps
+            img = ndi.gaussian_filter(rng.normal(size=(n0, n1)), 1.5) * 10
+        else:  # half steps on a large offset: the seed's resolution term matters
+            img = np.round(rng.normal(size=(n0, n1)) * 3) / 2 + 1e3
+        h = float(rng.choice([1e-9, 0.1, 0.5, 1.0, 2.0, 50.0]))  # 50: above every range
+        assert np.array_equal(h_maxima(img, h), skimage_h_maxima(img, h).astype(bool)), \
+            (trial, h)
