@@ -12,6 +12,7 @@ progress artifact follows along.
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import json
 import time
@@ -24,6 +25,7 @@ from flows.artifacts import emit_alert_events, publish_artifacts
 from flows.common import settings_for
 from flows.params import BackfillParams, PerijoveParams
 from flows.perijove import process_perijove
+from flows.runners import uses_dask, with_runner
 from flows.stages import publish_catalog
 
 
@@ -129,15 +131,26 @@ def backfill(params: BackfillParams = BackfillParams()) -> dict:
                 if pending:
                     time.sleep(2.0)
     else:
+        settings = settings_for(params.sources)
+        per_pj = process_perijove
+        if not params.stage_subflows and not uses_dask(settings):
+            # the stages' tasks run in the perijove's run: on the runner the stage subflows
+            # would have had (max_concurrency threads)
+            per_pj = with_runner(process_perijove, settings)
+
         def one(pj: int) -> str:
             p = PerijoveParams(perijoves=[pj], sources=params.sources,
                                thresholds=params.thresholds, force=params.force, publish=False,
                                stage_subflows=params.stage_subflows)
-            return run_retrying_api_errors(lambda: process_perijove(p, return_state=True),
+            return run_retrying_api_errors(lambda: per_pj(p, return_state=True),
                                            what=f"PJ{pj}", log=log).name
 
+        # each perijove in a copy of this run's context, so that its run is a subflow of the
+        # backfill (a bare thread starts with an empty context: a run of its own)
+        contexts = [contextvars.copy_context() for _ in pjs]
         with ThreadPoolExecutor(max_workers=params.max_concurrent) as pool:
-            for pj, name in zip(pjs, pool.map(one, pjs), strict=True):
+            runs = pool.map(lambda ctx, pj: ctx.run(one, pj), contexts, pjs)
+            for pj, name in zip(pjs, runs, strict=True):
                 results[pj] = name
                 update_progress_artifact(progress, 100.0 * len(results) / len(pjs))
     # one catalog version for the whole backfill, after its last perijove

@@ -87,8 +87,10 @@ class BackfillParams(BaseModel):
     stage_subflows: bool = Field(False, description="Run each perijove's ingest, "
                                  "calibrate and extract as subflows (one run per stage, "
                                  "as a perijove run launched alone has). Off: their tasks "
-                                 "sit in the perijove's run, three flow runs fewer per "
-                                 "perijove (~0.5 s of CPU each on a 2-core machine).")
+                                 "sit in the perijove's run, on the settings' task "
+                                 "runner, three flow runs fewer per perijove (~0.5 s of "
+                                 "CPU on a 2-core machine). With a Dask address the "
+                                 "stages are always subflows.")
     sources: Sources = Field(default_factory=Sources)
     thresholds: Thresholds = Field(default_factory=Thresholds)
     force: bool = False

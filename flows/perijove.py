@@ -9,7 +9,7 @@ from prefect.artifacts import create_markdown_artifact
 from flows.artifacts import emit_alert_events, publish_artifacts
 from flows.common import settings_for
 from flows.params import IngestParams, PerijoveParams
-from flows.runners import with_runner
+from flows.runners import uses_dask, with_runner
 from flows.stages import calibrate, extract_hotspots, ingest_downlink, publish_catalog
 from iovolc.store import Store, object_key
 
@@ -23,11 +23,12 @@ def process_perijove(params: PerijoveParams = PerijoveParams()) -> dict:
     settings = settings_for(params.sources)
     ing_params = IngestParams(perijoves=params.perijoves, sources=params.sources,
                               force=params.force)
-    if params.stage_subflows or settings.dask_address:
+    if params.stage_subflows or uses_dask(settings):
         ing = ingest_downlink(ing_params)
         cal = with_runner(calibrate, settings)(params)
         ext = with_runner(extract_hotspots, settings)(params)
-    else:  # the stage flows' bodies, their tasks in this run (decisions.md, "Inline stages")
+    else:  # the stage flows' bodies, their tasks in this run and on its task runner
+        # (a backfill gives it the settings' one; decisions.md, "Inline stages")
         ing = ingest_downlink.fn(ing_params)
         cal = calibrate.fn(params)
         ext = extract_hotspots.fn(params)

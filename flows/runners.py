@@ -83,6 +83,11 @@ def task_runner_for(settings_or_address: Settings | str | None) -> TaskRunner:
     return IovolcDaskTaskRunner(address=value)
 
 
+def uses_dask(settings: Settings) -> bool:
+    """Whether ``settings.dask_address`` asks for a Dask task runner."""
+    return parse_address(settings.dask_address)[0] != "default"
+
+
 def with_runner(flow: Flow, settings: Settings | str | None) -> Flow:
     """A copy of ``flow`` with the task runner of :func:`task_runner_for`."""
     return flow.with_options(task_runner=task_runner_for(settings))

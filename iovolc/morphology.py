@@ -87,12 +87,14 @@ def _reconstruct(seed, mask, rec):
 
 @njit(cache=True, nogil=True)
 def h_maxima(image, h):
-    """``skimage.morphology.h_maxima(image, h) > 0`` for a float64 image and h > 0,
-    default (3x3) footprint: the regional maxima at least ``h`` above their
+    """``skimage.morphology.h_maxima(image, h) > 0`` for a finite float64 image and
+    h > 0, default (3x3) footprint (scikit-image 0.26 crashes on NaN or inf): the regional maxima at least ``h`` above their
     surroundings. As scikit-image: all False when ``h`` exceeds the image's range;
     the seed is ``image - h - 2 * resolution * |image|``."""
     n0, n1 = image.shape
     out = np.zeros((n0, n1), np.bool_)
+    if n0 == 0 or n1 == 0:
+        return out
     lo, hi = image[0, 0], image[0, 0]
     for i in range(n0):
         for j in range(n1):

@@ -327,3 +327,23 @@ def test_compiled_h_maxima_is_skimages():
         h = float(rng.choice([1e-9, 0.1, 0.5, 1.0, 2.0, 50.0]))  # 50: above every range
         assert np.array_equal(h_maxima(img, h), skimage_h_maxima(img, h).astype(bool)), \
             (trial, h)
+    # a spiral ridge rising along its length: the reconstruction must carry values
+    # around every turn (many propagation steps), both ways along it
+    n = 31
+    spiral = np.zeros((n, n))
+    i, j, di, dj, step = n // 2, n // 2, 0, 1, 1.0
+    seen = set()
+    for _ in range(n * n):
+        if 0 <= i < n and 0 <= j < n and (i, j) not in seen:
+            spiral[i, j] = step
+            seen.add((i, j))
+            step += 0.01
+        ni, nj = i + di, j + dj
+        if (ni, nj) in seen or not (0 <= ni < n and 0 <= nj < n):
+            di, dj = dj, -di
+            ni, nj = i + di, j + dj
+        i, j = ni, nj
+    for img in (spiral, spiral[::-1, ::-1].copy(), spiral.T.copy(), -spiral + 100.0):
+        for h in (0.05, 1.0, 5.0):
+            assert np.array_equal(h_maxima(img, h), skimage_h_maxima(img, h).astype(bool))
+    assert not h_maxima(np.zeros((0, 5)), 1.0).any()

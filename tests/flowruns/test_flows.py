@@ -119,15 +119,14 @@ def test_backfill_three_perijoves(sources):
     assert latest["version"] == "v0001" and not store.list("catalog/v0002/")
     # its perijove runs hold the stages' tasks themselves: no stage subflow runs
     from prefect import get_client
-    from prefect.client.schemas.filters import (
-        FlowRunFilter,
-        FlowRunFilterName,
-        FlowRunFilterParentFlowRunId,
-    )
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
 
     with get_client(sync_client=True) as client:
+        # the perijove runs are the backfill's subflows
         pj_runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(
-            name=FlowRunFilterName(any_=["pj[56]", "pj[57]", "pj[58]"])))
+            parent_flow_run_id=FlowRunFilterParentFlowRunId(
+                any_=[state.state_details.flow_run_id])))
+        pj_runs = [r for r in pj_runs if r.name.startswith("pj[")]
         assert sorted(r.name for r in pj_runs) == ["pj[56]", "pj[57]", "pj[58]"]
         assert not client.read_flow_runs(flow_run_filter=FlowRunFilter(
             parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[r.id for r in pj_runs])))
