@@ -84,22 +84,12 @@ def _busy_profile(t0: float, wall: float, processes: int) -> list[float]:
 
 
 def _other_children_cpu() -> float:
-    """CPU seconds (user + system) of this process's children that are not stage
-    workers: the temporary Prefect server (Linux /proc; 0 elsewhere)."""
+    """CPU seconds of this process's children that are not stage workers: the temporary
+    Prefect server (Linux /proc; 0 elsewhere)."""
     from tasks import stages
 
-    workers = set((stages._POOL._processes or {}) if stages._POOL else ())
-    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-    total = 0.0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        pid, ppid = int(stat.parent.name), int(fields[1])
-        if ppid == os.getpid() and pid not in workers:
-            total += (int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])) / tick
-    return total
+    return _common.children_cpu(
+        exclude=(stages._POOL._processes or {}) if stages._POOL else ())
 
 
 def simulate(out: Path, frames: int, seed: int, workers: int, perijoves: str | None,

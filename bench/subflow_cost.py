@@ -21,23 +21,8 @@ import contextvars
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import _common
-
-
-def _children_cpu() -> float:
-    """CPU seconds of this process's children (the temporary Prefect server; Linux)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == os.getpid():
-            total += sum(int(x) for x in fields[11:15]) / tick
-    return total
 
 
 def main() -> None:
@@ -77,10 +62,10 @@ def main() -> None:
         top(True, 2, 2, args.tasks)  # warm: the flows registered, the engine imported
         for _ in range(args.repeats):
             for name, inline in (("subflows", False), ("inline", True)):
-                c0, s0, t0 = time.process_time(), _children_cpu(), time.perf_counter()
+                c0, s0, t0 = time.process_time(), _common.children_cpu(), time.perf_counter()
                 top(inline, args.runs, args.concurrent, args.tasks)
                 rows[name].append((time.perf_counter() - t0, time.process_time() - c0,
-                                   _children_cpu() - s0))
+                                   _common.children_cpu() - s0))
     print(f"\n{args.runs} perijove-like runs ({args.concurrent} at once), 3 stages of "
           f"{args.tasks} trivial tasks each; best of {args.repeats}")
     print(f"{'stages as':>10} {'wall s':>8} {'flow CPU s':>11} {'server CPU s':>13} "

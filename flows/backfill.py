@@ -103,6 +103,7 @@ def backfill(params: BackfillParams = BackfillParams()) -> dict:
     """Re-process perijoves first..last (inclusive)."""
     log = get_run_logger()
     pjs = list(range(params.first_perijove, params.last_perijove + 1))
+    settings = settings_for(params.sources)
     progress = create_progress_artifact(progress=0.0, key="backfill-progress",
                                         description=f"PJ{pjs[0]}-{pjs[-1]}")
     results: dict[int, str] = {}
@@ -131,7 +132,6 @@ def backfill(params: BackfillParams = BackfillParams()) -> dict:
                 if pending:
                     time.sleep(2.0)
     else:
-        settings = settings_for(params.sources)
         per_pj = process_perijove
         if not params.stage_subflows and not uses_dask(settings):
             # the stages' tasks run in the perijove's run: on the runner the stage subflows
@@ -156,7 +156,7 @@ def backfill(params: BackfillParams = BackfillParams()) -> dict:
     # one catalog version for the whole backfill, after its last perijove
     pub = publish_catalog(PerijoveParams(perijoves=pjs, sources=params.sources,
                                          thresholds=params.thresholds), artifacts=False)
-    publish_artifacts(settings_for(params.sources), pub)
+    publish_artifacts(settings, pub)
     emit_alert_events(pub)
     log.info("backfill results: %s", results)
     return {"results": results}

@@ -22,6 +22,7 @@ from scipy import fft as sp_fft
 from scipy import ndimage as ndi
 
 from iovolc import compiled
+from iovolc.morphology import h_maxima as _compiled_h_maxima
 
 
 class Template:
@@ -192,9 +193,7 @@ def _h_maxima(img: np.ndarray, h: float) -> np.ndarray:
     """``skimage.morphology.h_maxima(img, h)`` as a bool array: compiled for float64 and
     h > 0 (:func:`iovolc.morphology.h_maxima`, the same answer), else scikit-image."""
     if img.dtype == np.float64 and h > 0:
-        from iovolc.morphology import h_maxima
-
-        return h_maxima(np.ascontiguousarray(img), float(h))
+        return _compiled_h_maxima(np.ascontiguousarray(img), float(h))
     from skimage.morphology import h_maxima
 
     return h_maxima(img, h).astype(bool)
