@@ -23,7 +23,7 @@ import pandas as pd
 
 from iovolc import jiram
 from iovolc.geometry import FrameState, surface_point
-from iovolc.pointing import fit_constellation
+from iovolc.pointing import fit_constellation, fit_shift_arrays
 
 # --- constellation (per pass) ---------------------------------------------------------
 
@@ -79,15 +79,15 @@ def _references(cl: pd.DataFrame, members: pd.DataFrame, *,
     if cl.empty:
         return pd.DataFrame(columns=_REF_COLUMNS)
     keep = np.ones(len(members), bool) if without is None else \
-        (members["product_id"] != without).to_numpy()
-    m = members[keep]
-    n_all = np.bincount(members["cluster"], minlength=len(cl))
-    c = m["cluster"].to_numpy()
-    w = m["weight"].to_numpy()
+        (members["product_id"].to_numpy() != without)
+    cluster = members["cluster"].to_numpy()
+    n_all = np.bincount(cluster, minlength=len(cl))
+    c = cluster[keep]
+    w = members["weight"].to_numpy()[keep]
     n = np.bincount(c, minlength=len(cl))
     best = np.zeros(len(cl))
-    np.maximum.at(best, c, m["snr"].to_numpy())
-    sums = np.stack([np.bincount(c, w * m[k].to_numpy(), minlength=len(cl))
+    np.maximum.at(best, c, members["snr"].to_numpy()[keep])
+    sums = np.stack([np.bincount(c, w * members[k].to_numpy()[keep], minlength=len(cl))
                      for k in ("x", "y", "z")], axis=-1)
     ok = (n >= 2) | ((n == 1) & (best >= REFERENCE_SINGLE_SNR))
     lat, lon = _latlon(sums[ok])
@@ -112,33 +112,40 @@ def _hotspot_fit(f, detections: pd.DataFrame, references: pd.DataFrame):
     pointing) with the most support (:func:`iovolc.pointing.fit_constellation`).
     """
     recon = FrameState.from_spice(f["et_mid"], bands=tuple(f["bands"]))
-    d = detections[(detections["product_id"] == f["product_id"])
-                   & (detections["snr"] >= CONSTELLATION_MIN_SNR)]
-    if d.empty or references.empty:
+    mine = ((detections["product_id"].to_numpy() == f["product_id"])
+            & (detections["snr"].to_numpy() >= CONSTELLATION_MIN_SNR))
+    if not mine.any() or references.empty:
         return None, recon
     state = recon.corrected(f["along_rad"], f["cross_rad"])
     pts = surface_point(references["lat_deg"], references["lon_west_deg"], state.radii_km)
     radius = max(12.0, 4.0 * float(f["pointing_sigma_px"]))
-    pairs: dict[str, list] = {"detection": [], "reference": [], "d_line": [], "d_sample": [],
-                              "tol_px": []}
+    ids = detections.index.to_numpy()[mine]
+    band_of = detections["band"].to_numpy()[mine]
+    lines = detections["line"].to_numpy()[mine]
+    samples = detections["sample"].to_numpy()[mine]
+    scales = detections["pixel_scale_km"].to_numpy()[mine]
     ref_sigma_km = references["sigma_km"].to_numpy()
+    det, o_line, o_sample, tol = [], [], [], []
     for band, sl in jiram.band_layout(tuple(f["bands"])).items():
-        db = d[d["band"] == band]
-        if db.empty:
+        rows = np.flatnonzero(band_of == band)
+        if not rows.size:
             continue
         pl, ps, vis = state.project_points(pts, band)
-        for di, line, sample, scale_km in zip(db.index, db["line"].to_numpy(),
-                                              db["sample"].to_numpy(),
-                                              db["pixel_scale_km"].to_numpy(), strict=True):
-            dl = (line - sl.start) - pl
-            dsm = sample - ps
+        for r in rows:
+            dl = (lines[r] - sl.start) - pl
+            dsm = samples[r] - ps
             near = np.flatnonzero(vis & (np.hypot(dl, dsm) <= radius))
-            pairs["detection"] += [di] * near.size
-            pairs["reference"] += near.tolist()
-            pairs["d_line"] += dl[near].tolist()
-            pairs["d_sample"] += dsm[near].tolist()
-            pairs["tol_px"] += (2.0 + 2.0 * ref_sigma_km[near] / scale_km).tolist()
-    return (fit_constellation(pd.DataFrame(pairs)) if pairs["detection"] else None), recon
+            det.append(np.full(near.size, ids[r]))
+            o_line.append(dl[near])
+            o_sample.append(dsm[near])
+            tol.append(2.0 + 2.0 * ref_sigma_km[near] / scales[r])
+    n = sum(a.size for a in det)
+    if not n:
+        return None, recon
+    o = np.stack([np.concatenate(o_line).astype(float), np.concatenate(o_sample).astype(float)],
+                 axis=1)
+    return fit_shift_arrays(o, np.concatenate(tol).astype(float), np.concatenate(det),
+                            min_matches=2), recon
 
 
 def _by_product(detections: pd.DataFrame) -> dict:

@@ -143,24 +143,35 @@ def fit_constellation(pairs: pd.DataFrame, *, min_matches: int = 2) -> Constella
     """
     if pairs.empty:
         return None
-    o = pairs[["d_line", "d_sample"]].to_numpy(float)
-    tol = pairs["tol_px"].to_numpy(float)
-    det = pairs["detection"].to_numpy()
+    return fit_shift_arrays(pairs[["d_line", "d_sample"]].to_numpy(float),
+                            pairs["tol_px"].to_numpy(float), pairs["detection"].to_numpy(),
+                            min_matches=min_matches)
+
+
+def fit_shift_arrays(o: np.ndarray, tol: np.ndarray, det: np.ndarray, *,
+                     min_matches: int = 2) -> ConstellationFit | None:
+    """:func:`fit_constellation` on arrays: ``o`` (n, 2) offsets (line, sample, px),
+    ``tol`` (n,) tolerances (px), ``det`` (n,) detection ids; n >= 1.
+
+    The pairs within tolerance of the best-supported shift, one per detection
+    (the closest: a quicksort of the distances, then each detection's first,
+    as ``sort_values("d").drop_duplicates`` did), are averaged with weights
+    ``1 / tol^2`` in that order.
+    """
     best = _best_shift(o, tol, det)
     d = np.hypot(*(o - o[best]).T)
-    inl = d <= tol
-    # one pair per detection: the closest to the consensus
-    sel = pd.DataFrame({"det": det, "d": d, "i": np.arange(len(d))})[inl]
-    sel = sel.sort_values("d").drop_duplicates("det")
-    idx = sel["i"].to_numpy()
+    inl = np.flatnonzero(d <= tol)
+    order = inl[np.argsort(d[inl], kind="quicksort")]
+    first = np.unique(det[order], return_index=True)[1]
+    idx = order[np.sort(first)]
     n_match = len(idx)
-    unique_single = len(pairs) == 1
+    unique_single = len(o) == 1
     if n_match < min_matches and not (n_match == 1 and unique_single):
         return None
     w = 1.0 / tol[idx] ** 2
     shift = (o[idx] * w[:, None]).sum(axis=0) / w.sum()
     sigma = max(CONSTELLATION_FLOOR_PX, float(np.sqrt(1.0 / w.sum())))
-    return ConstellationFit(float(shift[0]), float(shift[1]), sigma, n_match, len(pairs))
+    return ConstellationFit(float(shift[0]), float(shift[1]), sigma, n_match, len(o))
 
 
 def _best_shift(o: np.ndarray, tol: np.ndarray, det: np.ndarray) -> int:

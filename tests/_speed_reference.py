@@ -6,12 +6,14 @@ and loop (``registration._lsq_step`` and ``_fine_fit``'s loop before they were
 compiled into ``iovolc.compiled.fit_shift``), the background's sigma-clipped
 local mean (``extract._clipped_local_mean``) and the constellation fit
 (``pointing.fit_constellation``'s choice of shift) before their loops were
-vectorised.
+vectorised; the constellation fit's pair selection and ``placement._hotspot_fit``'s
+pairs in the pandas form they had before they moved to arrays (stop 20).
 """
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 from scipy import ndimage as ndi
 from scipy.ndimage import binary_dilation, map_coordinates, spline_filter
 
@@ -164,3 +166,57 @@ def best_shift(o: np.ndarray, tol: np.ndarray, det: np.ndarray) -> int:
                                   and np.linalg.norm(o[k]) < np.linalg.norm(o[best])):
             best, best_score = k, score
     return best
+
+
+def fit_constellation_pandas(pairs: pd.DataFrame, best: int, *, min_matches: int = 2):
+    """``pointing.fit_constellation`` after the choice of shift ``best``, as pandas did it:
+    ``(d_line, d_sample, sigma, n_matched, n_candidates)`` or None."""
+    from iovolc.pointing import CONSTELLATION_FLOOR_PX
+
+    o = pairs[["d_line", "d_sample"]].to_numpy(float)
+    tol = pairs["tol_px"].to_numpy(float)
+    det = pairs["detection"].to_numpy()
+    d = np.hypot(*(o - o[best]).T)
+    inl = d <= tol
+    sel = pd.DataFrame({"det": det, "d": d, "i": np.arange(len(d))})[inl]
+    sel = sel.sort_values("d").drop_duplicates("det")
+    idx = sel["i"].to_numpy()
+    n_match = len(idx)
+    if n_match < min_matches and not (n_match == 1 and len(pairs) == 1):
+        return None
+    w = 1.0 / tol[idx] ** 2
+    shift = (o[idx] * w[:, None]).sum(axis=0) / w.sum()
+    sigma = max(CONSTELLATION_FLOOR_PX, float(np.sqrt(1.0 / w.sum())))
+    return float(shift[0]), float(shift[1]), sigma, n_match, len(pairs)
+
+
+def hotspot_pairs_pandas(f, detections: pd.DataFrame, references: pd.DataFrame, state,
+                         min_snr: float = 8.0) -> pd.DataFrame:
+    """``placement._hotspot_fit``'s candidate pairs as the pandas loop built them."""
+    from iovolc import jiram
+    from iovolc.geometry import surface_point
+
+    d = detections[(detections["product_id"] == f["product_id"])
+                   & (detections["snr"] >= min_snr)]
+    pts = surface_point(references["lat_deg"], references["lon_west_deg"], state.radii_km)
+    radius = max(12.0, 4.0 * float(f["pointing_sigma_px"]))
+    pairs: dict[str, list] = {"detection": [], "reference": [], "d_line": [], "d_sample": [],
+                              "tol_px": []}
+    ref_sigma_km = references["sigma_km"].to_numpy()
+    for band, sl in jiram.band_layout(tuple(f["bands"])).items():
+        db = d[d["band"] == band]
+        if db.empty:
+            continue
+        pl, ps, vis = state.project_points(pts, band)
+        for di, line, sample, scale_km in zip(db.index, db["line"].to_numpy(),
+                                              db["sample"].to_numpy(),
+                                              db["pixel_scale_km"].to_numpy(), strict=True):
+            dl = (line - sl.start) - pl
+            dsm = sample - ps
+            near = np.flatnonzero(vis & (np.hypot(dl, dsm) <= radius))
+            pairs["detection"] += [di] * near.size
+            pairs["reference"] += near.tolist()
+            pairs["d_line"] += dl[near].tolist()
+            pairs["d_sample"] += dsm[near].tolist()
+            pairs["tol_px"] += (2.0 + 2.0 * ref_sigma_km[near] / scale_km).tolist()
+    return pd.DataFrame(pairs)

@@ -17,7 +17,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from iovolc.pipeline import run_local
+import _speed_reference as ref
+from iovolc import placement
+from iovolc.kernels import kernel_set_for
+from iovolc.pipeline import discover_products, run_local
+from iovolc.pointing import _best_shift
+from iovolc.reader import read_jiram_product
 from iovolc.sim import evaluate as ev
 from iovolc.sim.downlink import simulate
 from iovolc.sim.scenario import scenario_for
@@ -29,7 +34,7 @@ def run_and_truth(tmp_path_factory):
     simulate(scenario_for([58], seed=6, frames_per_pass=32, pointing_offset_deg=7.8),
              out_dir=out, seed=6)
     run = run_local(str(out / "archive"), str(out / "kernels"), cache_dir=out / "cache")
-    return run, ev.load_truth(out)
+    return run, ev.load_truth(out), out
 
 
 def _errors_px(run, truth):
@@ -41,7 +46,7 @@ def _errors_px(run, truth):
 
 
 def test_contradicted_limb_fit_is_replaced(run_and_truth):
-    run, truth = run_and_truth
+    run, truth, _ = run_and_truth
     fr, err = _errors_px(run, truth)
     audited = fr["pointing_note"].str.startswith("limb fit contradicted")
     assert audited.any(), "the audit should catch this pass's false limb fit"
@@ -59,9 +64,42 @@ def test_contradicted_limb_fit_is_replaced(run_and_truth):
 
 
 def test_no_row_placed_far_from_its_source(run_and_truth):
-    run, truth = run_and_truth
+    run, truth, _ = run_and_truth
     cat = run.catalog.catalog
     m = ev.match_catalog(cat, truth.sources)
     d = cat.join(m, how="left")["distance_deg"].dropna()
     # before the audit: seven rows 1.1-1.4 deg away (one false limb fit)
     assert d.max() < 1.0, d.sort_values().tail()
+
+
+def test_hotspot_fit_is_the_pandas_loop(run_and_truth):
+    """``_hotspot_fit`` on arrays (stop 20) gives the fit the pandas loop gave, bit for bit:
+    every frame of the pass against the references with and without its own hotspots."""
+    run, _, out = run_and_truth
+    urls, _ = discover_products(str(out / "archive"))
+    kset = kernel_set_for(read_jiram_product(urls[0]), kernel_root=str(out / "kernels"),
+                          cache_dir=out / "cache")
+    det = run.detections
+    cl, members = placement._limb_members(det)
+    own = placement._by_product(det)
+    n_fits = 0
+    with kset:
+        for _, f in run.frames.iterrows():
+            mine = own.get(f["product_id"], det.iloc[:0])
+            for without in (None, f["product_id"]):
+                refs = placement._references(cl, members, without=without)
+                fit, recon = placement._hotspot_fit(f, mine, refs)
+                pairs = ref.hotspot_pairs_pandas(
+                    f, mine, refs, recon.corrected(f["along_rad"], f["cross_rad"]))
+                if pairs.empty:
+                    assert fit is None
+                    continue
+                o = pairs[["d_line", "d_sample"]].to_numpy(float)
+                want = ref.fit_constellation_pandas(
+                    pairs, _best_shift(o, pairs["tol_px"].to_numpy(float),
+                                       pairs["detection"].to_numpy()))
+                got = None if fit is None else (fit.d_line_px, fit.d_sample_px, fit.sigma_px,
+                                                fit.n_matched, fit.n_candidates)
+                assert got == want, (f["product_id"], without)
+                n_fits += fit is not None
+    assert n_fits >= 10  # the pass has hotspots in many frames: the check is not empty

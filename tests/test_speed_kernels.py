@@ -231,8 +231,13 @@ def test_the_vectorised_constellation_fit_is_the_loop():
         assert _best_shift(o, tol, det) == ref.best_shift(o, tol, det), t
         pairs = pd.DataFrame({"detection": det, "reference": np.arange(n), "d_line": o[:, 0],
                               "d_sample": o[:, 1], "tol_px": tol})
-        fit = fit_constellation(pairs)
-        assert fit is None or fit.n_candidates == n
+        for min_matches in (1, 2, 3):
+            fit = fit_constellation(pairs, min_matches=min_matches)
+            want = ref.fit_constellation_pandas(pairs, ref.best_shift(o, tol, det),
+                                                min_matches=min_matches)
+            # the pair selection and mean on arrays are the pandas ones, bit for bit
+            assert (None if fit is None else (fit.d_line_px, fit.d_sample_px, fit.sigma_px,
+                                              fit.n_matched, fit.n_candidates)) == want, t
 
 
 def test_the_fit_has_room_for_two_strip_pixels_on_one_zone_pixel():
