@@ -14,10 +14,10 @@ pipeline's own numbers.
 
 from __future__ import annotations
 
+import _speed_reference as ref
 import numpy as np
 import pytest
 
-import _speed_reference as ref
 from iovolc import placement
 from iovolc.kernels import kernel_set_for
 from iovolc.pipeline import discover_products, run_local
