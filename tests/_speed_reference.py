@@ -7,7 +7,8 @@ compiled into ``iovolc.compiled.fit_shift``), the background's sigma-clipped
 local mean (``extract._clipped_local_mean``) and the constellation fit
 (``pointing.fit_constellation``'s choice of shift) before their loops were
 vectorised; the constellation fit's pair selection and ``placement._hotspot_fit``'s
-pairs in the pandas form they had before they moved to arrays (stop 20).
+pairs and the reference hotspots (``placement._references``) in the pandas form they
+had before they moved to arrays (stop 20).
 """
 
 from __future__ import annotations
@@ -220,3 +221,32 @@ def hotspot_pairs_pandas(f, detections: pd.DataFrame, references: pd.DataFrame, 
             pairs["d_sample"] += dsm[near].tolist()
             pairs["tol_px"] += (2.0 + 2.0 * ref_sigma_km[near] / scale_km).tolist()
     return pd.DataFrame(pairs)
+
+
+def references_pandas(cl: pd.DataFrame, members: pd.DataFrame, *,
+                      without: str | None = None) -> pd.DataFrame:
+    """``placement._references`` with the DataFrame mask it had before stop 20."""
+    from iovolc.catalog import _latlon
+    from iovolc.placement import REFERENCE_SINGLE_SNR
+
+    if cl.empty:
+        return pd.DataFrame(columns=["lat_deg", "lon_west_deg", "sigma_km"])
+    keep = np.ones(len(members), bool) if without is None else \
+        (members["product_id"] != without).to_numpy()
+    m = members[keep]
+    n_all = np.bincount(members["cluster"], minlength=len(cl))
+    c = m["cluster"].to_numpy()
+    w = m["weight"].to_numpy()
+    n = np.bincount(c, minlength=len(cl))
+    best = np.zeros(len(cl))
+    np.maximum.at(best, c, m["snr"].to_numpy())
+    sums = np.stack([np.bincount(c, w * m[k].to_numpy(), minlength=len(cl))
+                     for k in ("x", "y", "z")], axis=-1)
+    ok = (n >= 2) | ((n == 1) & (best >= REFERENCE_SINGLE_SNR))
+    lat, lon = _latlon(sums[ok])
+    same = (n == n_all)[ok]
+    sigma = cl["position_uncertainty_km"].to_numpy(float)[ok] * np.sqrt(
+        n_all[ok] / np.maximum(n[ok], 1))
+    lat = np.where(same, cl["lat_deg"].to_numpy(float)[ok], lat)
+    lon = np.where(same, cl["lon_west_deg"].to_numpy(float)[ok], lon)
+    return pd.DataFrame({"lat_deg": lat, "lon_west_deg": lon, "sigma_km": sigma})

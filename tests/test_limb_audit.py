@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import _speed_reference as ref
 import numpy as np
+import pandas as pd
 import pytest
 
 from iovolc import placement
@@ -73,8 +74,9 @@ def test_no_row_placed_far_from_its_source(run_and_truth):
 
 
 def test_hotspot_fit_is_the_pandas_loop(run_and_truth):
-    """``_hotspot_fit`` on arrays (stop 20) gives the fit the pandas loop gave, bit for bit:
-    every frame of the pass against the references with and without its own hotspots."""
+    """``_references`` and ``_hotspot_fit`` on arrays (stop 20) give the reference hotspots
+    and the fit the pandas forms gave, bit for bit: every frame of the pass against the
+    references with and without its own hotspots."""
     run, _, out = run_and_truth
     urls, _ = discover_products(str(out / "archive"))
     kset = kernel_set_for(read_jiram_product(urls[0]), kernel_root=str(out / "kernels"),
@@ -88,6 +90,9 @@ def test_hotspot_fit_is_the_pandas_loop(run_and_truth):
             mine = own.get(f["product_id"], det.iloc[:0])
             for without in (None, f["product_id"]):
                 refs = placement._references(cl, members, without=without)
+                pd.testing.assert_frame_equal(
+                    refs, ref.references_pandas(cl, members, without=without),
+                    check_exact=True)
                 fit, recon = placement._hotspot_fit(f, mine, refs)
                 pairs = ref.hotspot_pairs_pandas(
                     f, mine, refs, recon.corrected(f["along_rad"], f["cross_rad"]))
