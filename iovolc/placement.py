@@ -110,12 +110,14 @@ def _hotspot_fit(f, detections: pd.DataFrame, references: pd.DataFrame):
 
     ``fit`` is the pixel shift (observed - predicted on the frame's current
     pointing) with the most support (:func:`iovolc.pointing.fit_constellation`).
+    ``(None, None)`` when the frame has no confident hotspot or there is no
+    reference: no state is computed for nothing to match.
     """
-    recon = FrameState.from_spice(f["et_mid"], bands=tuple(f["bands"]))
     mine = ((detections["product_id"].to_numpy() == f["product_id"])
             & (detections["snr"].to_numpy() >= CONSTELLATION_MIN_SNR))
     if not mine.any() or references.empty:
-        return None, recon
+        return None, None
+    recon = FrameState.from_spice(f["et_mid"], bands=tuple(f["bands"]))
     state = recon.corrected(f["along_rad"], f["cross_rad"])
     pts = surface_point(references["lat_deg"], references["lon_west_deg"], state.radii_km)
     radius = max(12.0, 4.0 * float(f["pointing_sigma_px"]))
@@ -139,13 +141,10 @@ def _hotspot_fit(f, detections: pd.DataFrame, references: pd.DataFrame):
             o_line.append(dl[near])
             o_sample.append(dsm[near])
             tol.append(2.0 + 2.0 * ref_sigma_km[near] / scales[r])
-    n = sum(a.size for a in det)
-    if not n:
+    if not sum(a.size for a in det):
         return None, recon
-    o = np.stack([np.concatenate(o_line).astype(float), np.concatenate(o_sample).astype(float)],
-                 axis=1)
-    return fit_shift_arrays(o, np.concatenate(tol).astype(float), np.concatenate(det),
-                            min_matches=2), recon
+    o = np.column_stack([np.concatenate(o_line), np.concatenate(o_sample)])
+    return fit_shift_arrays(o, np.concatenate(tol), np.concatenate(det)), recon
 
 
 def _by_product(detections: pd.DataFrame) -> dict:
@@ -224,8 +223,11 @@ def limb_audit(frames: pd.DataFrame, detections: pd.DataFrame) -> dict[str, dict
     cl, members = _limb_members(detections)
     own = _by_product(detections)
     for _, f in limb.iterrows():
+        mine = own.get(f["product_id"])
+        if mine is None or not (mine["snr"].to_numpy() >= CONSTELLATION_MIN_SNR).any():
+            continue  # no confident hotspot: nothing to audit with
         refs = _references(cl, members, without=f["product_id"])
-        fit, recon = _hotspot_fit(f, own.get(f["product_id"], detections.iloc[:0]), refs)
+        fit, recon = _hotspot_fit(f, mine, refs)
         if fit is None or fit.n_matched < AUDIT_MIN_MATCHES:
             continue
         shift = float(np.hypot(fit.d_line_px, fit.d_sample_px))
