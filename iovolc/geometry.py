@@ -208,7 +208,8 @@ class FrameState:
         u, shape = _rays(u_app_j2000)
         n = u.shape[0]
         point, obs_bf, hit, dt = np.empty((n, 3)), np.empty((n, 3)), np.empty(n, bool), np.empty(n)
-        raytrace.surface(u, _trace_constants(self), point, obs_bf, hit, dt)
+        raytrace.surface(u.reshape(-1), _trace_constants(self), point.reshape(-1),
+                         obs_bf.reshape(-1), hit, dt)
         return (point.reshape(*shape, 3), obs_bf.reshape(*shape, 3), hit.reshape(shape),
                 dt.reshape(shape))
 
@@ -308,7 +309,7 @@ def disc_cosines_directions(state: FrameState, u_app_j2000
 def _cosines(state: FrameState, u: np.ndarray, shape: tuple):
     n = u.shape[0]
     hit, cos_i, cos_e = np.empty(n, bool), np.empty(n), np.empty(n)
-    raytrace.cosines(u, _trace_constants(state), hit, cos_i, cos_e)
+    raytrace.cosines(u.reshape(-1), _trace_constants(state), hit, cos_i, cos_e)
     return hit.reshape(shape), cos_i.reshape(shape), cos_e.reshape(shape)
 
 
@@ -323,7 +324,7 @@ def _pixel_rays(state: FrameState, band: str, line, sample) -> tuple[np.ndarray,
         state.inst_to_j2000.ravel()]).astype(float)
     u = np.empty((line.size, 3))
     raytrace.pixel_rays(np.ascontiguousarray(line).ravel(), np.ascontiguousarray(sample).ravel(),
-                        consts, u)
+                        consts, u.reshape(-1))
     return u, line.shape
 
 
@@ -331,7 +332,7 @@ def _geometry(state: FrameState, u: np.ndarray, shape: tuple, *,
               ifov_rad: float) -> PixelGeometry:
     n = u.shape[0]
     hit, planes = np.empty(n, bool), np.empty((len(_PLANES), n))
-    raytrace.backplanes(u, _trace_constants(state), float(ifov_rad), hit, planes)
+    raytrace.backplanes(u.reshape(-1), _trace_constants(state), float(ifov_rad), hit, planes)
     return PixelGeometry(on_disc=hit.reshape(shape),
                          **{k: planes[j].reshape(shape) for j, k in enumerate(_PLANES)})
 

@@ -287,6 +287,88 @@ def test_compiled_ray_tracing_equals_the_numpy_it_replaced(range_km, line, off, 
         assert np.isnan(a[~on]).all() == np.isnan(b[~on]).all()
 
 
+@pytest.mark.parametrize("range_km, line, off", [
+    (9000.0, 40.0, 1.0), (2500.0, 60.0, 0.3), (4e5, 10.0, 0.0), (60000.0, 127.0, 1.0),
+    (1900.0, 64.0, 0.0)])
+@pytest.mark.parametrize("tilt", [False, True])
+@pytest.mark.parametrize("io_speed", [17.0, 3000.0])
+def test_vectorised_ray_loops_equal_the_scalar_loops_bit_for_bit(range_km, line, off, tilt,
+                                                                 io_speed):
+    """Stop 21 made the loops vectorisable (branch-free light-time iterations,
+    constants in a tuple, flat rays). Against the scalar loops they replaced
+    (tests/_raytrace_scalar.py), every output is identical bit for bit: on a
+    sub-pixel grid over and beyond the strip, a 0.002-px grid across the limb
+    and degenerate rays (zero, NaN, inf). An unphysical 3000 km/s Io makes the
+    light-time iterations move the limb by tens of metres, so that some grazing
+    rays hit in the first iteration and miss in a later one (the ``break`` of the
+    scalar loop; counted below)."""
+    from dataclasses import replace
+
+    import _raytrace_scalar as old
+
+    from iovolc import raytrace
+    from iovolc.geometry import _pixel_rays, _trace_constants
+
+    state = replace(_state(range_km, line, off), io_vel=np.array([io_speed, 2.0, 0.5]))
+    state = _tilted(state) if tilt else state
+    ll, ss = np.mgrid[-2:130:0.75, -3:436:1.3]
+    u, _ = _pixel_rays(state, "M", ll, ss)
+    hit = np.empty(u.shape[0], bool)
+    raytrace.cosines(u.reshape(-1), _trace_constants(state), hit, np.empty(len(u)),
+                     np.empty(len(u)))
+    on = hit.reshape(ll.shape)
+    edge = on & ~ndi.binary_erosion(on, border_value=1)  # the limb's pixels, not the strip's
+    step = max(1, int(edge.sum()) // 300)
+    el, es = ll[edge][::step], ss[edge][::step]
+    d = np.arange(-1.0, 1.0, 0.002)
+    fine_l = (el[:, None] + d).ravel()
+    fine_s = (es[:, None] + d[::-1]).ravel()
+    line_all = np.concatenate([ll.ravel(), fine_l])
+    samp_all = np.concatenate([ss.ravel(), fine_s])
+    cam = state.camera("M")
+    consts = np.concatenate([
+        [cam.center_line, cam.center_sample, cam.pixel_size_mm, cam.focal_length_mm],
+        jiram.LINE_AXIS, jiram.SAMPLE_AXIS, np.asarray(cam.to_instrument, float).ravel(),
+        state.inst_to_j2000.ravel()]).astype(float)
+    n = line_all.size
+    u_new, u_old = np.empty(3 * n), np.empty((n, 3))
+    raytrace.pixel_rays(line_all, samp_all, consts, u_new)
+    old.pixel_rays(line_all, samp_all, consts, u_old)
+    assert np.array_equal(u_new, u_old.ravel())
+    u = np.concatenate([u_old, [[0.0, 0.0, 0.0], [np.nan, 1.0, 0.0], [np.inf, 0.0, 1.0],
+                                [0.0, 0.0, -1.0]]])
+    n = len(u)
+    k = _trace_constants(state)
+
+    def outputs(mod, flat):
+        uu = u.reshape(-1) if flat else u
+        pt, ob = np.empty((n, 3)), np.empty((n, 3))
+        h1, dt = np.empty(n, bool), np.empty(n)
+        mod.surface(uu, k, pt.reshape(-1) if flat else pt, ob.reshape(-1) if flat else ob, h1, dt)
+        h2, ci, ce = np.empty(n, bool), np.empty(n), np.empty(n)
+        mod.cosines(uu, k, h2, ci, ce)
+        h3, planes = np.empty(n, bool), np.empty((7, n))
+        mod.backplanes(uu, k, cam.ifov_rad, h3, planes)
+        return pt, ob, h1, dt, h2, ci, ce, h3, planes
+
+    got, want = outputs(raytrace, True), outputs(old, False)
+    assert got[2].sum() > 1000 and not got[2].all()
+    for a, b in zip(got, want, strict=True):
+        assert a.dtype == b.dtype and np.array_equal(a, b, equal_nan=True)
+    # the grazing grid really holds rays that hit in the first light-time
+    # iteration and miss in a later one, or only just hit (the branch-free path)
+    near = got[2][-4 - fine_l.size:-4]
+    assert (0 < near.sum() < near.size) if on.any() and not on.all() else near.size == 0
+    # the first light-time iteration's hit, in numpy from the same constants
+    w = u_old[-fine_l.size:] - k[0:3]
+    ru = (w / np.linalg.norm(w, axis=1)[:, None]) @ k[3:12].reshape(3, 3).T
+    qa, qb = (ru * ru * k[27:30]).sum(1), 2 * (ru * k[27:30]) @ k[21:24]
+    disc = qb * qb - 4 * qa * (k[31] - 1.0)
+    first = (disc >= 0) & ((-qb - np.sqrt(np.maximum(disc, 0.0))) / (2 * qa) > 0)
+    if (range_km, off, io_speed, tilt) == (9000.0, 1.0, 3000.0, False):
+        assert (first & ~near).sum() > 100
+
+
 def test_compiled_loops_follow_numpys_error_model():
     """A zero-length ray divides by zero: NaN and a miss, as in numpy, never an exception
     (numba's default would raise ZeroDivisionError); warm_up (the image build) runs."""
