@@ -45,13 +45,29 @@ def _scene(rng, n0=60, n1=90, n_src=12):
     return img
 
 
-@pytest.mark.parametrize("size", [3, 5, 14, 15])
+@pytest.mark.parametrize("size", [1, 3, 5, 14, 15, 31])
 def test_median_filter_is_scipys(size):
     rng = np.random.default_rng(size)
     x = _scene(rng, 37, 70)
     x[rng.random(x.shape) < 0.05] = 3.0  # ties
     assert np.array_equal(median_filter_nearest(x, size),
                           ndi.median_filter(x, size=size, mode="nearest"))
+
+
+@pytest.mark.parametrize("shape, size", [((128, 216), 15), ((260, 300), 15), ((5, 3), 15),
+                                         ((40, 50), 7)])
+def test_sliding_rank_median_is_scipys(shape, size):
+    """The bit-set sliding median (iovolc.rank_median) on a band strip's shape, on a
+    padded image past 65536 pixels (32-bit ranks), on an image smaller than the
+    window, on plateaus (many equal values: ranks broken by position) and on a
+    constant image."""
+    rng = np.random.default_rng(shape[0])
+    x = _scene(rng, *shape) * 100
+    x[rng.random(x.shape) < 0.3] = 7.0
+    x[: shape[0] // 3] = np.round(x[: shape[0] // 3])
+    for img in (x, np.full(shape, 2.5), -x.T.copy()):
+        assert np.array_equal(median_filter_nearest(img, size),
+                              ndi.median_filter(img, size=size, mode="nearest"))
 
 
 def test_h_maxima_on_pieces_is_skimages():

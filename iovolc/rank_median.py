@@ -1,0 +1,110 @@
+"""The sliding-window median of a rank image, compiled (numba): the inner loop of
+:func:`iovolc.imaging.median_filter_nearest`.
+
+The image's values are replaced by their ranks (unique integers ``0..N-1``), so
+a window's median is its ``k``-th smallest rank, ``k = size**2 // 2``, the
+value ``np.partition(window, k)[k]`` gives (what the numpy form did, a few
+rows at a time). Here each output row slides its window along the columns:
+
+* the ranks in the window are bits of an ``N``-bit set (``N / 64`` words);
+* the current median ``m`` is a rank in the window, with ``lt`` window ranks
+  below it;
+* a step removes the leaving column (``size`` ranks) and adds the entering
+  one, adjusting ``lt``; then ``m`` moves to the next or previous rank in the
+  set (a scan of the set's words, ``trailing_zeros``/``leading_zeros``) until
+  exactly ``k`` ranks lie below it again.
+
+A step costs ``2 size`` bit updates and a few word scans, not a partial sort
+of ``size**2`` values. The result is the same integer rank, so the same value
+(exactly scipy's ``median_filter(mode="nearest")``, as tested in
+``tests/test_speed_equivalence.py``). Each row starts from a sort of its
+first window. Cached beside the module (``cache=True``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+from numba.cpython.unsafe.numbers import leading_zeros, trailing_zeros
+
+_ONE = np.uint64(1)
+
+
+@njit(cache=True, nogil=True)
+def _next_at_or_after(bits, p):
+    """The smallest rank ``>= p`` in the set (one exists: the caller's invariant)."""
+    w = p >> 6
+    word = bits[w] & ~((_ONE << np.uint64(p & 63)) - _ONE)
+    while word == 0:
+        w += 1
+        word = bits[w]
+    return (w << 6) + int(trailing_zeros(word))
+
+
+@njit(cache=True, nogil=True)
+def _prev_at_or_before(bits, p):
+    """The largest rank ``<= p`` in the set (one exists: the caller's invariant)."""
+    w = p >> 6
+    b = p & 63
+    word = bits[w] & (((_ONE << np.uint64(b)) - _ONE) | (_ONE << np.uint64(b)))
+    while word == 0:
+        w -= 1
+        word = bits[w]
+    return (w << 6) + 63 - int(leading_zeros(word))
+
+
+@njit(cache=True, nogil=True)
+def window_medians(rank, size, out):
+    """``out[r, c]``: the median rank of ``rank[r:r + size, c:c + size]``.
+
+    ``rank``: the edge-padded rank image, ``(n0 + size - 1, n1 + size - 1)``,
+    unique non-negative integers below ``rank.size``; ``size`` odd.
+    """
+    n0, n1 = out.shape
+    k = size * size // 2
+    bits = np.zeros((rank.size + 63) // 64 + 1, np.uint64)
+    first = np.empty(size * size, np.int64)
+    for r in range(n0):
+        q = 0
+        for i in range(size):
+            for j in range(size):
+                x = np.int64(rank[r + i, j])
+                bits[x >> 6] |= _ONE << np.uint64(x & 63)
+                first[q] = x
+                q += 1
+        first.sort()
+        m = first[k]
+        lt = k
+        out[r, 0] = m
+        for c in range(1, n1):
+            lost = 0
+            for i in range(size):
+                # counted without branches (a comparison is a coin toss here)
+                x = np.int64(rank[r + i, c - 1])
+                bits[x >> 6] &= ~(_ONE << np.uint64(x & 63))
+                y = np.int64(rank[r + i, c + size - 1])
+                bits[y >> 6] |= _ONE << np.uint64(y & 63)
+                lt += np.int64(y < m) - np.int64(x < m)
+                lost |= np.int64(x == m)
+            if lost:
+                # ``lt`` counts the ranks below the old median; the next rank up
+                # has exactly as many below it
+                m = _next_at_or_after(bits, m)
+            while lt > k:
+                m = _prev_at_or_before(bits, m - 1)
+                lt -= 1
+            while lt < k:
+                lt += 1
+                m = _next_at_or_after(bits, m + 1)
+            out[r, c] = m
+        for i in range(size):
+            for j in range(n1 - 1, n1 - 1 + size):
+                x = np.int64(rank[r + i, j])
+                bits[x >> 6] &= ~(_ONE << np.uint64(x & 63))
+
+
+def warm_up() -> None:
+    """Compile (or load from the cache) the loop for the rank types in use."""
+    for dtype in (np.uint16, np.uint32):
+        rank = np.arange(9, dtype=dtype).reshape(3, 3)
+        window_medians(rank, 3, np.empty((1, 1), dtype))
