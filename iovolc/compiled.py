@@ -730,10 +730,11 @@ def warm_up_image() -> None:
     _median(np.arange(40.0))
     clipped_local_mean(x, x > 2, 3, 1, 3.0)
     _grow(x > 5, 1)
-    from iovolc import morphology, rank_median  # own files: they call no kernel of this one
+    from iovolc import morphology, rank_median, separable  # own files: no kernel of this one
 
     morphology.warm_up()
     rank_median.warm_up()
+    separable.warm_up()
 
 
 def warm_up_fit() -> None:

@@ -9,9 +9,9 @@ cover, then 4x4 sub-pixel rays on the pixels the limb crosses.
 from __future__ import annotations
 
 import numpy as np
-from scipy.ndimage import gaussian_filter
 
 from iovolc.geometry import FrameState, disc_cosines, disc_radius_rad
+from iovolc.separable import gaussian_blur_constant
 
 #: the default PSF (Gaussian sigma, pixels) of the predicted disc
 PSF_SIGMA_PX = 0.7
@@ -94,7 +94,7 @@ def _shading(state, band, *, line0, line1, samp0, samp1, psf_sigma_px, exponents
     out = []
     for canvas, sub in zip(canvases, subs, strict=True):
         canvas[lo_l - line0:hi_l - line0, lo_s - samp0:hi_s - samp0] = sub
-        if psf_sigma_px > 0:
-            canvas[win] = gaussian_filter(canvas[win], psf_sigma_px, mode="constant")
+        if psf_sigma_px > 0:  # scipy's gaussian_filter(mode="constant"), the same bits
+            canvas[win] = gaussian_blur_constant(canvas[win], psf_sigma_px)
         out.append(canvas)
     return out, limb
