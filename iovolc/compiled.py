@@ -392,9 +392,16 @@ def _round_half_even(x):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _zone_pixels(zone, z_shape, row_any, usable, img, search_px, d_line, d_samp, rr, cc, data):
+def _zone_pixels(zone, z_shape, z_span, usable, img, search_px, d_line, d_samp, rr, cc, data):
     """The fitted pixels at a shift into ``rr``, ``cc`` (strip positions in canvas
-    coordinates) and ``data`` (values), in row-major order; returns how many."""
+    coordinates) and ``data`` (values), in row-major order; returns how many.
+
+    ``z_span`` (zone rows, 2): each zone row's first and last zone column (first >
+    last: none). A strip column's zone column does not decrease along the row, so
+    only the strip columns between the first that reaches the row's first zone
+    column and the first past its last can be in the zone: the scan skips the rest
+    of the row (stop 21), whose pixels the per-pixel test would all have refused.
+    """
     n_r, n_c = img.shape
     z0, z1 = z_shape[0], z_shape[1]
     ci = np.empty(n_c, np.int64)
@@ -403,15 +410,23 @@ def _zone_pixels(zone, z_shape, row_any, usable, img, search_px, d_line, d_samp,
         x = (c + search_px) - d_samp
         ci[c] = min(max(_round_half_even(x), 0), z1 - 1)
         c_ok[c] = not (x < 0 or x > z1 - 1)
+    # first_c[z]: the first strip column whose zone column is >= z (n_c if none)
+    first_c = np.empty(z1 + 1, np.int64)
+    c = 0
+    for z in range(z1 + 1):
+        while c < n_c and ci[c] < z:
+            c += 1
+        first_c[z] = c
     n = 0
     for r in range(n_r):
         x = (r + search_px) - d_line
         if x < 0 or x > z0 - 1:
             continue
         zr = min(max(_round_half_even(x), 0), z0 - 1)
-        if not row_any[zr]:
+        lo, hi = z_span[zr, 0], z_span[zr, 1]
+        if lo > hi:
             continue
-        for c in range(n_c):
+        for c in range(first_c[lo], first_c[hi + 1]):
             if c_ok[c] and zone[zr, ci[c]] and usable[r, c]:
                 rr[n] = x
                 cc[n] = (c + search_px) - d_samp
@@ -431,17 +446,18 @@ def fit_shift(coeffs, shapes, zones, usables, imgs, search_px, d_line, d_samp, m
     n_b = coeffs.shape[0]
     sig0 = sig1 = red = np.inf
     sums = np.empty(7)
-    # per band, fixed during the fit: the canvas rows the zone touches, and room for the
-    # fitted pixels: every one is a usable strip pixel (two strip pixels can fall on one
-    # zone pixel when a shift ends in exactly .5, so the zone's size is no bound)
-    row_any = np.zeros((n_b, zones.shape[1]), np.bool_)
+    # per band, fixed during the fit: each canvas row's span of zone columns, and room
+    # for the fitted pixels: every one is a usable strip pixel (two strip pixels can fall
+    # on one zone pixel when a shift ends in exactly .5, so the zone's size is no bound)
+    z_span = np.empty((n_b, zones.shape[1], 2), np.int64)
     room = 0
     for b in range(n_b):
         for i in range(zones.shape[1]):
+            z_span[b, i, 0], z_span[b, i, 1] = zones.shape[2], -1
             for j in range(zones.shape[2]):
                 if zones[b, i, j]:
-                    row_any[b, i] = True
-                    break
+                    z_span[b, i, 0] = min(z_span[b, i, 0], j)
+                    z_span[b, i, 1] = j
         n_usable = 0
         for i in range(usables.shape[1]):
             for j in range(usables.shape[2]):
@@ -454,7 +470,7 @@ def fit_shift(coeffs, shapes, zones, usables, imgs, search_px, d_line, d_samp, m
         j00 = j01 = j11 = r0 = r1 = chi2 = 0.0
         dof = 0
         for b in range(n_b):
-            n = _zone_pixels(zones[b], shapes[b], row_any[b], usables[b], imgs[b], search_px,
+            n = _zone_pixels(zones[b], shapes[b], z_span[b], usables[b], imgs[b], search_px,
                              d_line, d_samp, rr, cc, data)
             if n < 20:
                 continue

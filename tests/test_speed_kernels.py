@@ -240,6 +240,51 @@ def test_the_vectorised_constellation_fit_is_the_loop():
                                               fit.n_matched, fit.n_candidates)) == want, t
 
 
+def _spans(zone: np.ndarray) -> np.ndarray:
+    """Each zone row's first and last zone column (first > last where the row has none),
+    as fit_shift gives them to compiled._zone_pixels."""
+    cols = np.arange(zone.shape[1])
+    lo = np.where(zone, cols, zone.shape[1]).min(axis=1)
+    hi = np.where(zone, cols, -1).max(axis=1)
+    return np.stack([lo, hi], axis=1).astype(np.int64)
+
+
+def _numpy_zone_pixels(zone, usable, d_line, d_samp, search_px, strip_shape):
+    """The fitted pixels as the numpy form selected them (np.round is half to even)."""
+    rows = np.arange(strip_shape[0]) + search_px - d_line
+    cols = np.arange(strip_shape[1]) + search_px - d_samp
+    ri = np.clip(np.round(rows).astype(int), 0, zone.shape[0] - 1)
+    ci = np.clip(np.round(cols).astype(int), 0, zone.shape[1] - 1)
+    want = zone[ri[:, None], ci[None, :]] & usable
+    want[(rows < 0) | (rows > zone.shape[0] - 1), :] = False
+    want[:, (cols < 0) | (cols > zone.shape[1] - 1)] = False
+    return np.nonzero(want), rows, cols
+
+
+def test_the_zone_scan_selects_numpys_pixels_in_numpys_order():
+    """compiled._zone_pixels scans each strip row only between the columns that can
+    reach its zone row's span (stop 21): on random zones with gaps and several spans per
+    row, random usable masks and shifts (ends in .5 included, past the canvas edges),
+    the same pixels in the same order as numpy's selection."""
+    rng = np.random.default_rng(21)
+    for trial in range(300):
+        z0, z1 = int(rng.integers(5, 40)), int(rng.integers(5, 60))
+        n_r, n_c = z0 - 2 * 2, z1 - 2 * 2
+        zone = rng.random((z0, z1)) < rng.choice([0.02, 0.1, 0.5])
+        zone[rng.random(z0) < 0.3] = False
+        usable = rng.random((n_r, n_c)) < 0.9
+        img = rng.normal(size=(n_r, n_c))
+        d_line, d_samp = (float(rng.choice([rng.uniform(-4, 4), rng.integers(-4, 4) + 0.5]))
+                          for _ in range(2))
+        rr, cc, data = (np.empty(n_r * n_c) for _ in range(3))
+        n = compiled._zone_pixels(zone, np.array([z0, z1]), _spans(zone), usable, img, 2,
+                                  d_line, d_samp, rr, cc, data)
+        (pr, pc), rows, cols = _numpy_zone_pixels(zone, usable, d_line, d_samp, 2, (n_r, n_c))
+        assert n == pr.size, trial
+        assert np.array_equal(data[:n], img[pr, pc])
+        assert np.array_equal(rr[:n], rows[pr]) and np.array_equal(cc[:n], cols[pc])
+
+
 def test_the_fit_has_room_for_two_strip_pixels_on_one_zone_pixel():
     """A shift ending in exactly .5 rounds half to even: two strip columns (rows) can fall
     on one zone pixel, so the fitted pixels can outnumber the zone's (found by review:
@@ -250,7 +295,7 @@ def test_the_fit_has_room_for_two_strip_pixels_on_one_zone_pixel():
     img = np.arange(400.0).reshape(20, 20)
     for d in (0.5, 1.5, -0.5, 0.25):
         rr, cc, data = (np.empty(400) for _ in range(3))
-        n = compiled._zone_pixels(zone, np.array([20, 20]), zone.any(axis=1), usable, img, 0,
+        n = compiled._zone_pixels(zone, np.array([20, 20]), _spans(zone), usable, img, 0,
                                   d, d, rr, cc, data)
         rows = np.arange(20) - d
         ri = np.clip(np.round(rows).astype(int), 0, 19)
