@@ -21,6 +21,7 @@ from scipy import fft as sp_fft
 from scipy import ndimage as ndi
 
 from iovolc import compiled, rank_median
+from iovolc.morphology import compact_tophat
 from iovolc.morphology import h_maxima as _compiled_h_maxima
 
 
@@ -78,6 +79,7 @@ def image_spectrum(image: np.ndarray):
 #: the compact-feature test's line openings: 9 px along rows, columns and both diagonals
 LINE_OPENING_PX = 9
 LINE_DIRECTIONS = ((0, 1), (1, 0), (1, 1), (1, -1))
+_DIRECTIONS = np.array(LINE_DIRECTIONS, dtype=np.int64)
 
 
 def line_extreme(x: np.ndarray, direction: tuple[int, int], length: int, op) -> np.ndarray:
@@ -113,8 +115,8 @@ def hot_pixels(img: np.ndarray, valid: np.ndarray, *, k_sigma: float = 6.0,
     x = np.where(valid & np.isfinite(img), img, np.nan)
     fill = nanmedian(x) if np.isfinite(x).any() else 0.0
     x = np.where(np.isfinite(x), x, fill).astype(float)
-    tophat = np.min([x - line_opening(x, d, LINE_OPENING_PX) for d in LINE_DIRECTIONS],
-                    axis=0)
+    # np.min([x - line_opening(x, d, 9) for d in LINE_DIRECTIONS], axis=0), compiled
+    tophat = compact_tophat(x, _DIRECTIONS, LINE_OPENING_PX)
     hp = x - 0.25 * (np.roll(x, 1, 0) + np.roll(x, -1, 0) + np.roll(x, 1, 1) + np.roll(x, -1, 1))
     sigma = 1.4826 * median(np.abs(hp[valid])) / np.sqrt(1.25) if valid.any() else 0.0
     hot = valid & (tophat > k_sigma * sigma) if sigma > 0 else np.zeros_like(valid)

@@ -8,8 +8,9 @@ correlates each axis in turn, axis 0 first. For a symmetric kernel its C loop
 weight, then adds ``(left + right) * weight`` for the outermost pair first and
 the innermost last; values beyond the edge are the constant 0.0. This module
 builds the kernel with the same numpy calls and sums in that order, over whole
-rows at a time (LLVM vectorises the rows), instead of scipy's copy of every
-line into a padded buffer. ``tests/test_speed_equivalence.py`` compares the
+rows at a time (LLVM vectorises the rows: every shifted read is a slice, so no
+index can be negative), instead of scipy's copy of every line into a padded
+buffer. ``tests/test_speed_equivalence.py`` compares the
 bits with scipy's. Cached beside the module (``cache=True``).
 """
 
@@ -62,14 +63,19 @@ def symmetric_blur(x, w, out):
     buf = np.zeros(n1 + 2 * r)
     for i in range(n0):
         o = out[i]
-        buf[r:r + n1] = tmp[i]
+        mid = buf[r:r + n1]
+        mid[:] = tmp[i]
         wc = w[r]
         for j in range(n1):
-            o[j] = buf[r + j] * wc
+            o[j] = mid[j] * wc
         for jj in range(-r, 0):
+            # slices, not buf[r + j + jj]: numba would add its negative-index
+            # wraparound to a shifted index, and LLVM would not vectorise the loop
+            left = buf[r + jj:r + jj + n1]
+            right = buf[r - jj:r - jj + n1]
             wj = w[r + jj]
             for j in range(n1):
-                o[j] += (buf[r + j + jj] + buf[r + j - jj]) * wj
+                o[j] += (left[j] + right[j]) * wj
 
 
 def warm_up() -> None:
