@@ -232,36 +232,82 @@ def _median(a):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
+def _row_box_means(col_a, col_b, size, row_a, row_b):
+    """:func:`_box_mean_1d` along one row (``axis=1``) of two rows at once, into
+    ``row_a`` and ``row_b``: the two running sums are independent, so their
+    additions overlap in the processor instead of waiting on each other."""
+    n1 = col_a.size
+    h = size // 2
+    h_hi = size - 1 - h
+    acc_a = 0.0
+    acc_b = 0.0
+    for k in range(size):
+        c = min(max(k - h, 0), n1 - 1)
+        acc_a += col_a[c]
+        acc_b += col_b[c]
+    row_a[0] = acc_a / size
+    row_b[0] = acc_b / size
+    for j in range(1, n1):
+        c_in = min(j + h_hi, n1 - 1)
+        c_out = max(j - h - 1, 0)
+        acc_a += col_a[c_in] - col_a[c_out]
+        acc_b += col_b[c_in] - col_b[c_out]
+        row_a[j] = acc_a / size
+        row_b[j] = acc_b / size
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
 def clipped_local_mean(img, weight, size, n_iter, clip):
     """Local mean of ``img`` over the pixels of ``weight`` in ``size`` x ``size`` windows
     (edges extended), sigma-clipped ``n_iter`` times at ``clip`` x 1.4826 MAD of the
     weighted pixels' deviations; NaN where no weight reaches (see
-    :func:`iovolc.extract.background_model`)."""
+    :func:`iovolc.extract.background_model`).
+
+    Each window mean is the box means of ``img * w`` and of ``w`` (columns, then rows:
+    :func:`_box_mean_1d`'s running sums, the same additions in the same order), one
+    output row at a time (stop 21): the column sums of both run together, then the
+    row sums of both, then the row's means and deviations, with no whole-image
+    intermediate (the same bits as the passes over whole images it replaced)."""
     n0, n1 = img.shape
     big = _FLOAT_MAX
+    h = size // 2
+    h_hi = size - 1 - h
     w = np.empty((n0, n1))
     for i in range(n0):
         for j in range(n1):
             w[i, j] = 1.0 if weight[i, j] else 0.0
-    prod = np.empty((n0, n1))
-    tmp = np.empty((n0, n1))
-    num = np.empty((n0, n1))
-    den = np.empty((n0, n1))
+    nxt = np.empty((n0, n1))
     mean = np.zeros((n0, n1))
     ad = np.empty(n0 * n1)
+    acc_a = np.empty(n1)
+    acc_b = np.empty(n1)
+    col_a = np.empty(n1)
+    col_b = np.empty(n1)
+    num = np.empty(n1)
+    den = np.empty(n1)
     for _ in range(n_iter):
-        for i in range(n0):
-            for j in range(n1):
-                prod[i, j] = img[i, j] * w[i, j]
-        _box_mean_1d(prod, tmp, size, 0)
-        _box_mean_1d(tmp, num, size, 1)
-        _box_mean_1d(w, tmp, size, 0)
-        _box_mean_1d(tmp, den, size, 1)
         n_ad = 0
         any_w = False
-        for i in range(n0):
+        acc_a[:] = 0.0
+        acc_b[:] = 0.0
+        for k in range(size):
+            r = min(max(k - h, 0), n0 - 1)
             for j in range(n1):
-                mean[i, j] = num[i, j] / den[i, j] if den[i, j] > 1e-6 else np.nan
+                acc_a[j] += img[r, j] * w[r, j]
+                acc_b[j] += w[r, j]
+        for i in range(n0):
+            if i:
+                r_in = min(i + h_hi, n0 - 1)
+                r_out = max(i - h - 1, 0)
+                for j in range(n1):
+                    acc_a[j] += img[r_in, j] * w[r_in, j] - img[r_out, j] * w[r_out, j]
+                    acc_b[j] += w[r_in, j] - w[r_out, j]
+            for j in range(n1):
+                col_a[j] = acc_a[j] / size
+                col_b[j] = acc_b[j] / size
+            _row_box_means(col_a, col_b, size, num, den)
+            for j in range(n1):
+                mean[i, j] = num[j] / den[j] if den[j] > 1e-6 else np.nan
                 if w[i, j] > 0:
                     any_w = True
                     d = abs(img[i, j] - mean[i, j])
@@ -284,10 +330,10 @@ def clipped_local_mean(img, weight, size, n_iter, clip):
                 keep = weight[i, j] and abs(d) < limit
                 if keep != (w[i, j] > 0):
                     same = False
-                tmp[i, j] = 1.0 if keep else 0.0
+                nxt[i, j] = 1.0 if keep else 0.0
         if same:
             break
-        w, tmp = tmp, w
+        w, nxt = nxt, w
     return mean
 
 
