@@ -8,7 +8,9 @@ local mean (``extract._clipped_local_mean``) and the constellation fit
 (``pointing.fit_constellation``'s choice of shift) before their loops were
 vectorised; the constellation fit's pair selection and ``placement._hotspot_fit``'s
 pairs and the reference hotspots (``placement._references``) in the pandas form they
-had before they moved to arrays (stop 20).
+had before they moved to arrays (stop 20); the median filter's partial sorts and
+the compact-feature top-hat from shifted views, before stop 21 compiled them
+(``bench/kernels_simd.py`` times them side by side).
 """
 
 from __future__ import annotations
@@ -250,3 +252,33 @@ def references_pandas(cl: pd.DataFrame, members: pd.DataFrame, *,
     lat = np.where(same, cl["lat_deg"].to_numpy(float)[ok], lat)
     lon = np.where(same, cl["lon_west_deg"].to_numpy(float)[ok], lon)
     return pd.DataFrame({"lat_deg": lat, "lon_west_deg": lon, "sigma_km": sigma})
+
+
+def median_filter_partition(x: np.ndarray, size: int) -> np.ndarray:
+    """``imaging.median_filter_nearest`` before stop 21 (odd ``size``, finite ``x``): the
+    values' ranks, then a partial sort of each window's ranks, 8 rows at a time."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    h = size // 2
+    flat = np.pad(x, h, mode="edge").ravel()
+    order = np.argsort(flat, kind="stable")
+    dtype = np.uint16 if flat.size <= 1 << 16 else np.uint32
+    rank = np.empty(flat.size, dtype)
+    rank[order] = np.arange(flat.size, dtype=dtype)
+    rank = rank.reshape(x.shape[0] + 2 * h, x.shape[1] + 2 * h)
+    out = np.empty(x.shape, dtype)
+    k = size * size // 2
+    n0, n1 = x.shape
+    for r0 in range(0, n0, 8):
+        r1 = min(r0 + 8, n0)
+        win = sliding_window_view(rank[r0:r1 + 2 * h], (size, size))
+        out[r0:r1] = np.partition(win.reshape(r1 - r0, n1, size * size), k, axis=-1)[..., k]
+    return flat[order][out]
+
+
+def compact_tophat_numpy(x: np.ndarray, length: int) -> np.ndarray:
+    """``hot_pixels``' top-hat before stop 21: the minimum over the four directions of
+    ``x - imaging.line_opening(x)`` (shifted numpy views)."""
+    from iovolc.imaging import LINE_DIRECTIONS, line_opening
+
+    return np.min([x - line_opening(x, d, length) for d in LINE_DIRECTIONS], axis=0)

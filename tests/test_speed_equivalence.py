@@ -152,6 +152,8 @@ def test_compact_tophat_is_the_numpy_form_bit_for_bit(shape):
     the four directions of x - line_opening(x) from shifted numpy views: finite images
     with plateaus and zeros of both signs (numpy's choice between equal values decides
     the sign), shapes smaller than the 9-pixel line, compared bit for bit."""
+    from _speed_reference import compact_tophat_numpy
+
     from iovolc.morphology import compact_tophat
 
     rng = np.random.default_rng(shape[0] * 1000 + shape[1])
@@ -160,12 +162,10 @@ def test_compact_tophat_is_the_numpy_form_bit_for_bit(shape):
         x = np.round(rng.normal(size=shape) * 3, 1) + (_scene(rng, *shape) if trial % 2 else 0)
         x[rng.random(shape) < 0.2] = 0.0
         x[rng.random(shape) < 0.2] = -0.0
-        want = np.min([x - line_opening(x, d, 9) for d in LINE_DIRECTIONS], axis=0)
-        got = compact_tophat(x, dirs, 9)
-        assert np.array_equal(got.view(np.uint64), want.view(np.uint64))
-    for n in (1, 3, 5, 21):
-        want = np.min([x - line_opening(x, d, n) for d in LINE_DIRECTIONS], axis=0)
-        assert np.array_equal(compact_tophat(x, dirs, n).view(np.uint64), want.view(np.uint64))
+        for n in (9,) if trial else (1, 3, 5, 9, 21):
+            want = compact_tophat_numpy(x, n)
+            got = compact_tophat(x, dirs, n)
+            assert np.array_equal(got.view(np.uint64), want.view(np.uint64)), (trial, n)
 
 
 def test_line_openings_are_grey_openings():

@@ -1,0 +1,163 @@
+"""The stop-21 kernels against the forms they replaced, side by side in one run.
+
+Each pair runs alternately on the same input in this process, ``--repeats``
+rounds; the best round of each is printed with the ratio, and each pair's
+outputs are compared bit for bit (a mismatch stops the bench):
+
+* ray tracing (``iovolc.raytrace``: cosines, backplanes, intercepts, pixel
+  rays) against the scalar loops it replaced (``tests/_raytrace_scalar.py``),
+  on the rays of a 0.25-px grid over a strip with Io's limb across it
+  (the synthetic scene of ``tests/test_speed_equivalence.py``, 9,000 km);
+* the compact-feature top-hat (``morphology.compact_tophat``) against the
+  minimum over four directions of ``x - line_opening(x)``
+  (``tests/_speed_reference.py``), on a 128 x 432 strip;
+* the PSF blur (``separable.gaussian_blur_constant``) against
+  ``scipy.ndimage.gaussian_filter(mode="constant")``, on a 150 x 460 canvas
+  window, sigma 0.7 px;
+* the 15 x 15 median filter (``imaging.median_filter_nearest``) against the
+  partial sorts of each window's ranks it replaced
+  (``tests/_speed_reference.py``), on a 128 x 216 and a 128 x 432 strip.
+
+Not the whole chain: ``bench/science_chain.py`` measures that.
+
+Run: ``uv run python bench/kernels_simd.py [--repeats 5]`` (~30 s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+import _raytrace_scalar as scalar  # noqa: E402
+import _speed_reference as ref  # noqa: E402
+from scipy.ndimage import gaussian_filter  # noqa: E402
+from test_speed_equivalence import _scene, _state  # noqa: E402
+
+from iovolc import jiram, raytrace  # noqa: E402
+from iovolc.geometry import _trace_constants  # noqa: E402
+from iovolc.imaging import LINE_DIRECTIONS, median_filter_nearest  # noqa: E402
+from iovolc.morphology import compact_tophat  # noqa: E402
+from iovolc.separable import gaussian_blur_constant  # noqa: E402
+
+
+def _best(fn, repeats: int, inner: int) -> float:
+    """Best mean seconds per call over ``repeats`` rounds of ``inner`` calls."""
+    best = np.inf
+    for _ in range(repeats):
+        t = time.perf_counter()
+        for _ in range(inner):
+            fn()
+        best = min(best, (time.perf_counter() - t) / inner)
+    return best
+
+
+def _pair(name: str, old, new, *, repeats: int, inner: int, unit: str, per: float = 1.0):
+    a, b = old(), new()  # compile / warm, and the bit-for-bit check
+    for x, y in zip(a, b, strict=True):
+        x, y = np.ascontiguousarray(x), np.ascontiguousarray(y)
+        if not (x.shape == y.shape and x.dtype == y.dtype
+                and np.array_equal(x.view(np.uint8), y.view(np.uint8))):
+            raise SystemExit(f"{name}: outputs differ")
+    t_old = t_new = np.inf
+    for _ in range(repeats):  # alternate, so both see the same machine
+        t_old = min(t_old, _best(old, 1, inner))
+        t_new = min(t_new, _best(new, 1, inner))
+    scale = {"ns": 1e9, "us": 1e6, "ms": 1e3}[unit] / per
+    print(f"{name:34s} {t_old * scale:10.2f} {t_new * scale:10.2f} {unit:>5s} "
+          f"{t_old / t_new:7.1f}x   identical")
+
+
+def _rays():
+    state = _state(9000.0, 40.0, 1.0)
+    ll, ss = np.mgrid[-2:130:0.25, -3:436:0.25]
+    cam = state.camera("M")
+    consts = np.concatenate([
+        [cam.center_line, cam.center_sample, cam.pixel_size_mm, cam.focal_length_mm],
+        jiram.LINE_AXIS, jiram.SAMPLE_AXIS, np.asarray(cam.to_instrument, float).ravel(),
+        state.inst_to_j2000.ravel()]).astype(float)
+    return state, ll.ravel(), ss.ravel(), consts, cam.ifov_rad
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--repeats", type=int, default=5)
+    args = p.parse_args(argv)
+    r = args.repeats
+    state, line, samp, consts, ifov = _rays()
+    n = line.size
+    k = _trace_constants(state)
+    u = np.empty((n, 3))
+    scalar.pixel_rays(line, samp, consts, u)
+    uf = u.reshape(-1)
+
+    def cos_old():
+        h, ci, ce = np.empty(n, bool), np.empty(n), np.empty(n)
+        scalar.cosines(u, k, h, ci, ce)
+        return h, ci, ce
+
+    def cos_new():
+        h, ci, ce = np.empty(n, bool), np.empty(n), np.empty(n)
+        raytrace.cosines(uf, k, h, ci, ce)
+        return h, ci, ce
+
+    hit_frac = cos_old()[0].mean()
+    print(f"rays: {n:,} ({100 * hit_frac:.0f} % on the disc); "
+          f"best of {r} alternating rounds\n")
+    print(f"{'kernel':34s} {'before':>10s} {'now':>10s} {'unit':>5s} {'ratio':>8s}")
+
+    def bp(mod, flat):
+        def run():
+            h, planes = np.empty(n, bool), np.empty((7, n))
+            mod.backplanes(uf if flat else u, k, ifov, h, planes)
+            return h, planes
+        return run
+
+    def sf(mod, flat):
+        def run():
+            pt, ob, h, dt = np.empty((n, 3)), np.empty((n, 3)), np.empty(n, bool), np.empty(n)
+            mod.surface(uf if flat else u, k, pt.reshape(-1) if flat else pt,
+                        ob.reshape(-1) if flat else ob, h, dt)
+            return pt, ob, h, dt
+        return run
+
+    def pr(flat):
+        def run():
+            out = np.empty(3 * n) if flat else np.empty((n, 3))
+            (raytrace if flat else scalar).pixel_rays(line, samp, consts, out)
+            return (out.reshape(-1),)
+        return run
+
+    _pair("ray cosines (per ray)", cos_old, cos_new, repeats=r, inner=3, unit="ns", per=n)
+    _pair("ray backplanes (per ray)", bp(scalar, False), bp(raytrace, True), repeats=r,
+          inner=3, unit="ns", per=n)
+    _pair("ray intercepts (per ray)", sf(scalar, False), sf(raytrace, True), repeats=r,
+          inner=3, unit="ns", per=n)
+    _pair("pixel rays (per ray)", pr(False), pr(True), repeats=r, inner=3, unit="ns", per=n)
+
+    rng = np.random.default_rng(21)
+    strip = _scene(rng, 128, 432) + rng.normal(size=(128, 432))
+    dirs = np.array(LINE_DIRECTIONS, dtype=np.int64)
+    _pair("compact top-hat 128x432", lambda: (ref.compact_tophat_numpy(strip, 9),),
+          lambda: (compact_tophat(strip, dirs, 9),), repeats=r, inner=20, unit="ms")
+    window = np.zeros((150, 460))
+    window[4:146, 4:456] = rng.random((142, 452))
+    _pair("PSF blur 150x460", lambda: (gaussian_filter(window, 0.7, mode="constant"),),
+          lambda: (gaussian_blur_constant(window, 0.7),), repeats=r, inner=50, unit="us")
+    for shape in ((128, 216), (128, 432)):
+        img = _scene(rng, *shape) + rng.normal(size=shape)
+        img[:, : shape[1] // 3] = 0.37  # a strip's invalid pixels hold one fill value
+        _pair(f"median filter 15x15 {shape[0]}x{shape[1]}",
+              lambda img=img: (ref.median_filter_partition(img, 15),),
+              lambda img=img: (median_filter_nearest(img, 15),), repeats=r, inner=5,
+              unit="ms")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
