@@ -36,11 +36,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 import _raytrace_scalar as scalar  # noqa: E402
 import _speed_reference as ref  # noqa: E402
+from _synthetic import _scene, _state  # noqa: E402
 from scipy.ndimage import gaussian_filter  # noqa: E402
-from test_speed_equivalence import _scene, _state  # noqa: E402
 
-from iovolc import jiram, raytrace  # noqa: E402
-from iovolc.geometry import _trace_constants  # noqa: E402
+from iovolc import raytrace  # noqa: E402
+from iovolc.geometry import _camera_constants, _trace_constants  # noqa: E402
 from iovolc.imaging import LINE_DIRECTIONS, median_filter_nearest  # noqa: E402
 from iovolc.morphology import compact_tophat  # noqa: E402
 from iovolc.separable import gaussian_blur_constant  # noqa: E402
@@ -76,12 +76,8 @@ def _pair(name: str, old, new, *, repeats: int, inner: int, unit: str, per: floa
 def _rays():
     state = _state(9000.0, 40.0, 1.0)
     ll, ss = np.mgrid[-2:130:0.25, -3:436:0.25]
-    cam = state.camera("M")
-    consts = np.concatenate([
-        [cam.center_line, cam.center_sample, cam.pixel_size_mm, cam.focal_length_mm],
-        jiram.LINE_AXIS, jiram.SAMPLE_AXIS, np.asarray(cam.to_instrument, float).ravel(),
-        state.inst_to_j2000.ravel()]).astype(float)
-    return state, ll.ravel(), ss.ravel(), consts, cam.ifov_rad
+    return (state, ll.ravel(), ss.ravel(), _camera_constants(state, "M"),
+            state.camera("M").ifov_rad)
 
 
 def main(argv=None) -> int:

@@ -109,40 +109,6 @@ def _ncc_normalise(xcorr, image, m, n, t_mean, t_ssd, out):
             out[i, j] = num / den if den > eps else 0.0
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
-def _box_mean_1d(src, dst, size, axis):
-    """``ndimage.uniform_filter1d(src, size, axis, mode="nearest")`` into ``dst``: a
-    running sum that each step adds (entering - leaving) to, over size (the order scipy
-    adds in: the same bits); the window is ``size // 2`` before the pixel and the rest
-    after (scipy's, for an even size too)."""
-    n0, n1 = src.shape
-    h = size // 2
-    h_hi = size - 1 - h
-    if axis == 0:  # a running sum per column, a whole row at a time
-        acc = np.zeros(n1)
-        for k in range(size):
-            r = min(max(k - h, 0), n0 - 1)
-            for j in range(n1):
-                acc[j] += src[r, j]
-        for i in range(n0):
-            if i:
-                r_in = min(i + h_hi, n0 - 1)
-                r_out = max(i - h - 1, 0)
-                for j in range(n1):
-                    acc[j] += src[r_in, j] - src[r_out, j]
-            for j in range(n1):
-                dst[i, j] = acc[j] / size
-        return
-    for i in range(n0):
-        acc = 0.0
-        for k in range(size):
-            acc += src[i, min(max(k - h, 0), n1 - 1)]
-        for j in range(n1):
-            if j:
-                acc += src[i, min(j + h_hi, n1 - 1)] - src[i, max(j - h - 1, 0)]
-            dst[i, j] = acc / size
-
-
 _SIGN = np.uint64(1 << 63)
 
 
@@ -233,9 +199,11 @@ def _median(a):
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def _row_box_means(col_a, col_b, size, row_a, row_b):
-    """:func:`_box_mean_1d` along one row (``axis=1``) of two rows at once, into
-    ``row_a`` and ``row_b``: the two running sums are independent, so their
-    additions overlap in the processor instead of waiting on each other."""
+    """``ndimage.uniform_filter1d(size, mode="nearest")`` of two rows at once, into
+    ``row_a`` and ``row_b``: a running sum that each step adds (entering - leaving)
+    to, over ``size`` (the order scipy adds in: the same bits; the window is
+    ``size // 2`` before the pixel and the rest after, for an even size too). The two
+    sums are independent, so their additions overlap in the processor."""
     n1 = col_a.size
     h = size // 2
     h_hi = size - 1 - h
@@ -264,11 +232,15 @@ def clipped_local_mean(img, weight, size, n_iter, clip):
     :func:`iovolc.extract.background_model`).
 
     Each window mean is the box means of ``img * w`` and of ``w`` (columns, then rows:
-    :func:`_box_mean_1d`'s running sums, the same additions in the same order), one
+    ``uniform_filter1d``'s running sums, the same additions in the same order), one
     output row at a time (stop 21): the column sums of both run together, then the
     row sums of both, then the row's means and deviations, with no whole-image
-    intermediate (the same bits as the passes over whole images it replaced)."""
+    intermediate (the same bits as the passes over whole images it replaced). A
+    ``size`` of 1 takes each pixel as it is, as ``ndimage.uniform_filter`` does (the
+    running sums' ``x0 + (x1 - x0)`` is not always ``x1``)."""
     n0, n1 = img.shape
+    if n0 == 0 or n1 == 0:
+        return np.zeros((n0, n1))
     big = _FLOAT_MAX
     h = size // 2
     h_hi = size - 1 - h
@@ -302,10 +274,15 @@ def clipped_local_mean(img, weight, size, n_iter, clip):
                 for j in range(n1):
                     acc_a[j] += img[r_in, j] * w[r_in, j] - img[r_out, j] * w[r_out, j]
                     acc_b[j] += w[r_in, j] - w[r_out, j]
-            for j in range(n1):
-                col_a[j] = acc_a[j] / size
-                col_b[j] = acc_b[j] / size
-            _row_box_means(col_a, col_b, size, num, den)
+            if size > 1:
+                for j in range(n1):
+                    col_a[j] = acc_a[j] / size
+                    col_b[j] = acc_b[j] / size
+                _row_box_means(col_a, col_b, size, num, den)
+            else:  # scipy's uniform_filter leaves a size-1 axis alone: the pixel itself
+                for j in range(n1):
+                    num[j] = img[i, j] * w[i, j]
+                    den[j] = w[i, j]
             for j in range(n1):
                 mean[i, j] = num[j] / den[j] if den[j] > 1e-6 else np.nan
                 if w[i, j] > 0:
@@ -469,7 +446,7 @@ def _zone_pixels(zone, z_shape, z_span, usable, img, search_px, d_line, d_samp, 
         if x < 0 or x > z0 - 1:
             continue
         zr = min(max(_round_half_even(x), 0), z0 - 1)
-        lo, hi = z_span[zr, 0], z_span[zr, 1]
+        lo, hi = z_span[zr, 0], min(z_span[zr, 1], z1 - 1)
         if lo > hi:
             continue
         for c in range(first_c[lo], first_c[hi + 1]):
@@ -500,7 +477,9 @@ def fit_shift(coeffs, shapes, zones, usables, imgs, search_px, d_line, d_samp, m
     for b in range(n_b):
         for i in range(zones.shape[1]):
             z_span[b, i, 0], z_span[b, i, 1] = zones.shape[2], -1
-            for j in range(zones.shape[2]):
+            if i >= shapes[b, 0]:
+                continue
+            for j in range(shapes[b, 1]):  # the band's own canvas, not the padding
                 if zones[b, i, j]:
                     z_span[b, i, 0] = min(z_span[b, i, 0], j)
                     z_span[b, i, 1] = j

@@ -315,17 +315,21 @@ def _cosines(state: FrameState, u: np.ndarray, shape: tuple):
 
 def _pixel_rays(state: FrameState, band: str, line, sample) -> tuple[np.ndarray, tuple]:
     """Apparent J2000 unit rays (n, 3) of a band's pixel coordinates, and their shape."""
-    cam = state.camera(band)
     line, sample = np.broadcast_arrays(np.asarray(line, dtype=float),
                                        np.asarray(sample, dtype=float))
-    consts = np.concatenate([
+    u = np.empty((line.size, 3))
+    raytrace.pixel_rays(np.ascontiguousarray(line).ravel(), np.ascontiguousarray(sample).ravel(),
+                        _camera_constants(state, band), u.reshape(-1))
+    return u, line.shape
+
+
+def _camera_constants(state: FrameState, band: str) -> np.ndarray:
+    """The constants of :func:`iovolc.raytrace.pixel_rays` for a band (its layout)."""
+    cam = state.camera(band)
+    return np.concatenate([
         [cam.center_line, cam.center_sample, cam.pixel_size_mm, cam.focal_length_mm],
         jiram.LINE_AXIS, jiram.SAMPLE_AXIS, np.asarray(cam.to_instrument, float).ravel(),
         state.inst_to_j2000.ravel()]).astype(float)
-    u = np.empty((line.size, 3))
-    raytrace.pixel_rays(np.ascontiguousarray(line).ravel(), np.ascontiguousarray(sample).ravel(),
-                        consts, u.reshape(-1))
-    return u, line.shape
 
 
 def _geometry(state: FrameState, u: np.ndarray, shape: tuple, *,

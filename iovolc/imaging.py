@@ -82,26 +82,6 @@ LINE_DIRECTIONS = ((0, 1), (1, 0), (1, 1), (1, -1))
 _DIRECTIONS = np.array(LINE_DIRECTIONS, dtype=np.int64)
 
 
-def line_extreme(x: np.ndarray, direction: tuple[int, int], length: int, op) -> np.ndarray:
-    """Running ``op`` (np.minimum / np.maximum) over a centred line of ``length`` pixels
-    along ``direction``, edges extended by their nearest pixel (a grey erosion or
-    dilation with a line footprint; exact)."""
-    h = length // 2
-    dl, ds = direction
-    p = np.pad(x, h, mode="edge")
-    n0, n1 = x.shape
-    out = p[h:h + n0, h:h + n1].copy()
-    for k in range(-h, h + 1):
-        if k:
-            op(out, p[h + k * dl:h + k * dl + n0, h + k * ds:h + k * ds + n1], out=out)
-    return out
-
-
-def line_opening(x: np.ndarray, direction: tuple[int, int], length: int) -> np.ndarray:
-    return line_extreme(line_extreme(x, direction, length, np.minimum), direction, length,
-                         np.maximum)
-
-
 def hot_pixels(img: np.ndarray, valid: np.ndarray, *, k_sigma: float = 6.0,
                 grow_px: int = 3) -> np.ndarray:
     """Hotspots and other compact bright features, grown by ``grow_px``: they must not
@@ -134,7 +114,7 @@ def median_filter_nearest(x: np.ndarray, size: int) -> np.ndarray:
     gives the value back. An even ``size`` or a non-finite value goes to scipy.
     """
     x = np.asarray(x, dtype=float)
-    if size % 2 == 0 or not np.isfinite(x).all():
+    if size % 2 == 0 or x.size == 0 or not np.isfinite(x).all():
         return ndi.median_filter(x, size=size, mode="nearest")
     h = size // 2
     flat = np.pad(x, h, mode="edge").ravel()

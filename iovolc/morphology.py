@@ -10,8 +10,8 @@ Checked against ``skimage.morphology.h_maxima`` in
 ``tests/test_speed_kernels.py``.
 
 The top-hat (:func:`compact_tophat`, stop 21) is ``min over the 4 directions of
-x - opening(x)`` with 9-pixel line openings, edges extended, as
-:func:`iovolc.imaging.line_opening` and ``np.min`` computed it from shifted
+x - opening(x)`` with 9-pixel line openings, edges extended, as the numpy
+form it replaced (``tests/_speed_reference.py``) computed it from shifted
 views: each running extreme folds in the same offsets in the same order with
 numpy's choice between two equal values (``np.minimum(a, b)`` is ``a if a < b
 else b`` on finite values), so the result is the same bits for finite input

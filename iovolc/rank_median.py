@@ -32,11 +32,14 @@ _ONE = np.uint64(1)
 
 @njit(cache=True, nogil=True)
 def _next_at_or_after(bits, p):
-    """The smallest rank ``>= p`` in the set (one exists: the caller's invariant)."""
+    """The smallest rank ``>= p`` in the set (one exists: the caller's invariant; the
+    scan stops at the set's end regardless, numba does not check bounds)."""
     w = p >> 6
     word = bits[w] & ~((_ONE << np.uint64(p & 63)) - _ONE)
     while word == 0:
         w += 1
+        if w == bits.size:
+            raise RuntimeError("window_medians: no rank above the median")
         word = bits[w]
     return (w << 6) + int(trailing_zeros(word))
 
@@ -49,6 +52,8 @@ def _prev_at_or_before(bits, p):
     word = bits[w] & (((_ONE << np.uint64(b)) - _ONE) | (_ONE << np.uint64(b)))
     while word == 0:
         w -= 1
+        if w < 0:
+            raise RuntimeError("window_medians: no rank below the median")
         word = bits[w]
     return (w << 6) + 63 - int(leading_zeros(word))
 
@@ -58,9 +63,18 @@ def window_medians(rank, size, out):
     """``out[r, c]``: the median rank of ``rank[r:r + size, c:c + size]``.
 
     ``rank``: the edge-padded rank image, ``(n0 + size - 1, n1 + size - 1)``,
-    unique non-negative integers below ``rank.size``; ``size`` odd.
+    unique non-negative integers below ``rank.size``; ``size`` odd. A window
+    of 3 x 3 or more always keeps a rank on either side of the median during a step
+    (at most ``size`` ranks leave below it, ``k + size < size**2``); size 1 is a copy.
     """
     n0, n1 = out.shape
+    if size == 1:
+        # the median of one value (a step could remove the median and leave no rank
+        # above it: the sliding scan below needs a window of 3 x 3 or more)
+        for r in range(n0):
+            for c in range(n1):
+                out[r, c] = rank[r, c]
+        return
     k = size * size // 2
     bits = np.zeros((rank.size + 63) // 64 + 1, np.uint64)
     first = np.empty(size * size, np.int64)

@@ -26,7 +26,8 @@ no output store can alias them), the helpers inlined into the loops by numba
 vectoriser's versioned loop (``shape[1] == 1``) never runs. Vector ``sqrt`` and
 division are IEEE correctly rounded, as the scalar ones, and nothing is
 contracted or reassociated, so every ray's value is the same bit for bit as the
-scalar loop's (tested against a frozen copy in ``tests/_speed_reference.py``).
+scalar loop's, a NaN's sign bit aside (tested against a frozen copy in
+``tests/_raytrace_scalar.py``).
 Trigonometry is a libm call, which LLVM does not vectorise, so
 :func:`backplanes` does it in a second, scalar pass.
 """

@@ -32,8 +32,10 @@ def gaussian_weights(sigma: float, *, truncate: float = 4.0) -> np.ndarray:
 def gaussian_blur_constant(x: np.ndarray, sigma: float, *, truncate: float = 4.0
                            ) -> np.ndarray:
     """``scipy.ndimage.gaussian_filter(x, sigma, mode="constant")`` of a 2-D float
-    array, exactly (``sigma > 1e-15``)."""
+    array, exactly (a copy for ``sigma <= 1e-15``, as scipy's)."""
     x = np.ascontiguousarray(x, dtype=float)
+    if not sigma > 1e-15:  # scipy filters no axis then: a copy
+        return x.copy()
     w = gaussian_weights(sigma, truncate=truncate)
     out = np.empty_like(x)
     symmetric_blur(x, w, out)

@@ -276,9 +276,30 @@ def median_filter_partition(x: np.ndarray, size: int) -> np.ndarray:
     return flat[order][out]
 
 
+def line_extreme(x: np.ndarray, direction: tuple[int, int], length: int, op) -> np.ndarray:
+    """``imaging.line_extreme`` before stop 21: running ``op`` (np.minimum /
+    np.maximum) over a centred line of ``length`` pixels along ``direction``, edges
+    extended by their nearest pixel, from shifted views of the padded image."""
+    h = length // 2
+    dl, ds = direction
+    p = np.pad(x, h, mode="edge")
+    n0, n1 = x.shape
+    out = p[h:h + n0, h:h + n1].copy()
+    for k in range(-h, h + 1):
+        if k:
+            op(out, p[h + k * dl:h + k * dl + n0, h + k * ds:h + k * ds + n1], out=out)
+    return out
+
+
+def line_opening(x: np.ndarray, direction: tuple[int, int], length: int) -> np.ndarray:
+    """A grey opening with a line footprint (``imaging.line_opening`` before stop 21)."""
+    return line_extreme(line_extreme(x, direction, length, np.minimum), direction, length,
+                        np.maximum)
+
+
 def compact_tophat_numpy(x: np.ndarray, length: int) -> np.ndarray:
     """``hot_pixels``' top-hat before stop 21: the minimum over the four directions of
-    ``x - imaging.line_opening(x)`` (shifted numpy views)."""
-    from iovolc.imaging import LINE_DIRECTIONS, line_opening
+    ``x - line_opening(x)`` (shifted numpy views)."""
+    from iovolc.imaging import LINE_DIRECTIONS
 
     return np.min([x - line_opening(x, d, length) for d in LINE_DIRECTIONS], axis=0)

@@ -9,24 +9,24 @@ side by side by ``bench/science_chain.py``.
 from __future__ import annotations
 
 import io
+import platform
 import warnings
 
 import numpy as np
 import pytest
+from _synthetic import _scene, _state, _tilted
 from astropy.io import fits
 from scipy import ndimage as ndi
 from skimage.feature import match_template
 from skimage.morphology import h_maxima
 
-from iovolc import jiram
-from iovolc.geometry import FrameState, disc_cosines, disc_pixel_box, pixel_geometry
+from iovolc.geometry import disc_cosines, disc_pixel_box, pixel_geometry
 from iovolc.imaging import (
     LINE_DIRECTIONS,
     block_median,
     brightest_of_labels,
     h_maxima_at,
     label_max,
-    line_opening,
     median_filter_nearest,
     ncc,
 )
@@ -34,19 +34,9 @@ from iovolc.pipeline import FrameResult
 from iovolc.products import fits_to_frame, frame_to_fits
 
 
-def _scene(rng, n0=60, n1=90, n_src=12):
-    """Noise plus Gaussian sources of every width and brightness."""
-    img = rng.normal(size=(n0, n1))
-    yy, xx = np.mgrid[0:n0, 0:n1]
-    for _ in range(rng.integers(0, n_src)):
-        r, c = rng.uniform(-2, n0 + 2), rng.uniform(-2, n1 + 2)
-        a, w = rng.uniform(2, 80), rng.uniform(0.5, 4)
-        img += a * np.exp(-((yy - r) ** 2 + (xx - c) ** 2) / (2 * w * w))
-    return img
-
-
 @pytest.mark.parametrize("size", [1, 3, 5, 14, 15, 31])
 def test_median_filter_is_scipys(size):
+    """Odd sizes run the sliding bit-set median (size 1 a copy), even ones scipy's."""
     rng = np.random.default_rng(size)
     x = _scene(rng, 37, 70)
     x[rng.random(x.shape) < 0.05] = 3.0  # ties
@@ -65,9 +55,10 @@ def test_sliding_rank_median_is_scipys(shape, size):
     x = _scene(rng, *shape) * 100
     x[rng.random(x.shape) < 0.3] = 7.0
     x[: shape[0] // 3] = np.round(x[: shape[0] // 3])
-    for img in (x, np.full(shape, 2.5), -x.T.copy()):
+    for img in (x, np.full(shape, 2.5), -x.T.copy(), np.zeros((0, shape[1])), x[:1, :3]):
         assert np.array_equal(median_filter_nearest(img, size),
                               ndi.median_filter(img, size=size, mode="nearest"))
+        assert np.array_equal(median_filter_nearest(img, 1), img)
 
 
 def test_h_maxima_on_pieces_is_skimages():
@@ -165,10 +156,16 @@ def test_compact_tophat_is_the_numpy_form_bit_for_bit(shape):
         for n in (9,) if trial else (1, 3, 5, 9, 21):
             want = compact_tophat_numpy(x, n)
             got = compact_tophat(x, dirs, n)
-            assert np.array_equal(got.view(np.uint64), want.view(np.uint64)), (trial, n)
+            assert np.array_equal(got, want), (trial, n)
+            if _X86:  # numpy's SIMD minimum picks between +0.0 and -0.0 as x86's does
+                assert np.array_equal(got.view(np.uint64), want.view(np.uint64)), (trial, n)
 
 
 def test_line_openings_are_grey_openings():
+    """The numpy line openings (the reference of compact_tophat) are scipy's grey
+    openings with a line footprint."""
+    from _speed_reference import line_opening
+
     rng = np.random.default_rng(4)
     x = _scene(rng, 50, 64)
     n = 9
@@ -192,27 +189,6 @@ def test_ncc_is_skimages_match_template():
         assert np.unravel_index(got.argmax(), got.shape) == (100, 30)
         # skimage transforms a float32 template in single precision
         assert np.abs(got - ref).max() < (1e-6 if t.dtype == np.float32 else 1e-10)
-
-
-def _state(range_km: float = 9000.0, line: float = 40.0, off: float = 1.0) -> FrameState:
-    """Io ``range_km`` away, its centre ``off`` disc radii beside strip pixel (``line``,
-    215.5) along the samples, on a synthetic M-band camera (no SPICE)."""
-    cam = jiram.BandCamera(band="M", naif_id=-61420, frame="TEST", focal_length_mm=158.0,
-                           pixel_size_mm=0.038, center_sample=215.5, center_line=63.5,
-                           n_samples=432, n_lines=128, to_instrument=np.eye(3))
-    radii = np.array([1829.4, 1819.4, 1815.7])
-    r_px = np.tan(np.arcsin(radii.mean() / range_km)) / cam.ifov_rad
-    # by default the disc's centre is off the boresight by its radius: the limb crosses
-    io_pos = range_km * cam.directions(line, 215.5 + off * r_px)
-    c, s = np.cos(0.7), np.sin(0.7)
-    rot = np.array([[c, s, 0.0], [-s, c, 0.0], [0.0, 0.0, 1.0]])
-    w = 4.1e-5  # Io's spin (rad/s)
-    drot = w * np.array([[-s, c, 0.0], [-c, -s, 0.0], [0.0, 0.0, 0.0]])
-    return FrameState(et=0.0, lt0=range_km / 299792.458, obs_vel=np.array([12.0, -30.0, 4.0]),
-                      io_pos=io_pos, io_vel=np.array([17.0, 2.0, 0.5]), rot=rot, drot=drot,
-                      sun_bf=np.array([7e8, 2e8, 1e7]), sun_bf_rate=np.array([8e3, -3e4, 0.0]),
-                      radii_km=radii, inst_to_j2000=np.eye(3), cameras={"M": cam},
-                      spin_axis=np.array([1.0, 0.0, 0.0]))
 
 
 @pytest.mark.parametrize("range_km, line, off", [
@@ -293,18 +269,6 @@ def test_previous_uncompressed_format_is_still_read():
     assert np.array_equal(back.hits, fr.hits)
 
 
-def _tilted(state: FrameState) -> FrameState:
-    """``state`` with a non-trivial attitude and band-frame tilt (every matrix term used)."""
-    from dataclasses import replace
-
-    from iovolc.geometry import axis_rotation
-
-    cam = replace(state.camera("M"), to_instrument=axis_rotation([1.0, 0.0, 0.0], 0.0164))
-    att = axis_rotation([0.3, -0.5, 0.8], 1.1)
-    io_pos = att @ (cam.to_instrument @ (state.inst_to_j2000.T @ state.io_pos))
-    return replace(state, cameras={"M": cam}, inst_to_j2000=att, io_pos=io_pos)
-
-
 @pytest.mark.parametrize("range_km, line, off", [
     (9000.0, 40.0, 1.0), (2500.0, 60.0, 0.3), (4e5, 10.0, 0.0), (60000.0, 127.0, 1.0)])
 @pytest.mark.parametrize("tilt", [False, True])
@@ -355,6 +319,19 @@ def test_compiled_ray_tracing_equals_the_numpy_it_replaced(range_km, line, off, 
         assert np.isnan(a[~on]).all() == np.isnan(b[~on]).all()
 
 
+#: where numpy's min/max choose between equal zeros as the compiled loops do
+_X86 = platform.machine().lower() in ("x86_64", "amd64")
+
+
+def _same_bits(a: np.ndarray, b: np.ndarray) -> bool:
+    """The same bits everywhere, a NaN's sign and payload aside (NaN where the other is NaN)."""
+    a, b = np.ascontiguousarray(a), np.ascontiguousarray(b)
+    if a.dtype.kind != "f":
+        return np.array_equal(a, b)
+    ua, ub = a.view(f"u{a.itemsize}"), b.view(f"u{b.itemsize}")
+    return bool(((ua == ub) | (np.isnan(a) & np.isnan(b))).all())
+
+
 @pytest.mark.parametrize("range_km, line, off", [
     (9000.0, 40.0, 1.0), (2500.0, 60.0, 0.3), (4e5, 10.0, 0.0), (60000.0, 127.0, 1.0),
     (1900.0, 64.0, 0.0)])
@@ -366,16 +343,18 @@ def test_vectorised_ray_loops_equal_the_scalar_loops_bit_for_bit(range_km, line,
     constants in a tuple, flat rays). Against the scalar loops they replaced
     (tests/_raytrace_scalar.py), every output is identical bit for bit: on a
     sub-pixel grid over and beyond the strip, a 0.002-px grid across the limb
-    and degenerate rays (zero, NaN, inf). An unphysical 3000 km/s Io makes the
-    light-time iterations move the limb by tens of metres, so that some grazing
+    and degenerate rays (zero, NaN, inf); bits compared, except that a NaN may
+    differ in its sign bit (which NaN operand an instruction passes on; only the
+    degenerate rays have NaN in a hit's place). An unphysical 3000 km/s Io makes
+    the light-time iterations move the limb by tens of metres, so that grazing
     rays hit in the first iteration and miss in a later one (the ``break`` of the
-    scalar loop; counted below)."""
+    scalar loop; asserted in every case with a limb in the grid)."""
     from dataclasses import replace
 
     import _raytrace_scalar as old
 
     from iovolc import raytrace
-    from iovolc.geometry import _pixel_rays, _trace_constants
+    from iovolc.geometry import _camera_constants, _pixel_rays, _trace_constants
 
     state = replace(_state(range_km, line, off), io_vel=np.array([io_speed, 2.0, 0.5]))
     state = _tilted(state) if tilt else state
@@ -394,10 +373,7 @@ def test_vectorised_ray_loops_equal_the_scalar_loops_bit_for_bit(range_km, line,
     line_all = np.concatenate([ll.ravel(), fine_l])
     samp_all = np.concatenate([ss.ravel(), fine_s])
     cam = state.camera("M")
-    consts = np.concatenate([
-        [cam.center_line, cam.center_sample, cam.pixel_size_mm, cam.focal_length_mm],
-        jiram.LINE_AXIS, jiram.SAMPLE_AXIS, np.asarray(cam.to_instrument, float).ravel(),
-        state.inst_to_j2000.ravel()]).astype(float)
+    consts = _camera_constants(state, "M")
     n = line_all.size
     u_new, u_old = np.empty(3 * n), np.empty((n, 3))
     raytrace.pixel_rays(line_all, samp_all, consts, u_new)
@@ -422,7 +398,7 @@ def test_vectorised_ray_loops_equal_the_scalar_loops_bit_for_bit(range_km, line,
     got, want = outputs(raytrace, True), outputs(old, False)
     assert got[2].sum() > 1000 and not got[2].all()
     for a, b in zip(got, want, strict=True):
-        assert a.dtype == b.dtype and np.array_equal(a, b, equal_nan=True)
+        assert a.dtype == b.dtype and _same_bits(a, b)
     # the grazing grid really holds rays that hit in the first light-time
     # iteration and miss in a later one, or only just hit (the branch-free path)
     near = got[2][-4 - fine_l.size:-4]
@@ -433,8 +409,8 @@ def test_vectorised_ray_loops_equal_the_scalar_loops_bit_for_bit(range_km, line,
     qa, qb = (ru * ru * k[27:30]).sum(1), 2 * (ru * k[27:30]) @ k[21:24]
     disc = qb * qb - 4 * qa * (k[31] - 1.0)
     first = (disc >= 0) & ((-qb - np.sqrt(np.maximum(disc, 0.0))) / (2 * qa) > 0)
-    if (range_km, off, io_speed, tilt) == (9000.0, 1.0, 3000.0, False):
-        assert (first & ~near).sum() > 100
+    if io_speed == 3000.0 and near.size:
+        assert (first & ~near).sum() > 0  # 1 to 41,584 rays, depending on the case
 
 
 def test_compiled_loops_follow_numpys_error_model():
