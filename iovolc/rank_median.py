@@ -16,8 +16,9 @@ rows at a time). Here each output row slides its window along the columns:
 
 A step costs ``2 size`` bit updates and a few word scans, not a partial sort
 of ``size**2`` values. The result is the same integer rank, so the same value
-(exactly scipy's ``median_filter(mode="nearest")``, as tested in
-``tests/test_speed_equivalence.py``). Each row starts from a sort of its
+(scipy's ``median_filter(mode="nearest")``'s value, as tested in
+``tests/test_speed_equivalence.py``; a zero may carry the other sign than
+scipy's, as the partial sorts' did). Each row starts from a sort of its
 first window. Cached beside the module (``cache=True``).
 """
 
