@@ -12,10 +12,10 @@ form it replaced in ``tests/test_speed_kernels.py``.
 
 **Image kernels** (used by :mod:`iovolc.imaging` and :mod:`iovolc.extract`):
 the NCC's window sums and normalisation (the same bits as the ``np.cumsum``
-form), the median by radix selection (``np.median``'s value), box means
-(``ndimage.uniform_filter1d``, the same bits), the background's
-sigma-clipped local mean (the same bits as its numpy loop), the cross
-dilation (``ndimage.binary_dilation``).
+form), the median by radix selection (``np.median``'s value), the
+background's sigma-clipped local mean (its box means are
+``ndimage.uniform_filter``'s running sums: the same bits as its numpy loop),
+the cross dilation (``ndimage.binary_dilation``).
 
 **The limb fit** (:func:`fit_shift`, used by
 :func:`iovolc.registration._fine_fit`): per Minnaert exponent, the shift that
