@@ -763,25 +763,28 @@ def warm_up() -> None:
 
 
 def warm_up_image() -> None:
-    """:func:`warm_up` for the image kernels and :mod:`iovolc.morphology`'s (half the
-    compiling, for a second process)."""
+    """:func:`warm_up` for the image kernels of this file and :mod:`iovolc.morphology`'s
+    (about half the compiling, for one of two processes: see :func:`warm_up_fit`)."""
     x = np.arange(12.0).reshape(3, 4)
     _window_sums(x, 2, 2, False)
     _ncc_normalise(x[:2, :3].copy(), x, 2, 2, 0.0, 1.0, np.empty((2, 3)))
     _median(np.arange(40.0))
     clipped_local_mean(x, x > 2, 3, 1, 3.0)
     _grow(x > 5, 1)
-    from iovolc import morphology, rank_median, separable  # own files: no kernel of this one
+    from iovolc import morphology  # its own file: it calls no kernel of this one
 
     morphology.warm_up()
-    rank_median.warm_up()
-    separable.warm_up()
 
 
 def warm_up_fit() -> None:
-    """:func:`warm_up` for the limb fit's kernels."""
+    """:func:`warm_up` for the limb fit's kernels, the median filter's and the PSF
+    blur's (the other half of the compiling)."""
     canvas = np.zeros((1, 8, 8))
     zone = np.zeros((1, 8, 8), np.bool_)
     fit_shift(np.stack([padded(canvas[0])]), np.array([[8, 8]], np.int64), zone, zone,
               canvas, 0, 0.0, 0.0, 1)
     _lstsq_svd(np.eye(4), np.ones(4), 1e-15)
+    from iovolc import rank_median, separable  # own files: no kernel of this one
+
+    rank_median.warm_up()
+    separable.warm_up()
