@@ -20,8 +20,9 @@ compiling.
 The loops are written so that LLVM vectorises them (several rays per SIMD
 register; stop 21): no branch per ray (the three light-time iterations are
 selects, not a ``break``), the frame constants held in a tuple (registers, so
-no output store can alias them), the helpers inlined into the loops by numba
-(``inline="always"``: left to LLVM, the loops stay scalar), and the rays passed flat, ``(3 n,)``: with a
+no output store can alias them), the ray's surface step inlined into the loops
+by numba (``inline="always"``: left to LLVM, the loops stay scalar; the small
+helpers LLVM inlines itself), and the rays passed flat, ``(3 n,)``: with a
 ``(n, 3)`` array the element stride is the runtime ``shape[1]`` and the
 vectoriser's versioned loop (``shape[1] == 1``) never runs. Vector ``sqrt`` and
 division are IEEE correctly rounded, as the scalar ones, and nothing is
@@ -45,12 +46,12 @@ _DEG = 180.0 / np.pi
 N_CONST = 52
 
 
-@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _dot(a0, a1, a2, b0, b1, b2):
     return a0 * b0 + a1 * b1 + a2 * b2
 
 
-@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _rot(m, o, x0, x1, x2):
     """Row-major 3x3 ``m`` stored at ``m[o:o+9]`` (array or tuple) times (x0, x1, x2)."""
     return (m[o] * x0 + m[o + 1] * x1 + m[o + 2] * x2,
@@ -130,7 +131,7 @@ def _surface(k, ua0, ua1, ua2):
     return hit, dt, p0, p1, p2, ob0, ob1, ob2
 
 
-@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _vectors(k, dt, p0, p1, p2, ob0, ob1, ob2):
     """Normal, point -> observer, point -> Sun (aberrated by the point's motion).
 
@@ -152,13 +153,13 @@ def _vectors(k, dt, p0, p1, p2, ob0, ob1, ob2):
     return n0, n1, n2, to0, to1, to2, s0, s1, s2
 
 
-@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _cos(a0, a1, a2, b0, b1, b2):
     return _dot(a0, a1, a2, b0, b1, b2) / math.sqrt(
         _dot(a0, a1, a2, a0, a1, a2) * _dot(b0, b1, b2, b0, b1, b2))
 
 
-@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _angle_deg(c):
     return math.acos(min(max(c, -1.0), 1.0)) * _DEG
 
