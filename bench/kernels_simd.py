@@ -14,6 +14,9 @@ outputs are compared bit for bit (a mismatch stops the bench):
 * the PSF blur (``separable.gaussian_blur_constant``) against
   ``scipy.ndimage.gaussian_filter(mode="constant")``, on a 150 x 460 canvas
   window, sigma 0.7 px;
+* the noise map's bilinear zoom (``separable.zoom_linear_nearest``) against
+  ``scipy.ndimage.zoom(order=1, mode="nearest", grid_mode=True)``, a 16 x 54
+  block grid to a 128 x 432 strip;
 * the 15 x 15 median filter (``imaging.median_filter_nearest``) against the
   partial sorts of each window's ranks it replaced
   (``tests/_speed_reference.py``), on a 128 x 216 and a 128 x 432 strip.
@@ -38,12 +41,13 @@ import _raytrace_scalar as scalar  # noqa: E402
 import _speed_reference as ref  # noqa: E402
 from _synthetic import _scene, _state  # noqa: E402
 from scipy.ndimage import gaussian_filter  # noqa: E402
+from scipy.ndimage import zoom as scipy_zoom  # noqa: E402
 
 from iovolc import raytrace  # noqa: E402
 from iovolc.geometry import _camera_constants, _trace_constants  # noqa: E402
 from iovolc.imaging import LINE_DIRECTIONS, median_filter_nearest  # noqa: E402
 from iovolc.morphology import compact_tophat  # noqa: E402
-from iovolc.separable import gaussian_blur_constant  # noqa: E402
+from iovolc.separable import gaussian_blur_constant, zoom_linear_nearest  # noqa: E402
 
 
 def _best(fn, repeats: int, inner: int) -> float:
@@ -145,6 +149,11 @@ def main(argv=None) -> int:
     window[4:146, 4:456] = rng.random((142, 452))
     _pair("PSF blur 150x460", lambda: (gaussian_filter(window, 0.7, mode="constant"),),
           lambda: (gaussian_blur_constant(window, 0.7),), repeats=r, inner=50, unit="us")
+    grid = rng.random((16, 54))
+    factors = (128 / 16, 432 / 54)
+    _pair("noise-map zoom 16x54 -> 128x432",
+          lambda: (scipy_zoom(grid, factors, order=1, mode="nearest", grid_mode=True),),
+          lambda: (zoom_linear_nearest(grid, factors),), repeats=r, inner=50, unit="us")
     for shape in ((128, 216), (128, 432)):
         img = _scene(rng, *shape) + rng.normal(size=shape)
         img[:, : shape[1] // 3] = 0.37  # a strip's invalid pixels hold one fill value

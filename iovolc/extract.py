@@ -41,6 +41,7 @@ from skimage.segmentation import watershed
 from iovolc import compiled, imaging, jiram, physics
 from iovolc.flags import Flag
 from iovolc.geometry import FrameState, disc_pixel_box, pixel_geometry
+from iovolc.separable import zoom_linear_nearest
 from iovolc.shading import predicted_shading
 
 K_SIGMA = 5.0
@@ -179,7 +180,8 @@ def _local_noise(resid, valid, size):
     med = np.where(np.isfinite(med), med, global_ / 1.4826)
     med = ndi.median_filter(med, size=3, mode="nearest")
     zoom = (resid.shape[0] / med.shape[0], resid.shape[1] / med.shape[1])
-    local = 1.4826 * ndi.zoom(med, zoom, order=1, mode="nearest", grid_mode=True)
+    # ndi.zoom(med, zoom, order=1, mode="nearest", grid_mode=True), compiled
+    local = 1.4826 * zoom_linear_nearest(med, zoom)
     local = local[:resid.shape[0], :resid.shape[1]]
     return np.maximum(local, 0.8 * global_) + 1e-12
 
