@@ -116,7 +116,15 @@ def median_filter_nearest(x: np.ndarray, size: int) -> np.ndarray:
     x = np.asarray(x, dtype=float)
     if size % 2 == 0 or x.size == 0 or not np.isfinite(x).all():
         return ndi.median_filter(x, size=size, mode="nearest")
-    h = size // 2
+    flat, order, rank = edge_ranks(x, size // 2)
+    out = np.empty(x.shape, rank.dtype)
+    rank_median.window_medians(rank, size, out)
+    return flat[order][out]
+
+
+def edge_ranks(x: np.ndarray, h: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``x`` edge-padded by ``h``: its values flat, their sort order, and each value's
+    rank as an image (16-bit while it fits); ``flat[order][r]`` is the value of rank r."""
     flat = np.pad(x, h, mode="edge").ravel()
     # stable: a strip's invalid pixels all hold one fill value, and numpy's quicksort
     # argsort is ~3x slower than its radix/timsort on such plateaus
@@ -124,10 +132,7 @@ def median_filter_nearest(x: np.ndarray, size: int) -> np.ndarray:
     dtype = np.uint16 if flat.size <= 1 << 16 else np.uint32
     rank = np.empty(flat.size, dtype)
     rank[order] = np.arange(flat.size, dtype=dtype)
-    rank = rank.reshape(x.shape[0] + 2 * h, x.shape[1] + 2 * h)
-    out = np.empty(x.shape, dtype)
-    rank_median.window_medians(rank, size, out)
-    return flat[order][out]
+    return flat, order, rank.reshape(x.shape[0] + 2 * h, x.shape[1] + 2 * h)
 
 
 def block_median(x: np.ndarray, valid: np.ndarray, block: int) -> np.ndarray:

@@ -256,17 +256,15 @@ def references_pandas(cl: pd.DataFrame, members: pd.DataFrame, *,
 
 def median_filter_partition(x: np.ndarray, size: int) -> np.ndarray:
     """``imaging.median_filter_nearest`` before stop 21 (odd ``size``, finite ``x``): the
-    values' ranks, then a partial sort of each window's ranks, 8 rows at a time."""
+    values' ranks (``imaging.edge_ranks``, unchanged), then a partial sort of each
+    window's ranks, 8 rows at a time (what stop 21 replaced)."""
     from numpy.lib.stride_tricks import sliding_window_view
 
+    from iovolc.imaging import edge_ranks
+
     h = size // 2
-    flat = np.pad(x, h, mode="edge").ravel()
-    order = np.argsort(flat, kind="stable")
-    dtype = np.uint16 if flat.size <= 1 << 16 else np.uint32
-    rank = np.empty(flat.size, dtype)
-    rank[order] = np.arange(flat.size, dtype=dtype)
-    rank = rank.reshape(x.shape[0] + 2 * h, x.shape[1] + 2 * h)
-    out = np.empty(x.shape, dtype)
+    flat, order, rank = edge_ranks(x, h)
+    out = np.empty(x.shape, rank.dtype)
     k = size * size // 2
     n0, n1 = x.shape
     for r0 in range(0, n0, 8):
