@@ -394,15 +394,58 @@ def _spline_at(c, n0, n1, r, s):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
+def _spline_sum(c, i, j, a0, a1, a2, a3, b0, b1, b2, b3):
+    """:func:`_spline_at`'s sum for first indices ``i``, ``j`` (padded) and weights."""
+    out = 0.0
+    for di, a in ((0, a0), (1, a1), (2, a2), (3, a3)):
+        row = i + di
+        out += a * (b0 * c[row, j] + b1 * c[row, j + 1] + b2 * c[row, j + 2]
+                    + b3 * c[row, j + 3])
+    return out
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _axis_weights(x, n):
+    """:func:`_spline_at`'s range test and weights of one coordinate: ``(inside, first
+    index (padded), w0, w1, w2, w3)``."""
+    if not (x >= 0.0 and x <= n - 1):
+        return False, 0, 0.0, 0.0, 0.0, 0.0
+    i, w0, w1, w2, w3 = _weights(x)
+    return True, i + PAD, w0, w1, w2, w3
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
 def spline_points(coeffs, n0, n1, rr, cc, out):
-    """``out`` (5, n): the spline at (rr, cc), (rr +- 0.5, cc), (rr, cc +- 0.5)."""
-    for i in range(rr.size):
-        r, s = rr[i], cc[i]
-        out[0, i] = _spline_at(coeffs, n0, n1, r, s)
-        out[1, i] = _spline_at(coeffs, n0, n1, r + 0.5, s)
-        out[2, i] = _spline_at(coeffs, n0, n1, r - 0.5, s)
-        out[3, i] = _spline_at(coeffs, n0, n1, r, s + 0.5)
-        out[4, i] = _spline_at(coeffs, n0, n1, r, s - 0.5)
+    """``out`` (5, n): the spline at (rr, cc), (rr +- 0.5, cc), (rr, cc +- 0.5).
+
+    Each value is :func:`_spline_at`'s, the same operations in the same order; the
+    weights of a line position are computed once for a run of equal ``rr`` (the
+    fitted pixels come row by row), and those of a sample position once per pixel
+    for its three uses (stop 22)."""
+    last = np.nan
+    ok0 = ok1 = ok2 = False
+    i0 = i1 = i2 = 0
+    p0 = p1 = p2 = p3 = q0 = q1 = q2 = q3 = u0 = u1 = u2 = u3 = 0.0
+    for k in range(rr.size):
+        r, s = rr[k], cc[k]
+        if not r == last:
+            last = r
+            ok0, i0, p0, p1, p2, p3 = _axis_weights(r, n0)
+            ok1, i1, q0, q1, q2, q3 = _axis_weights(r + 0.5, n0)
+            ok2, i2, u0, u1, u2, u3 = _axis_weights(r - 0.5, n0)
+        okc, j, b0, b1, b2, b3 = _axis_weights(s, n1)
+        out[0, k] = _spline_sum(coeffs, i0, j, p0, p1, p2, p3, b0, b1, b2, b3) \
+            if ok0 and okc else 0.0
+        out[1, k] = _spline_sum(coeffs, i1, j, q0, q1, q2, q3, b0, b1, b2, b3) \
+            if ok1 and okc else 0.0
+        out[2, k] = _spline_sum(coeffs, i2, j, u0, u1, u2, u3, b0, b1, b2, b3) \
+            if ok2 and okc else 0.0
+        okp, jp, e0, e1, e2, e3 = _axis_weights(s + 0.5, n1)
+        out[3, k] = _spline_sum(coeffs, i0, jp, p0, p1, p2, p3, e0, e1, e2, e3) \
+            if ok0 and okp else 0.0
+        okm, jm, f0, f1, f2, f3 = _axis_weights(s - 0.5, n1)
+        out[4, k] = _spline_sum(coeffs, i0, jm, p0, p1, p2, p3, f0, f1, f2, f3) \
+            if ok0 and okm else 0.0
 
 
 @njit(cache=True, nogil=True, error_model="numpy")

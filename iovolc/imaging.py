@@ -16,6 +16,8 @@ does the h-maxima (:mod:`iovolc.morphology`); both checked in
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from scipy import fft as sp_fft
 from scipy import ndimage as ndi
@@ -38,8 +40,53 @@ class Template:
 
     def spectrum(self, shape: tuple[int, int]) -> np.ndarray:
         if shape not in self._spectra:
-            self._spectra[shape] = np.conj(sp_fft.rfft2(self.t.astype(float), shape))
+            self._spectra[shape] = np.conj(rfft2(self.t.astype(float), shape))
         return self._spectra[shape]
+
+
+def rfft2(x: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """``scipy.fft.rfft2(x, shape)``, the same bits (stop 22).
+
+    scipy transforms the last axis, each row on its own, then the first. A row of
+    zeros (every bit 0, as the padding up to ``shape``) always transforms to the same
+    values (a few of them -0.0), so only the rows from the first to the last that hold
+    a non-zero bit are transformed here; the others take that zero row's transform.
+    A predicted disc fills a few rows of its canvas; a template, the top of its padded
+    grid."""
+    x = np.ascontiguousarray(x, dtype=float)
+    if x.ndim != 2 or x.shape[0] > shape[0]:  # scipy would crop: its own way
+        return sp_fft.rfft2(x, shape)
+    rows = np.flatnonzero(x.view(np.uint64).any(axis=1))
+    half = np.empty((shape[0], shape[1] // 2 + 1), dtype=complex)
+    half[...] = _zero_row_spectrum(shape[1])
+    if rows.size:
+        half[rows[0]:rows[-1] + 1] = sp_fft.rfft(x[rows[0]:rows[-1] + 1], n=shape[1], axis=1)
+    return sp_fft.fft(half, axis=0, overwrite_x=True)
+
+
+@functools.lru_cache(maxsize=32)
+def _zero_row_spectrum(n: int) -> np.ndarray:
+    out = sp_fft.rfft(np.zeros(n))
+    out.setflags(write=False)
+    return out
+
+
+def irfft2_rows(spectrum: np.ndarray, shape: tuple[int, int], n_rows: int, *,
+                overwrite: bool = False) -> np.ndarray:
+    """``scipy.fft.irfft2(spectrum, shape)[:n_rows]``, the same bits (stop 22): scipy
+    transforms the first axis (unscaled), then the last, scaling by ``1 / (n0 n1)`` in
+    that last pass; only the rows kept take the last pass here. The scale is scipy's
+    (``1 / N`` in long double on some builds, in double on others): where the two
+    differ, the whole transform runs as scipy's. ``overwrite``: ``spectrum`` may be
+    overwritten (a temporary)."""
+    n = shape[0] * shape[1]
+    scale = 1.0 / n
+    if scale != float(np.longdouble(1) / np.longdouble(n)):
+        return sp_fft.irfft2(spectrum, shape)[:n_rows]
+    cols = sp_fft.ifft(spectrum, axis=0, norm="forward", overwrite_x=overwrite)
+    out = sp_fft.irfft(cols[:n_rows], n=shape[1], axis=1, norm="forward")
+    out *= scale
+    return out
 
 
 def ncc(image: np.ndarray, template, *, spectrum=None) -> np.ndarray:
@@ -59,8 +106,8 @@ def ncc(image: np.ndarray, template, *, spectrum=None) -> np.ndarray:
     shape = (sp_fft.next_fast_len(image.shape[0], real=True),
              sp_fft.next_fast_len(image.shape[1], real=True))
     if spectrum is None or spectrum[0] != shape:
-        spectrum = (shape, sp_fft.rfft2(image, shape))
-    xcorr = sp_fft.irfft2(spectrum[1] * tp.spectrum(shape), shape)[:n_i, :n_j]
+        spectrum = (shape, rfft2(image, shape))
+    xcorr = irfft2_rows(spectrum[1] * tp.spectrum(shape), shape, n_i, overwrite=True)[:, :n_j]
     image = np.ascontiguousarray(image, dtype=float)
     out = np.empty((n_i, n_j))
     compiled._ncc_normalise(np.ascontiguousarray(xcorr), image, m, n, float(tp.mean),
@@ -73,7 +120,7 @@ def image_spectrum(image: np.ndarray):
     as ``spectrum=``)."""
     shape = (sp_fft.next_fast_len(image.shape[0], real=True),
              sp_fft.next_fast_len(image.shape[1], real=True))
-    return shape, sp_fft.rfft2(image, shape)
+    return shape, rfft2(image, shape)
 
 
 #: the compact-feature test's line openings: 9 px along rows, columns and both diagonals

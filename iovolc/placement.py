@@ -74,30 +74,54 @@ def _references(cl: pd.DataFrame, members: pd.DataFrame, *,
     >= ``REFERENCE_SINGLE_SNR``. Leaving the frame out is what makes the check
     independent: a frame must never confirm its own pointing.
     """
-    from iovolc.catalog import _latlon
-
     if cl.empty:
         return pd.DataFrame(columns=_REF_COLUMNS)
-    keep = np.ones(len(members), bool) if without is None else \
-        (members["product_id"].to_numpy() != without)
-    cluster = members["cluster"].to_numpy()
-    n_all = np.bincount(cluster, minlength=len(cl))
-    c = cluster[keep]
-    w = members["weight"].to_numpy()[keep]
-    n = np.bincount(c, minlength=len(cl))
-    best = np.zeros(len(cl))
-    np.maximum.at(best, c, members["snr"].to_numpy()[keep])
-    sums = np.stack([np.bincount(c, w * members[k].to_numpy()[keep], minlength=len(cl))
-                     for k in ("x", "y", "z")], axis=-1)
+    lat, lon, sigma = _reference_arrays(_ClusterArrays.of(cl, members), without=without)
+    return pd.DataFrame({"lat_deg": lat, "lon_west_deg": lon, "sigma_km": sigma})
+
+
+class _ClusterArrays:
+    """The columns of the clusters and their members that :func:`_reference_arrays`
+    reads, as arrays taken once per pass (not once per frame: stop 22)."""
+
+    def __init__(self, cl: pd.DataFrame, members: pd.DataFrame):
+        self.n = len(cl)
+        self.product_id = members["product_id"].to_numpy()
+        self.cluster = members["cluster"].to_numpy()
+        self.weight = members["weight"].to_numpy()
+        self.snr = members["snr"].to_numpy()
+        self.xyz = [members[k].to_numpy() for k in ("x", "y", "z")]
+        self.sigma_km = cl["position_uncertainty_km"].to_numpy(float)
+        self.lat_deg = cl["lat_deg"].to_numpy(float)
+        self.lon_west_deg = cl["lon_west_deg"].to_numpy(float)
+        self.n_all = np.bincount(self.cluster, minlength=self.n)
+
+    @classmethod
+    def of(cls, cl: pd.DataFrame, members: pd.DataFrame) -> _ClusterArrays | None:
+        return None if cl.empty else cls(cl, members)
+
+
+def _reference_arrays(a: _ClusterArrays | None, *, without: str | None = None):
+    """:func:`_references` as ``(lat_deg, lon_west_deg, sigma_km)`` arrays."""
+    from iovolc.catalog import _latlon
+
+    if a is None:
+        return np.zeros(0), np.zeros(0), np.zeros(0)
+    keep = np.ones(len(a.cluster), bool) if without is None else (a.product_id != without)
+    c = a.cluster[keep]
+    w = a.weight[keep]
+    n = np.bincount(c, minlength=a.n)
+    best = np.zeros(a.n)
+    np.maximum.at(best, c, a.snr[keep])
+    sums = np.stack([np.bincount(c, w * v[keep], minlength=a.n) for v in a.xyz], axis=-1)
     ok = (n >= 2) | ((n == 1) & (best >= REFERENCE_SINGLE_SNR))
     lat, lon = _latlon(sums[ok])
-    same = (n == n_all)[ok]
-    sigma = cl["position_uncertainty_km"].to_numpy(float)[ok] * np.sqrt(
-        n_all[ok] / np.maximum(n[ok], 1))
+    same = (n == a.n_all)[ok]
+    sigma = a.sigma_km[ok] * np.sqrt(a.n_all[ok] / np.maximum(n[ok], 1))
     # untouched clusters keep the merge's own centre (bit for bit)
-    lat = np.where(same, cl["lat_deg"].to_numpy(float)[ok], lat)
-    lon = np.where(same, cl["lon_west_deg"].to_numpy(float)[ok], lon)
-    return pd.DataFrame({"lat_deg": lat, "lon_west_deg": lon, "sigma_km": sigma})
+    lat = np.where(same, a.lat_deg[ok], lat)
+    lon = np.where(same, a.lon_west_deg[ok], lon)
+    return lat, lon, sigma
 
 
 def constellation_references(detections: pd.DataFrame) -> pd.DataFrame:
@@ -113,20 +137,41 @@ def _hotspot_fit(f, detections: pd.DataFrame, references: pd.DataFrame):
     ``(None, None)`` when the frame has no confident hotspot or there is no
     reference: no state is computed for nothing to match.
     """
-    mine = ((detections["product_id"].to_numpy() == f["product_id"])
-            & (detections["snr"].to_numpy() >= CONSTELLATION_MIN_SNR))
-    if not mine.any() or references.empty:
+    mine = detections["product_id"].to_numpy() == f["product_id"]
+    refs = tuple(references[k].to_numpy(float) for k in _REF_COLUMNS)
+    return _hotspot_fit_arrays(f, _Detections.of(detections, mine), refs)
+
+
+class _Detections:
+    """The columns of a frame's detections that :func:`_hotspot_fit_arrays` reads."""
+
+    def __init__(self, index, snr, band, line, sample, pixel_scale_km):
+        self.index, self.snr, self.band = index, snr, band
+        self.line, self.sample, self.pixel_scale_km = line, sample, pixel_scale_km
+
+    @classmethod
+    def of(cls, det: pd.DataFrame, rows=None) -> _Detections:
+        cols = [det.index.to_numpy(), *(det[k].to_numpy() for k in
+                                        ("snr", "band", "line", "sample", "pixel_scale_km"))]
+        return cls(*(c if rows is None else c[rows] for c in cols))
+
+
+def _hotspot_fit_arrays(f, mine: _Detections, references):
+    """:func:`_hotspot_fit` on one frame's detections and the references as arrays
+    ``(lat_deg, lon_west_deg, sigma_km)`` (stop 22: no table per frame)."""
+    ref_lat, ref_lon, ref_sigma_km = references
+    conf = mine.snr >= CONSTELLATION_MIN_SNR
+    if not conf.any() or not len(ref_lat):
         return None, None
     recon = FrameState.from_spice(f["et_mid"], bands=tuple(f["bands"]))
     state = recon.corrected(f["along_rad"], f["cross_rad"])
-    pts = surface_point(references["lat_deg"], references["lon_west_deg"], state.radii_km)
+    pts = surface_point(ref_lat, ref_lon, state.radii_km)
     radius = max(12.0, 4.0 * float(f["pointing_sigma_px"]))
-    ids = detections.index.to_numpy()[mine]
-    band_of = detections["band"].to_numpy()[mine]
-    lines = detections["line"].to_numpy()[mine]
-    samples = detections["sample"].to_numpy()[mine]
-    scales = detections["pixel_scale_km"].to_numpy()[mine]
-    ref_sigma_km = references["sigma_km"].to_numpy()
+    ids = mine.index[conf]
+    band_of = mine.band[conf]
+    lines = mine.line[conf]
+    samples = mine.sample[conf]
+    scales = mine.pixel_scale_km[conf]
     det, o_line, o_sample, tol = [], [], [], []
     for band, sl in jiram.band_layout(tuple(f["bands"])).items():
         rows = np.flatnonzero(band_of == band)
@@ -150,6 +195,15 @@ def _hotspot_fit(f, detections: pd.DataFrame, references: pd.DataFrame):
 def _by_product(detections: pd.DataFrame) -> dict:
     """Each frame's detections (rows in table order), for :func:`_hotspot_fit`."""
     return dict(tuple(detections.groupby("product_id", sort=False)))
+
+
+def _by_product_arrays(detections: pd.DataFrame) -> dict[str, _Detections]:
+    """:func:`_by_product` as each frame's :class:`_Detections` (the columns taken once)."""
+    if detections.empty:
+        return {}
+    every = _Detections.of(detections)
+    return {pid: _Detections(*(v[rows] for v in vars(every).values()))
+            for pid, rows in detections.groupby("product_id", sort=False).indices.items()}
 
 
 def _shifted(f, recon: FrameState, fit, note: str) -> dict:
@@ -179,9 +233,11 @@ def constellation_updates(frames: pd.DataFrame, detections: pd.DataFrame,
     # a frame without hotspots has nothing to match (most frames of a backfill: Jupiter)
     have = set(detections.loc[detections["snr"] >= CONSTELLATION_MIN_SNR, "product_id"])
     todo = frames[(frames["pointing_method"] == "pass") & frames["product_id"].isin(list(have))]
-    own = _by_product(detections)
+    own = _by_product_arrays(detections)
+    none = _Detections.of(detections.iloc[:0])
+    refs = tuple(references[k].to_numpy(float) for k in _REF_COLUMNS)
     for _, f in todo.iterrows():
-        fit, recon = _hotspot_fit(f, own.get(f["product_id"], detections.iloc[:0]), references)
+        fit, recon = _hotspot_fit_arrays(f, own.get(f["product_id"], none), refs)
         # worth it only if it pins the frame down better than the pass does
         if fit is None or not fit.sigma_px <= CONSTELLATION_GAIN * float(f["pointing_sigma_px"]):
             continue
@@ -220,14 +276,14 @@ def limb_audit(frames: pd.DataFrame, detections: pd.DataFrame) -> dict[str, dict
     limb = frames[frames["pointing_method"] == "limb"]
     if len(limb) < 2 or detections.empty:
         return out
-    cl, members = _limb_members(detections)
-    own = _by_product(detections)
+    clusters = _ClusterArrays.of(*_limb_members(detections))
+    own = _by_product_arrays(detections)
     for _, f in limb.iterrows():
         mine = own.get(f["product_id"])
-        if mine is None or not (mine["snr"].to_numpy() >= CONSTELLATION_MIN_SNR).any():
+        if mine is None or not (mine.snr >= CONSTELLATION_MIN_SNR).any():
             continue  # no confident hotspot: nothing to audit with
-        refs = _references(cl, members, without=f["product_id"])
-        fit, recon = _hotspot_fit(f, mine, refs)
+        refs = _reference_arrays(clusters, without=f["product_id"])
+        fit, recon = _hotspot_fit_arrays(f, mine, refs)
         if fit is None or fit.n_matched < AUDIT_MIN_MATCHES:
             continue
         shift = float(np.hypot(fit.d_line_px, fit.d_sample_px))

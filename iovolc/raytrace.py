@@ -254,6 +254,35 @@ def backplanes(u, k, ifov_rad, hit, planes):
             planes[j, i] = _angle_deg(planes[j, i])
 
 
+@njit(cache=True, nogil=True, error_model="numpy")
+def lit_factors(hit, cos_i, cos_e, lit, mu0, mu):
+    """The Minnaert factors' inputs of :func:`iovolc.shading._photometry` in one pass over
+    flat arrays (stop 22): ``lit`` = on the disc and ``cos i > 0``; the lit pixels' ``cos i``
+    and ``cos e`` floored at 0.02, in order, into ``mu0`` and ``mu``; returns how many.
+
+    Each value is numpy's: ``nan_to_num`` (NaN -> -1 for ``cos i``, 0 for ``cos e``;
+    +-inf -> +-the largest double) then ``clip`` at 0 and at 0.02 (on a lit pixel
+    ``cos i > 0``, so its value is kept as it is)."""
+    big = np.finfo(np.float64).max
+    n = 0
+    for p in range(hit.size):
+        ci = cos_i[p]
+        if ci == np.inf:
+            ci = big
+        ok = hit[p] and ci > 0.0  # NaN and -inf are not > 0
+        lit[p] = ok
+        if ok:
+            ce = cos_e[p]
+            if ce != ce:
+                ce = 0.0
+            elif ce == np.inf:
+                ce = big
+            mu0[n] = ci
+            mu[n] = ce if ce >= 0.02 else 0.02
+            n += 1
+    return n
+
+
 def warm_up() -> None:
     """Compile (or load from the cache) every loop: an image build step, so that
     workers start with compiled code (``NUMBA_CACHE_DIR`` names a writable cache)."""
@@ -266,3 +295,4 @@ def warm_up() -> None:
     surface(u, k, np.empty(3), np.empty(3), np.empty(1, np.bool_), np.empty(1))
     cosines(u, k, np.empty(1, np.bool_), np.empty(1), np.empty(1))
     backplanes(u, k, 1e-4, np.empty(1, np.bool_), np.empty((7, 1)))
+    lit_factors(np.ones(1, np.bool_), one, one, np.empty(1, np.bool_), np.empty(1), np.empty(1))

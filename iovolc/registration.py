@@ -34,7 +34,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.ndimage import gaussian_filter, map_coordinates, spline_filter
+from scipy.ndimage import gaussian_filter, map_coordinates
 
 from iovolc import compiled, imaging
 from iovolc.geometry import (
@@ -43,6 +43,7 @@ from iovolc.geometry import (
     disc_cosines_directions,
     disc_radius_rad,
 )
+from iovolc.separable import spline_filter_cubic
 from iovolc.shading import PSF_SIGMA_PX, predicted_shading
 
 #: default search half-ranges (deg): along the spin, across it
@@ -283,8 +284,7 @@ def _fit_exponent(canvases: dict, fitted, k: int, *, search_px: int, start):
     if fitted is None:  # no band has a predicted limb: nothing constrains the shift
         return *start, (np.inf, np.inf), np.inf
     bands, *inputs = fitted
-    coeffs = _stacked([compiled.padded(_spline_coefficients(canvases[b][0][k])) for b in bands],
-                      0.0)
+    coeffs = _stacked_coefficients([canvases[b][0][k] for b in bands])
     d_line, d_samp, s_line, s_samp, red_chi2 = compiled.fit_shift(
         coeffs, *inputs, search_px, float(start[0]), float(start[1]), 8)
     return d_line, d_samp, (s_line, s_samp), red_chi2
@@ -320,18 +320,43 @@ def _stacked(arrays: list, fill) -> np.ndarray:
 _SPLINE_PAD_PX = 32
 
 
-def _spline_coefficients(canvas: np.ndarray) -> np.ndarray:
+def _spline_coefficients(canvas: np.ndarray, *, out: np.ndarray | None = None
+                         ) -> np.ndarray:
     """``spline_filter(canvas, order=3, mode="constant")`` of a canvas that is 0 outside its
     lit part: computed on that part and 32 px of zeros around it, 0 beyond (where the
-    full filter leaves values ~1e-18 of the disc's, which no limb pixel reads)."""
+    full filter leaves values ~1e-18 of the disc's, which no limb pixel reads).
+    ``out``: a zeroed array of the canvas's shape to write into."""
+    out = np.zeros_like(canvas) if out is None else out
     rows = np.flatnonzero(canvas.any(axis=1))
     cols = np.flatnonzero(canvas.any(axis=0))
     if rows.size == 0:
-        return np.zeros_like(canvas)
+        return out
     win = (slice(max(rows[0] - _SPLINE_PAD_PX, 0), rows[-1] + 1 + _SPLINE_PAD_PX),
            slice(max(cols[0] - _SPLINE_PAD_PX, 0), cols[-1] + 1 + _SPLINE_PAD_PX))
-    out = np.zeros_like(canvas)
-    out[win] = spline_filter(canvas[win], order=3, mode="constant")
+    out[win] = spline_filter_cubic(canvas[win])  # scipy's, the same bits (compiled)
+    return out
+
+
+def _stacked_coefficients(canvases: list[np.ndarray]) -> np.ndarray:
+    """``_stacked([compiled.padded(_spline_coefficients(c)) for c in canvases], 0.0)``, the
+    same values written in place: each canvas's coefficients straight into its padded
+    slot, the reflected border copied from them (stop 22)."""
+    pad = compiled.PAD
+    out = np.zeros((len(canvases), max(c.shape[0] for c in canvases) + 2 * pad,
+                    max(c.shape[1] for c in canvases) + 2 * pad))
+    for b, canvas in enumerate(canvases):
+        n0, n1 = canvas.shape
+        if n0 <= pad or n1 <= pad:  # np.pad's reflection repeats on so small a canvas
+            out[b, :n0 + 2 * pad, :n1 + 2 * pad] = compiled.padded(_spline_coefficients(canvas))
+            continue
+        slot = out[b, :n0 + 2 * pad, :n1 + 2 * pad]
+        _spline_coefficients(canvas, out=slot[pad:pad + n0, pad:pad + n1])
+        for k in range(1, pad + 1):  # np.pad's "reflect": rows first, then columns
+            slot[pad - k, pad:pad + n1] = slot[pad + k, pad:pad + n1]
+            slot[pad + n0 - 1 + k, pad:pad + n1] = slot[pad + n0 - 1 - k, pad:pad + n1]
+        for k in range(1, pad + 1):
+            slot[:, pad - k] = slot[:, pad + k]
+            slot[:, pad + n1 - 1 + k] = slot[:, pad + n1 - 1 - k]
     return out
 
 

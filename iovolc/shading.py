@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from iovolc import raytrace
 from iovolc.geometry import FrameState, disc_cosines, disc_radius_rad
 from iovolc.separable import gaussian_blur_constant
 
@@ -19,11 +20,18 @@ PSF_SIGMA_PX = 0.7
 
 def _photometry(on_disc, cos_i, cos_e, exponents) -> list[np.ndarray]:
     """Minnaert ``mu0^k mu^(k-1)`` for each k (k = 1: Lambert ``cos i``; k = 0: the lit
-    disc's silhouette, uniform brightness); 0 unlit/off disc. ``mu`` is floored at 0.02."""
-    mu0 = np.clip(np.nan_to_num(cos_i, nan=-1.0), 0, None)
-    mu = np.clip(np.nan_to_num(cos_e, nan=0.0), 0.02, None)
-    lit = on_disc & (mu0 > 0)  # elsewhere every model is 0
-    m0, m = mu0[lit], mu[lit]
+    disc's silhouette, uniform brightness); 0 unlit/off disc. ``mu`` is floored at 0.02.
+
+    The lit pixels and their ``mu0``, ``mu`` come from one compiled pass
+    (:func:`iovolc.raytrace.lit_factors`, numpy's ``nan_to_num`` and ``clip`` values);
+    the powers stay numpy's (its ``pow`` may be a SIMD one, not libm's)."""
+    hit = np.ascontiguousarray(on_disc, dtype=bool).reshape(-1)
+    lit = np.empty(hit.size, dtype=bool)
+    m0, m = np.empty(hit.size), np.empty(hit.size)
+    n = raytrace.lit_factors(hit, np.ascontiguousarray(cos_i, dtype=float).reshape(-1),
+                             np.ascontiguousarray(cos_e, dtype=float).reshape(-1), lit, m0, m)
+    m0, m = m0[:n], m[:n]
+    lit = lit.reshape(np.shape(on_disc))
     out = []
     for k in exponents:
         c = np.zeros(np.shape(on_disc))

@@ -10,7 +10,9 @@ vectorised; the constellation fit's pair selection and ``placement._hotspot_fit`
 pairs and the reference hotspots (``placement._references``) in the pandas form they
 had before they moved to arrays (stop 20); the median filter's partial sorts and
 the compact-feature top-hat from shifted views, before stop 21 compiled them
-(``bench/kernels_simd.py`` times them side by side).
+(``bench/kernels_simd.py`` times them side by side); the shading's Minnaert
+factors (``shading._photometry``) before stop 22 took the lit pixels from one
+compiled pass.
 """
 
 from __future__ import annotations
@@ -301,3 +303,17 @@ def compact_tophat_numpy(x: np.ndarray, length: int) -> np.ndarray:
     from iovolc.imaging import LINE_DIRECTIONS
 
     return np.min([x - line_opening(x, d, length) for d in LINE_DIRECTIONS], axis=0)
+
+
+def photometry_numpy(on_disc, cos_i, cos_e, exponents) -> list[np.ndarray]:
+    """``shading._photometry`` before stop 22 (numpy's nan_to_num, clip and masks)."""
+    mu0 = np.clip(np.nan_to_num(cos_i, nan=-1.0), 0, None)
+    mu = np.clip(np.nan_to_num(cos_e, nan=0.0), 0.02, None)
+    lit = on_disc & (mu0 > 0)  # elsewhere every model is 0
+    m0, m = mu0[lit], mu[lit]
+    out = []
+    for k in exponents:
+        c = np.zeros(np.shape(on_disc))
+        c[lit] = 1.0 if k == 0 else (m0 if k == 1 else m0 ** k * m ** (k - 1.0))
+        out.append(c)
+    return out

@@ -84,17 +84,25 @@ def test_hotspot_fit_is_the_pandas_loop(run_and_truth):
                           cache_dir=out / "cache")
     det = run.detections
     cl, members = placement._limb_members(det)
-    own = placement._by_product(det)
+    own = placement._by_product_arrays(det)
+    clusters = placement._ClusterArrays.of(cl, members)
     n_fits = 0
     with kset:
         for _, f in run.frames.iterrows():
-            mine = own.get(f["product_id"], det.iloc[:0])
+            mine = det[det["product_id"] == f["product_id"]]
             for without in (None, f["product_id"]):
                 refs = placement._references(cl, members, without=without)
                 pd.testing.assert_frame_equal(
                     refs, ref.references_pandas(cl, members, without=without),
                     check_exact=True)
                 fit, recon = placement._hotspot_fit(f, mine, refs)
+                # the per-pass arrays (stop 22) give the same fit, bit for bit
+                arrays = placement._reference_arrays(clusters, without=without)
+                for a, k in zip(arrays, ("lat_deg", "lon_west_deg", "sigma_km"), strict=True):
+                    assert np.array_equal(a, refs[k].to_numpy(float))
+                if f["product_id"] in own:
+                    fit2, _ = placement._hotspot_fit_arrays(f, own[f["product_id"]], arrays)
+                    assert fit2 == fit
                 if recon is None:  # nothing to match: no state computed
                     recon = FrameState.from_spice(f["et_mid"], bands=tuple(f["bands"]))
                     assert fit is None

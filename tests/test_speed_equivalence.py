@@ -161,6 +161,37 @@ def test_compiled_gaussian_blur_is_scipys_bit_for_bit():
                           gaussian_filter(view, 0.7, mode="constant"))
 
 
+def test_compiled_spline_prefilter_is_scipys_bit_for_bit():
+    """separable.spline_filter_cubic (the limb fit's canvas coefficients) against
+    scipy.ndimage.spline_filter(order=3, mode="constant"): 400 random shapes from 1 x 1
+    (axes of one value left alone) past the 8-row blocks of axis 1, scales from 1e-3 to
+    1e5, the canvases' zeros, NaN/inf, float32 input and a window view; bit for bit
+    (NaN where scipy has NaN)."""
+    from scipy.ndimage import spline_filter
+
+    from iovolc.separable import spline_filter_cubic
+
+    rng = np.random.default_rng(23)
+    for trial in range(400):
+        shape = (int(rng.integers(1, 70)), int(rng.integers(1, 90)))
+        x = rng.normal(size=shape) * rng.choice([1.0, 1e-3, 1e5])
+        x[rng.random(shape) < 0.3] = 0.0
+        if trial % 10 == 0:
+            x[rng.random(shape) < 0.03] = rng.choice([np.nan, np.inf, -np.inf])
+        if trial % 7 == 0:
+            x = x.astype(np.float32)
+        got = spline_filter_cubic(x)
+        want = spline_filter(x, order=3, mode="constant")
+        assert got.dtype == want.dtype == np.float64
+        same = got.view(np.uint64) == want.view(np.uint64)
+        assert (same | (np.isnan(got) & np.isnan(want))).all(), (shape, trial)
+    canvas = np.zeros((160, 470))
+    canvas[20:140, 30:400] = rng.random((120, 370))
+    view = canvas[3:150, 12:460]
+    assert np.array_equal(spline_filter_cubic(view),
+                          spline_filter(view, order=3, mode="constant"))
+
+
 @pytest.mark.parametrize("shape", [(128, 432), (50, 64), (3, 2), (1, 12), (20, 1), (9, 9)])
 def test_compact_tophat_is_the_numpy_form_bit_for_bit(shape):
     """morphology.compact_tophat (hot_pixels' top-hat, stop 21) against the min over
@@ -199,6 +230,103 @@ def test_line_openings_are_grey_openings():
     for fp, d in zip([row, row.T, eye, eye[::-1]], LINE_DIRECTIONS, strict=True):
         assert np.array_equal(line_opening(x, d, n), ndi.grey_opening(x, footprint=fp,
                                                                        mode="nearest"))
+
+
+def test_row_skipping_transforms_are_scipys_bit_for_bit():
+    """imaging.rfft2 (only the rows holding a non-zero bit transformed along the last
+    axis) and imaging.irfft2_rows (the last axis only for the rows kept) against
+    scipy.fft.rfft2 / irfft2 (stop 22): 400 images of a non-zero block in zeros, from
+    1 x 1, grids padded beyond the next fast length, all-zero images, rows of -0.0, and
+    every number of rows kept; bit for bit (NaN where scipy has NaN)."""
+    from scipy import fft as sp_fft
+
+    from iovolc.imaging import irfft2_rows, rfft2
+
+    rng = np.random.default_rng(31)
+    for trial in range(400):
+        n0, n1 = int(rng.integers(1, 200)), int(rng.integers(1, 300))
+        x = np.zeros((n0, n1))
+        r0, r1 = sorted(rng.integers(0, n0, 2))
+        c0, c1 = sorted(rng.integers(0, n1, 2))
+        x[r0:r1 + 1, c0:c1 + 1] = rng.normal(size=(r1 - r0 + 1, c1 - c0 + 1))
+        if trial % 9 == 0:
+            x[:] = 0.0
+        if trial % 11 == 0:
+            x[r0] = -0.0
+        if trial % 13 == 0:
+            x[r1, c0] = np.nan
+        shape = (sp_fft.next_fast_len(n0, real=True) + int(rng.integers(0, 3)),
+                 sp_fft.next_fast_len(n1, real=True))
+        want = sp_fft.rfft2(x, shape)
+        got = rfft2(x, shape)
+        g, w = got.view(np.float64), want.view(np.float64)  # real and imaginary parts
+        same = g.view(np.uint64) == w.view(np.uint64)
+        assert (same | (np.isnan(g) & np.isnan(w))).all(), trial
+        product = want * np.conj(want[::-1])
+        k = int(rng.integers(1, shape[0] + 1))
+        want_rows = sp_fft.irfft2(product, shape)[:k]
+        for overwrite in (False, True):
+            got_rows = irfft2_rows(product.copy(), shape, k, overwrite=overwrite)
+            same = got_rows.view(np.uint64) == want_rows.view(np.uint64)
+            assert (same | (np.isnan(got_rows) & np.isnan(want_rows))).all(), trial
+
+
+def test_ncc_is_the_full_transform_ncc_bit_for_bit():
+    """imaging.ncc on the row-skipping transforms against the same correlation on
+    scipy's whole rfft2/irfft2 (stop 22), on a limb fit's canvas (a disc in a few rows
+    of a padded grid) and a coarse one (a small disc in a tall grid)."""
+    from scipy import fft as sp_fft
+
+    from iovolc import compiled, imaging
+
+    def full(image, t):
+        m, n = t.shape
+        shape = tuple(sp_fft.next_fast_len(k, real=True) for k in image.shape)
+        xc = sp_fft.irfft2(sp_fft.rfft2(image, shape)
+                           * np.conj(sp_fft.rfft2(t.astype(float), shape)), shape)
+        n_i, n_j = image.shape[0] - m + 1, image.shape[1] - n + 1
+        out = np.empty((n_i, n_j))
+        compiled._ncc_normalise(np.ascontiguousarray(xc[:n_i, :n_j]), image, m, n,
+                                float(t.mean()), float(np.sum((t - t.mean()) ** 2)), out)
+        return out
+
+    rng = np.random.default_rng(37)
+    for shape, tshape, box in (((144, 448), (128, 432), (20, 118, 30, 400)),
+                               ((871, 256), (66, 218), (400, 446, 100, 146))):
+        for _ in range(4):
+            image = np.zeros(shape)
+            image[box[0]:box[1], box[2]:box[3]] = rng.random((box[1] - box[0], box[3] - box[2]))
+            t = rng.random(tshape)
+            got = imaging.ncc(image, imaging.Template(t))
+            assert np.array_equal(got.view(np.uint64), full(image, t).view(np.uint64))
+
+
+def test_photometry_is_the_numpy_form_bit_for_bit():
+    """shading._photometry (lit pixels from one compiled pass, stop 22) against its numpy
+    form: canvases and 4x4 sub-pixel blocks, cosines with NaN, +-inf, -0.0, exact zeros
+    and values at the 0.02 floor, the exponents of the fits; bit for bit."""
+    from _speed_reference import photometry_numpy
+
+    from iovolc.shading import _photometry
+
+    rng = np.random.default_rng(43)
+    specials = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 0.02, 0.0199, 1.0, 1e-300])
+    for trial in range(200):
+        shape = (int(rng.integers(1, 60)), 16) if trial % 3 == 0 else \
+            (int(rng.integers(1, 80)), int(rng.integers(1, 120)))
+        hit = rng.random(shape) < 0.7
+        cos_i = rng.uniform(-0.4, 1.0, shape)
+        cos_e = rng.uniform(-0.1, 1.0, shape)
+        for a in (cos_i, cos_e):
+            pick = rng.random(shape) < 0.1
+            a[pick] = rng.choice(specials, int(pick.sum()))
+        cos_i[~hit & (rng.random(shape) < 0.5)] = np.nan  # off the disc: NaN, as traced
+        for exps in ((1.0,), (1.0, 0.8, 0.6, 0.0), (0.7, 1.0, 0.5)):
+            got = _photometry(hit, cos_i, cos_e, exps)
+            want = photometry_numpy(hit, cos_i, cos_e, exps)
+            for g, w in zip(got, want, strict=True):
+                assert g.shape == w.shape
+                assert np.array_equal(g.view(np.uint64), w.view(np.uint64)), (trial, exps)
 
 
 def test_ncc_is_skimages_match_template():

@@ -146,6 +146,29 @@ def test_spline_coefficients_on_the_lit_window_are_the_whole_canvas_ones_where_r
     assert not _spline_coefficients(np.zeros((5, 6))).any()
 
 
+def test_stacked_coefficients_are_the_padded_stack_bit_for_bit():
+    """registration._stacked_coefficients (written in place, stop 22) against the form it
+    replaced: each canvas's coefficients reflect-padded by np.pad, stacked with zeros;
+    one or two bands, canvases from 1 x 1 (np.pad's repeated reflection), empty ones."""
+    from iovolc.registration import _spline_coefficients, _stacked, _stacked_coefficients
+
+    rng = np.random.default_rng(29)
+    for trial in range(300):
+        canvases = []
+        for _ in range(int(rng.integers(1, 3))):
+            n0, n1 = int(rng.integers(1, 60)), int(rng.integers(1, 90))
+            c = np.zeros((n0, n1))
+            if trial % 5:
+                a0, a1 = sorted(rng.integers(0, n0, 2))
+                b0, b1 = sorted(rng.integers(0, n1, 2))
+                c[a0:a1 + 1, b0:b1 + 1] = rng.random((a1 - a0 + 1, b1 - b0 + 1))
+            canvases.append(c)
+        want = _stacked([compiled.padded(_spline_coefficients(c)) for c in canvases], 0.0)
+        got = _stacked_coefficients(canvases)
+        assert got.shape == want.shape, trial
+        assert np.array_equal(got.view(np.uint64), want.view(np.uint64)), trial
+
+
 def test_compiled_spline_points_are_scipys_constant_mode():
     rng = np.random.default_rng(16)
     for _ in range(30):
@@ -162,6 +185,31 @@ def test_compiled_spline_points_are_scipys_constant_mode():
                                order=3, mode="constant", prefilter=False).reshape(5, -1)
         assert np.abs(got - want).max() < 1e-14
         assert (got[want == 0] == 0).all()  # outside [0, n - 1]: nothing
+
+
+def test_spline_points_are_the_per_point_spline_bit_for_bit():
+    """spline_points (weights once per run of equal lines, stop 22) against the per-point
+    evaluation it replaced, ``_spline_at``, bit for bit: points row by row as the fit
+    passes them (runs of equal lines), scattered points, the grid's edges and NaN."""
+    rng = np.random.default_rng(41)
+    for trial in range(12):
+        n0, n1 = int(rng.integers(5, 150)), int(rng.integers(5, 450))
+        c = compiled.padded(rng.normal(size=(n0, n1)) * rng.choice([1.0, 1e-4, 1e4]))
+        if trial % 2:
+            shift = rng.uniform(-3, 3, 2)
+            rr = np.repeat(np.arange(-2, n0 + 2) - shift[0], 7)
+            cc = np.tile(rng.uniform(-2, n1 + 1, 7), rr.size // 7) - shift[1]
+        else:
+            rr, cc = rng.uniform(-2, n0 + 1, 1500), rng.uniform(-2, n1 + 1, 1500)
+            rr[:100] = rng.integers(0, n0, 100)
+            cc[100:200] = rng.choice([0.0, n1 - 1.0, 0.5, n1 - 1.5], 100)
+            rr[200:250], rr[250:300], cc[300:310], rr[310:315] = n0 - 1.0, -0.5, np.nan, np.nan
+        got = np.empty((5, rr.size))
+        compiled.spline_points(c, n0, n1, rr, cc, got)
+        offsets = ((0.0, 0.0), (0.5, 0.0), (-0.5, 0.0), (0.0, 0.5), (0.0, -0.5))
+        want = np.array([[compiled._spline_at(c, n0, n1, r + dr, s + ds)
+                          for r, s in zip(rr, cc, strict=True)] for dr, ds in offsets])
+        assert np.array_equal(got.view(np.uint64), want.view(np.uint64)), trial
 
 
 @pytest.mark.parametrize("range_km, line, off, shift", [
