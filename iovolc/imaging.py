@@ -23,7 +23,7 @@ from scipy import fft as sp_fft
 from scipy import ndimage as ndi
 
 from iovolc import compiled, rank_median
-from iovolc.morphology import compact_tophat
+from iovolc.morphology import compact_tophat, fill_and_highpass, usable_values
 from iovolc.morphology import h_maxima as _compiled_h_maxima
 
 
@@ -139,13 +139,21 @@ def hot_pixels(img: np.ndarray, valid: np.ndarray, *, k_sigma: float = 6.0,
     PSF-sized hotspot, small on the disc, its limb and a limb-brightened rim
     (elongated features survive the opening along their own direction).
     """
-    x = np.where(valid & np.isfinite(img), img, np.nan)
-    fill = nanmedian(x) if np.isfinite(x).any() else 0.0
-    x = np.where(np.isfinite(x), x, fill).astype(float)
+    # the unusable pixels filled with the usable ones' median (in the image's dtype, as
+    # np.where fills them), the 4-neighbour high-pass and its |values| at the valid
+    # pixels: one compiled pass each (stop 22; the numpy form in tests/_speed_reference.py)
+    img = np.ascontiguousarray(img)
+    if img.dtype not in (np.float32, np.float64):
+        img = img.astype(float)
+    valid = np.ascontiguousarray(valid, dtype=bool)
+    buf = np.empty(img.size)
+    n = usable_values(img, valid, buf)
+    fill = img.dtype.type(float(compiled._median(buf[:n])) if n else 0.0)
+    x, hp = np.empty(img.shape), np.empty(img.shape)
+    n = fill_and_highpass(img, valid, fill, x, hp, buf)
     # np.min([x - line_opening(x, d, 9) for d in LINE_DIRECTIONS], axis=0), compiled
     tophat = compact_tophat(x, _DIRECTIONS, LINE_OPENING_PX)
-    hp = x - 0.25 * (np.roll(x, 1, 0) + np.roll(x, -1, 0) + np.roll(x, 1, 1) + np.roll(x, -1, 1))
-    sigma = 1.4826 * median(np.abs(hp[valid])) / np.sqrt(1.25) if valid.any() else 0.0
+    sigma = 1.4826 * float(compiled._median(buf[:n])) / np.sqrt(1.25) if n else 0.0
     hot = valid & (tophat > k_sigma * sigma) if sigma > 0 else np.zeros_like(valid)
     return grow(hot, grow_px) if hot.any() else hot
 

@@ -21,12 +21,23 @@ shifted index ``j + k`` made numba emit its negative-index wraparound, which
 kept the loops scalar); and no per-direction image is allocated. Checked
 against the numpy form in ``tests/test_speed_equivalence.py``.
 
+The hot-pixel inputs (:func:`fill_and_highpass`, stop 22) are what
+``imaging.hot_pixels`` computed with numpy around the top-hat: the image with
+every unusable pixel set to the median of the usable ones (in the image's
+dtype, as ``np.where`` with a Python float gives it), the 4-neighbour
+high-pass ``x - 0.25 (((up + down) + left) + right)`` with ``np.roll``'s
+wrap-around, and ``|high-pass|`` at the valid pixels. Only copies, compares
+and the same additions in the same order: the same bits (checked against the
+numpy form in ``tests/test_speed_equivalence.py``).
+
 Nothing here calls another module's kernel (numba's cache notices edits to a
 kernel's own file only; see :mod:`iovolc.compiled`). No fast-math; cached
 beside the module.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 from numba import njit
@@ -191,8 +202,52 @@ def compact_tophat(x, directions, length):
     return out
 
 
+@njit(cache=True, nogil=True, error_model="numpy")
+def usable_values(img, valid, out):
+    """The values of ``img`` at ``valid`` finite pixels, as float64, into ``out``; how
+    many (row-major order)."""
+    n = 0
+    for i in range(img.shape[0]):
+        for j in range(img.shape[1]):
+            v = img[i, j]
+            if valid[i, j] and math.isfinite(v):
+                out[n] = v
+                n += 1
+    return n
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def fill_and_highpass(img, valid, fill, x, hp, abs_valid):
+    """``x``: ``img`` (float64) at valid finite pixels, ``fill`` (already in ``img``'s
+    dtype) elsewhere; ``hp``: its 4-neighbour high-pass with wrap-around; ``abs_valid``:
+    ``|hp|`` at the valid pixels, row-major; returns how many."""
+    n0, n1 = img.shape
+    for i in range(n0):
+        for j in range(n1):
+            v = img[i, j]
+            x[i, j] = v if (valid[i, j] and math.isfinite(v)) else fill
+    n = 0
+    for i in range(n0):
+        up = x[i - 1 if i > 0 else n0 - 1]
+        down = x[i + 1 if i < n0 - 1 else 0]
+        row = x[i]
+        for j in range(n1):
+            left = row[j - 1 if j > 0 else n1 - 1]
+            right = row[j + 1 if j < n1 - 1 else 0]
+            h = row[j] - 0.25 * (((up[j] + down[j]) + left) + right)
+            hp[i, j] = h
+            if valid[i, j]:
+                abs_valid[n] = abs(h)
+                n += 1
+    return n
+
+
 def warm_up() -> None:
     """Compile (or load from the cache) the kernels (see :func:`iovolc.compiled.warm_up`)."""
     x = np.arange(20.0).reshape(4, 5)
     h_maxima(x, 1.0)
     compact_tophat(x, np.array([[0, 1], [1, -1]], np.int64), 3)
+    ok = x > 3
+    for img in (x, x.astype(np.float32)):
+        usable_values(img, ok, np.empty(x.size))
+        fill_and_highpass(img, ok, 1.0, np.empty(x.shape), np.empty(x.shape), np.empty(x.size))

@@ -11,8 +11,8 @@ pairs and the reference hotspots (``placement._references``) in the pandas form 
 had before they moved to arrays (stop 20); the median filter's partial sorts and
 the compact-feature top-hat from shifted views, before stop 21 compiled them
 (``bench/kernels_simd.py`` times them side by side); the shading's Minnaert
-factors (``shading._photometry``) before stop 22 took the lit pixels from one
-compiled pass.
+factors (``shading._photometry``) and the hot-pixel mask (``imaging.hot_pixels``)
+before stop 22 took their inputs from compiled passes.
 """
 
 from __future__ import annotations
@@ -317,3 +317,18 @@ def photometry_numpy(on_disc, cos_i, cos_e, exponents) -> list[np.ndarray]:
         c[lit] = 1.0 if k == 0 else (m0 if k == 1 else m0 ** k * m ** (k - 1.0))
         out.append(c)
     return out
+
+
+def hot_pixels_numpy(img, valid, *, k_sigma: float = 6.0, grow_px: int = 3) -> np.ndarray:
+    """``imaging.hot_pixels`` before stop 22 (numpy fill, roll high-pass and masks)."""
+    from iovolc.imaging import LINE_OPENING_PX, _DIRECTIONS, compact_tophat, grow, median, \
+        nanmedian
+
+    x = np.where(valid & np.isfinite(img), img, np.nan)
+    fill = nanmedian(x) if np.isfinite(x).any() else 0.0
+    x = np.where(np.isfinite(x), x, fill).astype(float)
+    tophat = compact_tophat(x, _DIRECTIONS, LINE_OPENING_PX)
+    hp = x - 0.25 * (np.roll(x, 1, 0) + np.roll(x, -1, 0) + np.roll(x, 1, 1) + np.roll(x, -1, 1))
+    sigma = 1.4826 * median(np.abs(hp[valid])) / np.sqrt(1.25) if valid.any() else 0.0
+    hot = valid & (tophat > k_sigma * sigma) if sigma > 0 else np.zeros_like(valid)
+    return grow(hot, grow_px) if hot.any() else hot
