@@ -1,4 +1,4 @@
-"""The stop-21 kernels against the forms they replaced, side by side in one run.
+"""The stop-21 and stop-22 kernels against the forms they replaced, side by side in one run.
 
 Each pair runs alternately on the same input in this process, ``--repeats``
 rounds; the best round of each is printed with the ratio, and each pair's
@@ -19,11 +19,24 @@ outputs are compared bit for bit (a mismatch stops the bench):
   block grid to a 128 x 432 strip;
 * the 15 x 15 median filter (``imaging.median_filter_nearest``) against the
   partial sorts of each window's ranks it replaced
-  (``tests/_speed_reference.py``), on a 128 x 216 and a 128 x 432 strip.
+  (``tests/_speed_reference.py``), on a 128 x 216 and a 128 x 432 strip;
+
+and from stop 22:
+
+* the cubic spline prefilter (``separable.spline_filter_cubic``) against
+  ``scipy.ndimage.spline_filter(order=3, mode="constant")``, on a limb fit's
+  canvas window (150 x 460) and a distant disc's (80 x 80);
+* the limb fit's spline values (``compiled.spline_points``) against the
+  per-point evaluation it replaced, on a fit's points (row by row);
+* the NCC (``imaging.ncc``, transforms that skip zero rows and unused output
+  rows) against scipy's whole ``rfft2``/``irfft2``, on a fine-fit canvas
+  (144 x 448, the disc in 98 rows) and a coarse one (871 x 256, 46 rows);
+* the Minnaert factors (``shading._photometry``) and the hot-pixel mask
+  (``imaging.hot_pixels``) against their numpy forms.
 
 Not the whole chain: ``bench/science_chain.py`` measures that.
 
-Run: ``uv run python bench/kernels_simd.py [--repeats 5]`` (~30 s).
+Run: ``uv run python bench/kernels_simd.py [--repeats 5]`` (~40 s).
 """
 
 from __future__ import annotations
@@ -40,14 +53,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import _raytrace_scalar as scalar  # noqa: E402
 import _speed_reference as ref  # noqa: E402
 from _synthetic import _scene, _state  # noqa: E402
-from scipy.ndimage import gaussian_filter  # noqa: E402
+from scipy.ndimage import (
+    gaussian_filter,  # noqa: E402
+    spline_filter,  # noqa: E402
+)
 from scipy.ndimage import zoom as scipy_zoom  # noqa: E402
 
-from iovolc import raytrace  # noqa: E402
+from iovolc import compiled, raytrace  # noqa: E402
 from iovolc.geometry import _camera_constants, _trace_constants  # noqa: E402
-from iovolc.imaging import LINE_DIRECTIONS, median_filter_nearest  # noqa: E402
+from iovolc.imaging import LINE_DIRECTIONS, Template, hot_pixels, median_filter_nearest, ncc  # noqa: E402,E501
 from iovolc.morphology import compact_tophat  # noqa: E402
-from iovolc.separable import gaussian_blur_constant, zoom_linear_nearest  # noqa: E402
+from iovolc.separable import (  # noqa: E402
+    gaussian_blur_constant,
+    spline_filter_cubic,
+    zoom_linear_nearest,
+)
+from iovolc.shading import _photometry  # noqa: E402
 
 
 def _best(fn, repeats: int, inner: int) -> float:
@@ -161,7 +182,55 @@ def main(argv=None) -> int:
               lambda img=img: (ref.median_filter_partition(img, 15),),
               lambda img=img: (median_filter_nearest(img, 15),), repeats=r, inner=5,
               unit="ms")
+    _stop_22(rng, r, state)
     return 0
+
+
+def _stop_22(rng, r: int, state) -> None:
+    for shape in ((150, 460), (80, 80)):
+        canvas = np.zeros(shape)
+        canvas[10:-10, 10:-10] = rng.random((shape[0] - 20, shape[1] - 20))
+        _pair(f"spline prefilter {shape[0]}x{shape[1]}",
+              lambda c=canvas: (spline_filter(c, order=3, mode="constant"),),
+              lambda c=canvas: (spline_filter_cubic(c),), repeats=r, inner=20, unit="us")
+    n0, n1 = 144, 448
+    coeffs = compiled.padded(rng.random((n0, n1)))
+    rr = np.repeat(np.arange(10, 130) + 0.37, 60)  # row by row, as the fit passes them
+    cc = np.tile(np.linspace(40, 400, 60), 120) - 0.21
+    per_point = ref.spline_points_per_point()
+
+    def points(fn):
+        def run():
+            out = np.empty((5, rr.size))
+            fn(coeffs, n0, n1, rr, cc, out)
+            return (out,)
+        return run
+
+    _pair("limb-fit spline values (per point)", points(per_point),
+          points(compiled.spline_points), repeats=r, inner=20, unit="ns", per=rr.size)
+    for shape, tshape, box in (((144, 448), (128, 432), (20, 118, 30, 400)),
+                               ((871, 256), (66, 218), (400, 446, 100, 146))):
+        image = np.zeros(shape)
+        image[box[0]:box[1], box[2]:box[3]] = rng.random((box[1] - box[0], box[3] - box[2]))
+        t = rng.random(tshape)
+        _pair(f"NCC {shape[0]}x{shape[1]}, template {tshape[0]}x{tshape[1]}",
+              lambda image=image, t=t: (ref.ncc_full_transform(image, t),),
+              lambda image=image, t=t: (ncc(image, Template(t)),), repeats=r, inner=10,
+              unit="ms")
+    ll, ss = np.mgrid[0:144, 0:213]
+    from iovolc.geometry import disc_cosines
+
+    hit, cos_i, cos_e = disc_cosines(state, "M", ll, ss)
+    exps = (1.0, 0.8, 0.6, 0.0)
+    _pair("Minnaert factors 144x213, 4 k",
+          lambda: tuple(ref.photometry_numpy(hit, cos_i, cos_e, exps)),
+          lambda: tuple(_photometry(hit, cos_i, cos_e, exps)), repeats=r, inner=20, unit="us")
+    strip = (_scene(rng, 128, 432) + rng.normal(size=(128, 432))).astype(np.float32)
+    for _ in range(6):
+        strip[rng.integers(0, 128), rng.integers(0, 432)] += 200.0
+    valid = rng.random(strip.shape) > 0.05
+    _pair("hot-pixel mask 128x432", lambda: (ref.hot_pixels_numpy(strip, valid),),
+          lambda: (hot_pixels(strip, valid),), repeats=r, inner=20, unit="us")
 
 
 if __name__ == "__main__":

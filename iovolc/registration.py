@@ -402,8 +402,7 @@ def register_frame(
     band0 = next(iter(strips))
     sigma_px, peak, n_limb = float("nan"), 0.0, 0
     templates: dict = {}
-    jac = _jacobian(state, band0, along, cross)
-    for _ in range(4):
+    for _ in range(4):  # (the Jacobian is taken in the loop: at least one pass runs)
         fine = _fine_fit(strips, state, along=along, cross=cross, search_px=fine_search_px,
                          psf_sigma_px=psf_sigma_px, templates=templates)
         if fine is None:

@@ -331,3 +331,40 @@ def hot_pixels_numpy(img, valid, *, k_sigma: float = 6.0, grow_px: int = 3) -> n
     sigma = 1.4826 * median(np.abs(hp[valid])) / np.sqrt(1.25) if valid.any() else 0.0
     hot = valid & (tophat > k_sigma * sigma) if sigma > 0 else np.zeros_like(valid)
     return grow(hot, grow_px) if hot.any() else hot
+
+
+def spline_points_per_point():
+    """``compiled.spline_points`` before stop 22: each of the five values per point from
+    ``_spline_at`` (its own weights for both coordinates), compiled as it was."""
+    from numba import njit
+
+    from iovolc.compiled import _spline_at
+
+    @njit(nogil=True, error_model="numpy")
+    def run(coeffs, n0, n1, rr, cc, out):
+        for i in range(rr.size):
+            r, s = rr[i], cc[i]
+            out[0, i] = _spline_at(coeffs, n0, n1, r, s)
+            out[1, i] = _spline_at(coeffs, n0, n1, r + 0.5, s)
+            out[2, i] = _spline_at(coeffs, n0, n1, r - 0.5, s)
+            out[3, i] = _spline_at(coeffs, n0, n1, r, s + 0.5)
+            out[4, i] = _spline_at(coeffs, n0, n1, r, s - 0.5)
+
+    return run
+
+
+def ncc_full_transform(image, t):
+    """``imaging.ncc`` before stop 22: scipy's whole rfft2 / irfft2 (every row)."""
+    from scipy import fft as sp_fft
+
+    from iovolc import compiled
+
+    m, n = t.shape
+    shape = tuple(sp_fft.next_fast_len(k, real=True) for k in image.shape)
+    xc = sp_fft.irfft2(sp_fft.rfft2(image, shape)
+                       * np.conj(sp_fft.rfft2(t.astype(float), shape)), shape)
+    n_i, n_j = image.shape[0] - m + 1, image.shape[1] - n + 1
+    out = np.empty((n_i, n_j))
+    compiled._ncc_normalise(np.ascontiguousarray(xc[:n_i, :n_j]), image, m, n,
+                            float(t.mean()), float(np.sum((t - t.mean()) ** 2)), out)
+    return out
