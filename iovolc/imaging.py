@@ -53,9 +53,10 @@ def rfft2(x: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     a non-zero bit are transformed here; the others take that zero row's transform.
     A predicted disc fills a few rows of its canvas; a template, the top of its padded
     grid."""
-    x = np.ascontiguousarray(x, dtype=float)
-    if x.ndim != 2 or x.shape[0] > shape[0]:  # scipy would crop: its own way
-        return sp_fft.rfft2(x, shape)
+    x = np.asarray(x)
+    if x.dtype != np.float64 or x.ndim != 2 or x.shape[0] > shape[0]:
+        return sp_fft.rfft2(x, shape)  # another precision, or rows to crop: scipy's own way
+    x = np.ascontiguousarray(x)
     rows = np.flatnonzero(x.view(np.uint64).any(axis=1))
     half = np.empty((shape[0], shape[1] // 2 + 1), dtype=complex)
     half[...] = _zero_row_spectrum(shape[1])
@@ -77,11 +78,13 @@ def irfft2_rows(spectrum: np.ndarray, shape: tuple[int, int], n_rows: int, *,
     transforms the first axis (unscaled), then the last, scaling by ``1 / (n0 n1)`` in
     that last pass; only the rows kept take the last pass here. The scale is scipy's
     (``1 / N`` in long double on some builds, in double on others): where the two
-    differ, the whole transform runs as scipy's. ``overwrite``: ``spectrum`` may be
+    differ, the whole transform runs as scipy's, as it does for a spectrum that is not
+    complex128 of shape ``(n0, n1 // 2 + 1)``. ``overwrite``: ``spectrum`` may be
     overwritten (a temporary)."""
     n = shape[0] * shape[1]
     scale = 1.0 / n
-    if scale != float(np.longdouble(1) / np.longdouble(n)):
+    if (spectrum.dtype != np.complex128 or spectrum.shape != (shape[0], shape[1] // 2 + 1)
+            or scale != float(np.longdouble(1) / np.longdouble(n))):
         return sp_fft.irfft2(spectrum, shape)[:n_rows]
     cols = sp_fft.ifft(spectrum, axis=0, norm="forward", overwrite_x=overwrite)
     out = sp_fft.irfft(cols[:n_rows], n=shape[1], axis=1, norm="forward")
@@ -142,15 +145,19 @@ def hot_pixels(img: np.ndarray, valid: np.ndarray, *, k_sigma: float = 6.0,
     # the unusable pixels filled with the usable ones' median (in the image's dtype, as
     # np.where fills them), the 4-neighbour high-pass and its |values| at the valid
     # pixels: one compiled pass each (stop 22; the numpy form in tests/_speed_reference.py)
-    img = np.ascontiguousarray(img)
-    if img.dtype not in (np.float32, np.float64):
-        img = img.astype(float)
+    img = np.asarray(img)
+    # np.where(..., img, np.nan) keeps a float image's dtype (the fill is rounded to it)
+    # and makes any other float64; the kernels read a native float32 or float64 copy
+    # that holds the same values (a long double's rounded, as .astype(float) did)
+    fill_type = img.dtype.newbyteorder("=").type if img.dtype.kind == "f" else np.float64
+    work = np.ascontiguousarray(
+        img, dtype=np.float32 if img.dtype.kind == "f" and img.dtype.itemsize <= 4 else float)
     valid = np.ascontiguousarray(valid, dtype=bool)
     buf = np.empty(img.size)
-    n = usable_values(img, valid, buf)
-    fill = img.dtype.type(float(compiled._median(buf[:n])) if n else 0.0)
+    n = usable_values(work, valid, buf)
+    fill = float(fill_type(float(compiled._median(buf[:n])) if n else 0.0))
     x, hp = np.empty(img.shape), np.empty(img.shape)
-    n = fill_and_highpass(img, valid, fill, x, hp, buf)
+    n = fill_and_highpass(work, valid, fill, x, hp, buf)
     # np.min([x - line_opening(x, d, 9) for d in LINE_DIRECTIONS], axis=0), compiled
     tophat = compact_tophat(x, _DIRECTIONS, LINE_OPENING_PX)
     sigma = 1.4826 * float(compiled._median(buf[:n])) / np.sqrt(1.25) if n else 0.0

@@ -18,6 +18,8 @@ Each re-placed frame is extracted again (``reextract``).
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import pandas as pd
 
@@ -129,36 +131,35 @@ def constellation_references(detections: pd.DataFrame) -> pd.DataFrame:
     return _references(*_limb_members(detections))
 
 
-def _hotspot_fit(f, detections: pd.DataFrame, references: pd.DataFrame):
+class _Detections(NamedTuple):
+    """The columns of a frame's detections that :func:`_hotspot_fit_arrays` reads (the
+    index labels, then the table's columns of these names)."""
+
+    index: np.ndarray
+    snr: np.ndarray
+    band: np.ndarray
+    line: np.ndarray
+    sample: np.ndarray
+    pixel_scale_km: np.ndarray
+
+    @classmethod
+    def of(cls, det: pd.DataFrame) -> _Detections:
+        return cls(det.index.to_numpy(), *(det[k].to_numpy() for k in cls._fields[1:]))
+
+    def rows(self, rows) -> _Detections:
+        return _Detections(*(c[rows] for c in self))
+
+
+def _hotspot_fit_arrays(f, mine: _Detections, references):
     """One frame's hotspots against reference hotspots: ``(fit | None, recon state)``.
 
+    ``mine``: the frame's detections; ``references``: ``(lat_deg, lon_west_deg,
+    sigma_km)`` arrays (stop 22: no table per frame, see :func:`_reference_arrays`).
     ``fit`` is the pixel shift (observed - predicted on the frame's current
     pointing) with the most support (:func:`iovolc.pointing.fit_constellation`).
     ``(None, None)`` when the frame has no confident hotspot or there is no
     reference: no state is computed for nothing to match.
     """
-    mine = detections["product_id"].to_numpy() == f["product_id"]
-    refs = tuple(references[k].to_numpy(float) for k in _REF_COLUMNS)
-    return _hotspot_fit_arrays(f, _Detections.of(detections, mine), refs)
-
-
-class _Detections:
-    """The columns of a frame's detections that :func:`_hotspot_fit_arrays` reads."""
-
-    def __init__(self, index, snr, band, line, sample, pixel_scale_km):
-        self.index, self.snr, self.band = index, snr, band
-        self.line, self.sample, self.pixel_scale_km = line, sample, pixel_scale_km
-
-    @classmethod
-    def of(cls, det: pd.DataFrame, rows=None) -> _Detections:
-        cols = [det.index.to_numpy(), *(det[k].to_numpy() for k in
-                                        ("snr", "band", "line", "sample", "pixel_scale_km"))]
-        return cls(*(c if rows is None else c[rows] for c in cols))
-
-
-def _hotspot_fit_arrays(f, mine: _Detections, references):
-    """:func:`_hotspot_fit` on one frame's detections and the references as arrays
-    ``(lat_deg, lon_west_deg, sigma_km)`` (stop 22: no table per frame)."""
     ref_lat, ref_lon, ref_sigma_km = references
     conf = mine.snr >= CONSTELLATION_MIN_SNR
     if not conf.any() or not len(ref_lat):
@@ -192,17 +193,13 @@ def _hotspot_fit_arrays(f, mine: _Detections, references):
     return fit_shift_arrays(o, np.concatenate(tol), np.concatenate(det)), recon
 
 
-def _by_product(detections: pd.DataFrame) -> dict:
-    """Each frame's detections (rows in table order), for :func:`_hotspot_fit`."""
-    return dict(tuple(detections.groupby("product_id", sort=False)))
-
-
 def _by_product_arrays(detections: pd.DataFrame) -> dict[str, _Detections]:
-    """:func:`_by_product` as each frame's :class:`_Detections` (the columns taken once)."""
+    """Each frame's detections (rows in table order) as :class:`_Detections`, the columns
+    taken once."""
     if detections.empty:
         return {}
     every = _Detections.of(detections)
-    return {pid: _Detections(*(v[rows] for v in vars(every).values()))
+    return {pid: every.rows(rows)
             for pid, rows in detections.groupby("product_id", sort=False).indices.items()}
 
 
@@ -233,11 +230,10 @@ def constellation_updates(frames: pd.DataFrame, detections: pd.DataFrame,
     # a frame without hotspots has nothing to match (most frames of a backfill: Jupiter)
     have = set(detections.loc[detections["snr"] >= CONSTELLATION_MIN_SNR, "product_id"])
     todo = frames[(frames["pointing_method"] == "pass") & frames["product_id"].isin(list(have))]
-    own = _by_product_arrays(detections)
-    none = _Detections.of(detections.iloc[:0])
+    own = _by_product_arrays(detections)  # every frame of todo has detections
     refs = tuple(references[k].to_numpy(float) for k in _REF_COLUMNS)
     for _, f in todo.iterrows():
-        fit, recon = _hotspot_fit_arrays(f, own.get(f["product_id"], none), refs)
+        fit, recon = _hotspot_fit_arrays(f, own[f["product_id"]], refs)
         # worth it only if it pins the frame down better than the pass does
         if fit is None or not fit.sigma_px <= CONSTELLATION_GAIN * float(f["pointing_sigma_px"]):
             continue

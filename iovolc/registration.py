@@ -346,7 +346,9 @@ def _stacked_coefficients(canvases: list[np.ndarray]) -> np.ndarray:
                     max(c.shape[1] for c in canvases) + 2 * pad))
     for b, canvas in enumerate(canvases):
         n0, n1 = canvas.shape
-        if n0 <= pad or n1 <= pad:  # np.pad's reflection repeats on so small a canvas
+        if n0 <= pad or n1 <= pad or canvas.dtype != np.float64:
+            # np.pad's reflection repeats on so small a canvas; another dtype rounds the
+            # coefficients to it first: the form this replaced, as it was
             out[b, :n0 + 2 * pad, :n1 + 2 * pad] = compiled.padded(_spline_coefficients(canvas))
             continue
         slot = out[b, :n0 + 2 * pad, :n1 + 2 * pad]

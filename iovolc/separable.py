@@ -170,6 +170,8 @@ _CUBIC_POLE = -0.267949192431122706472553658494127633
 def spline_filter_cubic(x: np.ndarray) -> np.ndarray:
     """``scipy.ndimage.spline_filter(x, order=3, mode="constant")`` of a 2-D array, exactly
     (float64 out)."""
+    if np.iscomplexobj(x):
+        raise TypeError("spline_filter_cubic: real input only")
     out = np.array(x, dtype=float, order="C")
     if out.ndim != 2:
         raise ValueError(f"spline_filter_cubic: a 2-D array, not {out.ndim}-D")

@@ -25,6 +25,11 @@ def _photometry(on_disc, cos_i, cos_e, exponents) -> list[np.ndarray]:
     The lit pixels and their ``mu0``, ``mu`` come from one compiled pass
     (:func:`iovolc.raytrace.lit_factors`, numpy's ``nan_to_num`` and ``clip`` values);
     the powers stay numpy's (its ``pow`` may be a SIMD one, not libm's)."""
+    if not np.shape(on_disc) == np.shape(cos_i) == np.shape(cos_e):
+        raise ValueError(f"_photometry: shapes {np.shape(on_disc)}, {np.shape(cos_i)}, "
+                         f"{np.shape(cos_e)} differ")
+    if np.asarray(cos_i).dtype != np.float64 or np.asarray(cos_e).dtype != np.float64:
+        raise TypeError("_photometry: the cosines must be float64 (the ray tracing's)")
     hit = np.ascontiguousarray(on_disc, dtype=bool).reshape(-1)
     lit = np.empty(hit.size, dtype=bool)
     m0, m = np.empty(hit.size), np.empty(hit.size)

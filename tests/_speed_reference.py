@@ -6,7 +6,7 @@ and loop (``registration._lsq_step`` and ``_fine_fit``'s loop before they were
 compiled into ``iovolc.compiled.fit_shift``), the background's sigma-clipped
 local mean (``extract._clipped_local_mean``) and the constellation fit
 (``pointing.fit_constellation``'s choice of shift) before their loops were
-vectorised; the constellation fit's pair selection and ``placement._hotspot_fit``'s
+vectorised; the constellation fit's pair selection and ``placement._hotspot_fit_arrays``'
 pairs and the reference hotspots (``placement._references``) in the pandas form they
 had before they moved to arrays (stop 20); the median filter's partial sorts and
 the compact-feature top-hat from shifted views, before stop 21 compiled them
@@ -197,7 +197,7 @@ def fit_constellation_pandas(pairs: pd.DataFrame, best: int, *, min_matches: int
 
 def hotspot_pairs_pandas(f, detections: pd.DataFrame, references: pd.DataFrame, state,
                          min_snr: float = 8.0) -> pd.DataFrame:
-    """``placement._hotspot_fit``'s candidate pairs as the pandas loop built them."""
+    """``placement._hotspot_fit_arrays``' candidate pairs as the pandas loop built them."""
     from iovolc import jiram
     from iovolc.geometry import surface_point
 

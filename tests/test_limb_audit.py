@@ -75,9 +75,9 @@ def test_no_row_placed_far_from_its_source(run_and_truth):
 
 
 def test_hotspot_fit_is_the_pandas_loop(run_and_truth):
-    """``_references`` and ``_hotspot_fit`` on arrays (stop 20) give the reference hotspots
-    and the fit the pandas forms gave, bit for bit: every frame of the pass against the
-    references with and without its own hotspots."""
+    """The reference hotspots and each frame's fit on arrays (stop 20; the columns taken
+    once per pass, stop 22) are what the pandas forms gave, bit for bit: every frame of
+    the pass against the references with and without its own hotspots."""
     run, _, out = run_and_truth
     urls, _ = discover_products(str(out / "archive"))
     kset = kernel_set_for(read_jiram_product(urls[0]), kernel_root=str(out / "kernels"),
@@ -89,25 +89,25 @@ def test_hotspot_fit_is_the_pandas_loop(run_and_truth):
     n_fits = 0
     with kset:
         for _, f in run.frames.iterrows():
-            mine = det[det["product_id"] == f["product_id"]]
+            mine_df = det[det["product_id"] == f["product_id"]]
+            mine = placement._Detections.of(mine_df)
+            if f["product_id"] in own:  # the per-pass grouping: the same rows, in order
+                for a, b in zip(own[f["product_id"]], mine, strict=True):
+                    assert np.array_equal(a, b)
             for without in (None, f["product_id"]):
                 refs = placement._references(cl, members, without=without)
                 pd.testing.assert_frame_equal(
                     refs, ref.references_pandas(cl, members, without=without),
                     check_exact=True)
-                fit, recon = placement._hotspot_fit(f, mine, refs)
-                # the per-pass arrays (stop 22) give the same fit, bit for bit
                 arrays = placement._reference_arrays(clusters, without=without)
                 for a, k in zip(arrays, ("lat_deg", "lon_west_deg", "sigma_km"), strict=True):
                     assert np.array_equal(a, refs[k].to_numpy(float))
-                if f["product_id"] in own:
-                    fit2, _ = placement._hotspot_fit_arrays(f, own[f["product_id"]], arrays)
-                    assert fit2 == fit
+                fit, recon = placement._hotspot_fit_arrays(f, mine, arrays)
                 if recon is None:  # nothing to match: no state computed
                     recon = FrameState.from_spice(f["et_mid"], bands=tuple(f["bands"]))
                     assert fit is None
                 pairs = ref.hotspot_pairs_pandas(
-                    f, mine, refs, recon.corrected(f["along_rad"], f["cross_rad"]))
+                    f, mine_df, refs, recon.corrected(f["along_rad"], f["cross_rad"]))
                 if pairs.empty:
                     assert fit is None
                     continue

@@ -1,0 +1,197 @@
+"""Stop 22's faster forms give the same bits as what they replaced (issue 11).
+
+The cubic spline prefilter and the row-skipping transforms against scipy; the
+NCC, the Minnaert factors and the hot-pixel mask against the forms they
+replaced (``tests/_speed_reference.py``). The limb fit's spline values and its
+stacked coefficients are checked in ``tests/test_speed_kernels.py``, the limb
+audit's arrays in ``tests/test_limb_audit.py``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from _speed_reference import hot_pixels_numpy, ncc_full_transform, photometry_numpy
+from scipy import fft as sp_fft
+from scipy.ndimage import spline_filter
+
+from iovolc import compiled, imaging
+from iovolc.imaging import hot_pixels, irfft2_rows, nanmedian, rfft2
+from iovolc.morphology import fill_and_highpass, usable_values
+from iovolc.separable import spline_filter_cubic
+from iovolc.shading import _photometry
+
+_NON_FINITE = np.array([np.nan, np.inf, -np.inf])
+
+
+def _same_bits(got: np.ndarray, want: np.ndarray) -> bool:
+    """The same shape and bits, NaN where the other has NaN (any NaN's bits)."""
+    g, w = np.asarray(got), np.asarray(want)
+    if g.shape != w.shape or g.dtype != w.dtype:
+        return False
+    if np.iscomplexobj(g):
+        g, w = g.view(g.real.dtype), w.view(w.real.dtype)
+    uint = {2: np.uint16, 4: np.uint32, 8: np.uint64}[g.dtype.itemsize]
+    return bool(((g.view(uint) == w.view(uint)) | (np.isnan(g) & np.isnan(w))).all())
+
+
+def _sprinkle(rng, x: np.ndarray, fraction: float) -> None:
+    """Set a fraction of ``x`` to NaN, +inf and -inf, mixed."""
+    pick = rng.random(x.shape) < fraction
+    x[pick] = rng.choice(_NON_FINITE, int(pick.sum()))
+
+
+def test_compiled_spline_prefilter_is_scipys_bit_for_bit():
+    """separable.spline_filter_cubic (the limb fit's canvas coefficients) against
+    scipy.ndimage.spline_filter(order=3, mode="constant"): 400 random shapes, 1 x 1,
+    one row and one column among them (an axis of one value is left alone), past the
+    8-row blocks of axis 1; scales from 1e-3 to 1e5, the canvases' zeros, NaN/inf
+    mixed, float32 input and a window view; bit for bit (NaN where scipy has NaN)."""
+    rng = np.random.default_rng(23)
+    shapes = [(1, 1), (1, 7), (9, 1), (2, 2)]
+    for trial in range(400):
+        shape = shapes[trial] if trial < len(shapes) else \
+            (int(rng.integers(1, 70)), int(rng.integers(1, 90)))
+        x = rng.normal(size=shape) * rng.choice([1.0, 1e-3, 1e5])
+        x[rng.random(shape) < 0.3] = 0.0
+        if trial % 10 == 0:
+            _sprinkle(rng, x, 0.03)
+        if trial % 7 == 0:
+            x = x.astype(np.float32)
+        got = spline_filter_cubic(x)
+        want = spline_filter(x, order=3, mode="constant")
+        assert got.dtype == want.dtype == np.float64
+        assert _same_bits(got, want), (shape, trial)
+    canvas = np.zeros((160, 470))
+    canvas[20:140, 30:400] = rng.random((120, 370))
+    view = canvas[3:150, 12:460]
+    assert _same_bits(spline_filter_cubic(view), spline_filter(view, order=3, mode="constant"))
+    with pytest.raises(TypeError):
+        spline_filter_cubic(np.ones((3, 3), complex))
+
+
+def test_row_skipping_transforms_are_scipys_bit_for_bit():
+    """imaging.rfft2 (only the rows holding a non-zero bit transformed along the last
+    axis) and imaging.irfft2_rows (the last axis only for the rows kept) against
+    scipy.fft.rfft2 / irfft2 (stop 22): 400 images of a non-zero block in zeros, 1 x 1,
+    one row and one column among them, grids padded beyond the next fast length on
+    both axes, all-zero images, rows of -0.0, every number of rows kept; and the
+    inputs each hands to scipy whole (float32, more rows than the grid, a spectrum
+    of another shape or precision). Bit for bit (NaN where scipy has NaN)."""
+    rng = np.random.default_rng(31)
+    shapes = [(1, 1), (1, 9), (7, 1), (2, 2)]
+    for trial in range(400):
+        n0, n1 = shapes[trial] if trial < len(shapes) else \
+            (int(rng.integers(1, 200)), int(rng.integers(1, 300)))
+        x = np.zeros((n0, n1))
+        r0, r1 = sorted(rng.integers(0, n0, 2))
+        c0, c1 = sorted(rng.integers(0, n1, 2))
+        x[r0:r1 + 1, c0:c1 + 1] = rng.normal(size=(r1 - r0 + 1, c1 - c0 + 1))
+        if trial % 9 == 0:
+            x[:] = 0.0
+        if trial % 11 == 0:
+            x[r0] = -0.0
+        if trial % 13 == 0:
+            x[r1, c0] = np.nan
+        shape = (sp_fft.next_fast_len(n0, real=True) + int(rng.integers(0, 3)),
+                 sp_fft.next_fast_len(n1, real=True) + int(rng.integers(0, 3)))
+        want = sp_fft.rfft2(x, shape)
+        assert _same_bits(rfft2(x, shape), want), trial
+        product = want * np.conj(want[::-1])
+        k = int(rng.integers(1, shape[0] + 1))
+        want_rows = sp_fft.irfft2(product, shape)[:k]
+        for overwrite in (False, True):
+            got_rows = irfft2_rows(product.copy(), shape, k, overwrite=overwrite)
+            assert _same_bits(got_rows, want_rows), trial
+    # what goes to scipy whole: the same as scipy's, whatever it is
+    x = rng.random((12, 10))
+    for img, shape in ((x.astype(np.float32), (12, 10)), (x, (8, 10)), (x, (12, 7))):
+        assert _same_bits(rfft2(img, shape), sp_fft.rfft2(img, shape))
+    spec = sp_fft.rfft2(x, (12, 10))
+    for s, shape in ((spec, (9, 10)), (spec.astype(np.complex64), (12, 10))):
+        assert _same_bits(irfft2_rows(s, shape, 5), sp_fft.irfft2(s, shape)[:5])
+
+
+def test_ncc_is_the_full_transform_ncc_bit_for_bit():
+    """imaging.ncc on the row-skipping transforms against the same correlation on
+    scipy's whole rfft2/irfft2 (stop 22), on a limb fit's canvas (a disc in a few rows
+    of a padded grid) and a coarse one (a small disc in a tall grid)."""
+    rng = np.random.default_rng(37)
+    for shape, tshape, box in (((144, 448), (128, 432), (20, 118, 30, 400)),
+                               ((871, 256), (66, 218), (400, 446, 100, 146))):
+        for _ in range(4):
+            image = np.zeros(shape)
+            image[box[0]:box[1], box[2]:box[3]] = rng.random((box[1] - box[0], box[3] - box[2]))
+            t = rng.random(tshape)
+            assert _same_bits(imaging.ncc(image, imaging.Template(t)),
+                              ncc_full_transform(image, t))
+
+
+def test_photometry_is_the_numpy_form_bit_for_bit():
+    """shading._photometry (lit pixels from one compiled pass, stop 22) against its numpy
+    form: canvases and 4x4 sub-pixel blocks, cosines with NaN, +-inf, -0.0, exact zeros
+    and values at the 0.02 floor, the exponents of the fits; bit for bit. Cosines of
+    another shape or precision are refused (the numpy form computed them otherwise)."""
+    rng = np.random.default_rng(43)
+    specials = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 0.02, 0.0199, 1.0, 1e-300])
+    for trial in range(200):
+        shape = (int(rng.integers(1, 60)), 16) if trial % 3 == 0 else \
+            (int(rng.integers(1, 80)), int(rng.integers(1, 120)))
+        hit = rng.random(shape) < 0.7
+        cos_i = rng.uniform(-0.4, 1.0, shape)
+        cos_e = rng.uniform(-0.1, 1.0, shape)
+        for a in (cos_i, cos_e):
+            pick = rng.random(shape) < 0.1
+            a[pick] = rng.choice(specials, int(pick.sum()))
+        cos_i[~hit & (rng.random(shape) < 0.5)] = np.nan  # off the disc: NaN, as traced
+        for exps in ((1.0,), (1.0, 0.8, 0.6, 0.0), (0.7, 1.0, 0.5)):
+            got = _photometry(hit, cos_i, cos_e, exps)
+            want = photometry_numpy(hit, cos_i, cos_e, exps)
+            for g, w in zip(got, want, strict=True):
+                assert _same_bits(g, w), (trial, exps)
+    hit = np.ones((3, 4), bool)
+    with pytest.raises(ValueError):
+        _photometry(hit, np.ones((3, 4)), np.ones((3, 3)), (1.0,))
+    with pytest.raises(TypeError):
+        _photometry(hit, np.ones((3, 4), np.float32), np.ones((3, 4)), (1.0,))
+
+
+@pytest.mark.parametrize("dtype", ["<f8", "<f4", ">f4", "<f2", "<i2"])
+def test_hot_pixels_are_the_numpy_form(dtype):
+    """imaging.hot_pixels (fill and high-pass compiled, stop 22) against its numpy form:
+    strips with hotspots, NaN/inf mixed, invalid pixels, all or none valid, one-row
+    and one-column strips, in float64, float32 (either byte order), float16 and int16;
+    the same mask. The fill (rounded to the image's dtype, as np.where rounded it) and
+    the high-pass are compared bit for bit with the numpy steps."""
+    rng = np.random.default_rng(47)
+    shapes = [(1, 30), (25, 1), (1, 1)]
+    for trial in range(60):
+        shape = shapes[trial] if trial < len(shapes) else \
+            (int(rng.integers(1, 40)), int(rng.integers(1, 90))) if trial % 4 == 0 \
+            else (128, 432)
+        img = rng.normal(100.0, 3.0, shape)
+        for _ in range(int(rng.integers(0, 8))):  # hotspots
+            img[rng.integers(0, shape[0]), rng.integers(0, shape[1])] += rng.uniform(30, 500)
+        if dtype[1] == "f":
+            _sprinkle(rng, img, 0.01)
+        valid = rng.random(shape) > (0.0 if trial % 7 == 0 else 0.1)
+        if trial % 11 == 0:
+            valid[:] = False
+        img = img.astype(dtype)
+        assert np.array_equal(hot_pixels(img, valid), hot_pixels_numpy(img, valid)), trial
+        # the numpy steps the kernels replaced, bit for bit
+        x_np = np.where(valid & np.isfinite(img), img, np.nan)
+        fill_np = nanmedian(x_np) if np.isfinite(x_np).any() else 0.0
+        x_np = np.where(np.isfinite(x_np), x_np, fill_np).astype(float)
+        hp_np = x_np - 0.25 * (np.roll(x_np, 1, 0) + np.roll(x_np, -1, 0)
+                               + np.roll(x_np, 1, 1) + np.roll(x_np, -1, 1))
+        work = np.ascontiguousarray(img, dtype=np.float32 if img.dtype.kind == "f"
+                                    and img.dtype.itemsize <= 4 else float)
+        fill_type = img.dtype.newbyteorder("=").type if img.dtype.kind == "f" else np.float64
+        buf = np.empty(img.size)
+        n = usable_values(work, valid, buf)
+        fill = float(fill_type(float(compiled._median(buf[:n])) if n else 0.0))
+        x, hp = np.empty(shape), np.empty(shape)
+        m = fill_and_highpass(work, valid, fill, x, hp, buf)
+        assert _same_bits(x, x_np) and _same_bits(hp, hp_np), trial
+        assert np.array_equal(np.sort(buf[:m]), np.sort(np.abs(hp_np[valid])))
