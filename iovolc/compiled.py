@@ -377,25 +377,10 @@ def padded(coeffs: np.ndarray) -> np.ndarray:
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _spline_at(c, n0, n1, r, s):
-    """The spline of padded coefficients ``c`` (canvas ``n0`` x ``n1``) at (r, s)."""
-    if not (r >= 0.0 and r <= n0 - 1 and s >= 0.0 and s <= n1 - 1):
-        return 0.0
-    i, a0, a1, a2, a3 = _weights(r)
-    j, b0, b1, b2, b3 = _weights(s)
-    i += PAD
-    j += PAD
-    out = 0.0
-    for di, a in ((0, a0), (1, a1), (2, a2), (3, a3)):
-        row = i + di
-        out += a * (b0 * c[row, j] + b1 * c[row, j + 1] + b2 * c[row, j + 2]
-                    + b3 * c[row, j + 3])
-    return out
-
-
-@njit(cache=True, nogil=True, error_model="numpy")
 def _spline_sum(c, i, j, a0, a1, a2, a3, b0, b1, b2, b3):
-    """:func:`_spline_at`'s sum for first indices ``i``, ``j`` (padded) and weights."""
+    """The cubic spline of padded coefficients ``c`` from first indices ``i``, ``j``
+    (padded) and the two coordinates' weights: per row, the row's weight times its four
+    weighted coefficients."""
     out = 0.0
     for di, a in ((0, a0), (1, a1), (2, a2), (3, a3)):
         row = i + di
@@ -406,8 +391,8 @@ def _spline_sum(c, i, j, a0, a1, a2, a3, b0, b1, b2, b3):
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def _axis_weights(x, n):
-    """:func:`_spline_at`'s range test and weights of one coordinate: ``(inside, first
-    index (padded), w0, w1, w2, w3)``."""
+    """One coordinate's range test (inside ``[0, n - 1]``; the spline is 0 outside) and
+    weights: ``(inside, first index (padded), w0, w1, w2, w3)``."""
     if not (x >= 0.0 and x <= n - 1):
         return False, 0, 0.0, 0.0, 0.0, 0.0
     i, w0, w1, w2, w3 = _weights(x)
@@ -418,7 +403,8 @@ def _axis_weights(x, n):
 def spline_points(coeffs, n0, n1, rr, cc, out):
     """``out`` (5, n): the spline at (rr, cc), (rr +- 0.5, cc), (rr, cc +- 0.5).
 
-    Each value is :func:`_spline_at`'s, the same operations in the same order; the
+    Each value is the per-point evaluation's it replaced (``spline_at`` in
+    ``tests/_speed_reference.py``), the same operations in the same order; the
     weights of a line position are computed once for a run of equal ``rr`` (the
     fitted pixels come row by row), and those of a sample position once per pixel
     for its three uses (stop 22)."""

@@ -78,7 +78,7 @@ def _references(cl: pd.DataFrame, members: pd.DataFrame, *,
     """
     if cl.empty:
         return pd.DataFrame(columns=_REF_COLUMNS)
-    lat, lon, sigma = _reference_arrays(_ClusterArrays.of(cl, members), without=without)
+    lat, lon, sigma = _reference_arrays(_ClusterArrays(cl, members), without=without)
     return pd.DataFrame({"lat_deg": lat, "lon_west_deg": lon, "sigma_km": sigma})
 
 

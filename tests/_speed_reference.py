@@ -335,20 +335,36 @@ def hot_pixels_numpy(img, valid, *, k_sigma: float = 6.0, grow_px: int = 3) -> n
 
 def spline_points_per_point():
     """``compiled.spline_points`` before stop 22: each of the five values per point from
-    ``_spline_at`` (its own weights for both coordinates), compiled as it was."""
+    ``spline_at`` (its own weights for both coordinates), compiled as it was."""
     from numba import njit
 
-    from iovolc.compiled import _spline_at
+    from iovolc.compiled import PAD, _weights
+
+    @njit(nogil=True, error_model="numpy")
+    def spline_at(c, n0, n1, r, s):
+        """The spline of padded coefficients ``c`` (canvas ``n0`` x ``n1``) at (r, s)."""
+        if not (r >= 0.0 and r <= n0 - 1 and s >= 0.0 and s <= n1 - 1):
+            return 0.0
+        i, a0, a1, a2, a3 = _weights(r)
+        j, b0, b1, b2, b3 = _weights(s)
+        i += PAD
+        j += PAD
+        out = 0.0
+        for di, a in ((0, a0), (1, a1), (2, a2), (3, a3)):
+            row = i + di
+            out += a * (b0 * c[row, j] + b1 * c[row, j + 1] + b2 * c[row, j + 2]
+                        + b3 * c[row, j + 3])
+        return out
 
     @njit(nogil=True, error_model="numpy")
     def run(coeffs, n0, n1, rr, cc, out):
         for i in range(rr.size):
             r, s = rr[i], cc[i]
-            out[0, i] = _spline_at(coeffs, n0, n1, r, s)
-            out[1, i] = _spline_at(coeffs, n0, n1, r + 0.5, s)
-            out[2, i] = _spline_at(coeffs, n0, n1, r - 0.5, s)
-            out[3, i] = _spline_at(coeffs, n0, n1, r, s + 0.5)
-            out[4, i] = _spline_at(coeffs, n0, n1, r, s - 0.5)
+            out[0, i] = spline_at(coeffs, n0, n1, r, s)
+            out[1, i] = spline_at(coeffs, n0, n1, r + 0.5, s)
+            out[2, i] = spline_at(coeffs, n0, n1, r - 0.5, s)
+            out[3, i] = spline_at(coeffs, n0, n1, r, s + 0.5)
+            out[4, i] = spline_at(coeffs, n0, n1, r, s - 0.5)
 
     return run
 
