@@ -1,4 +1,4 @@
-"""The stop-21 and stop-22 kernels against the forms they replaced, side by side in one run.
+"""The stop-21 to stop-23 kernels against the forms they replaced, side by side in one run.
 
 Each pair runs alternately on the same input in this process, ``--repeats``
 rounds; the best round of each is printed with the ratio, and each pair's
@@ -34,6 +34,15 @@ and from stop 22:
 * the Minnaert factors (``shading._photometry``) and the hot-pixel mask
   (``imaging.hot_pixels``) against their numpy forms.
 
+and from stop 23:
+
+* the radiation-hit finder's ring excess (``morphology.ring_excess``) and 3x3
+  dilation of the hits found (``morphology.dilate_square3``) against the
+  numpy summed-area form and ``ndimage.binary_dilation``, on a 256 x 432 frame;
+* the limb's model sigma (``extract.limb_model_sigma``) and the albedo field's
+  nearest-neighbour extension (``extract._nearest_fill``) on the disc's window
+  against the whole strip, for a distant disc (10 px radius) and a close one (150 px).
+
 Not the whole chain: ``bench/science_chain.py`` measures that.
 
 Run: ``uv run python bench/kernels_simd.py [--repeats 5]`` (~40 s).
@@ -52,8 +61,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 import _raytrace_scalar as scalar  # noqa: E402
 import _speed_reference as ref  # noqa: E402
-from _synthetic import _scene, _state  # noqa: E402
+from _synthetic import _disc_scene, _scene, _state  # noqa: E402
 from scipy.ndimage import (
+    binary_dilation,  # noqa: E402
     gaussian_filter,  # noqa: E402
     spline_filter,  # noqa: E402
 )
@@ -183,6 +193,7 @@ def main(argv=None) -> int:
               lambda img=img: (median_filter_nearest(img, 15),), repeats=r, inner=5,
               unit="ms")
     _stop_22(rng, r, state)
+    _stop_23(rng, r)
     return 0
 
 
@@ -231,6 +242,39 @@ def _stop_22(rng, r: int, state) -> None:
     valid = rng.random(strip.shape) > 0.05
     _pair("hot-pixel mask 128x432", lambda: (ref.hot_pixels_numpy(strip, valid),),
           lambda: (hot_pixels(strip, valid),), repeats=r, inner=20, unit="us")
+
+
+
+def _stop_23(rng, r: int) -> None:
+    from iovolc.extract import LIMB_SHIFT_FLOOR_PX, _nearest_fill, limb_model_sigma
+    from iovolc.hits import _ring_mean_excess
+    from iovolc.morphology import dilate_square3
+
+    def limb_model_sigma_whole(b, s):
+        return ref.limb_model_sigma_whole(b, s, pointing_sigma_px=0.4,
+                                          floor_px=LIMB_SHIFT_FLOOR_PX)
+
+    frame = _scene(rng, 256, 432) + rng.normal(size=(256, 432))
+    _pair("hit ring excess 256x432", lambda: (ref.ring_mean_excess_numpy(frame),),
+          lambda: (_ring_mean_excess(frame),), repeats=r, inner=20, unit="us")
+    found = rng.random(frame.shape) < 0.0005
+    _pair("hit 3x3 dilation 256x432",
+          lambda: (binary_dilation(found, structure=np.ones((3, 3), bool)),),
+          lambda: (dilate_square3(found),), repeats=r, inner=50, unit="us")
+    for what, radius in (("distant", 10.0), ("filled", 150.0)):
+        shading, bg = _disc_scene(rng, (128, 432), centre=(64.0, 216.0), radius_px=radius)
+        _pair(f"limb sigma 128x432, {what}",
+              lambda s=shading, b=bg: (limb_model_sigma_whole(b, s),),
+              lambda s=shading, b=bg: (limb_model_sigma(b, s, pointing_sigma_px=0.4),),
+              repeats=r, inner=20, unit="us")
+        lit = shading > 0.2 * shading.max()
+        ratio = np.where(lit, rng.normal(1.0, 0.1, shading.shape), np.nan)
+        far = ~np.isfinite(ratio)
+        _pair(f"albedo fill 128x432, {what}",
+              lambda s=shading, x=ratio: (ref.albedo_term_whole(np.zeros(s.shape), x, s),),
+              lambda s=shading, x=ratio, f=far: (
+                  np.zeros(s.shape) + np.nan_to_num(_nearest_fill(x, f, s)) * s,),
+              repeats=r, inner=20, unit="us")
 
 
 if __name__ == "__main__":

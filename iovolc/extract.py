@@ -106,8 +106,7 @@ def background_model(img: np.ndarray, shading: np.ndarray | None, *, valid: np.n
         # extend the albedo field beyond the well-lit pixels (limb, terminator)
         far = ~np.isfinite(r)
         if far.any() and (~far).any():
-            idx = ndi.distance_transform_edt(far, return_distances=False, return_indices=True)
-            r = r[tuple(idx)]
+            r = _nearest_fill(r, far, shading)
         # lit disc: sky/night level plus albedo field x predicted shading
         bg = bg + np.nan_to_num(r) * shading
     return bg
@@ -164,11 +163,57 @@ def limb_model_sigma(bg: np.ndarray, shading: np.ndarray, *, pointing_sigma_px: 
     if not shading.max() > 0:
         return np.zeros_like(bg)
     disc = shading > 0.05 * shading.max()  # the blurred canvas is > 0 far beyond the limb
-    edge = disc ^ ndi.binary_erosion(disc, border_value=1)
-    zone = imaging.grow(edge, int(np.ceil(d)) + 2)
-    g0, g1 = np.gradient(bg)
+    n_grow = int(np.ceil(d)) + 2
+    # Only the zone (within n_grow of the disc's edge) gets a value, and a zone pixel
+    # reads the background 2 px away (the 3x3 maximum of central differences): the
+    # window of the disc's box widened by n_grow + 3 px, where the image has them,
+    # gives every zone pixel the bits the whole strip gives it. Where the window
+    # meets the image's edge, the erosion's border, the one-sided differences and
+    # the filter's reflection are the image's own; elsewhere its margin holds no
+    # disc pixel, so nothing it cuts reaches the zone (stop 23).
+    win = _box(disc, n_grow + 3)
+    if win is None or min(disc[win].shape) < 2:
+        win = (slice(None), slice(None))
+    disc_w, bg_w = disc[win], bg[win]
+    edge = disc_w ^ ndi.binary_erosion(disc_w, border_value=1)
+    zone = imaging.grow(edge, n_grow)
+    g0, g1 = np.gradient(bg_w)
     grad = ndi.maximum_filter(np.hypot(g0, g1), size=3)
-    return np.where(zone, d * grad, 0.0)
+    part = np.where(zone, d * grad, 0.0)
+    out = np.zeros(bg.shape, dtype=part.dtype)
+    out[win] = part
+    return out
+
+
+def _box(mask: np.ndarray, margin: int) -> tuple[slice, slice] | None:
+    """The bounding box of ``mask``'s True pixels widened by ``margin`` px (within the
+    image), as slices; None when no pixel is True."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(mask.any(axis=0))
+    n0, n1 = mask.shape
+    return (slice(max(int(rows[0]) - margin, 0), min(int(rows[-1]) + 1 + margin, n0)),
+            slice(max(int(cols[0]) - margin, 0), min(int(cols[-1]) + 1 + margin, n1)))
+
+
+def _nearest_fill(r: np.ndarray, far: np.ndarray, shading: np.ndarray) -> np.ndarray:
+    """``r`` with each ``far`` pixel given the value of its nearest non-far pixel
+    (``ndimage.distance_transform_edt``'s indices), where it can matter.
+
+    The caller multiplies the result by ``shading``, and ``nan_to_num(r) * 0`` adds a
+    zero to a background that is never -0.0: a far pixel where ``shading == 0`` keeps
+    its NaN. The transform runs on the box of the pixels where ``shading != 0`` (NaN
+    too) and of the non-far ones, which holds every pixel a nearest value is taken
+    from: the same distances and, the transform's comparisons being of coordinate
+    differences, the same choices between equally near pixels (stop 23; the test
+    compares with the transform of the whole strip)."""
+    win = _box(~(shading == 0) | ~far, 0)
+    out = r.copy()
+    sub = far[win]
+    idx = ndi.distance_transform_edt(sub, return_distances=False, return_indices=True)
+    out[win] = r[win][tuple(idx)]
+    return out
 
 
 def _local_noise(resid, valid, size):

@@ -49,6 +49,8 @@ from scipy import fft as sp_fft
 from scipy import ndimage as ndi
 from scipy.special import erf
 
+from iovolc import morphology
+
 #: noise map block size (px)
 NOISE_BLOCK_PX = 32
 
@@ -160,7 +162,11 @@ def _fit_variance(level: np.ndarray, var: np.ndarray) -> tuple[float, float]:
 
 
 def _ring_mean_excess(x: np.ndarray) -> np.ndarray:
-    """Excess over the mean of the 16-pixel ring at distance 2 (box sums)."""
+    """Excess over the mean of the 16-pixel ring at distance 2 (box sums; compiled for a
+    float64 image: :func:`iovolc.morphology.ring_excess`)."""
+    if x.dtype == np.float64 and x.ndim == 2:
+        x = np.ascontiguousarray(x)
+        return morphology.ring_excess(x, np.pad(x, 2, mode="reflect"))
     h, w = x.shape
     ii = np.zeros((h + 5, w + 5))
     ii[1:, 1:] = np.pad(x, 2, mode="reflect").cumsum(axis=0).cumsum(axis=1)
@@ -387,7 +393,7 @@ def detect_radiation_hits(
                 break
             hits[i] |= found
             x = fill_invalid(x, hits[i])[0]
-            cand = ndi.binary_dilation(found, structure=np.ones((3, 3), bool)) & ~hits[i] & ok[i]
+            cand = morphology.dilate_square3(found) & ~hits[i] & ok[i]
     return hits[0] if single else hits
 
 

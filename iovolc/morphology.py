@@ -30,6 +30,16 @@ wrap-around, and ``|high-pass|`` at the valid pixels. Only copies, compares
 and the same additions in the same order: the same bits (checked against the
 numpy form in ``tests/test_speed_equivalence.py``).
 
+The radiation-hit finder's ring excess (:func:`ring_excess`, stop 23) is
+``x - (box5 - box3) / 16`` from the summed-area table of the reflect-padded
+image, as the numpy form (``tests/_speed_reference.py``) built it: the
+columns' running sums, then the rows', each a sequential sum as numpy's
+``cumsum`` is (the first value copied, not added to zero), and each box
+``((A - B) - C) + D``; its 3x3 dilation of the few pixels found
+(:func:`dilate_square3`) sets the neighbours of each, as
+``ndimage.binary_dilation`` with a 3x3 square and a False border does. The
+same bits and the same mask (``tests/test_speed_exact.py``).
+
 Nothing here calls another module's kernel (numba's cache notices edits to a
 kernel's own file only; see :mod:`iovolc.compiled`). No fast-math; cached
 beside the module.
@@ -242,9 +252,51 @@ def fill_and_highpass(img, valid, fill, x, hp, abs_valid):
     return n
 
 
+@njit(cache=True, nogil=True, error_model="numpy")
+def ring_excess(x, padded):
+    """``x`` minus the mean of its 16-pixel ring at distance 2 (``padded``: ``x``
+    reflect-padded by 2), from the summed-area table (see the module docstring)."""
+    h, w = x.shape
+    n0, n1 = padded.shape
+    ii = np.zeros((n0 + 1, n1 + 1))
+    col = np.empty(n1)
+    for i in range(n0):
+        for j in range(n1):
+            col[j] = padded[i, j] if i == 0 else col[j] + padded[i, j]
+        acc = col[0]
+        ii[i + 1, 1] = acc
+        for j in range(1, n1):
+            acc = acc + col[j]
+            ii[i + 1, j + 1] = acc
+    out = np.empty((h, w))
+    for r in range(h):
+        for c in range(w):
+            box5 = ((ii[5 + r, 5 + c] - ii[r, 5 + c]) - ii[5 + r, c]) + ii[r, c]
+            box3 = ((ii[4 + r, 4 + c] - ii[1 + r, 4 + c]) - ii[4 + r, 1 + c]) + ii[1 + r, 1 + c]
+            out[r, c] = x[r, c] - (box5 - box3) / 16.0
+    return out
+
+
+@njit(cache=True, nogil=True)
+def dilate_square3(mask):
+    """``ndimage.binary_dilation(mask, structure=np.ones((3, 3)))`` of a sparse mask: the
+    neighbours (8-connected) of each set pixel and the pixel itself, within the image."""
+    h, w = mask.shape
+    out = np.zeros((h, w), dtype=np.bool_)
+    for i in range(h):
+        for j in range(w):
+            if mask[i, j]:
+                for a in range(max(i - 1, 0), min(i + 2, h)):
+                    for b in range(max(j - 1, 0), min(j + 2, w)):
+                        out[a, b] = True
+    return out
+
+
 def warm_up() -> None:
     """Compile (or load from the cache) the kernels (see :func:`iovolc.compiled.warm_up`)."""
     x = np.arange(20.0).reshape(4, 5)
+    ring_excess(x, np.pad(x, 2, mode="reflect"))
+    dilate_square3(x > 10)
     h_maxima(x, 1.0)
     compact_tophat(x, np.array([[0, 1], [1, -1]], np.int64), 3)
     ok = x > 3

@@ -103,6 +103,21 @@ class _ClusterArrays:
         return None if cl.empty else cls(cl, members)
 
 
+class _ReconStates:
+    """``FrameState.from_spice(et, bands)`` of each frame once per :func:`finish_pass` (stop
+    23): its steps ask for the same frames' reconstructed states, the kernel pool does not
+    change in between, and SPICE gives the same numbers each time."""
+
+    def __init__(self) -> None:
+        self._states: dict[tuple, FrameState] = {}
+
+    def __call__(self, f) -> FrameState:
+        key = (f["et_mid"], tuple(f["bands"]))
+        if key not in self._states:
+            self._states[key] = FrameState.from_spice(f["et_mid"], bands=tuple(f["bands"]))
+        return self._states[key]
+
+
 def _reference_arrays(a: _ClusterArrays | None, *, without: str | None = None):
     """:func:`_references` as ``(lat_deg, lon_west_deg, sigma_km)`` arrays."""
     from iovolc.catalog import _latlon
@@ -150,7 +165,7 @@ class _Detections(NamedTuple):
         return _Detections(*(c[rows] for c in self))
 
 
-def _hotspot_fit_arrays(f, mine: _Detections, references):
+def _hotspot_fit_arrays(f, mine: _Detections, references, recon_of: _ReconStates):
     """One frame's hotspots against reference hotspots: ``(fit | None, recon state)``.
 
     ``mine``: the frame's detections; ``references``: ``(lat_deg, lon_west_deg,
@@ -164,7 +179,7 @@ def _hotspot_fit_arrays(f, mine: _Detections, references):
     conf = mine.snr >= CONSTELLATION_MIN_SNR
     if not conf.any() or not len(ref_lat):
         return None, None
-    recon = FrameState.from_spice(f["et_mid"], bands=tuple(f["bands"]))
+    recon = recon_of(f)
     state = recon.corrected(f["along_rad"], f["cross_rad"])
     pts = surface_point(ref_lat, ref_lon, state.radii_km)
     radius = max(12.0, 4.0 * float(f["pointing_sigma_px"]))
@@ -216,7 +231,8 @@ def _shifted(f, recon: FrameState, fit, note: str) -> dict:
 
 
 def constellation_updates(frames: pd.DataFrame, detections: pd.DataFrame,
-                          references: pd.DataFrame) -> dict[str, dict]:
+                          references: pd.DataFrame, *,
+                          recon_of: _ReconStates | None = None) -> dict[str, dict]:
     """New pointing for each 'pass' frame whose hotspots match the references.
 
     Frame by frame: a pass's frames share their offset only to a few pixels
@@ -232,8 +248,9 @@ def constellation_updates(frames: pd.DataFrame, detections: pd.DataFrame,
     todo = frames[(frames["pointing_method"] == "pass") & frames["product_id"].isin(list(have))]
     own = _by_product_arrays(detections)  # every frame of todo has detections
     refs = tuple(references[k].to_numpy(float) for k in _REF_COLUMNS)
+    recon_of = recon_of or _ReconStates()
     for _, f in todo.iterrows():
-        fit, recon = _hotspot_fit_arrays(f, own[f["product_id"]], refs)
+        fit, recon = _hotspot_fit_arrays(f, own[f["product_id"]], refs, recon_of)
         # worth it only if it pins the frame down better than the pass does
         if fit is None or not fit.sigma_px <= CONSTELLATION_GAIN * float(f["pointing_sigma_px"]):
             continue
@@ -254,7 +271,9 @@ AUDIT_NSIGMA = 3.0
 AUDIT_MIN_MATCHES = 3
 
 
-def limb_audit(frames: pd.DataFrame, detections: pd.DataFrame) -> dict[str, dict]:
+def limb_audit(frames: pd.DataFrame, detections: pd.DataFrame, *,
+               recon_of: _ReconStates | None = None,
+               members: tuple[pd.DataFrame, pd.DataFrame] | None = None) -> dict[str, dict]:
     """Limb fits that the frame's own hotspots contradict, re-placed on those hotspots.
 
     A limb fit can be confidently wrong: a partial limb or the terminator near
@@ -267,19 +286,21 @@ def limb_audit(frames: pd.DataFrame, detections: pd.DataFrame) -> dict[str, dict
     the hotspot fit's uncertainty, on at least ``AUDIT_MIN_MATCHES`` hotspots,
     makes the limb fit a false fit: the frame is placed by the hotspots
     (method ``constellation``) and the note says why. Kernels loaded.
+    ``members``: :func:`_limb_members` of ``detections``, when the caller has it.
     """
     out: dict[str, dict] = {}
     limb = frames[frames["pointing_method"] == "limb"]
     if len(limb) < 2 or detections.empty:
         return out
-    clusters = _ClusterArrays.of(*_limb_members(detections))
+    clusters = _ClusterArrays.of(*(members or _limb_members(detections)))
     own = _by_product_arrays(detections)
+    recon_of = recon_of or _ReconStates()
     for _, f in limb.iterrows():
         mine = own.get(f["product_id"])
         if mine is None or not (mine.snr >= CONSTELLATION_MIN_SNR).any():
             continue  # no confident hotspot: nothing to audit with
         refs = _reference_arrays(clusters, without=f["product_id"])
-        fit, recon = _hotspot_fit_arrays(f, mine, refs)
+        fit, recon = _hotspot_fit_arrays(f, mine, refs, recon_of)
         if fit is None or fit.n_matched < AUDIT_MIN_MATCHES:
             continue
         shift = float(np.hypot(fit.d_line_px, fit.d_sample_px))
@@ -301,7 +322,8 @@ TIE_MIN_MATCHES = 2
 TIE_TOL_PX = 1.5
 
 
-def sequence_ties(frames: pd.DataFrame, detections: pd.DataFrame) -> dict[str, dict]:
+def sequence_ties(frames: pd.DataFrame, detections: pd.DataFrame, *,
+                  recon_of: _ReconStates | None = None) -> dict[str, dict]:
     """Per-spin jitter of 'pass' frames, from the hotspots they share with the other
     frames of their sequence (kernels loaded).
 
@@ -320,6 +342,7 @@ def sequence_ties(frames: pd.DataFrame, detections: pd.DataFrame) -> dict[str, d
         return out
     det = detections[detections["snr"] >= TIE_MIN_SNR]
     by_frame = dict(tuple(det.groupby("product_id", sort=False)))
+    recon_of = recon_of or _ReconStates()
     for _, seq in frames.groupby("sequence"):
         if (seq["pointing_method"] == "pass").sum() < 2:
             continue
@@ -329,7 +352,7 @@ def sequence_ties(frames: pd.DataFrame, detections: pd.DataFrame) -> dict[str, d
         rows = seq.reset_index(drop=True)
         states = {}
         for _, f in rows.iterrows():
-            recon = FrameState.from_spice(f["et_mid"], bands=tuple(f["bands"]))
+            recon = recon_of(f)
             states[f["product_id"]] = (recon, recon.corrected(f["along_rad"], f["cross_rad"]))
         pids = list(rows["product_id"])
         eqs = []  # (i, j, d_line, d_sample): shift_i - shift_j
@@ -410,7 +433,8 @@ CONFIRM_RADIUS_PX = 3.0
 COVER_MARGIN_PX = 4.0
 
 
-def flag_transients(frames: pd.DataFrame, detections: pd.DataFrame) -> pd.DataFrame:
+def flag_transients(frames: pd.DataFrame, detections: pd.DataFrame, *,
+                    recon_of: _ReconStates | None = None) -> pd.DataFrame:
     """Flag TRANSIENT the detections no other frame of their sequence confirms.
 
     A detection is *covered* by another frame of its sequence when its surface
@@ -426,12 +450,12 @@ def flag_transients(frames: pd.DataFrame, detections: pd.DataFrame) -> pd.DataFr
     det = detections.copy()
     fr = frames.set_index("product_id")
     states: dict[str, FrameState] = {}
+    recon_of = recon_of or _ReconStates()
 
     def state(pid: str) -> FrameState:
         if pid not in states:
             f = fr.loc[pid]
-            states[pid] = FrameState.from_spice(f["et_mid"], bands=tuple(f["bands"])).corrected(
-                f["along_rad"], f["cross_rad"])
+            states[pid] = recon_of(f).corrected(f["along_rad"], f["cross_rad"])
         return states[pid]
 
     flags = det["flags"].to_numpy(np.int64).copy()
@@ -497,12 +521,17 @@ def finish_pass(frames: pd.DataFrame, detections: pd.DataFrame, reextract
             det = pd.concat([det[det["product_id"] != pid], new_det], ignore_index=True)
             summaries[pid] = s
 
-    apply(limb_audit(frames, det))
-    apply(constellation_updates(pd.DataFrame(list(summaries.values())), det,
-                                constellation_references(det)))
-    apply(sequence_ties(pd.DataFrame(list(summaries.values())), det))
+    recon_of = _ReconStates()  # each frame's reconstructed state, once for every step
+    members = _limb_members(det)
+    audit = limb_audit(frames, det, recon_of=recon_of, members=members)
+    apply(audit)
+    # the references from the same limb members, unless the audit moved a frame
+    references = constellation_references(det) if audit else _references(*members)
+    apply(constellation_updates(pd.DataFrame(list(summaries.values())), det, references,
+                                recon_of=recon_of))
+    apply(sequence_ties(pd.DataFrame(list(summaries.values())), det, recon_of=recon_of))
     final = pd.DataFrame([summaries[p] for p in frames["product_id"]])
     # the issue's name for how each frame was placed (limb, constellation, pass, none)
     final["registration_method"] = final["pointing_method"]
-    det = flag_transients(final, det)
+    det = flag_transients(final, det, recon_of=recon_of)
     return final, det.sort_values(["et_mid", "band", "line", "sample"], ignore_index=True)

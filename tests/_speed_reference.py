@@ -384,3 +384,43 @@ def ncc_full_transform(image, t):
     compiled._ncc_normalise(np.ascontiguousarray(xc[:n_i, :n_j]), image, m, n,
                             float(t.mean()), float(np.sum((t - t.mean()) ** 2)), out)
     return out
+
+
+def limb_model_sigma_whole(bg, shading, *, pointing_sigma_px: float, floor_px: float):
+    """``extract.limb_model_sigma`` before stop 23 (the whole strip)."""
+    from iovolc.imaging import grow
+
+    d = max(float(pointing_sigma_px) if np.isfinite(pointing_sigma_px) else 0.0, floor_px)
+    if not shading.max() > 0:
+        return np.zeros_like(bg)
+    disc = shading > 0.05 * shading.max()
+    edge = disc ^ ndi.binary_erosion(disc, border_value=1)
+    zone = grow(edge, int(np.ceil(d)) + 2)
+    g0, g1 = np.gradient(bg)
+    grad = ndi.maximum_filter(np.hypot(g0, g1), size=3)
+    return np.where(zone, d * grad, 0.0)
+
+
+def albedo_term_whole(bg, r, shading):
+    """``background_model``'s last step before stop 23: ``r`` extended to every far pixel
+    by the distance transform of the whole strip, times the shading, added to ``bg``."""
+    far = ~np.isfinite(r)
+    if far.any() and (~far).any():
+        idx = ndi.distance_transform_edt(far, return_distances=False, return_indices=True)
+        r = r[tuple(idx)]
+    return bg + np.nan_to_num(r) * shading
+
+
+def ring_mean_excess_numpy(x: np.ndarray) -> np.ndarray:
+    """``hits._ring_mean_excess`` before stop 23 (numpy's cumsum and box slices)."""
+    h, w = x.shape
+    ii = np.zeros((h + 5, w + 5))
+    ii[1:, 1:] = np.pad(x, 2, mode="reflect").cumsum(axis=0).cumsum(axis=1)
+
+    def box(k: int) -> np.ndarray:
+        o = 2 - k // 2
+        return (ii[o + k:o + k + h, o + k:o + k + w] - ii[o:o + h, o + k:o + k + w]
+                - ii[o + k:o + k + h, o:o + w] + ii[o:o + h, o:o + w])
+
+    return x - (box(5) - box(3)) / 16.0
+

@@ -51,3 +51,24 @@ def _tilted(state: FrameState) -> FrameState:
     att = axis_rotation([0.3, -0.5, 0.8], 1.1)
     io_pos = att @ (cam.to_instrument @ (state.inst_to_j2000.T @ state.io_pos))
     return replace(state, cameras={"M": cam}, inst_to_j2000=att, io_pos=io_pos)
+
+
+def _disc_scene(rng, shape, *, centre=None, radius_px=None):
+    """A blurred disc's shading on zeros (anywhere: inside, across an edge or a corner,
+    a few pixels or filling the strip, unless ``centre`` and ``radius_px`` are given) and
+    a background of sky, noise and the disc."""
+    from scipy.ndimage import gaussian_filter
+
+    n0, n1 = shape
+    ll, ss = np.mgrid[0:n0, 0:n1]
+    c0, c1 = centre if centre is not None else (rng.uniform(-0.3, 1.3) * n0,
+                                                 rng.uniform(-0.3, 1.3) * n1)
+    rad = radius_px if radius_px is not None else rng.choice([1.5, 4.0, 15.0,
+                                                              0.8 * max(n0, n1)])
+    disc = np.clip(1.0 - np.hypot(ll - c0, ss - c1) / rad, 0.0, None) ** 0.5
+    shading = gaussian_filter(disc, 0.7 if radius_px is not None else
+                              rng.choice([0.0, 0.7, 1.5]), truncate=4.0)
+    shading[shading < 1e-3] = 0.0  # the compiled blur's support ends
+    bg = 3.0 + rng.normal(size=shape) * rng.choice([0.01, 1.0]) + 50.0 * shading
+    return shading, bg
+

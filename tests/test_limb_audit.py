@@ -77,7 +77,8 @@ def test_no_row_placed_far_from_its_source(run_and_truth):
 def test_hotspot_fit_is_the_pandas_loop(run_and_truth):
     """The reference hotspots and each frame's fit on arrays (stop 20; the columns taken
     once per pass, stop 22) are what the pandas forms gave, bit for bit: every frame of
-    the pass against the references with and without its own hotspots."""
+    the pass against the references with and without its own hotspots; the frame states
+    kept once per pass (stop 23) are SPICE's."""
     run, _, out = run_and_truth
     urls, _ = discover_products(str(out / "archive"))
     kset = kernel_set_for(read_jiram_product(urls[0]), kernel_root=str(out / "kernels"),
@@ -86,6 +87,7 @@ def test_hotspot_fit_is_the_pandas_loop(run_and_truth):
     cl, members = placement._limb_members(det)
     own = placement._by_product_arrays(det)
     clusters = placement._ClusterArrays.of(cl, members)
+    recon_of = placement._ReconStates()  # one state per frame, as finish_pass keeps them
     n_fits = 0
     with kset:
         for _, f in run.frames.iterrows():
@@ -102,10 +104,15 @@ def test_hotspot_fit_is_the_pandas_loop(run_and_truth):
                 arrays = placement._reference_arrays(clusters, without=without)
                 for a, k in zip(arrays, ("lat_deg", "lon_west_deg", "sigma_km"), strict=True):
                     assert np.array_equal(a, refs[k].to_numpy(float))
-                fit, recon = placement._hotspot_fit_arrays(f, mine, arrays)
+                fit, recon = placement._hotspot_fit_arrays(f, mine, arrays, recon_of)
+                fresh = FrameState.from_spice(f["et_mid"], bands=tuple(f["bands"]))
                 if recon is None:  # nothing to match: no state computed
-                    recon = FrameState.from_spice(f["et_mid"], bands=tuple(f["bands"]))
+                    recon = fresh
                     assert fit is None
+                else:  # the state kept for the frame is SPICE's, and kept once
+                    assert recon is recon_of(f)
+                    for k in ("io_pos", "io_vel", "rot", "drot", "sun_bf", "inst_to_j2000"):
+                        assert np.array_equal(getattr(recon, k), getattr(fresh, k))
                 pairs = ref.hotspot_pairs_pandas(
                     f, mine_df, refs, recon.corrected(f["along_rad"], f["cross_rad"]))
                 if pairs.empty:

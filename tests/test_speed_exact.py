@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from _speed_reference import hot_pixels_numpy, ncc_full_transform, photometry_numpy
+from _synthetic import _disc_scene
 from scipy import fft as sp_fft
 from scipy.ndimage import spline_filter
 
@@ -195,3 +196,93 @@ def test_hot_pixels_are_the_numpy_form(dtype):
         m = fill_and_highpass(work, valid, fill, x, hp, buf)
         assert _same_bits(x, x_np) and _same_bits(hp, hp_np), trial
         assert np.array_equal(np.sort(buf[:m]), np.sort(np.abs(hp_np[valid])))
+
+
+def test_windowed_limb_sigma_is_the_whole_strips_bit_for_bit():
+    """extract.limb_model_sigma on the disc's window against the whole-strip form it
+    replaced: 400 random strips (discs inside, across edges and corners, tiny and
+    filling the strip; pointing sigmas 0-6 px, NaN; float32 backgrounds; no disc)."""
+    from _speed_reference import limb_model_sigma_whole
+
+    from iovolc.extract import LIMB_SHIFT_FLOOR_PX, limb_model_sigma
+
+    rng = np.random.default_rng(2323)
+    for trial in range(400):
+        shape = (int(rng.integers(2, 140)), int(rng.integers(2, 200)))
+        shading, bg = _disc_scene(rng, shape)
+        if trial % 25 == 0:
+            shading[:] = 0.0
+        if trial % 9 == 0:
+            bg = bg.astype(np.float32)
+        sig = float(rng.choice([0.0, 0.3, 2.5, 6.0, np.nan]))
+        got = limb_model_sigma(bg, shading, pointing_sigma_px=sig)
+        want = limb_model_sigma_whole(bg, shading, pointing_sigma_px=sig,
+                                      floor_px=LIMB_SHIFT_FLOOR_PX)
+        assert _same_bits(got, want), (trial, shape)
+
+
+def test_windowed_albedo_extension_is_the_whole_strips_bit_for_bit():
+    """background_model's albedo field extended by nearest neighbours on the window of
+    the non-zero shading (extract._nearest_fill) against the distance transform of the
+    whole strip: the same background bits on 400 random strips, with the equal
+    distances of symmetric, blocky and one-pixel albedo fields."""
+    from _speed_reference import albedo_term_whole
+
+    from iovolc.extract import _nearest_fill
+
+    rng = np.random.default_rng(2324)
+    for trial in range(400):
+        shape = (int(rng.integers(2, 120)), int(rng.integers(2, 160)))
+        shading, _ = _disc_scene(rng, shape)
+        if not (shading > 0).any():
+            continue
+        lit = shading > rng.choice([0.2, 0.6, 0.95]) * shading.max()
+        r = np.where(lit, rng.normal(1.0, 0.3, shape), np.nan)
+        if trial % 3 == 0:  # blocky: many pixels equally near two or four values
+            r = np.where(lit, np.repeat(np.repeat(rng.normal(size=(shape[0] // 4 + 1,
+                                                                 shape[1] // 4 + 1)), 4, 0),
+                                        4, 1)[:shape[0], :shape[1]], np.nan)
+        if trial % 5 == 0:  # holes inside the lit part
+            r[rng.random(shape) < 0.3] = np.nan
+        if trial % 11 == 0:  # one lit pixel
+            r[:] = np.nan
+            i, j = np.unravel_index(int(np.argmax(shading)), shape)
+            r[i, j] = -1.5
+        far = ~np.isfinite(r)
+        if not (far.any() and (~far).any()):
+            continue
+        bg = rng.choice([0.0, 2.0]) + np.zeros(shape)
+        got = bg + np.nan_to_num(_nearest_fill(r, far, shading)) * shading
+        assert _same_bits(got, albedo_term_whole(bg, r, shading)), (trial, shape)
+
+
+def test_compiled_ring_excess_and_hit_dilation_are_the_numpy_forms():
+    """The radiation-hit finder's ring excess (morphology.ring_excess, via
+    hits._ring_mean_excess) against the numpy summed-area form it replaced, and its 3x3
+    dilation (morphology.dilate_square3) against ndimage.binary_dilation: 300 random
+    images from 3 x 3 up, scales 1e-3 to 1e6 (the table's cancellations), -0.0, NaN
+    and inf, a non-contiguous view; masks sparse to full, touching every edge."""
+    from _speed_reference import ring_mean_excess_numpy
+    from scipy.ndimage import binary_dilation
+
+    from iovolc.hits import _ring_mean_excess
+    from iovolc.morphology import dilate_square3
+
+    rng = np.random.default_rng(2325)
+    for trial in range(300):
+        shape = (int(rng.integers(3, 90)), int(rng.integers(3, 120)))
+        x = rng.normal(size=shape) * rng.choice([1e-3, 1.0, 1e6]) + rng.choice([0.0, 1e4])
+        if trial % 6 == 0:
+            x[rng.random(shape) < 0.2] = -0.0
+        if trial % 10 == 0:
+            _sprinkle(rng, x, 0.02)
+        if trial % 7 == 0:
+            x = np.asfortranarray(x)[:, ::-1]
+        with np.errstate(invalid="ignore"):  # inf - inf in the table
+            want = ring_mean_excess_numpy(x)
+        assert _same_bits(_ring_mean_excess(x), want), (trial, shape)
+        mask = rng.random(shape) < rng.choice([0.0, 0.002, 0.05, 0.6, 1.0])
+        mask[0, 0] = mask[-1, -1] = bool(trial % 2)
+        want = binary_dilation(mask, structure=np.ones((3, 3), bool))
+        assert np.array_equal(dilate_square3(mask), want), (trial, shape)
+
