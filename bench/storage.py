@@ -2,7 +2,7 @@
 
 On a simulated downlink (default: the PJ57 close flyby, seed 1, +7.3 deg
 clock offset, and PJ58, seed 2, -7.7 deg; 32 frames each), the frames are
-calibrated once (``calibrate_group``) and written in three ways:
+calibrated once (``calibrate_group``) and written in each of these ways:
 
 * ``uncompressed``: format 2 (float32 radiance in the primary HDU, uint8
   mask, summary table), for reference;
@@ -10,7 +10,9 @@ calibrated once (``calibrate_group``) and written in three ways:
   GZIP_1, one tile per row, no quantisation, each tile's gzip time zeroed;
 * ``format 4 (written now)``: :func:`iovolc.products.frame_to_fits` through
   :mod:`iovolc.tiled_fits` -- the same standard layout and compression,
-  16-row tiles, written directly;
+  16-row tiles, written directly, deflated by ISA-L (stop 23);
+* ``format 4, zlib``: the same, deflated (and inflated) by zlib, as before
+  stop 23;
 * ``RICE_1 q=16`` (not used; for comparison): the radiance quantised to
   1/16 of each tile's noise (cfitsio's ``quantize_level=16``, subtractive
   dithering), then Rice-coded -- quantisation error ~ noise/55 rms.
@@ -39,12 +41,14 @@ import shlex
 import sys
 import tempfile
 import time
+import zlib
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from astropy.io import fits
 
+from iovolc import tiled_fits as tf
 from iovolc.catalog import build_catalog
 from iovolc.kernels import kernel_set_for
 from iovolc.pipeline import (
@@ -210,10 +214,13 @@ def main() -> None:
     args = p.parse_args()
     print("$ python " + " ".join(shlex.quote(a) for a in sys.argv), flush=True)
     print(f"format written: {FORMAT_VERSION}")
-    now = "format 4 (now)"
+    now, by_zlib = "format 4 (now)", "format 4, zlib"
     variants = {"uncompressed": uncompressed, "format 3 (astropy)": format3,
-                now: lambda r, k: frame_to_fits(r, kernels=k), "RICE_1 q=16": rice}
-    timed = ("format 3 (astropy)", now)  # the writers compared (the others are derived)
+                now: lambda r, k: frame_to_fits(r, kernels=k),
+                by_zlib: lambda r, k: frame_to_fits(r, kernels=k), "RICE_1 q=16": rice}
+    # the writers compared (the others are derived)
+    timed = ("format 3 (astropy)", now, by_zlib)
+    fast = tf.CODEC
     sizes = {k: [] for k in variants}
     enc = {k: 0.0 for k in variants}
     dec = {k: 0.0 for k in variants}
@@ -230,6 +237,7 @@ def main() -> None:
             frames, ksets, names = calibrate_case(case, Path(tmp) / "cache")
             n += len(frames)
             for name, encode in variants.items():
+                tf.CODEC = zlib if name == by_zlib else fast  # writing and reading
                 blobs = {}
                 for pid, r in frames.items():
                     t0 = time.perf_counter()
@@ -249,6 +257,7 @@ def main() -> None:
                         assert all(np.array_equal(getattr(back, k), getattr(r, k))
                                    for k in ("saturated", "bad", "hits"))
                 cats[name].append(chain_from_store(blobs, ksets))
+                tf.CODEC = fast
             print(f"PJ{pj}: {len(frames)} frames calibrated, catalogs built from each set",
                   flush=True)
     print(f"\n{'format':<20}{'MB/frame':>10}{'largest':>10}{'encode ms':>11}{'decode ms':>11}"
@@ -266,8 +275,11 @@ def main() -> None:
           f"{enc[f3] / enc[now]:.1f}x; reading the same format 3 files: astropy / fits_to_frame "
           f"= {dec_astropy / dec[f3]:.1f}x; astropy on format 3 / fits_to_frame on format 4 = "
           f"{dec_astropy / dec[now]:.1f}x")
+    print(f"format 4 deflated by {fast.__name__} / by zlib: writing {enc[now] / enc[by_zlib]:.2f} "
+          f"of the time ({enc[by_zlib] / enc[now]:.1f}x faster), reading "
+          f"{dec[now] / dec[by_zlib]:.2f}, bytes {np.mean(sizes[now]) / np.mean(sizes[by_zlib]):.3f}")
     print("\ncatalog from the frames read back, against the uncompressed frames':")
-    for name in ("format 3 (astropy)", now, "RICE_1 q=16"):
+    for name in ("format 3 (astropy)", now, by_zlib, "RICE_1 q=16"):
         for k, (ref, cat) in enumerate(zip(cats["uncompressed"], cats[name], strict=True)):
             print(f"  {name}, pass {k + 1}: {compare(ref, cat)}")
 

@@ -194,14 +194,15 @@ def _hotspot_fit_arrays(f, mine: _Detections, references, recon_of: _ReconStates
         if not rows.size:
             continue
         pl, ps, vis = state.project_points(pts, band)
-        for r in rows:
-            dl = (lines[r] - sl.start) - pl
-            dsm = samples[r] - ps
-            near = np.flatnonzero(vis & (np.hypot(dl, dsm) <= radius))
-            det.append(np.full(near.size, ids[r]))
-            o_line.append(dl[near])
-            o_sample.append(dsm[near])
-            tol.append(2.0 + 2.0 * ref_sigma_km[near] / scales[r])
+        # every detection of the band against every reference at once (stop 23): the
+        # pairs in the order of the loop over detections it replaced, the same arithmetic
+        dl = (np.asarray(lines[rows], dtype=float) - sl.start)[:, None] - pl[None, :]
+        dsm = np.asarray(samples[rows], dtype=float)[:, None] - ps[None, :]
+        r, near = np.nonzero(vis[None, :] & (np.hypot(dl, dsm) <= radius))
+        det.append(ids[rows][r])
+        o_line.append(dl[r, near])
+        o_sample.append(dsm[r, near])
+        tol.append(2.0 + 2.0 * ref_sigma_km[near] / np.asarray(scales[rows], dtype=float)[r])
     if not sum(a.size for a in det):
         return None, recon
     o = np.column_stack([np.concatenate(o_line), np.concatenate(o_sample)])

@@ -220,3 +220,29 @@ def test_a_retry_finds_the_same_frame_in_another_format():
     other = _frame(np.random.default_rng(6), 128)
     assert not _same_frame(other, kernels=kern, config_hash="cfg1")(old)
     assert not _same_frame(fr, kernels=kern, config_hash="cfg1")(b"not fits")
+
+
+def test_isal_and_zlib_tiles_are_the_same_frame(monkeypatch):
+    """The tiles deflated by ISA-L (the writer's codec where installed) and by zlib
+    inflate to the same pixels with either codec and with astropy, and each file is
+    "the same frame" as the other's (a store written before stop 23 stays valid)."""
+    import zlib
+
+    pytest.importorskip("isal")
+    from iovolc.products import same_frame
+
+    r = _frame(np.random.default_rng(23), 128)
+    assert tf.CODEC is not zlib
+    by_isal = frame_to_fits(r, kernels=["a.tls"], config_hash="abc")
+    monkeypatch.setattr(tf, "CODEC", zlib)
+    by_zlib = frame_to_fits(r, kernels=["a.tls"], config_hash="abc")
+    assert by_isal != by_zlib  # other bytes ...
+    for codec in (zlib, tf._fast_zlib):
+        monkeypatch.setattr(tf, "CODEC", codec)
+        for blob in (by_isal, by_zlib):  # ... the same frame, read by either codec
+            back = fits_to_frame(blob)
+            assert np.array_equal(np.asarray(back.radiance, np.float32).view(np.uint32),
+                                  np.asarray(r.radiance, np.float32).view(np.uint32))
+            assert same_frame(blob, r, kernels=["a.tls"], config_hash="abc")
+    with fits.open(io.BytesIO(by_isal)) as hdul:  # astropy (cfitsio's inflate) agrees
+        assert np.array_equal(hdul["RADIANCE"].data, np.asarray(r.radiance, np.float32))
