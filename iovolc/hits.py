@@ -221,6 +221,15 @@ def _gather(x_pad: np.ndarray, rr: np.ndarray, cc: np.ndarray, half: int) -> np.
     return x_pad[rr[:, None] + half + oy.ravel()[None, :], cc[:, None] + half + ox.ravel()[None, :]]
 
 
+def _patches(x: np.ndarray, rr: np.ndarray, cc: np.ndarray, half: int) -> np.ndarray:
+    """The ``(2 half + 1)**2`` values around each pixel, the image reflect-padded: compiled
+    for a float64 or bool image wider than ``half`` (:func:`iovolc.morphology.gather_reflect`,
+    stop 23), else ``np.pad`` and a gather."""
+    if x.dtype in (np.float64, np.bool_) and x.ndim == 2 and min(x.shape) > half:
+        return morphology.gather_reflect(x, rr.astype(np.int64), cc.astype(np.int64), half)
+    return _gather(np.pad(x, half, mode="reflect"), rr, cc, half)
+
+
 def _masked_median(vals: np.ndarray, ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Row-wise median of ``vals`` where ``ok``; (median, any_ok)."""
     v = np.where(ok, vals, np.inf)
@@ -244,8 +253,8 @@ def fill_invalid(x: np.ndarray, invalid: np.ndarray) -> tuple[np.ndarray, np.nda
         return out, done
     while todo.any():
         rr, cc = np.nonzero(todo)
-        vals = _gather(np.pad(out, 1, mode="reflect"), rr, cc, 1)
-        ok = _gather(np.pad(~todo, 1, mode="reflect"), rr, cc, 1)
+        vals = _patches(out, rr, cc, 1)
+        ok = _patches(~todo, rr, cc, 1)
         med, has = _masked_median(vals, ok)
         if not has.any():  # cannot happen while a valid pixel exists; guard anyway
             break
@@ -377,8 +386,6 @@ def detect_radiation_hits(
                      k_sharp=float(k_sharp),
                      presence_fraction=float(presence_fraction), jitter_px=int(jitter_px))
     excess = np.stack([_ring_mean_excess(x) for x in x_all])
-    padded_excess = np.pad(excess, ((0, 0), (crit.jitter_px,) * 2, (crit.jitter_px,) * 2),
-                           mode="constant", constant_values=-np.inf) if n > 1 else None
 
     hits = np.zeros((n, h, w), dtype=bool)
     for i in range(n):
@@ -387,8 +394,8 @@ def detect_radiation_hits(
         # loose preselection (block sigma <= local sigma); exact test per candidate
         cand = ok[i] & (excess[i] > crit.k_detect * noise.block_map((h, w)))
         for _ in range(max(1, int(n_passes))):
-            found = _sharp_hits(x, noise, cand, i=i, offs=offs, padded_excess=padded_excess,
-                                crit=crit)
+            found = _sharp_hits(x, noise, cand, i=i, offs=offs,
+                                others=excess if n > 1 else None, crit=crit)
             if not found.any():
                 break
             hits[i] |= found
@@ -408,13 +415,15 @@ class _Criteria:
     jitter_px: int
 
 
-def _sharp_hits(x, noise: _NoiseModel, cand, *, i, offs, padded_excess, crit: _Criteria):
+def _sharp_hits(x, noise: _NoiseModel, cand, *, i, offs, others, crit: _Criteria):
+    """The sharp hits among the candidate pixels ``cand`` of frame ``i`` (``x``);
+    ``others``: every frame's ring excess (None for a single frame)."""
     h, w = x.shape
     out = np.zeros((h, w), dtype=bool)
     rr, cc = np.nonzero(cand)
     if rr.size == 0:
         return out
-    patches = _gather(np.pad(x, 2, mode="reflect"), rr, cc, 2)
+    patches = _patches(x, rr, cc, 2)
     e, s2, m48 = _patch_stats(patches)
     sg = noise.at(rr, cc, patches[:, 12] - e)
     weak = (e > crit.k_detect * sg) & (s2 < crit.b_s2 * e) & (m48 < crit.b_m48 * e)
@@ -428,7 +437,7 @@ def _sharp_hits(x, noise: _NoiseModel, cand, *, i, offs, padded_excess, crit: _C
     row_edge = (rr == 0) | (rr == h - 1)
     col_edge = (cc == 0) | (cc == w - 1)
     if row_edge.any() or col_edge.any():
-        p = _gather(np.pad(x, 1, mode="reflect"), rr, cc, 1).reshape(-1, 3, 3)
+        p = _patches(x, rr, cc, 1).reshape(-1, 3, 3)
         bg = p[:, 1, 1] - e
         along = np.full(rr.size, -np.inf)
         along = np.where(row_edge, np.maximum(along, np.maximum(p[:, 1, 0], p[:, 1, 2])), along)
@@ -437,12 +446,12 @@ def _sharp_hits(x, noise: _NoiseModel, cand, *, i, offs, padded_excess, crit: _C
         strong = strong & ((~row_edge & ~col_edge) | isolated)
     flag = strong
     idx = np.flatnonzero(weak & ~strong)
-    if padded_excess is not None and idx.size:
+    if others is not None and idx.size:
         # same sky position in the other frames: max excess within the jitter radius
         j_px = crit.jitter_px
         absent = np.ones(idx.size, dtype=bool)
         seen = np.zeros(idx.size, dtype=bool)
-        for j in range(padded_excess.shape[0]):
+        for j in range(others.shape[0]):
             if j == i:
                 continue
             lj = rr[idx] - offs[i, 0] + offs[j, 0]
@@ -450,9 +459,11 @@ def _sharp_hits(x, noise: _NoiseModel, cand, *, i, offs, padded_excess, crit: _C
             inside = (lj >= 0) & (lj < h) & (sj >= 0) & (sj < w)
             if not inside.any():
                 continue
-            win = _gather(padded_excess[j], lj[inside], sj[inside], j_px)
+            # the largest excess within j_px (-inf beyond the frame: the padding it had)
+            peak = morphology.window_max(others[j], lj[inside].astype(np.int64),
+                                         sj[inside].astype(np.int64), j_px)
             present = np.zeros(idx.size, dtype=bool)
-            present[inside] = win.max(axis=1) >= crit.presence_fraction * e[idx[inside]]
+            present[inside] = peak >= crit.presence_fraction * e[idx[inside]]
             seen |= inside
             absent &= ~present
         flag = flag.copy()

@@ -38,7 +38,12 @@ columns' running sums, then the rows', each a sequential sum as numpy's
 ``((A - B) - C) + D``; its 3x3 dilation of the few pixels found
 (:func:`dilate_square3`) sets the neighbours of each, as
 ``ndimage.binary_dilation`` with a 3x3 square and a False border does. The
-same bits and the same mask (``tests/test_speed_exact.py``).
+same bits and the same mask (``tests/test_speed_exact.py``). Its neighbourhoods
+(:func:`gather_reflect`: the values around given pixels, the image mirrored at its
+edges as ``np.pad(mode="reflect")`` mirrors it; :func:`window_max`: the largest value
+around given pixels, ``-inf`` beyond the image as the ``-inf`` padding gave, NaN if one
+is NaN as ``np.max`` gives) are copies and comparisons, read from the image itself
+without padding it.
 
 Nothing here calls another module's kernel (numba's cache notices edits to a
 kernel's own file only; see :mod:`iovolc.compiled`). No fast-math; cached
@@ -292,11 +297,64 @@ def dilate_square3(mask):
     return out
 
 
+@njit(cache=True, nogil=True)
+def _mirror(k, n):
+    """Index ``k`` (within ``n - 1`` of the image) mirrored into ``0..n-1`` without
+    repeating the edge (``np.pad``'s "reflect")."""
+    if k < 0:
+        return -k
+    if k >= n:
+        return 2 * (n - 1) - k
+    return k
+
+
+@njit(cache=True, nogil=True)
+def gather_reflect(x, rr, cc, half):
+    """``out[k]``: the ``(2 half + 1)**2`` values around ``(rr[k], cc[k])``, row by row,
+    the image mirrored at its edges (``half`` < each side)."""
+    n0, n1 = x.shape
+    size = 2 * half + 1
+    out = np.empty((rr.size, size * size), dtype=x.dtype)
+    for k in range(rr.size):
+        m = 0
+        for a in range(rr[k] - half, rr[k] + half + 1):
+            ra = _mirror(a, n0)
+            for b in range(cc[k] - half, cc[k] + half + 1):
+                out[k, m] = x[ra, _mirror(b, n1)]
+                m += 1
+    return out
+
+
+@njit(cache=True, nogil=True)
+def window_max(x, rr, cc, half):
+    """The largest value within ``half`` px (a square) of each ``(rr[k], cc[k])``;
+    ``-inf`` where the square holds no pixel of the image, NaN where one is NaN."""
+    n0, n1 = x.shape
+    out = np.empty(rr.size)
+    for k in range(rr.size):
+        best = -np.inf
+        for a in range(max(rr[k] - half, 0), min(rr[k] + half + 1, n0)):
+            for b in range(max(cc[k] - half, 0), min(cc[k] + half + 1, n1)):
+                v = x[a, b]
+                if v > best or np.isnan(v):
+                    best = v
+                    if np.isnan(v):
+                        break
+            if np.isnan(best):
+                break
+        out[k] = best
+    return out
+
+
 def warm_up() -> None:
     """Compile (or load from the cache) the kernels (see :func:`iovolc.compiled.warm_up`)."""
     x = np.arange(20.0).reshape(4, 5)
     ring_excess(x, np.pad(x, 2, mode="reflect"))
     dilate_square3(x > 10)
+    at = np.array([0, 3], np.int64)
+    gather_reflect(x, at, at, 2)
+    gather_reflect(x > 3, at, at, 1)
+    window_max(x, at, at, 3)
     h_maxima(x, 1.0)
     compact_tophat(x, np.array([[0, 1], [1, -1]], np.int64), 3)
     ok = x > 3

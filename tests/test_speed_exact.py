@@ -286,3 +286,37 @@ def test_compiled_ring_excess_and_hit_dilation_are_the_numpy_forms():
         want = binary_dilation(mask, structure=np.ones((3, 3), bool))
         assert np.array_equal(dilate_square3(mask), want), (trial, shape)
 
+
+
+def test_hit_neighbourhoods_are_the_padded_gathers():
+    """The radiation-hit finder's neighbourhoods read from the image itself
+    (morphology.gather_reflect, window_max) against np.pad and a gather: 5x5 and 3x3
+    patches mirrored at every edge (images from 3 px wide, float and bool), and the
+    7x7 maximum with -inf beyond the image, NaN inside some windows."""
+    from iovolc.hits import _gather, _patches
+    from iovolc.morphology import window_max
+
+    rng = np.random.default_rng(2327)
+    for trial in range(300):
+        shape = (int(rng.integers(3, 60)), int(rng.integers(3, 80)))
+        x = rng.normal(size=shape)
+        if trial % 5 == 0:
+            x[rng.random(shape) < 0.05] = np.nan
+        n = int(rng.integers(1, 200))
+        rr = rng.integers(0, shape[0], n)
+        cc = rng.integers(0, shape[1], n)
+        rr[:2], cc[:2] = (0, shape[0] - 1), (shape[1] - 1, 0)  # corners
+        for img in (x, x > 0.3):
+            for half in (1, 2):
+                if min(shape) <= half:
+                    continue
+                want = _gather(np.pad(img, half, mode="reflect"), rr, cc, half)
+                got = _patches(img, rr, cc, half)
+                same = (_same_bits(got, want) if img.dtype != bool else
+                        got.dtype == want.dtype and np.array_equal(got, want))
+                assert same, (trial, half, img.dtype)
+        half = 3
+        padded = np.pad(x, half, mode="constant", constant_values=-np.inf)
+        want = _gather(padded, rr, cc, half).max(axis=1)
+        assert _same_bits(window_max(x, rr.astype(np.int64), cc.astype(np.int64), half),
+                          want), trial
