@@ -244,7 +244,6 @@ def _stop_22(rng, r: int, state) -> None:
           lambda: (hot_pixels(strip, valid),), repeats=r, inner=20, unit="us")
 
 
-
 def _stop_23(rng, r: int) -> None:
     from iovolc.extract import LIMB_SHIFT_FLOOR_PX, _nearest_fill, limb_model_sigma
     from iovolc.hits import _ring_mean_excess

@@ -166,13 +166,15 @@ def limb_model_sigma(bg: np.ndarray, shading: np.ndarray, *, pointing_sigma_px: 
     n_grow = int(np.ceil(d)) + 2
     # Only the zone (within n_grow of the disc's edge) gets a value, and a zone pixel
     # reads the background 2 px away (the 3x3 maximum of central differences): the
-    # window of the disc's box widened by n_grow + 3 px, where the image has them,
-    # gives every zone pixel the bits the whole strip gives it. Where the window
-    # meets the image's edge, the erosion's border, the one-sided differences and
-    # the filter's reflection are the image's own; elsewhere its margin holds no
-    # disc pixel, so nothing it cuts reaches the zone (stop 23).
-    win = _box(disc, n_grow + 3)
-    if win is None or min(disc[win].shape) < 2:
+    # window of the disc's box widened by n_grow + 3 px (one to spare), where the
+    # image has them, gives every zone pixel the bits the whole strip gives it. Where
+    # the window meets the image's edge, the erosion's border, the one-sided
+    # differences and the filter's reflection are the image's own; elsewhere its
+    # margin holds no disc pixel, so nothing it cuts reaches the zone (stop 23). A
+    # background with NaN or inf (never the pipeline's) takes the whole strip:
+    # scipy's running maximum can carry a NaN from beyond the 3 px it compares.
+    win = _box(disc, n_grow + 3) if np.isfinite(bg).all() else None
+    if win is None:
         win = (slice(None), slice(None))
     disc_w, bg_w = disc[win], bg[win]
     edge = disc_w ^ ndi.binary_erosion(disc_w, border_value=1)

@@ -10,7 +10,9 @@ written and read by :mod:`iovolc.tiled_fits` (standard FITS; astropy reads it):
   (``ZNAME1 = 'NOISEBIT'``, ``ZVAL1 = 0``, no scaled-integer columns), one
   tile per 16 image rows -- every value reads back bit for bit, so nothing
   downstream can change (``bench/storage.py`` prints the size per frame);
-  each tile's gzip write time is 0, so the bytes are deterministic;
+  each tile's gzip write time is 0, so the bytes are deterministic for one deflate
+  build (ISA-L's or zlib's, :mod:`iovolc.tiled_fits`; :func:`same_frame` compares
+  what they decode to);
 * ``MASK``: uint8 bits 1 saturated, 2 bad pixel (detector or impossible
   value), 4 radiation hit (replaced), tile-compressed the same way;
 * ``SUMMARY``: the frame summary (JSON) as a one-row table.
@@ -41,7 +43,8 @@ MASK_SATURATED, MASK_BAD, MASK_HIT = 1, 2, 4
 
 
 def frame_to_fits(result: FrameResult, *, kernels: list[str], config_hash: str = "") -> bytes:
-    """Serialise one calibrated frame (deterministic bytes; :mod:`iovolc.tiled_fits`)."""
+    """Serialise one calibrated frame (deterministic bytes for one deflate build;
+    :mod:`iovolc.tiled_fits`)."""
     s = result.summary
     cards = [tf.card("FORMAT", FORMAT_VERSION, "iovolc calibrated frame format"),
              tf.card("PRODUCT", result.product_id, "source PDS3 product"),

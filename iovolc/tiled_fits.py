@@ -17,13 +17,16 @@ data"; the tiled image convention of Pence et al. 2010 / CFITSIO):
   zero write time, so the same frame gives the same bytes; floats are not
   quantised (``ZNAME1 = 'NOISEBIT'``, ``ZVAL1 = 0.0``, no ``ZSCALE``).
 
-The deflate streams come from ISA-L (``isal.isal_zlib``, stop 23) where its wheel is
-installed, else from zlib: the same standard gzip members (RFC 1952), read by zlib,
-cfitsio and astropy alike, at level 1 about 5x faster to write than zlib's level 1 and
-about as small (``bench/storage.py`` prints both). Only the bytes differ, not what they
-decode to: ISA-L's header says "unknown OS" and no "fastest" flag. The frames read
-back are the same pixels, so nothing downstream changes; a frame written by either is
-"the same frame" to :func:`iovolc.products.same_frame`.
+The deflate streams come from ISA-L (``isal.isal_zlib``, stop 23) where it imports,
+else from zlib: the same standard gzip members (RFC 1952), read by zlib, cfitsio and
+astropy alike; a frame's whole write is 2.4x faster than with zlib's level 1 and about
+as small (``bench/storage.py`` prints both). Only the bytes differ, not what they
+decode to: ISA-L's header says "unknown OS" and no "fastest" flag, and its bytes are
+the same for one library build on one class of processor (as zlib's are for one zlib
+build). The frames read back are the same pixels, so nothing downstream changes; a
+frame written by either is "the same frame" to :func:`iovolc.products.same_frame`, so a
+store written by one build stays valid for another. A damaged tile raises the codec's
+error (``zlib.error`` or ISA-L's), never returns wrong pixels.
 
 Files written here are read by astropy (tested: the same arrays and header
 values, and ``verify`` finds nothing); :func:`read_hdus` reads them and the

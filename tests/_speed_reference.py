@@ -423,4 +423,3 @@ def ring_mean_excess_numpy(x: np.ndarray) -> np.ndarray:
                 - ii[o + k:o + k + h, o:o + w] + ii[o:o + h, o:o + w])
 
     return x - (box(5) - box(3)) / 16.0
-

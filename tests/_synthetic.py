@@ -71,4 +71,3 @@ def _disc_scene(rng, shape, *, centre=None, radius_px=None):
     shading[shading < 1e-3] = 0.0  # the compiled blur's support ends
     bg = 3.0 + rng.normal(size=shape) * rng.choice([0.01, 1.0]) + 50.0 * shading
     return shading, bg
-

@@ -287,7 +287,6 @@ def test_compiled_ring_excess_and_hit_dilation_are_the_numpy_forms():
         assert np.array_equal(dilate_square3(mask), want), (trial, shape)
 
 
-
 def test_hit_neighbourhoods_are_the_padded_gathers():
     """The radiation-hit finder's neighbourhoods read from the image itself
     (morphology.gather_reflect, window_max) against np.pad and a gather: 5x5 and 3x3

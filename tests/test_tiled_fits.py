@@ -129,7 +129,7 @@ def test_a_damaged_file_is_refused_not_misread():
     damaged = bytearray(blob)
     at = blob.index(b"\x1f\x8b")  # the first tile
     damaged[at + 20:at + 40] = b"\xff" * 20
-    with pytest.raises(Exception):  # noqa: B017 - zlib's or astropy's error, never wrong data
+    with pytest.raises(Exception):  # noqa: B017 - the codec's or astropy's error, never wrong data
         fits_to_frame(bytes(damaged))
 
 
@@ -246,3 +246,32 @@ def test_isal_and_zlib_tiles_are_the_same_frame(monkeypatch):
             assert same_frame(blob, r, kernels=["a.tls"], config_hash="abc")
     with fits.open(io.BytesIO(by_isal)) as hdul:  # astropy (cfitsio's inflate) agrees
         assert np.array_equal(hdul["RADIANCE"].data, np.asarray(r.radiance, np.float32))
+
+
+@pytest.mark.parametrize("codec", ["zlib", "isal"])
+def test_a_tile_cut_short_or_followed_by_bytes_is_not_read(codec, monkeypatch):
+    """Under either codec, a tile that is not exactly one whole gzip member (cut short,
+    or with bytes after it inside its heap slot) makes the reader hand the file to
+    astropy (``_image`` gives None) rather than return pixels."""
+    import zlib
+
+    if codec == "isal":
+        pytest.importorskip("isal")
+        monkeypatch.setattr(tf, "CODEC", tf._fast_zlib)
+    else:
+        monkeypatch.setattr(tf, "CODEC", zlib)
+    img = np.arange(12.0, dtype=np.float32).reshape(3, 4)
+    member = tf.CODEC.compressobj(1, tf.CODEC.DEFLATED, 31)
+    tile = member.compress(img.astype(">f4").tobytes()) + member.flush()
+    hdr = {"XTENSION": "BINTABLE", "GCOUNT": 1, "TFIELDS": 1, "TTYPE1": "COMPRESSED_DATA",
+           "ZCMPTYPE": "GZIP_1", "ZNAXIS": 2, "ZBITPIX": -32, "ZNAXIS1": 4, "ZTILE1": 4,
+           "ZNAXIS2": 3, "ZTILE2": 3, "NAXIS2": 1, "NAXIS1": 8, "TFORM1": "1PB(100)"}
+
+    def image(payload: bytes):
+        table = np.array([[len(payload), 0]], dtype=">i4").tobytes()
+        return tf._image(table + payload, dict(hdr, PCOUNT=len(payload)), 0)
+
+    assert np.array_equal(image(tile), img)  # the whole member reads back
+    assert image(tile[:-5]) is None  # cut short
+    assert image(tile + b"\0\0\0") is None  # bytes after the member
+
