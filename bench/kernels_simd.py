@@ -45,7 +45,7 @@ and from stop 23:
 
 Not the whole chain: ``bench/science_chain.py`` measures that.
 
-Run: ``uv run python bench/kernels_simd.py [--repeats 5]`` (~40 s).
+Run: ``uv run python bench/kernels_simd.py [--repeats 5]`` (~15 s).
 """
 
 from __future__ import annotations
