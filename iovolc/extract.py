@@ -173,7 +173,7 @@ def limb_model_sigma(bg: np.ndarray, shading: np.ndarray, *, pointing_sigma_px: 
     # margin holds no disc pixel, so nothing it cuts reaches the zone (stop 23). A
     # background with NaN or inf (never the pipeline's) takes the whole strip:
     # scipy's running maximum can carry a NaN from beyond the 3 px it compares.
-    win = _box(disc, n_grow + 3) if np.isfinite(bg).all() else None
+    win = imaging.box_of(disc, n_grow + 3) if np.isfinite(bg).all() else None
     if win is None:
         win = (slice(None), slice(None))
     disc_w, bg_w = disc[win], bg[win]
@@ -187,18 +187,6 @@ def limb_model_sigma(bg: np.ndarray, shading: np.ndarray, *, pointing_sigma_px: 
     return out
 
 
-def _box(mask: np.ndarray, margin: int) -> tuple[slice, slice] | None:
-    """The bounding box of ``mask``'s True pixels widened by ``margin`` px (within the
-    image), as slices; None when no pixel is True."""
-    rows = np.flatnonzero(mask.any(axis=1))
-    if rows.size == 0:
-        return None
-    cols = np.flatnonzero(mask.any(axis=0))
-    n0, n1 = mask.shape
-    return (slice(max(int(rows[0]) - margin, 0), min(int(rows[-1]) + 1 + margin, n0)),
-            slice(max(int(cols[0]) - margin, 0), min(int(cols[-1]) + 1 + margin, n1)))
-
-
 def _nearest_fill(r: np.ndarray, far: np.ndarray, shading: np.ndarray) -> np.ndarray:
     """``r`` with each ``far`` pixel given the value of its nearest non-far pixel
     (``ndimage.distance_transform_edt``'s indices), where it can matter.
@@ -210,7 +198,7 @@ def _nearest_fill(r: np.ndarray, far: np.ndarray, shading: np.ndarray) -> np.nda
     from: the same distances and, the transform's comparisons being of coordinate
     differences, the same choices between equally near pixels (stop 23; the test
     compares with the transform of the whole strip)."""
-    win = _box(~(shading == 0) | ~far, 0)
+    win = imaging.box_of(~(shading == 0) | ~far, 0)
     out = r.copy()
     sub = far[win]
     idx = ndi.distance_transform_edt(sub, return_distances=False, return_indices=True)

@@ -283,6 +283,18 @@ def nanmedian(a) -> float:
     return median(a[~np.isnan(a)])
 
 
+def box_of(x: np.ndarray, margin: int) -> tuple[slice, slice] | None:
+    """The bounding box of ``x``'s non-zero (True, NaN) pixels widened by ``margin`` px
+    within the image, as slices; None when every pixel is zero."""
+    rows = np.flatnonzero(x.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(x.any(axis=0))
+    n0, n1 = x.shape
+    return (slice(max(int(rows[0]) - margin, 0), min(int(rows[-1]) + 1 + margin, n0)),
+            slice(max(int(cols[0]) - margin, 0), min(int(cols[-1]) + 1 + margin, n1)))
+
+
 def grow(mask: np.ndarray, iterations: int) -> np.ndarray:
     """``ndimage.binary_dilation(mask, iterations=n)`` (the 4-connected cross, n >= 1) of a
     2-D mask, exactly: the pixels within city-block distance n of the mask, from two

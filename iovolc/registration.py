@@ -327,12 +327,9 @@ def _spline_coefficients(canvas: np.ndarray, *, out: np.ndarray | None = None
     full filter leaves values ~1e-18 of the disc's, which no limb pixel reads).
     ``out``: a zeroed array of the canvas's shape to write into."""
     out = np.zeros_like(canvas) if out is None else out
-    rows = np.flatnonzero(canvas.any(axis=1))
-    cols = np.flatnonzero(canvas.any(axis=0))
-    if rows.size == 0:
+    win = imaging.box_of(canvas, _SPLINE_PAD_PX)
+    if win is None:
         return out
-    win = (slice(max(rows[0] - _SPLINE_PAD_PX, 0), rows[-1] + 1 + _SPLINE_PAD_PX),
-           slice(max(cols[0] - _SPLINE_PAD_PX, 0), cols[-1] + 1 + _SPLINE_PAD_PX))
     out[win] = spline_filter_cubic(canvas[win])  # scipy's, the same bits (compiled)
     return out
 
