@@ -90,6 +90,15 @@ def run_retrying_api_errors(run, *, what: str, log, attempts: int = API_ATTEMPTS
     raise AssertionError("unreachable")  # the last attempt returns or raises
 
 
+def perijove_params(params: BackfillParams, pj: int) -> PerijoveParams:
+    """The run parameters of one of the backfill's perijoves (a subflow or a deployment
+    run): no catalog version of its own, the backfill's batch size."""
+    return PerijoveParams(perijoves=[pj], sources=params.sources, thresholds=params.thresholds,
+                          force=params.force, publish=False,
+                          stage_subflows=params.stage_subflows,
+                          frames_per_task=params.frames_per_task)
+
+
 def _use_deployments(params: BackfillParams) -> bool:
     if params.mode != "auto":
         return params.mode == "deployments"
@@ -112,9 +121,7 @@ def backfill(params: BackfillParams = BackfillParams()) -> dict:
 
         runs = {}
         for pj in pjs:
-            p = PerijoveParams(perijoves=[pj], sources=params.sources,
-                               thresholds=params.thresholds, force=params.force, publish=False,
-                               stage_subflows=params.stage_subflows)
+            p = perijove_params(params, pj)
             runs[pj] = run_deployment(params.deployment, parameters={"params": p.model_dump()},
                                       timeout=0, idempotency_key=_idempotency_key(params, pj),
                                       as_subflow=False, tags=["backfill"])
@@ -139,9 +146,7 @@ def backfill(params: BackfillParams = BackfillParams()) -> dict:
             per_pj = with_runner(process_perijove, settings)
 
         def one(pj: int) -> str:
-            p = PerijoveParams(perijoves=[pj], sources=params.sources,
-                               thresholds=params.thresholds, force=params.force, publish=False,
-                               stage_subflows=params.stage_subflows)
+            p = perijove_params(params, pj)
             return run_retrying_api_errors(lambda: per_pj(p, return_state=True),
                                            what=f"PJ{pj}", log=log).name
 

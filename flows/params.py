@@ -6,6 +6,9 @@ from pydantic import BaseModel, Field
 
 from iovolc.batches import OUT_OF_REACH_COST
 
+#: frames per calibrate/extract task in a backfill's perijoves (docs/decisions.md)
+BACKFILL_FRAMES_PER_TASK = 300
+
 
 class Sources(BaseModel):
     """Where data comes from and goes to. Empty = the settings (env/file/default)."""
@@ -94,3 +97,7 @@ class BackfillParams(BaseModel):
     sources: Sources = Field(default_factory=Sources)
     thresholds: Thresholds = Field(default_factory=Thresholds)
     force: bool = False
+    frames_per_task: int = Field(BACKFILL_FRAMES_PER_TASK, ge=1, le=2000, description=(
+        "Frames per calibrate and extract task in each perijove. Larger than a lone "
+        "perijove run's: the perijoves run at once keep the workers busy, and every "
+        "task run costs the Prefect server and this flow CPU and loads the kernels."))

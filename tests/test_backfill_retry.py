@@ -91,3 +91,22 @@ def test_an_api_error_raised_by_the_engine_is_retried_other_errors_are_not():
     with pytest.raises(PrefectHTTPStatusError):
         run_retrying_api_errors(always_503, what="PJ9", log=log, delay_s=0.0, attempts=2)
     assert len(calls) == 2
+
+
+def test_each_perijove_run_takes_the_backfills_batch_size():
+    """A backfill's perijoves batch coarser than a lone perijove run: the perijoves run at
+    once keep the workers busy, and each task run costs CPU on the server and the flow."""
+    from flows.backfill import perijove_params
+    from flows.params import BACKFILL_FRAMES_PER_TASK, BackfillParams, PerijoveParams
+    from iovolc.batches import pack
+
+    params = BackfillParams(first_perijove=20, last_perijove=33, force=True)
+    p = perijove_params(params, 21)
+    assert p.perijoves == [21] and p.publish is False and p.force is True
+    assert p.frames_per_task == BACKFILL_FRAMES_PER_TASK
+    assert perijove_params(BackfillParams(frames_per_task=7), 21).frames_per_task == 7
+    # a distant pass of the simulated mission (~290 frames in sequences of 10): one task
+    # per stage in a backfill, several in a lone run
+    groups = [[{"product_id": f"P{i}_{j}"} for j in range(10)] for i in range(29)]
+    assert len(pack(groups, max_frames=p.frames_per_task)) == 1
+    assert len(pack(groups, max_frames=PerijoveParams().frames_per_task)) >= 6
