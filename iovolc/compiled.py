@@ -800,9 +800,10 @@ def warm_up_image() -> None:
     _median(np.arange(40.0))
     clipped_local_mean(x, x > 2, 3, 1, 3.0)
     _grow(x > 5, 1)
-    from iovolc import morphology  # its own file: it calls no kernel of this one
+    from iovolc import greedy, morphology  # own files: they call no kernel of this one
 
     morphology.warm_up()
+    greedy.warm_up()
 
 
 def warm_up_fit() -> None:

@@ -423,3 +423,34 @@ def ring_mean_excess_numpy(x: np.ndarray) -> np.ndarray:
                 - ii[o + k:o + k + h, o:o + w] + ii[o:o + h, o:o + w])
 
     return x - (box(5) - box(3)) / 16.0
+
+
+def greedy_labels_numpy(xyz, pixel_scale_km, snr, weight, *, tol_px, min_tol_km):
+    """``catalog._greedy_labels`` before stop 24 compiled its loop (``iovolc.greedy``)."""
+    from iovolc.catalog import _angle_km
+
+    n = len(xyz)
+    order = np.lexsort((np.arange(n), -np.where(np.isfinite(weight), weight, -np.inf)))
+    labels = np.full(n, -1, dtype=np.int64)
+    csum = np.zeros((n, 3))
+    centres = np.zeros((n, 3))
+    cscale = np.zeros(n)
+    k = 0
+    for i in order:
+        if k:
+            d = _angle_km(centres[:k], xyz[i])
+            tol = np.maximum(tol_px * pixel_scale_km[i], min_tol_km)
+            d = np.where(d <= tol, d, np.inf)
+            j = int(np.argmin(d))
+            if np.isfinite(d[j]):
+                labels[i] = j
+                csum[j] += weight[i] * xyz[i]
+                centres[j] = csum[j] / np.sqrt(csum[j] @ csum[j])
+                cscale[j] = min(cscale[j], pixel_scale_km[i])
+                continue
+        labels[i] = k
+        csum[k] = weight[i] * xyz[i]
+        centres[k] = xyz[i]
+        cscale[k] = pixel_scale_km[i]
+        k += 1
+    return labels

@@ -1,0 +1,108 @@
+"""Stop 24's compiled greedy clustering gives the labels of the numpy loop it replaced.
+
+``iovolc.greedy`` decides with libm's arcsine, which differs in the last bit from
+numpy's SIMD one for some arguments; where a distance lies within its margin of
+the tolerance, or two clusters are as near, it takes that step with numpy. These
+tests compare with the numpy form (``tests/_speed_reference.py``) on random
+perijoves, and place distances exactly on the tolerance and exact ties, checking
+that the numpy step is then taken and gives the old answer.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from _speed_reference import greedy_labels_numpy
+
+from iovolc import greedy
+from iovolc.catalog import IO_RADIUS_KM, _angle_km, _greedy_labels, _unit_xyz
+
+
+def _perijove(rng, n_sources: int, n_det: int):
+    """Detections scattered around random sources (tens of km, as a pass's frames
+    place them), pixel scales 2-300 km, weights spanning orders of magnitude."""
+    lat = np.degrees(np.arcsin(rng.uniform(-1, 1, n_sources)))
+    lon = rng.uniform(0, 360, n_sources)
+    src = rng.integers(0, n_sources, n_det)
+    scale = np.exp(rng.uniform(np.log(2.0), np.log(300.0), n_det))
+    jitter_deg = np.degrees(rng.normal(0, 1, (n_det, 2)) * scale[:, None] / IO_RADIUS_KM)
+    xyz = _unit_xyz(np.clip(lat[src] + jitter_deg[:, 0], -90, 90), lon[src] + jitter_deg[:, 1])
+    snr = np.exp(rng.uniform(np.log(3.0), np.log(500.0), n_det))
+    weight = snr**2 / scale**2
+    return xyz, scale, snr, weight
+
+
+class _Counter:
+    def __init__(self, monkeypatch):
+        self.n = 0
+        real = greedy._numpy_step
+
+        def counted(*a, **k):
+            self.n += 1
+            return real(*a, **k)
+
+        monkeypatch.setattr(greedy, "_numpy_step", counted)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_perijoves_get_the_numpy_labels(seed):
+    rng = np.random.default_rng(seed)
+    xyz, scale, snr, weight = _perijove(rng, int(rng.integers(5, 400)),
+                                        int(rng.integers(50, 3000)))
+    if seed % 3 == 0:  # equal weights: the order falls back on the index
+        weight = np.ones_like(weight)
+    want = greedy_labels_numpy(xyz, scale, snr, weight, tol_px=2.5, min_tol_km=8.0)
+    got = _greedy_labels(xyz, scale, snr, weight, tol_px=2.5, min_tol_km=8.0)
+    assert got.dtype == want.dtype and np.array_equal(got, want)
+    assert len(np.unique(got)) > 1
+
+
+def test_a_distance_on_the_tolerance_takes_the_numpy_step(monkeypatch):
+    """Detection 1 lies exactly at the tolerance from detection 0's cluster (the
+    tolerance is the distance numpy computes): numpy's ``<=`` joins it."""
+    calls = _Counter(monkeypatch)
+    rng = np.random.default_rng(7)
+    n_joined = 0
+    for _ in range(200):
+        xyz = _unit_xyz(rng.uniform(-60, 60, 2), rng.uniform(0, 360, 2))
+        xyz[1] = xyz[0] + rng.normal(0, 3e-3, 3)
+        xyz[1] /= np.linalg.norm(xyz[1])
+        d = float(_angle_km(xyz[:1], xyz[1])[0])
+        scale = np.array([1e-3, 1e-3])
+        weight = np.array([2.0, 1.0])  # 0 seeds, 1 is tested
+        for tol_km in (d, np.nextafter(d, 0.0), np.nextafter(d, np.inf)):
+            want = greedy_labels_numpy(xyz, scale, weight, weight, tol_px=2.5,
+                                       min_tol_km=tol_km)
+            got = _greedy_labels(xyz, scale, weight, weight, tol_px=2.5, min_tol_km=tol_km)
+            assert np.array_equal(got, want)
+            n_joined += int(want[1] == 0)
+    assert calls.n == 600  # every one was a step the kernel left to numpy
+    assert 0 < n_joined < 600  # on the line: in; one ulp inside: in; outside: out
+
+
+def test_an_exact_tie_takes_the_first_cluster_as_numpy_did(monkeypatch):
+    """Two clusters at the same distance (mirror images about the detection's
+    meridian): ``np.argmin`` takes the first; a tie is left to numpy."""
+    calls = _Counter(monkeypatch)
+    t = 6.0 / IO_RADIUS_KM  # 6 km either side of the detection at (1, 0, 0)
+    xyz = np.array([[np.cos(t), np.sin(t), 0.0], [np.cos(t), -np.sin(t), 0.0],
+                    [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    d0 = _angle_km(xyz[:1], xyz[2])[0]
+    d1 = _angle_km(xyz[1:2], xyz[2])[0]
+    assert d0 == d1
+    scale = np.array([1.0, 1.0, 10.0, 1.0])
+    weight = np.array([4.0, 3.0, 2.0, 1.0])  # 0 and 1 seed (12 km apart > 2.5 px), 2 joins
+    want = greedy_labels_numpy(xyz, scale, weight, weight, tol_px=2.5, min_tol_km=0.0)
+    got = _greedy_labels(xyz, scale, weight, weight, tol_px=2.5, min_tol_km=0.0)
+    assert np.array_equal(got, want) and list(want) == [0, 1, 0, 2]
+    assert calls.n == 1
+
+
+def test_nothing_is_left_to_numpy_away_from_the_margins(monkeypatch):
+    calls = _Counter(monkeypatch)
+    rng = np.random.default_rng(99)
+    xyz, scale, snr, weight = _perijove(rng, 100, 2000)
+    want = greedy_labels_numpy(xyz, scale, snr, weight, tol_px=2.5, min_tol_km=8.0)
+    assert np.array_equal(_greedy_labels(xyz, scale, snr, weight, tol_px=2.5,
+                                         min_tol_km=8.0), want)
+    assert calls.n == 0
