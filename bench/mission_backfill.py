@@ -83,6 +83,16 @@ def _busy_profile(t0: float, wall: float, processes: int) -> list[float]:
     return out
 
 
+def _new_pool() -> None:
+    """Shut the stage workers down: the next stage call starts fresh ones (nothing kept
+    in memory from a run before: kernel hashes, verifications, loaded code)."""
+    from tasks import stages
+
+    if stages._POOL is not None:
+        stages._POOL.shutdown(wait=True)
+        stages._POOL = None
+
+
 def _other_children_cpu() -> float:
     """CPU seconds of this process's children that are not stage workers: the temporary
     Prefect server (Linux /proc; 0 elsewhere)."""
@@ -168,6 +178,10 @@ def main() -> None:
                    help="each perijove's stages as subflow runs (BackfillParams."
                         "stage_subflows; default: inline, their tasks in the perijove's run)")
     p.add_argument("--workdir", type=Path, default=None, help="keep the store here")
+    p.add_argument("--frames-per-task", default=None, help="BackfillParams.frames_per_task "
+                   "(default: the backfill's); a comma list (48,300) runs the backfill once "
+                   "per value, one after the other, and prints them side by side with "
+                   "whether the catalogs are the same")
     args = p.parse_args()
     _common.print_command()
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -186,6 +200,27 @@ def main() -> None:
     os.environ["IOVOLC_CACHE_DIR"] = str(work / "cache")
     _install_work_timer()
 
+    from flows.params import BACKFILL_FRAMES_PER_TASK, BackfillParams
+
+    if args.max_concurrent is None:
+        args.max_concurrent = BackfillParams().max_concurrent
+    sizes = [int(x) for x in (args.frames_per_task or str(BACKFILL_FRAMES_PER_TASK)).split(",")]
+    runs = []
+    for size in sizes:
+        store = work / ("store" if len(sizes) == 1 else f"store-{size}")
+        if len(sizes) > 1:
+            # each run from the same start: its own kernel cache, fresh worker processes
+            print(f"\n=== frames per task {size} ===", flush=True)
+            os.environ["IOVOLC_CACHE_DIR"] = str(work / f"cache-{size}")
+            _new_pool()
+        runs.append(_run(args, data, pjs, per_pj, n_frames, n_io, store, size))
+    if len(sizes) > 1:
+        _side_by_side(runs, n_frames)
+
+
+def _run(args, data: Path, pjs: list[int], per_pj: dict[int, int], n_frames: int, n_io: int,
+         store: Path, frames_per_task: int) -> dict:
+    """One backfill of the whole downlink into ``store``; prints its report."""
     from datetime import UTC, datetime
 
     from prefect.testing.utilities import prefect_test_harness
@@ -193,10 +228,7 @@ def main() -> None:
     from flows.backfill import backfill
     from flows.params import BackfillParams, Sources
 
-    if args.max_concurrent is None:
-        args.max_concurrent = BackfillParams().max_concurrent
-
-    store = work / "store"
+    _WORK.clear()
     with prefect_test_harness(server_startup_timeout=120):
         start = datetime.now(UTC)
         server_cpu0 = _other_children_cpu()
@@ -204,6 +236,7 @@ def main() -> None:
         state = backfill(BackfillParams(
             first_perijove=pjs[0], last_perijove=pjs[-1], max_concurrent=args.max_concurrent,
             mode="subflows", stage_subflows=args.stage_subflows,
+            frames_per_task=frames_per_task,
             sources=Sources(archive_url=(data / "archive").as_uri(),
                             kernels_url=(data / "kernels").as_uri(),
                             store_url=store.as_uri())), return_state=True)
@@ -261,6 +294,36 @@ def main() -> None:
         prev_f, prev_t = f, t
     print(f"(publish of the single catalog version after the last perijove: "
           f"{wall - (done[-1][0] if done else 0):.0f} s)")
+
+    return {"frames_per_task": frames_per_task, "wall": wall, "flow_cpu": flow_cpu,
+            "server_cpu": server_cpu, "work_s": work_s, "calls": len(_WORK), "store": store}
+
+
+def _side_by_side(runs: list[dict], n_frames: int) -> None:
+    """The runs' figures in one table, and whether they published the same catalog."""
+    import pandas as pd
+
+    print("\nside by side (one run each, one after the other):")
+    print(f"{'frames/task':>11} {'wall s':>7} {'frames/s':>9} {'85k min':>8} {'stage s':>8} "
+          f"{'calls':>6} {'server CPU s':>13} {'flow CPU s':>11}")
+    for r in runs:
+        rate = n_frames / r["wall"]
+        print(f"{r['frames_per_task']:>11} {r['wall']:>7.0f} {rate:>9.2f} "
+              f"{REAL_ARCHIVE_FRAMES / rate / 60:>8.0f} {r['work_s']:>8.0f} {r['calls']:>6} "
+              f"{r['server_cpu']:>13.0f} {r['flow_cpu']:>11.0f}")
+    base = runs[0]
+    for r in runs[1:]:
+        same = []
+        for name in ("catalog.parquet", "hotspots.parquet", "detections.parquet"):
+            a = pd.read_parquet(base["store"] / "catalog" / "v0001" / name)
+            b = pd.read_parquet(r["store"] / "catalog" / "v0001" / name)
+            try:
+                pd.testing.assert_frame_equal(a, b, check_exact=True)
+                same.append(f"{name} identical ({len(a)} rows)")
+            except AssertionError as exc:
+                same.append(f"{name} DIFFERS: {str(exc).splitlines()[0]}")
+        print(f"{r['frames_per_task']} vs {base['frames_per_task']} frames per task: "
+              + "; ".join(same))
 
 
 if __name__ == "__main__":
