@@ -27,8 +27,14 @@ Printed, all from this one run:
   workers were busy (each call spans its worker time before its return);
 * the store size per 1,000 frames.
 
+With ``--frames-per-task A,B`` (the backfill's batch size, stop 24), the backfill
+runs once per size on the same downlink, one after the other (each with its own
+kernel cache and fresh worker processes, into its own store), and a table puts
+them side by side with whether they published the same catalog, hotspots and
+detections (``check_exact``).
+
 Run: ``uv run python bench/mission_backfill.py [--frames 20000] [--io-share 1]
-[--data DIR]``
+[--data DIR] [--frames-per-task 48,300]``
 (~20,000 frames take tens of minutes on 2 cores).
 """
 
@@ -205,6 +211,8 @@ def main() -> None:
     if args.max_concurrent is None:
         args.max_concurrent = BackfillParams().max_concurrent
     sizes = [int(x) for x in (args.frames_per_task or str(BACKFILL_FRAMES_PER_TASK)).split(",")]
+    if len(set(sizes)) != len(sizes):
+        p.error(f"--frames-per-task {args.frames_per_task}: each size once (a run per size)")
     runs = []
     for size in sizes:
         store = work / ("store" if len(sizes) == 1 else f"store-{size}")
@@ -311,12 +319,16 @@ def _side_by_side(runs: list[dict], n_frames: int) -> None:
         print(f"{r['frames_per_task']:>11} {r['wall']:>7.0f} {rate:>9.2f} "
               f"{REAL_ARCHIVE_FRAMES / rate / 60:>8.0f} {r['work_s']:>8.0f} {r['calls']:>6} "
               f"{r['server_cpu']:>13.0f} {r['flow_cpu']:>11.0f}")
+    def latest(store: Path, name: str) -> Path:  # the version the run published last
+        files = json.loads((store / "catalog" / "latest.json").read_text())["files"]
+        return store / files[name]
+
     base = runs[0]
     for r in runs[1:]:
         same = []
         for name in ("catalog.parquet", "hotspots.parquet", "detections.parquet"):
-            a = pd.read_parquet(base["store"] / "catalog" / "v0001" / name)
-            b = pd.read_parquet(r["store"] / "catalog" / "v0001" / name)
+            a = pd.read_parquet(latest(base["store"], name))
+            b = pd.read_parquet(latest(r["store"], name))
             try:
                 pd.testing.assert_frame_equal(a, b, check_exact=True)
                 same.append(f"{name} identical ({len(a)} rows)")

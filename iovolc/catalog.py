@@ -406,8 +406,8 @@ def merge_detections(
 
     Across frames **and** bands: detections are visited by descending SNR; a
     detection joins the nearest existing cluster whose centre is within
-    ``max(tol_px * max(detection pixel scale, cluster best pixel scale),
-    min_tol_km)`` km, else it seeds a new cluster. The cluster centre is the
+    ``max(tol_px * detection pixel scale, min_tol_km)`` km, else it seeds a new
+    cluster. The cluster centre is the
     mean of the detections' unit vectors weighted by ``snr / pixel_scale_km^2``
     (so the 0/360 longitude wrap needs no special case).
 

@@ -77,7 +77,7 @@ def test_a_distance_on_the_tolerance_takes_the_numpy_step(monkeypatch):
             assert np.array_equal(got, want)
             n_joined += int(want[1] == 0)
     assert calls.n == 600  # every one was a step the kernel left to numpy
-    assert 0 < n_joined < 600  # on the line: in; one ulp inside: in; outside: out
+    assert n_joined == 400  # on the line: in; one ulp inside: in; one ulp outside: out
 
 
 def test_an_exact_tie_takes_the_first_cluster_as_numpy_did(monkeypatch):
@@ -106,3 +106,40 @@ def test_nothing_is_left_to_numpy_away_from_the_margins(monkeypatch):
     assert np.array_equal(_greedy_labels(xyz, scale, snr, weight, tol_px=2.5,
                                          min_tol_km=8.0), want)
     assert calls.n == 0
+
+
+def test_where_the_two_arcsines_differ_on_the_tolerance_numpy_decides(monkeypatch):
+    """Pairs whose half chord is an argument where numpy's arcsine and libm's differ (by
+    an ulp), with the tolerance set to numpy's distance: libm's alone would put the
+    detection one ulp outside and seed a cluster; the step is left to numpy, which joins."""
+    import math
+
+    calls = _Counter(monkeypatch)
+    rng = np.random.default_rng(11)
+    n_cases = 0
+    while n_cases < 100:
+        xyz = _unit_xyz(rng.uniform(-60, 60, 2), rng.uniform(0, 360, 2))
+        xyz[1] = xyz[0] + rng.normal(0, 5e-3, 3)
+        xyz[1] /= np.linalg.norm(xyz[1])
+        diff = xyz[:1] - xyz[1]
+        x = float(np.minimum(0.5 * np.sqrt(np.sum(diff * diff, axis=-1)), 1.0)[0])
+        if math.asin(x) == float(np.arcsin(x)):
+            continue
+        n_cases += 1
+        d_np = float(_angle_km(xyz[:1], xyz[1])[0])
+        scale, weight = np.array([1e-3, 1e-3]), np.array([2.0, 1.0])
+        want = greedy_labels_numpy(xyz, scale, weight, weight, tol_px=2.5, min_tol_km=d_np)
+        got = _greedy_labels(xyz, scale, weight, weight, tol_px=2.5, min_tol_km=d_np)
+        assert list(want) == [0, 0] and np.array_equal(got, want)
+    assert calls.n == 100
+
+
+def test_the_kernels_sums_are_numpys_here():
+    """What the kernel's chord and centre take as numpy's arithmetic, on this machine:
+    a length-3 sum along the last axis and a 3-vector's dot product add in order."""
+    rng = np.random.default_rng(5)
+    a = rng.standard_normal((20000, 3)) * np.exp(rng.uniform(-20, 5, (20000, 1)))
+    q = a * a
+    assert np.array_equal(np.sum(q, axis=-1), (q[:, 0] + q[:, 1]) + q[:, 2])
+    dots = np.array([r @ r for r in a[:5000]])
+    assert np.array_equal(dots, (q[:5000, 0] + q[:5000, 1]) + q[:5000, 2])
