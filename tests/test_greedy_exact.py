@@ -110,13 +110,14 @@ def test_nothing_is_left_to_numpy_away_from_the_margins(monkeypatch):
 
 def test_where_the_two_arcsines_differ_on_the_tolerance_numpy_decides(monkeypatch):
     """Pairs whose half chord is an argument where numpy's arcsine and libm's differ (by
-    an ulp), with the tolerance set to numpy's distance: libm's alone would put the
-    detection one ulp outside and seed a cluster; the step is left to numpy, which joins."""
+    an ulp), with the tolerance set to numpy's distance: where libm's is the larger,
+    libm's alone would put the detection one ulp outside and seed a cluster; each step
+    is left to numpy, which joins."""
     import math
 
     calls = _Counter(monkeypatch)
     rng = np.random.default_rng(11)
-    n_cases = 0
+    n_cases = n_libm_larger = 0
     while n_cases < 100:
         xyz = _unit_xyz(rng.uniform(-60, 60, 2), rng.uniform(0, 360, 2))
         xyz[1] = xyz[0] + rng.normal(0, 5e-3, 3)
@@ -126,12 +127,14 @@ def test_where_the_two_arcsines_differ_on_the_tolerance_numpy_decides(monkeypatc
         if math.asin(x) == float(np.arcsin(x)):
             continue
         n_cases += 1
+        n_libm_larger += math.asin(x) > float(np.arcsin(x))
         d_np = float(_angle_km(xyz[:1], xyz[1])[0])
         scale, weight = np.array([1e-3, 1e-3]), np.array([2.0, 1.0])
         want = greedy_labels_numpy(xyz, scale, weight, weight, tol_px=2.5, min_tol_km=d_np)
         got = _greedy_labels(xyz, scale, weight, weight, tol_px=2.5, min_tol_km=d_np)
         assert list(want) == [0, 0] and np.array_equal(got, want)
     assert calls.n == 100
+    assert n_libm_larger > 0  # cases libm's value alone would have decided wrongly
 
 
 def test_the_kernels_sums_are_numpys_here():
