@@ -133,16 +133,17 @@ def greedy_labels(xyz: np.ndarray, pixel_scale_km: np.ndarray, weight: np.ndarra
         if pos >= n:
             return labels
         k = _numpy_step(int(order[pos]), xyz, scale, weight, k, labels, csum, centres,
-                        tol_px=tol_px, min_tol_km=min_tol_km, two_r=two_r)
+                        tol_px=tol_px, min_tol_km=min_tol_km, radius_km=radius_km)
         pos += 1
 
 
 def _numpy_step(i: int, xyz, scale, weight, k: int, labels, csum, centres, *, tol_px: float,
-                min_tol_km: float, two_r: float) -> int:
+                min_tol_km: float, radius_km: float) -> int:
     """One step of the numpy form, as it was written (k > 0: the kernel seeds the first
     cluster itself); returns the new cluster count."""
-    diff = centres[:k] - xyz[i]
-    d = two_r * np.arcsin(np.minimum(0.5 * np.sqrt(np.sum(diff * diff, axis=-1)), 1.0))
+    from iovolc.catalog import _angle_km  # the catalog's distance (it imports this module)
+
+    d = _angle_km(centres[:k], xyz[i], radius_km)
     tol = np.maximum(tol_px * scale[i], min_tol_km)
     d = np.where(d <= tol, d, np.inf)
     j = int(np.argmin(d))
