@@ -186,15 +186,29 @@ def _median(a):
         return np.nan
     if n % 2:
         return _kth(a, n // 2)
-    lo = _kth(a, n // 2 - 1)
-    # the next one up: lo again if it fills rank n / 2 too, else the least value above it
+    lo, hi = _kth_and_next(a, n // 2 - 1)
+    return (lo + hi) / 2.0
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _row_medians(a, out):
+    """:func:`_median` of each row of the 2-D ``a`` (C order) into ``out``."""
+    for i in range(a.shape[0]):
+        out[i] = _median(a[i])
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _kth_and_next(a, k):
+    """The k-th and (k+1)-th smallest (0-based) of ``a`` (no NaN, ``k + 1 < a.size``)."""
+    lo = _kth(a, k)
+    # the next one up: lo again if it fills rank k + 1 too, else the least value above it
     n_le = 0
     above = np.inf
-    for i in range(n):  # without branches: the comparisons are unpredictable
+    for i in range(a.size):  # without branches: the comparisons are unpredictable
         x = a[i]
         n_le += x <= lo
         above = min(above, x if x > lo else np.inf)
-    return (lo + (lo if n_le > n // 2 else above)) / 2.0
+    return lo, (lo if n_le > k + 1 else above)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -798,6 +812,8 @@ def warm_up_image() -> None:
     _window_sums(x, 2, 2, False)
     _ncc_normalise(x[:2, :3].copy(), x, 2, 2, 0.0, 1.0, np.empty((2, 3)))
     _median(np.arange(40.0))
+    _kth_and_next(np.arange(40.0), 3)
+    _row_medians(x, np.empty(3))
     clipped_local_mean(x, x > 2, 3, 1, 3.0)
     _grow(x > 5, 1)
     from iovolc import greedy, morphology  # own files: they call no kernel of this one

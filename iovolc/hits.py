@@ -49,7 +49,7 @@ from scipy import fft as sp_fft
 from scipy import ndimage as ndi
 from scipy.special import erf
 
-from iovolc import morphology
+from iovolc import imaging, morphology
 
 #: noise map block size (px)
 NOISE_BLOCK_PX = 32
@@ -122,7 +122,7 @@ class _NoiseModel:
         pad = np.pad(hp, ((0, nby * block_px - h), (0, nbx * block_px - w)), mode="symmetric")
         blocks = pad.reshape(nby, block_px, nbx, block_px)[:, ::2, :, ::2]
         blocks = blocks.transpose(0, 2, 1, 3).reshape(nby, nbx, -1)
-        sig_block = np.median(blocks, axis=-1) * scale
+        sig_block = imaging.row_medians(blocks.reshape(nby * nbx, -1)).reshape(nby, nbx) * scale
         floor = max(0.5 * float(np.percentile(sig_block, 10)),
                     1e-6 * float(np.max(np.abs(x), initial=0.0)), 1e-30)
         # level-dependent model over quantile bins of the level
@@ -130,8 +130,8 @@ class _NoiseModel:
         n_bins = max(1, min(int(n_bins), lv.size // 16))
         order = np.argsort(lv)
         m = (lv.size // n_bins) * n_bins
-        lb = np.maximum(np.median(lv[order[:m]].reshape(n_bins, -1), axis=1), 0.0)
-        vb = (np.median(hv[order[:m]].reshape(n_bins, -1), axis=1) * scale) ** 2
+        lb = np.maximum(imaging.row_medians(lv[order[:m]].reshape(n_bins, -1)), 0.0)
+        vb = (imaging.row_medians(hv[order[:m]].reshape(n_bins, -1)) * scale) ** 2
         var0, slope = _fit_variance(lb, vb)
         return cls(var0=var0, slope=slope, block=np.maximum(sig_block, floor),
                    block_px=int(block_px))
@@ -197,7 +197,7 @@ def _patch_stats(p: np.ndarray):
     """(excess, s2, m48) of flattened 5x5 patches (N, 25)."""
     p = p.reshape(-1, 5, 5)
     ring = p[:, _RING[:, 0], _RING[:, 1]]
-    bg = np.median(ring, axis=1)
+    bg = imaging.row_medians(ring)
     q = p - bg[:, None, None]
     e = q[:, 2, 2]
     neigh = np.sort(q[:, _NEIGH[:, 0], _NEIGH[:, 1]], axis=1)  # ascending
@@ -280,8 +280,8 @@ def estimate_offsets(stack: np.ndarray, *, max_shift_px: int = 12,
     for x in st:
         x = _open2x2(np.where(np.isfinite(x), x, 0.0))
         y = x[:2 * hb, :2 * wb].reshape(hb, 2, wb, 2).mean(axis=(1, 3))
-        sig = float(np.median(np.abs(_mean4_highpass(y)))) * _MAD_TO_SIGMA + 1e-30
-        y = ndi.gaussian_filter(np.arcsinh((y - np.median(y)) / (5.0 * sig)), 0.5)
+        sig = imaging.median(np.abs(_mean4_highpass(y))) * _MAD_TO_SIGMA + 1e-30
+        y = ndi.gaussian_filter(np.arcsinh((y - imaging.median(y)) / (5.0 * sig)), 0.5)
         y -= y.mean()
         prepared.append(y)
         spectra.append(sp_fft.rfft2(y, s=shape))

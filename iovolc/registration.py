@@ -189,7 +189,7 @@ def _strip_template(img, valid, line, sample, binning: float) -> np.ndarray | No
     if v.sum() < 100:
         return None
     med = imaging.median(img[v])
-    hi = float(np.percentile(img[v], 99.5))
+    hi = imaging.percentile(img[v], 99.5)
     x = np.where(v, np.clip(img, None, max(hi, med)), med)
     if binning > 1.2:  # block-average to the grid step before sampling
         x = gaussian_filter(x, 0.5 * binning)
@@ -243,7 +243,7 @@ def _fine_fit(strips: dict, state: FrameState, *, along: float, cross: float, se
         if band not in templates:  # the strip, hotspots tamed: the same at every pass
             v = valid & np.isfinite(img)
             med = imaging.median(img[v]) if v.any() else 0.0
-            hi = float(np.percentile(img[v], 99.7)) if v.any() else 0.0
+            hi = imaging.percentile(img[v], 99.7) if v.any() else 0.0
             tmpl = np.where(v, np.clip(img, None, max(hi, med)), med)
             templates[band] = None if np.ptp(tmpl) == 0 else imaging.Template(tmpl)
         if templates[band] is None:

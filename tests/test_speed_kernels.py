@@ -92,6 +92,55 @@ def test_median_is_numpys_bit_for_bit():
     assert imaging.median(np.array([[3.0, 1.0], [2.0, 5.0]])) == 2.5  # every value
 
 
+def _order_statistic_cases(rng):
+    """Arrays with ties, plateaus, zeros, extremes and subnormals, of many sizes."""
+    cases = [rng.normal(size=n) for n in (1, 2, 3, 33, 64, 65, 1000, 55001, 55000)]
+    cases += [np.abs(rng.standard_cauchy(5000)), rng.integers(0, 3, 4001).astype(float),
+              np.full(999, 0.1), np.r_[np.zeros(3000), rng.random(2000)],
+              np.r_[np.full(500, 1e300), -np.abs(rng.normal(size=700))],
+              rng.normal(size=4000) * 1e-310, rng.integers(0, 7, 77).astype(float)]
+    return cases
+
+
+def test_percentile_is_numpys_bit_for_bit():
+    rng = np.random.default_rng(15)
+    qs = (0.0, 10, 50, 99.5, 99.7, 100, 33.3, 1e-9, 100 - 1e-9)  # Python numbers
+    cases = _order_statistic_cases(rng)
+    # float32 (a band strip as read): numpy interpolates in float32
+    cases += [a.astype(np.float32) for a in cases if np.all(np.abs(a) < 1e30)]
+    for a in cases:
+        for q in qs + tuple(rng.random(5) * 100) + (np.float64(99.5), np.float32(10)):
+            want = float(np.percentile(a, q))
+            got = imaging.percentile(a, q)
+            assert got == want and type(got) is float, (a.dtype, a.size, q, got, want)
+    # another dtype, non-finite values, nothing: numpy's own call, its answer
+    ints = rng.integers(0, 1000, 501)
+    assert imaging.percentile(ints, 99.5) == float(np.percentile(ints, 99.5))
+    assert np.isnan(imaging.percentile(np.r_[1.0, np.nan, 2.0], 50))
+    with np.errstate(invalid="ignore"):  # numpy's interpolation meets inf - inf
+        assert np.array_equal(imaging.percentile(np.r_[1.0, np.inf, 2.0], 99.7),
+                              np.percentile(np.r_[1.0, np.inf, 2.0], 99.7), equal_nan=True)
+    with pytest.raises(IndexError):
+        np.percentile(np.zeros(0), 50)  # numpy's error, passed on
+    with pytest.raises(IndexError):
+        imaging.percentile(np.zeros(0), 50)
+
+
+def test_row_medians_are_numpys_axis_medians_bit_for_bit():
+    rng = np.random.default_rng(16)
+    for a in _order_statistic_cases(rng):
+        for width in (1, 2, 7, 16, 256):
+            n = a.size // width * width
+            if n == 0:
+                continue
+            rows = a[:n].reshape(-1, width)
+            assert np.array_equal(imaging.row_medians(rows), np.median(rows, axis=1))
+    x = rng.normal(size=(5, 6))
+    x[2, 3] = np.nan
+    assert np.array_equal(imaging.row_medians(x), np.median(x, axis=1), equal_nan=True)
+    assert imaging.row_medians(np.zeros((0, 4))).shape == (0,)
+
+
 def test_box_means_and_the_clipped_local_mean_are_the_numpy_ones_bit_for_bit():
     rng = np.random.default_rng(13)
     for k in range(42):
