@@ -133,7 +133,7 @@ _DIRECTIONS = np.array(LINE_DIRECTIONS, dtype=np.int64)
 
 
 def hot_pixels(img: np.ndarray, valid: np.ndarray, *, k_sigma: float = 6.0,
-                grow_px: int = 3) -> np.ndarray:
+                grow_px: int = 3, within: tuple[slice, slice] | None = None) -> np.ndarray:
     """Hotspots and other compact bright features, grown by ``grow_px``: they must not
     steer the limb (a hotspot on the limb pulls the fitted edge by a pixel).
 
@@ -141,6 +141,12 @@ def hot_pixels(img: np.ndarray, valid: np.ndarray, *, k_sigma: float = 6.0,
     (0, 45, 90, 135 deg): the smallest of the four top-hats is large on a
     PSF-sized hotspot, small on the disc, its limb and a limb-brightened rim
     (elongated features survive the opening along their own direction).
+
+    ``within``: a box (slices) of the only pixels the caller reads; the mask is then
+    exact there and False elsewhere (stop 25). The fill and the noise stay the whole
+    image's; the top-hat is taken on the box and the reach of the openings and the
+    growth around it (an opening reads 2 x 4 px along its line, edges extended as
+    the image's where the box meets them), so inside the box it is the same bits.
     """
     # the unusable pixels filled with the usable ones' median (in the image's dtype, as
     # np.where fills them), the 4-neighbour high-pass and its |values| at the valid
@@ -158,11 +164,25 @@ def hot_pixels(img: np.ndarray, valid: np.ndarray, *, k_sigma: float = 6.0,
     fill = float(fill_type(float(compiled._median(buf[:n])) if n else 0.0))
     x, hp = np.empty(img.shape), np.empty(img.shape)
     n = fill_and_highpass(work, valid, fill, x, hp, buf)
+    box = None
+    if within is not None:  # the box, the growth and the openings' reach around it
+        reach = grow_px + 2 * (LINE_OPENING_PX // 2) + 1
+        box = tuple(slice(max(sl.start - reach, 0), min(sl.stop + reach, size))
+                    for sl, size in zip(within, img.shape, strict=True))
+        x, valid_box = np.ascontiguousarray(x[box]), valid[box]
     # np.min([x - line_opening(x, d, 9) for d in LINE_DIRECTIONS], axis=0), compiled
     tophat = compact_tophat(x, _DIRECTIONS, LINE_OPENING_PX)
     sigma = 1.4826 * float(compiled._median(buf[:n])) / np.sqrt(1.25) if n else 0.0
-    hot = valid & (tophat > k_sigma * sigma) if sigma > 0 else np.zeros_like(valid)
-    return grow(hot, grow_px) if hot.any() else hot
+    v = valid if box is None else valid_box
+    hot = v & (tophat > k_sigma * sigma) if sigma > 0 else np.zeros_like(v)
+    hot = grow(hot, grow_px) if hot.any() else hot
+    if box is None:
+        return hot
+    out = np.zeros(img.shape, dtype=bool)
+    inner = tuple(slice(w.start - b.start, w.stop - b.start) for w, b in zip(within, box,
+                                                                           strict=True))
+    out[within] = hot[inner]
+    return out
 
 
 def median_filter_nearest(x: np.ndarray, size: int) -> np.ndarray:

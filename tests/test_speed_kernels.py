@@ -154,6 +154,56 @@ def test_box_means_and_the_clipped_local_mean_are_the_numpy_ones_bit_for_bit():
                               ref._clipped_local_mean(img, weight, size), equal_nan=True)
 
 
+def test_the_clipped_local_mean_on_the_weights_box_is_the_whole_images_bit_for_bit():
+    """Stop 25: a compact weight (a distant disc's lit pixels) is computed on its box and
+    a window's reach around it; the whole strip's result, NaN beyond, the same bits."""
+    rng = np.random.default_rng(17)
+    rr, cc = np.mgrid[0:128, 0:432]
+    n_cropped = 0
+    for k in range(60):
+        img = rng.normal(size=(128, 432)) * 0.1 + rng.random() * 3
+        img[rng.random(img.shape) < 0.01] += 50 * (k % 3)  # spikes to clip (or none)
+        c_r, c_s = rng.uniform(-10, 138), rng.uniform(-10, 442)  # near the edges too
+        radius = rng.uniform(1, 40)
+        weight = (rr - c_r) ** 2 + (cc - c_s) ** 2 < radius ** 2
+        weight &= rng.random(img.shape) < (1.0, 0.9, 0.5)[k % 3]
+        size = (15, 16, 45, 3, 1)[k % 5]
+        box = imaging.box_of(weight, size // 2 + 1)
+        n_cropped += box is not None and (box[0].stop - box[0].start) * (
+            box[1].stop - box[1].start) <= 0.8 * img.size
+        whole = compiled.clipped_local_mean(img, weight, size, 3, 3.0)
+        assert np.array_equal(_clipped_local_mean(img, weight, size), whole, equal_nan=True)
+    assert n_cropped >= 40  # the box's path, not only the whole image's
+    img[5, 5] = np.nan  # a non-finite pixel: the whole image, as before
+    assert np.array_equal(_clipped_local_mean(img, weight, 15),
+                          compiled.clipped_local_mean(img, weight, 15, 3, 3.0), equal_nan=True)
+
+
+def test_hot_pixels_within_a_box_are_the_whole_images_there():
+    """Stop 25: ``within`` gives the whole image's mask inside the box (False outside)."""
+    rng = np.random.default_rng(18)
+    n_hot = 0
+    for k in range(40):
+        img = rng.normal(size=(128, 432)) + np.linspace(0, 3, 432)
+        for _ in range(30):  # PSF-sized hotspots and single spikes, near the edges too
+            r, c = rng.integers(0, 128), rng.integers(0, 432)
+            img[max(r - 1, 0):r + 1, max(c - 1, 0):c + 1] += rng.uniform(5, 100)
+        valid = rng.random(img.shape) > 0.02
+        if k % 2:
+            img = img.astype(np.float32)
+        r0, c0 = rng.integers(-20, 128), rng.integers(-20, 432)
+        within = (slice(max(r0, 0), min(r0 + rng.integers(1, 90), 128)),
+                  slice(max(c0, 0), min(c0 + rng.integers(1, 200), 432)))
+        whole = imaging.hot_pixels(img, valid)
+        boxed = imaging.hot_pixels(img, valid, within=within)
+        assert np.array_equal(boxed[within], whole[within])
+        outside = np.ones(img.shape, bool)
+        outside[within] = False
+        assert not boxed[outside].any()
+        n_hot += int(whole[within].sum())
+    assert n_hot > 100  # the boxes held hot pixels to get right
+
+
 def test_grow_is_the_cross_dilation():
     rng = np.random.default_rng(14)
     for _ in range(200):
