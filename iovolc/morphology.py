@@ -326,6 +326,62 @@ def gather_reflect(x, rr, cc, half):
 
 
 @njit(cache=True, nogil=True)
+def fill_median3(out, todo, done):
+    """:func:`iovolc.hits.fill_invalid`'s rounds in one pass (stop 25): each round, every
+    pixel still to fill (row-major) takes the median of its 3x3 neighbours (the image
+    mirrored at its edges) that are not to fill, from the values the round started
+    with; the pixels filled leave ``todo`` for ``done``. Until none is left, or none
+    has such a neighbour. ``out`` finite (numpy's sort places NaN differently), each
+    side > 1. The median of k values: the sorted values' ``0.5 (v[(k-1)//2] + v[k//2])``,
+    as numpy's masked one computes it."""
+    n0, n1 = out.shape
+    vals = np.empty(9)
+    while True:
+        n = 0
+        for i in range(n0):
+            for j in range(n1):
+                n += todo[i, j]
+        if n == 0:
+            return
+        rr = np.empty(n, np.int64)
+        cc = np.empty(n, np.int64)
+        med = np.empty(n)
+        has = np.zeros(n, np.bool_)
+        n = 0
+        for i in range(n0):
+            for j in range(n1):
+                if todo[i, j]:
+                    rr[n], cc[n] = i, j
+                    n += 1
+        n_has = 0
+        for k in range(n):
+            m = 0
+            for a in range(rr[k] - 1, rr[k] + 2):
+                ra = _mirror(a, n0)
+                for b in range(cc[k] - 1, cc[k] + 2):
+                    cb = _mirror(b, n1)
+                    if not todo[ra, cb]:
+                        x = out[ra, cb]
+                        t = m - 1  # insertion: the values ascending
+                        while t >= 0 and vals[t] > x:
+                            vals[t + 1] = vals[t]
+                            t -= 1
+                        vals[t + 1] = x
+                        m += 1
+            if m:
+                med[k] = 0.5 * (vals[(m - 1) // 2] + vals[m // 2])
+                has[k] = True
+                n_has += 1
+        if n_has == 0:
+            return
+        for k in range(n):
+            if has[k]:
+                out[rr[k], cc[k]] = med[k]
+                todo[rr[k], cc[k]] = False
+                done[rr[k], cc[k]] = True
+
+
+@njit(cache=True, nogil=True)
 def window_max(x, rr, cc, half):
     """The largest value within ``half`` px (a square) of each ``(rr[k], cc[k])``;
     ``-inf`` where the square holds no pixel of the image, NaN where one is NaN."""
@@ -355,6 +411,7 @@ def warm_up() -> None:
     gather_reflect(x, at, at, 2)
     gather_reflect(x > 3, at, at, 1)
     window_max(x, at, at, 3)
+    fill_median3(x.copy(), x > 15, np.zeros(x.shape, np.bool_))
     h_maxima(x, 1.0)
     compact_tophat(x, np.array([[0, 1], [1, -1]], np.int64), 3)
     ok = x > 3

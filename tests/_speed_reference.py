@@ -454,3 +454,36 @@ def greedy_labels_numpy(xyz, pixel_scale_km, snr, weight, *, tol_px, min_tol_km)
         cscale[k] = pixel_scale_km[i]
         k += 1
     return labels
+
+
+def fill_invalid_numpy(x: np.ndarray, invalid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``hits.fill_invalid`` before stop 25 compiled its rounds (its masked median and
+    reflect-padded 3x3 gathers in numpy)."""
+    def patches(img, rr, cc):
+        p = np.pad(img, 1, mode="reflect")
+        return np.stack([p[rr + 1 + a, cc + 1 + b] for a in (-1, 0, 1) for b in (-1, 0, 1)],
+                        axis=1)
+
+    out = np.array(x, dtype=np.float64, copy=True)
+    todo = np.array(invalid, dtype=bool, copy=True)
+    done = np.zeros_like(todo)
+    if not todo.any() or todo.all():
+        return out, done
+    while todo.any():
+        rr, cc = np.nonzero(todo)
+        vals = patches(out, rr, cc)
+        ok = patches(~todo, rr, cc)
+        v = np.where(ok, vals, np.inf)
+        v.sort(axis=1)
+        k = ok.sum(axis=1)
+        has = k > 0
+        lo = np.clip((k - 1) // 2, 0, vals.shape[1] - 1)
+        hi = np.clip(k // 2, 0, vals.shape[1] - 1)
+        rows = np.arange(vals.shape[0])
+        med = np.where(has, 0.5 * (v[rows, lo] + np.where(has, v[rows, hi], 0.0)), np.nan)
+        if not has.any():
+            break
+        out[rr[has], cc[has]] = med[has]
+        todo[rr[has], cc[has]] = False
+        done[rr[has], cc[has]] = True
+    return out, done

@@ -204,6 +204,34 @@ def test_hot_pixels_within_a_box_are_the_whole_images_there():
     assert n_hot > 100  # the boxes held hot pixels to get right
 
 
+def test_fill_invalid_compiled_is_the_numpy_rounds_bit_for_bit():
+    from iovolc.hits import fill_invalid
+
+    rng = np.random.default_rng(19)
+    for k in range(60):
+        shape = [(128, 432), (2, 2), (3, 7), (40, 2), (64, 64)][k % 5]
+        x = rng.normal(size=shape) * [1.0, 1e3, 1e-30][k % 3]
+        if k % 4 == 1:
+            x = np.round(x)  # ties in the medians
+        bad = rng.random(shape) < [0.01, 0.2, 0.6, 0.95][k % 4]
+        if k % 6 == 0:  # clusters filled from the outside in
+            r, c = rng.integers(0, shape[0]), rng.integers(0, shape[1])
+            bad[max(r - 4, 0):r + 4, max(c - 4, 0):c + 4] = True
+        if k % 7 == 0:
+            x[bad] = np.nan  # what the pixels to fill hold does not matter
+        got = fill_invalid(x, bad)
+        want = ref.fill_invalid_numpy(x, bad)
+        assert np.array_equal(got[0], want[0], equal_nan=True)
+        assert np.array_equal(got[1], want[1])
+    # a NaN the rounds would read: numpy's rounds, as before
+    x = rng.normal(size=(20, 20))
+    x[3, 3] = np.nan
+    bad = np.zeros(x.shape, bool)
+    bad[3, 4] = True
+    got, want = fill_invalid(x, bad), ref.fill_invalid_numpy(x, bad)
+    assert np.array_equal(got[0], want[0], equal_nan=True)
+
+
 def test_grow_is_the_cross_dilation():
     rng = np.random.default_rng(14)
     for _ in range(200):
