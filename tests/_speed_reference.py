@@ -487,3 +487,45 @@ def fill_invalid_numpy(x: np.ndarray, invalid: np.ndarray) -> tuple[np.ndarray, 
         todo[rr[has], cc[has]] = False
         done[rr[has], cc[has]] = True
     return out, done
+
+
+def coarse_match_whole_canvas(strips: dict, state, drawn, *, along: tuple[float, float],
+                              cross: tuple[float, float], step_rad: float):
+    """``registration._coarse_match`` before stop 25 cropped the canvas to the rows a
+    window touching the lit disc reaches (every row correlated)."""
+    from iovolc import imaging
+    from iovolc.registration import _from_spin, _strip_template
+
+    canvas, basis, templates, phi0, psi0 = drawn
+    n_a = int(round((along[1] - along[0]) / step_rad)) + 1
+    n_c = int(round((cross[1] - cross[0]) / step_rad)) + 1
+    total = np.zeros((n_a, n_c))
+    spectrum = None  # the canvas's FFT: the same canvas for every band
+    for band, (img, valid) in strips.items():
+        t_phi0, t_phi1, t_psi0, t_psi1 = templates[band]
+        # template grid aligned with the canvas grid (integer offsets)
+        a0 = int(np.floor((t_phi0 - phi0) / step_rad))
+        b0 = int(np.floor((t_psi0 - psi0) / step_rad))
+        na = int(np.ceil((t_phi1 - phi0) / step_rad)) - a0 + 1
+        nb = int(np.ceil((t_psi1 - psi0) / step_rad)) - b0 + 1
+        tp = (phi0 + step_rad * np.arange(a0, a0 + na))[:, None]
+        ts = (psi0 + step_rad * np.arange(b0, b0 + nb))[None, :]
+        line, sample = state.camera(band).pixels(_from_spin(tp, ts, basis))
+        tmpl = _strip_template(img, valid, line, sample, step_rad / state.camera(band).ifov_rad)
+        if tmpl is None:
+            continue
+        spectrum = spectrum or imaging.image_spectrum(canvas)
+        res = imaging.ncc(canvas, tmpl, spectrum=spectrum)
+        # observed(phi) = predicted(phi + along): template at canvas row a0 + along/step
+        ia = a0 + int(round(along[0] / step_rad))
+        ic = b0 - int(round(cross[1] / step_rad))
+        if ia < 0 or ic < 0:
+            return None
+        sub = res[ia:ia + n_a, ic:ic + n_c]
+        if sub.shape != total.shape:
+            return None
+        total += sub[:, ::-1]  # cross increases as psi offsets decrease
+    total /= max(1, len(strips))
+    k, m = np.unravel_index(int(np.argmax(total)), total.shape)
+    on_edge = k in (0, n_a - 1) or m in (0, n_c - 1)
+    return (along[0] + k * step_rad, cross[0] + m * step_rad, float(total[k, m]), on_edge)

@@ -15,7 +15,7 @@ import _speed_reference as ref
 import numpy as np
 import pandas as pd
 import pytest
-from _synthetic import _scene, _state
+from _synthetic import _scene, _state, _tilted
 from scipy import fft as sp_fft
 from scipy import ndimage as ndi
 from scipy.ndimage import gaussian_filter, map_coordinates, spline_filter
@@ -575,3 +575,43 @@ def test_compiled_h_maxima_is_skimages():
         for h in (0.05, 1.0, 5.0):
             assert np.array_equal(h_maxima(img, h), skimage_h_maxima(img, h).astype(bool))
     assert not h_maxima(np.zeros((0, 5)), 1.0).any()
+
+
+def test_coarse_match_on_the_reachable_rows_is_the_whole_canvas_match():
+    """Stop 25: the coarse limb match correlates only the canvas rows a template window
+    touching the lit disc reaches. The window sums are the same bits and the rows left
+    out are exactly 0 both ways; the shorter FFT rounds differently, so the peak value
+    may differ by ~1e-16 of itself and the chosen cell is the same."""
+    from iovolc.registration import (COARSE_STEP_PX, SEARCH_ALONG_DEG, SEARCH_CROSS_DEG,
+                                     _coarse_canvas, _coarse_match)
+    from iovolc.shading import predicted_shading
+
+    rng = np.random.default_rng(21)
+    n_cropped = 0
+    for k in range(24):
+        range_km = float(rng.choice([30000.0, 80000.0, 160000.0, 260000.0, 400000.0]))
+        state = _state(range_km, float(rng.uniform(-20, 150)), float(rng.uniform(-1.2, 1.2)))
+        if k % 2:
+            state = _tilted(state)
+        truth = state.corrected(float(rng.uniform(-0.15, 0.15)), float(rng.uniform(-0.008, 0.008)))
+        shading = predicted_shading(truth, "M", line0=0, line1=128, samp0=0, samp1=432,
+                                    psf_sigma_px=0.7)[0]
+        img = (3.0 * shading + 0.05 * rng.normal(size=shading.shape)).astype(np.float32)
+        valid = rng.random(img.shape) > 0.01
+        step = COARSE_STEP_PX * state.camera("M").ifov_rad
+        a, c = np.radians(SEARCH_ALONG_DEG), np.radians(SEARCH_CROSS_DEG)
+        box = dict(along=(-a, a), cross=(-c, c), step_rad=step)
+        drawn = _coarse_canvas(("M",), state, **box)
+        if drawn is None:
+            continue
+        strips = {"M": (img, valid)}
+        got = _coarse_match(strips, state, drawn, **box)
+        want = ref.coarse_match_whole_canvas(strips, state, drawn, **box)
+        assert (got is None) == (want is None)
+        if got is None:
+            continue
+        assert got[0] == want[0] and got[1] == want[1] and got[3] == want[3]
+        assert abs(got[2] - want[2]) <= 1e-12 * max(abs(want[2]), 1.0)
+        lit = np.flatnonzero(drawn[0].any(axis=1))
+        n_cropped += lit[-1] - lit[0] + 2 * 64 < drawn[0].shape[0]
+    assert n_cropped >= 8  # the crop's path, not only whole canvases
