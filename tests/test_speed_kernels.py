@@ -232,6 +232,26 @@ def test_fill_invalid_compiled_is_the_numpy_rounds_bit_for_bit():
     assert np.array_equal(got[0], want[0], equal_nan=True)
 
 
+def test_label_sums_are_scipys():
+    from iovolc.extract import _label_sums
+
+    rng = np.random.default_rng(22)
+    for k in range(40):
+        values = rng.normal(size=(128, 432)) * 10.0 ** rng.integers(-3, 4, size=(128, 432))
+        n = int(rng.integers(1, 60))
+        labels = rng.integers(0, n + 1 + (k % 3 == 0) * 5, size=values.shape).astype(np.int32)
+        labels[rng.random(values.shape) < 0.7] = 0
+        if k % 4 == 1:
+            labels[labels == n] = 0  # a label with no pixel
+        if k % 5 == 2:
+            values = values.astype(np.float32)
+        idx = np.arange(1, n + 1)
+        sums, counts = _label_sums(values, labels, n)
+        assert np.array_equal(sums, ndi.sum_labels(values, labels, idx))
+        want = ndi.sum_labels(np.ones_like(values), labels, idx).astype(int)
+        assert np.array_equal(counts, want) and counts.dtype == want.dtype
+
+
 def test_grow_is_the_cross_dilation():
     rng = np.random.default_rng(14)
     for _ in range(200):
@@ -582,8 +602,13 @@ def test_coarse_match_on_the_reachable_rows_is_the_whole_canvas_match():
     touching the lit disc reaches. The window sums are the same bits and the rows left
     out are exactly 0 both ways; the shorter FFT rounds differently, so the peak value
     may differ by ~1e-16 of itself and the chosen cell is the same."""
-    from iovolc.registration import (COARSE_STEP_PX, SEARCH_ALONG_DEG, SEARCH_CROSS_DEG,
-                                     _coarse_canvas, _coarse_match)
+    from iovolc.registration import (
+        COARSE_STEP_PX,
+        SEARCH_ALONG_DEG,
+        SEARCH_CROSS_DEG,
+        _coarse_canvas,
+        _coarse_match,
+    )
     from iovolc.shading import predicted_shading
 
     rng = np.random.default_rng(21)
