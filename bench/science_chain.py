@@ -35,7 +35,9 @@ simulated pass (perijove 40, 16 frames, its own data) in each subprocess
 first, so that the timed runs measure what a long-lived worker pays per
 frame (the mission's worker processes run many passes each). The warm-up is
 a different pass, so no cache keyed by a frame's content can serve the timed
-frames (stop 25). Then the two
+frames (stop 25). Both runs share the kernel cache: the checks of the generic
+kernels (LSK, PCK, FK, IK) made in the warm-up serve the timed run, as they
+serve a mission's later passes (the "kernels" step, outside the chain). Then the two
 runs' outputs are compared: catalog rows (same hotspot ids, perijoves, flags),
 the largest position difference (deg), the largest relative power
 difference, and the same for the detection table.

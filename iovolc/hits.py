@@ -242,8 +242,12 @@ def fill_invalid(x: np.ndarray, invalid: np.ndarray) -> tuple[np.ndarray, np.nda
     if not todo.any() or todo.all():
         return out, done
     if out.ndim == 2 and min(out.shape) > 1 and np.isfinite(np.where(todo, 0.0, out)).all():
-        morphology.fill_median3(out, todo, done)  # the loop below, compiled (stop 25)
-        return out, done
+        # the loop below, compiled (stop 25); it gives up where a fill would not be finite
+        if morphology.fill_median3(out, todo, done):
+            return out, done
+        out = np.array(x, dtype=np.float64, copy=True)
+        todo = np.array(invalid, dtype=bool, copy=True)
+        done = np.zeros_like(todo)
     while todo.any():
         rr, cc = np.nonzero(todo)
         vals = _patches(out, rr, cc, 1)

@@ -331,9 +331,13 @@ def fill_median3(out, todo, done):
     pixel still to fill (row-major) takes the median of its 3x3 neighbours (the image
     mirrored at its edges) that are not to fill, from the values the round started
     with; the pixels filled leave ``todo`` for ``done``. Until none is left, or none
-    has such a neighbour. ``out`` finite (numpy's sort places NaN differently), each
-    side > 1. The median of k values: the sorted values' ``0.5 (v[(k-1)//2] + v[k//2])``,
-    as numpy's masked one computes it."""
+    has such a neighbour. The median of k values: the sorted values'
+    ``0.5 (v[(k-1)//2] + v[k//2])``, as numpy's masked one computes it (as
+    :func:`iovolc.imaging.median`, a median of zeros may be -0.0 where numpy's SIMD
+    sort gives 0.0, or the reverse). The values read must be finite (numpy's sort
+    places NaN differently): returns False, at once and before the round writes
+    anything, when a median is not (a sum past the float range); True when done.
+    Each side > 1."""
     n0, n1 = out.shape
     vals = np.empty(9)
     while True:
@@ -342,7 +346,7 @@ def fill_median3(out, todo, done):
             for j in range(n1):
                 n += todo[i, j]
         if n == 0:
-            return
+            return True
         rr = np.empty(n, np.int64)
         cc = np.empty(n, np.int64)
         med = np.empty(n)
@@ -373,7 +377,10 @@ def fill_median3(out, todo, done):
                 has[k] = True
                 n_has += 1
         if n_has == 0:
-            return
+            return True
+        for k in range(n):
+            if has[k] and not math.isfinite(med[k]):
+                return False
         for k in range(n):
             if has[k]:
                 out[rr[k], cc[k]] = med[k]

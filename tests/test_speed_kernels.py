@@ -174,6 +174,8 @@ def test_the_clipped_local_mean_on_the_weights_box_is_the_whole_images_bit_for_b
         whole = compiled.clipped_local_mean(img, weight, size, 3, 3.0)
         assert np.array_equal(_clipped_local_mean(img, weight, size), whole, equal_nan=True)
     assert n_cropped >= 40  # the box's path, not only the whole image's
+    assert np.array_equal(_clipped_local_mean(img, weight, 15, n_iter=0),
+                          compiled.clipped_local_mean(img, weight, 15, 0, 3.0), equal_nan=True)
     img[5, 5] = np.nan  # a non-finite pixel: the whole image, as before
     assert np.array_equal(_clipped_local_mean(img, weight, 15),
                           compiled.clipped_local_mean(img, weight, 15, 3, 3.0), equal_nan=True)
@@ -205,6 +207,7 @@ def test_hot_pixels_within_a_box_are_the_whole_images_there():
 
 
 def test_fill_invalid_compiled_is_the_numpy_rounds_bit_for_bit():
+    from iovolc import morphology
     from iovolc.hits import fill_invalid
 
     rng = np.random.default_rng(19)
@@ -223,6 +226,17 @@ def test_fill_invalid_compiled_is_the_numpy_rounds_bit_for_bit():
         want = ref.fill_invalid_numpy(x, bad)
         assert np.array_equal(got[0], want[0], equal_nan=True)
         assert np.array_equal(got[1], want[1])
+    # fills past the float range (inf, then inf - inf): the rounds give up, numpy's run
+    n_gave_up = 0
+    for _ in range(300):
+        x = rng.choice([1.2e308, -1.2e308, 1.0, 2.0, 3.0], size=(6, 6))
+        bad = rng.random(x.shape) < 0.7
+        with np.errstate(over="ignore", invalid="ignore"):
+            got, want = fill_invalid(x, bad), ref.fill_invalid_numpy(x, bad)
+            n_gave_up += not morphology.fill_median3(x.copy(), bad.copy(), np.zeros_like(bad))
+        assert np.array_equal(got[0], want[0], equal_nan=True)
+        assert np.array_equal(got[1], want[1])
+    assert n_gave_up >= 10
     # a NaN the rounds would read: numpy's rounds, as before
     x = rng.normal(size=(20, 20))
     x[3, 3] = np.nan
@@ -601,7 +615,11 @@ def test_coarse_match_on_the_reachable_rows_is_the_whole_canvas_match():
     """Stop 25: the coarse limb match correlates only the canvas rows a template window
     touching the lit disc reaches. The window sums are the same bits and the rows left
     out are exactly 0 both ways; the shorter FFT rounds differently, so the peak value
-    may differ by ~1e-16 of itself and the chosen cell is the same."""
+    may differ by ~1e-16 of itself and the chosen cell is the same. One band, or two
+    of different heights (templates of different heights; in some frames one band has
+    no template)."""
+    import dataclasses
+
     from iovolc.registration import (
         COARSE_STEP_PX,
         SEARCH_ALONG_DEG,
@@ -612,24 +630,36 @@ def test_coarse_match_on_the_reachable_rows_is_the_whole_canvas_match():
     from iovolc.shading import predicted_shading
 
     rng = np.random.default_rng(21)
-    n_cropped = 0
-    for k in range(24):
+    n_cropped = n_two = 0
+    for k in range(36):
         range_km = float(rng.choice([30000.0, 80000.0, 160000.0, 260000.0, 400000.0]))
         state = _state(range_km, float(rng.uniform(-20, 150)), float(rng.uniform(-1.2, 1.2)))
         if k % 2:
             state = _tilted(state)
-        truth = state.corrected(float(rng.uniform(-0.15, 0.15)), float(rng.uniform(-0.008, 0.008)))
-        shading = predicted_shading(truth, "M", line0=0, line1=128, samp0=0, samp1=432,
-                                    psf_sigma_px=0.7)[0]
-        img = (3.0 * shading + 0.05 * rng.normal(size=shading.shape)).astype(np.float32)
-        valid = rng.random(img.shape) > 0.01
+        bands = {"M": 128}
+        if k % 3:  # a shorter strip beside it (its own height, its own template)
+            cam = state.camera("M")
+            state = dataclasses.replace(state, cameras={
+                "M": cam, "L": dataclasses.replace(cam, band="L", n_lines=40,
+                                                   center_line=150.0)})
+            bands = {"L": 40, "M": 128}
+        truth = state.corrected(float(rng.uniform(-0.15, 0.15)),
+                                float(rng.uniform(-0.008, 0.008)))
+        strips = {}
+        for band, n_lines in bands.items():
+            shading = predicted_shading(truth, band, line0=0, line1=n_lines, samp0=0,
+                                        samp1=432, psf_sigma_px=0.7)[0]
+            img = (3.0 * shading + 0.05 * rng.normal(size=shading.shape)).astype(np.float32)
+            valid = rng.random(img.shape) > 0.01
+            if band == "L" and k % 3 == 2:
+                valid[:] = False  # no template for this band
+            strips[band] = (img, valid)
         step = COARSE_STEP_PX * state.camera("M").ifov_rad
         a, c = np.radians(SEARCH_ALONG_DEG), np.radians(SEARCH_CROSS_DEG)
         box = dict(along=(-a, a), cross=(-c, c), step_rad=step)
-        drawn = _coarse_canvas(("M",), state, **box)
+        drawn = _coarse_canvas(tuple(strips), state, **box)
         if drawn is None:
             continue
-        strips = {"M": (img, valid)}
         got = _coarse_match(strips, state, drawn, **box)
         want = ref.coarse_match_whole_canvas(strips, state, drawn, **box)
         assert (got is None) == (want is None)
@@ -638,5 +668,6 @@ def test_coarse_match_on_the_reachable_rows_is_the_whole_canvas_match():
         assert got[0] == want[0] and got[1] == want[1] and got[3] == want[3]
         assert abs(got[2] - want[2]) <= 1e-12 * max(abs(want[2]), 1.0)
         lit = np.flatnonzero(drawn[0].any(axis=1))
-        n_cropped += lit[-1] - lit[0] + 2 * 64 < drawn[0].shape[0]
-    assert n_cropped >= 8  # the crop's path, not only whole canvases
+        n_cropped += lit[-1] - lit[0] + 2 * 70 < drawn[0].shape[0]  # templates <= 70 rows
+        n_two += len(strips) == 2
+    assert n_cropped >= 10 and n_two >= 10  # the crop's path, with two bands too
