@@ -90,9 +90,8 @@ def _clipped_local_mean(img, weight, size, *, n_iter=3, clip=3.0):
     weight = np.ascontiguousarray(weight, dtype=bool)
     size = int(size)
     win = imaging.box_of(weight, size // 2 + 1)
-    if win is None or size < 1 or n_iter < 1 or not np.isfinite(img).all():
-        return compiled.clipped_local_mean(img, weight, size, int(n_iter), float(clip))
-    if (win[0].stop - win[0].start) * (win[1].stop - win[1].start) > 0.8 * img.size:
+    if (win is None or size < 1 or n_iter < 1 or not np.isfinite(img).all()
+            or (win[0].stop - win[0].start) * (win[1].stop - win[1].start) > 0.8 * img.size):
         return compiled.clipped_local_mean(img, weight, size, int(n_iter), float(clip))
     out = np.full(img.shape, np.nan)
     out[win] = compiled.clipped_local_mean(np.ascontiguousarray(img[win]),

@@ -242,12 +242,11 @@ def fill_invalid(x: np.ndarray, invalid: np.ndarray) -> tuple[np.ndarray, np.nda
     if not todo.any() or todo.all():
         return out, done
     if out.ndim == 2 and min(out.shape) > 1 and np.isfinite(np.where(todo, 0.0, out)).all():
-        # the loop below, compiled (stop 25); it gives up where a fill would not be finite
-        if morphology.fill_median3(out, todo, done):
-            return out, done
-        out = np.array(x, dtype=np.float64, copy=True)
-        todo = np.array(invalid, dtype=bool, copy=True)
-        done = np.zeros_like(todo)
+        # the loop below, compiled (stop 25), on copies: where a fill would not be finite
+        # it gives up, and the loop starts from these
+        filled, left, was_filled = out.copy(), todo.copy(), done.copy()
+        if morphology.fill_median3(filled, left, was_filled):
+            return filled, was_filled
     while todo.any():
         rr, cc = np.nonzero(todo)
         vals = _patches(out, rr, cc, 1)

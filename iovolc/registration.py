@@ -145,6 +145,41 @@ def _coarse_canvas(bands: tuple[str, ...], state: FrameState, *, along: tuple[fl
     return canvas, basis, templates, phi0, psi0
 
 
+def _band_template(band: str, img, valid, state: FrameState, drawn, step_rad: float):
+    """A band strip's coarse NCC template on the spin grid, aligned with the canvas grid:
+    ``(a0, b0, template)``, the template's first row and column on the canvas (integer
+    offsets); the template None when the strip has too few usable pixels."""
+    _, basis, templates, phi0, psi0 = drawn
+    t_phi0, t_phi1, t_psi0, t_psi1 = templates[band]
+    a0 = int(np.floor((t_phi0 - phi0) / step_rad))
+    b0 = int(np.floor((t_psi0 - psi0) / step_rad))
+    na = int(np.ceil((t_phi1 - phi0) / step_rad)) - a0 + 1
+    nb = int(np.ceil((t_psi1 - psi0) / step_rad)) - b0 + 1
+    tp = (phi0 + step_rad * np.arange(a0, a0 + na))[:, None]
+    ts = (psi0 + step_rad * np.arange(b0, b0 + nb))[None, :]
+    line, sample = state.camera(band).pixels(_from_spin(tp, ts, basis))
+    return a0, b0, _strip_template(img, valid, line, sample,
+                                   step_rad / state.camera(band).ifov_rad)
+
+
+def _add_scores(total: np.ndarray, res: np.ndarray, a0: int, b0: int, *,
+                along: tuple[float, float], cross: tuple[float, float],
+                step_rad: float) -> bool:
+    """Add a band's NCC over the canvas (``res``, its template at ``(a0, b0)``) to the
+    (along, cross) cells of ``total``; False when the search leaves the canvas."""
+    n_a, n_c = total.shape
+    # observed(phi) = predicted(phi + along): template at canvas row a0 + along/step
+    ia = a0 + int(round(along[0] / step_rad))
+    ic = b0 - int(round(cross[1] / step_rad))
+    if ia < 0 or ic < 0:
+        return False
+    sub = res[ia:ia + n_a, ic:ic + n_c]
+    if sub.shape != total.shape:
+        return False
+    total += sub[:, ::-1]  # cross increases as psi offsets decrease
+    return True
+
+
 def _coarse_match(strips: dict, state: FrameState, drawn, *, along: tuple[float, float],
                   cross: tuple[float, float], step_rad: float):
     """Stage 1's NCC of the strips with the canvas of :func:`_coarse_canvas`.
@@ -154,44 +189,25 @@ def _coarse_match(strips: dict, state: FrameState, drawn, *, along: tuple[float,
     disc can reach (stop 25): a distant disc fills a few tens of the ~800 rows of the
     +-10 deg search. The window sums are the same bits (the rows left out are zeros);
     the correlation's FFT is shorter, so it differs by rounding (~1e-16 of the peak)."""
-    canvas, basis, templates, phi0, psi0 = drawn
+    canvas = drawn[0]
     n_a = int(round((along[1] - along[0]) / step_rad)) + 1
     n_c = int(round((cross[1] - cross[0]) / step_rad)) + 1
     total = np.zeros((n_a, n_c))
-    matched = []
-    for band, (img, valid) in strips.items():
-        t_phi0, t_phi1, t_psi0, t_psi1 = templates[band]
-        # template grid aligned with the canvas grid (integer offsets)
-        a0 = int(np.floor((t_phi0 - phi0) / step_rad))
-        b0 = int(np.floor((t_psi0 - psi0) / step_rad))
-        na = int(np.ceil((t_phi1 - phi0) / step_rad)) - a0 + 1
-        nb = int(np.ceil((t_psi1 - psi0) / step_rad)) - b0 + 1
-        tp = (phi0 + step_rad * np.arange(a0, a0 + na))[:, None]
-        ts = (psi0 + step_rad * np.arange(b0, b0 + nb))[None, :]
-        line, sample = state.camera(band).pixels(_from_spin(tp, ts, basis))
-        tmpl = _strip_template(img, valid, line, sample, step_rad / state.camera(band).ifov_rad)
-        if tmpl is not None:
-            matched.append((a0, b0, tmpl))
+    matched = [t for band, (img, valid) in strips.items()
+               if (t := _band_template(band, img, valid, state, drawn, step_rad))[2] is not None]
     lit = np.flatnonzero(canvas.any(axis=1))  # not empty: the canvas has a lit disc
     m_max = max((t.shape[0] for _, _, t in matched), default=1)
-    r0 = max(int(lit[0]) - m_max + 1, 0)  # every window that reaches a lit row
+    # every window that reaches a lit row (at least a template's height of rows)
+    r0 = max(int(lit[0]) - m_max + 1, 0)
     r1 = min(int(lit[-1]) + m_max, canvas.shape[0])
     crop = canvas[r0:r1]
     spectrum = imaging.image_spectrum(crop) if matched else None
     for a0, b0, tmpl in matched:
         res = np.zeros((canvas.shape[0] - tmpl.shape[0] + 1, canvas.shape[1] - tmpl.shape[1] + 1))
-        if crop.shape[0] >= tmpl.shape[0] and crop.shape[1] >= tmpl.shape[1]:
-            part = imaging.ncc(crop, tmpl, spectrum=spectrum)
-            res[r0:r0 + part.shape[0]] = part
-        # observed(phi) = predicted(phi + along): template at canvas row a0 + along/step
-        ia = a0 + int(round(along[0] / step_rad))
-        ic = b0 - int(round(cross[1] / step_rad))
-        if ia < 0 or ic < 0:
+        part = imaging.ncc(crop, tmpl, spectrum=spectrum)
+        res[r0:r0 + part.shape[0]] = part
+        if not _add_scores(total, res, a0, b0, along=along, cross=cross, step_rad=step_rad):
             return None
-        sub = res[ia:ia + n_a, ic:ic + n_c]
-        if sub.shape != total.shape:
-            return None
-        total += sub[:, ::-1]  # cross increases as psi offsets decrease
     total /= max(1, len(strips))
     k, m = np.unravel_index(int(np.argmax(total)), total.shape)
     on_edge = k in (0, n_a - 1) or m in (0, n_c - 1)

@@ -457,8 +457,10 @@ def greedy_labels_numpy(xyz, pixel_scale_km, snr, weight, *, tol_px, min_tol_km)
 
 
 def fill_invalid_numpy(x: np.ndarray, invalid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``hits.fill_invalid`` before stop 25 compiled its rounds (its masked median and
-    reflect-padded 3x3 gathers in numpy)."""
+    """``hits.fill_invalid`` before stop 25 compiled its rounds (reflect-padded 3x3
+    gathers in numpy, and ``hits._masked_median``, unchanged)."""
+    from iovolc.hits import _masked_median
+
     def patches(img, rr, cc):
         p = np.pad(img, 1, mode="reflect")
         return np.stack([p[rr + 1 + a, cc + 1 + b] for a in (-1, 0, 1) for b in (-1, 0, 1)],
@@ -471,16 +473,7 @@ def fill_invalid_numpy(x: np.ndarray, invalid: np.ndarray) -> tuple[np.ndarray, 
         return out, done
     while todo.any():
         rr, cc = np.nonzero(todo)
-        vals = patches(out, rr, cc)
-        ok = patches(~todo, rr, cc)
-        v = np.where(ok, vals, np.inf)
-        v.sort(axis=1)
-        k = ok.sum(axis=1)
-        has = k > 0
-        lo = np.clip((k - 1) // 2, 0, vals.shape[1] - 1)
-        hi = np.clip(k // 2, 0, vals.shape[1] - 1)
-        rows = np.arange(vals.shape[0])
-        med = np.where(has, 0.5 * (v[rows, lo] + np.where(has, v[rows, hi], 0.0)), np.nan)
+        med, has = _masked_median(patches(out, rr, cc), patches(~todo, rr, cc))
         if not has.any():
             break
         out[rr[has], cc[has]] = med[has]
@@ -492,39 +485,24 @@ def fill_invalid_numpy(x: np.ndarray, invalid: np.ndarray) -> tuple[np.ndarray, 
 def coarse_match_whole_canvas(strips: dict, state, drawn, *, along: tuple[float, float],
                               cross: tuple[float, float], step_rad: float):
     """``registration._coarse_match`` before stop 25 cropped the canvas to the rows a
-    window touching the lit disc reaches (every row correlated)."""
+    window touching the lit disc reaches: every row correlated (the templates and the
+    cells' sums are the module's own, unchanged)."""
     from iovolc import imaging
-    from iovolc.registration import _from_spin, _strip_template
+    from iovolc.registration import _add_scores, _band_template
 
-    canvas, basis, templates, phi0, psi0 = drawn
+    canvas = drawn[0]
     n_a = int(round((along[1] - along[0]) / step_rad)) + 1
     n_c = int(round((cross[1] - cross[0]) / step_rad)) + 1
     total = np.zeros((n_a, n_c))
     spectrum = None  # the canvas's FFT: the same canvas for every band
     for band, (img, valid) in strips.items():
-        t_phi0, t_phi1, t_psi0, t_psi1 = templates[band]
-        # template grid aligned with the canvas grid (integer offsets)
-        a0 = int(np.floor((t_phi0 - phi0) / step_rad))
-        b0 = int(np.floor((t_psi0 - psi0) / step_rad))
-        na = int(np.ceil((t_phi1 - phi0) / step_rad)) - a0 + 1
-        nb = int(np.ceil((t_psi1 - psi0) / step_rad)) - b0 + 1
-        tp = (phi0 + step_rad * np.arange(a0, a0 + na))[:, None]
-        ts = (psi0 + step_rad * np.arange(b0, b0 + nb))[None, :]
-        line, sample = state.camera(band).pixels(_from_spin(tp, ts, basis))
-        tmpl = _strip_template(img, valid, line, sample, step_rad / state.camera(band).ifov_rad)
+        a0, b0, tmpl = _band_template(band, img, valid, state, drawn, step_rad)
         if tmpl is None:
             continue
         spectrum = spectrum or imaging.image_spectrum(canvas)
         res = imaging.ncc(canvas, tmpl, spectrum=spectrum)
-        # observed(phi) = predicted(phi + along): template at canvas row a0 + along/step
-        ia = a0 + int(round(along[0] / step_rad))
-        ic = b0 - int(round(cross[1] / step_rad))
-        if ia < 0 or ic < 0:
+        if not _add_scores(total, res, a0, b0, along=along, cross=cross, step_rad=step_rad):
             return None
-        sub = res[ia:ia + n_a, ic:ic + n_c]
-        if sub.shape != total.shape:
-            return None
-        total += sub[:, ::-1]  # cross increases as psi offsets decrease
     total /= max(1, len(strips))
     k, m = np.unravel_index(int(np.argmax(total)), total.shape)
     on_edge = k in (0, n_a - 1) or m in (0, n_c - 1)
