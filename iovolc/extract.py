@@ -113,7 +113,8 @@ def background_model(img: np.ndarray, shading: np.ndarray | None, *, valid: np.n
         # the sky and the night side are smooth: a wide window, so a resolved hotspot
         # (tens of pixels at close range) is not taken for background
         sky = _clipped_local_mean(img, valid & dark, NIGHT_WINDOW_FACTOR * size)
-        bg = np.where(np.isfinite(sky), sky, imaging.nanmedian(sky))
+        known = np.isfinite(sky)  # the fill's median only where a window had no weight
+        bg = sky if known.all() else np.where(known, sky, imaging.nanmedian(sky))
     if (valid & lit).any():
         with np.errstate(invalid="ignore", divide="ignore"):
             ratio = np.where(lit, img / np.where(lit, shading, 1.0), 0.0)

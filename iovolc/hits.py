@@ -369,7 +369,12 @@ def detect_radiation_hits(
     ok = np.isfinite(arr)
     if valid is not None:
         ok &= np.broadcast_to(np.asarray(valid, dtype=bool), arr.shape)
-    x_all = np.stack([fill_invalid(np.where(ok[i], arr[i], 0.0), ~ok[i])[0] for i in range(n)])
+    # the frames with their invalid pixels filled, written in place (stop 26: a frame
+    # without one as it is; no stacked copy of the sequence)
+    x_all = np.where(ok, arr, 0.0)
+    for i in range(n):
+        if not ok[i].all():
+            x_all[i] = fill_invalid(x_all[i], ~ok[i])[0]
     if n == 1:
         offs = np.zeros((1, 2), dtype=int)
     elif offsets is None:

@@ -278,12 +278,15 @@ class JiramProduct:
         return int(self.image.shape[0])
 
 
-def _et(utc: str) -> float:
-    """UTC -> ET; ERFA's "dubious year" warning (years past its leap-second table) is not
-    the reader's business: the year was already checked against the mission."""
+def _et(*utc: str):
+    """UTC -> ET (one time: a float; several: a tuple of floats, from one conversion);
+    ERFA's "dubious year" warning (years past its leap-second table) is not the
+    reader's business: the year was already checked against the mission."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*dubious year.*")
-        return float(utc_to_et(utc))
+        if len(utc) == 1:
+            return float(utc_to_et(utc[0]))
+        return tuple(float(e) for e in utc_to_et(list(utc)))
 
 
 def _image_object(label: Mapping, pid: str) -> Mapping:
@@ -411,12 +414,13 @@ def _read(fs: fsspec.AbstractFileSystem, path: str, label_url: Any, who: str, ro
     if is_null(start_raw):
         raise MalformedLabel(pid, "START_TIME is missing")
     start = utc_text(start_raw, "START_TIME", pid)
-    et_start = _et(start)
     stop_raw = find_keyword(label, "STOP_TIME")
     stop, et_stop = "", None
-    if not is_null(stop_raw):
+    if is_null(stop_raw):
+        et_start = _et(start)
+    else:
         stop = utc_text(stop_raw, "STOP_TIME", pid)
-        et_stop = _et(stop)
+        et_start, et_stop = _et(start, stop)  # one conversion of the two (stop 26)
         if et_stop < et_start:
             raise MalformedLabel(pid, f"STOP_TIME {stop} precedes START_TIME {start}")
         if et_stop - et_start > 10.0:

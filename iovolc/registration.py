@@ -145,10 +145,12 @@ def _coarse_canvas(bands: tuple[str, ...], state: FrameState, *, along: tuple[fl
     return canvas, basis, templates, phi0, psi0
 
 
-def _band_template(band: str, img, valid, state: FrameState, drawn, step_rad: float):
+def _band_template(band: str, img, valid, state: FrameState, drawn, step_rad: float,
+                   levels: tuple | None = None):
     """A band strip's coarse NCC template on the spin grid, aligned with the canvas grid:
     ``(a0, b0, template)``, the template's first row and column on the canvas (integer
-    offsets); the template None when the strip has too few usable pixels."""
+    offsets); the template None when the strip has too few usable pixels. ``levels``:
+    the strip's :func:`_strip_levels`, when the caller has them."""
     _, basis, templates, phi0, psi0 = drawn
     t_phi0, t_phi1, t_psi0, t_psi1 = templates[band]
     a0 = int(np.floor((t_phi0 - phi0) / step_rad))
@@ -159,7 +161,7 @@ def _band_template(band: str, img, valid, state: FrameState, drawn, step_rad: fl
     ts = (psi0 + step_rad * np.arange(b0, b0 + nb))[None, :]
     line, sample = state.camera(band).pixels(_from_spin(tp, ts, basis))
     return a0, b0, _strip_template(img, valid, line, sample,
-                                   step_rad / state.camera(band).ifov_rad)
+                                   step_rad / state.camera(band).ifov_rad, levels=levels)
 
 
 def _add_scores(total: np.ndarray, res: np.ndarray, a0: int, b0: int, *,
@@ -181,20 +183,23 @@ def _add_scores(total: np.ndarray, res: np.ndarray, a0: int, b0: int, *,
 
 
 def _coarse_match(strips: dict, state: FrameState, drawn, *, along: tuple[float, float],
-                  cross: tuple[float, float], step_rad: float):
+                  cross: tuple[float, float], step_rad: float, levels: dict | None = None):
     """Stage 1's NCC of the strips with the canvas of :func:`_coarse_canvas`.
 
     A template window that holds no lit canvas row correlates to exactly 0 (a flat
     window), so the correlation runs on the canvas rows that some window touching the
     disc can reach (stop 25): a distant disc fills a few tens of the ~800 rows of the
     +-10 deg search. The window sums are the same bits (the rows left out are zeros);
-    the correlation's FFT is shorter, so it differs by rounding (~1e-16 of the peak)."""
+    the correlation's FFT is shorter, so it differs by rounding (~1e-16 of the peak).
+    ``levels``: each strip's :func:`_strip_levels`, when the caller has them."""
     canvas = drawn[0]
     n_a = int(round((along[1] - along[0]) / step_rad)) + 1
     n_c = int(round((cross[1] - cross[0]) / step_rad)) + 1
     total = np.zeros((n_a, n_c))
     matched = [t for band, (img, valid) in strips.items()
-               if (t := _band_template(band, img, valid, state, drawn, step_rad))[2] is not None]
+               if (t := _band_template(band, img, valid, state, drawn, step_rad,
+                                       None if levels is None else levels[band]))[2]
+               is not None]
     lit = np.flatnonzero(canvas.any(axis=1))  # not empty: the canvas has a lit disc
     m_max = max((t.shape[0] for _, _, t in matched), default=1)
     # every window that reaches a lit row (at least a template's height of rows)
@@ -214,13 +219,25 @@ def _coarse_match(strips: dict, state: FrameState, drawn, *, along: tuple[float,
     return (along[0] + k * step_rad, cross[0] + m * step_rad, float(total[k, m]), on_edge)
 
 
-def _strip_template(img, valid, line, sample, binning: float) -> np.ndarray | None:
-    """The band strip resampled onto the spin grid, hotspots and spikes tamed."""
+def _strip_levels(img, valid) -> tuple:
+    """A strip's usable pixels and the levels its NCC templates tame it with: ``(usable,
+    how many, median, 99.5th and 99.7th percentiles)`` of the usable values (0.0 without
+    one). Taken once per frame (stop 26): the coarse template and the fine one used the
+    same median, each computed it."""
     v = valid & np.isfinite(img)
-    if v.sum() < 100:
+    n = int(v.sum())
+    if not n:
+        return v, 0, 0.0, 0.0, 0.0
+    return v, n, *imaging.median_and_percentiles(img[v], (99.5, 99.7))
+
+
+def _strip_template(img, valid, line, sample, binning: float,
+                    levels: tuple | None = None) -> np.ndarray | None:
+    """The band strip resampled onto the spin grid, hotspots and spikes tamed
+    (``levels``: :func:`_strip_levels` of ``img``, ``valid``)."""
+    v, n, med, hi, _ = _strip_levels(img, valid) if levels is None else levels
+    if n < 100:
         return None
-    med = imaging.median(img[v])
-    hi = imaging.percentile(img[v], 99.5)
     x = np.where(v, np.clip(img, None, max(hi, med)), med)
     if binning > 1.2:  # block-average to the grid step before sampling
         x = gaussian_filter(x, 0.5 * binning)
@@ -250,14 +267,15 @@ def _jacobian(state: FrameState, band: str, along: float, cross: float) -> np.nd
 
 
 def _fine_fit(strips: dict, state: FrameState, *, along: float, cross: float, search_px: int,
-              psf_sigma_px: float, templates: dict | None = None):
+              psf_sigma_px: float, templates: dict | None = None, levels: dict | None = None):
     """One fine pass at (along, cross): pixel shift, its sigma, NCC peak, limb pixels.
 
     The predicted disc is drawn once per Minnaert exponent of
     :data:`FIT_EXPONENTS`; the integer shift comes from the Lambert canvas, the
     sub-pixel shift from the exponent whose limb profile fits best (smallest
     reduced chi-square). ``templates``: the strips' NCC templates, kept between
-    the passes of one fit.
+    the passes of one fit; ``levels``: each strip's :func:`_strip_levels`, when the
+    caller has them.
     """
     templates = {} if templates is None else templates
     canvases = {}
@@ -272,9 +290,7 @@ def _fine_fit(strips: dict, state: FrameState, *, along: float, cross: float, se
         if not limb.any():
             continue
         if band not in templates:  # the strip, hotspots tamed: the same at every pass
-            v = valid & np.isfinite(img)
-            med = imaging.median(img[v]) if v.any() else 0.0
-            hi = imaging.percentile(img[v], 99.7) if v.any() else 0.0
+            v, _, med, _, hi = _strip_levels(img, valid) if levels is None else levels[band]
             tmpl = np.where(v, np.clip(img, None, max(hi, med)), med)
             templates[band] = None if np.ptp(tmpl) == 0 else imaging.Template(tmpl)
         if templates[band] is None:
@@ -330,10 +346,21 @@ def _limb_zones(strips: dict, canvases: dict):
     if not bands:
         return None
     shapes = np.array([canvases[b][1].shape for b in bands], dtype=np.int64)
-    zones = _stacked([imaging.grow(canvases[b][1], 3) for b in bands], False)
+    zones = _stacked([_grown(canvases[b][1], 3) for b in bands], False)
     usable = _stacked([strips[b][1] & np.isfinite(strips[b][0]) for b in bands], False)
     imgs = _stacked([np.asarray(strips[b][0], dtype=float) for b in bands], 0.0)
     return bands, shapes, zones, usable, imgs
+
+
+def _grown(mask: np.ndarray, n: int) -> np.ndarray:
+    """``imaging.grow(mask, n)``, computed on the mask's box widened by ``n`` px (stop 26:
+    a canvas's limb is a ring in a few percent of it). The same pixels: they are those
+    within city-block distance ``n`` of the mask, all inside that box."""
+    out = np.zeros(mask.shape, dtype=bool)
+    box = imaging.box_of(mask, n)
+    if box is not None:
+        out[box] = imaging.grow(mask[box], n)
+    return out
 
 
 def _stacked(arrays: list, fill) -> np.ndarray:
@@ -425,7 +452,8 @@ def register_frame(
     if drawn is None:
         return LimbFit(a0, c0, False, 0.0, 0, "no lit disc is predicted in the search range")
     strips = {b: (img, valid & ~imaging.hot_pixels(img, valid)) for b, (img, valid) in strips.items()}
-    coarse = _coarse_match(strips, state, drawn, **box)
+    levels = {b: _strip_levels(img, valid) for b, (img, valid) in strips.items()}
+    coarse = _coarse_match(strips, state, drawn, levels=levels, **box)
     if coarse is None:
         return LimbFit(a0, c0, False, 0.0, 0, "no lit disc is predicted in the search range")
     along, cross, coarse_ncc, on_edge = coarse
@@ -434,7 +462,7 @@ def register_frame(
     templates: dict = {}
     for _ in range(4):  # (the Jacobian is taken in the loop: at least one pass runs)
         fine = _fine_fit(strips, state, along=along, cross=cross, search_px=fine_search_px,
-                         psf_sigma_px=psf_sigma_px, templates=templates)
+                         psf_sigma_px=psf_sigma_px, templates=templates, levels=levels)
         if fine is None:
             return LimbFit(along, cross, False, coarse_ncc, 0,
                            "the lit limb does not fall in the frame")

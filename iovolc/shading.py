@@ -69,7 +69,7 @@ def _shading(state, band, *, line0, line1, samp0, samp1, psf_sigma_px, exponents
     nl, ns = line1 - line0, samp1 - samp0
     canvases = [np.zeros((nl, ns)) for _ in exponents]
     limb = np.zeros((nl, ns), dtype=bool)
-    cl, cs, _ = state.project_points(np.zeros((1, 3)), band)
+    cl, cs = state.centre_pixel(band)
     if not np.isfinite(cl[0]):
         return canvases, limb
     ang = disc_radius_rad(state)
@@ -97,8 +97,8 @@ def _shading(state, band, *, line0, line1, samp0, samp1, psf_sigma_px, exponents
         fine = disc_cosines(state, band, el[:, None] + dl.ravel(), es[:, None] + ds.ravel())
         for sub, sub2 in zip(subs, _photometry(*fine, exponents), strict=True):
             sub[edge] = sub2.mean(axis=1)
-    mu0 = np.clip(np.nan_to_num(cos_i, nan=-1.0), 0, None)
-    limb[lo_l - line0:hi_l - line0, lo_s - samp0:hi_s - samp0] = edge & (mu0 > 0.05)
+    # mu0 = clip(nan_to_num(cos i, nan=-1), 0) > 0.05 is cos i > 0.05 (NaN: False)
+    limb[lo_l - line0:hi_l - line0, lo_s - samp0:hi_s - samp0] = edge & (cos_i > 0.05)
     # the blur reaches ceil(4 sigma) px beyond the box (scipy truncates at 4 sigma); the
     # canvas is 0 elsewhere, so blurring that window alone gives the same numbers
     pad = int(np.ceil(4.0 * psf_sigma_px)) + 2

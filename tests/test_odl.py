@@ -97,3 +97,36 @@ def test_malformed_labels_still_get_pvls_one_line_reason():
         parse_label_bytes(b"T = I\x00O\nEND\n", "X.LBL")
     with pytest.raises(MalformedLabel, match="does not parse as PVL"):
         parse_label_bytes(b"A = (1, 2\nEND\n", "X.LBL")
+
+
+def test_one_findall_gives_the_token_by_token_scan(labels):
+    """The lexer's one ``findall`` (stop 26) against the token-by-token scan it replaced
+    (kept for the error messages), on every label and on seeded fragments and junk:
+    the same tokens and lines, the same error where the scan raises."""
+    import random
+
+    def tokens(fn, text):
+        try:
+            return fn(text)
+        except odl.OdlError as exc:
+            return ("error", str(exc))
+
+    texts = [p.read_text(encoding="latin-1") for p in labels]
+    for text in texts:
+        assert tokens(odl._tokens, text) == tokens(odl._tokens_one_by_one, text)
+    rng = random.Random(26)
+    alphabet = list("AB =(){},\"'<>/*\n\t\r 12.5eE#-_:^\x00\xe9\f\v") + ["END", "/*", "*/"]
+    seen_error = seen_end = 0
+    for _ in range(3000):
+        base = rng.choice(texts)
+        k = rng.randrange(len(base))
+        frag = base[k:k + rng.randint(0, 200)]
+        junk = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30)))
+        text = rng.choice([frag + junk, junk + frag, junk, frag[:50] + junk + frag[50:],
+                           junk + " END " + junk])
+        want = tokens(odl._tokens_one_by_one, text)
+        assert tokens(odl._tokens, text) == want, repr(text)
+        error = isinstance(want, tuple)
+        seen_error += error
+        seen_end += not error and bool(want) and want[-1][1].upper() == "END"
+    assert seen_error > 100 and seen_end > 100  # both paths were exercised

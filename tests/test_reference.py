@@ -191,9 +191,22 @@ def test_utc_to_et_of_one_time_is_bitwise_the_format_guessing_path():
                          str(d) for d in rng.integers(0, 10, digits)))
         times.append(t.strftime("%Y-%jT%H:%M:%S") + f".{int(rng.integers(0, 1000)):03d}")
     scalar = np.array([reference.utc_to_et(u) for u in times])
-    # astropy's guessing of one format for the whole array (each form on its own)
-    guessed = np.array([reference.utc_to_et(np.array([u], dtype=object))[0] for u in times])
-    assert scalar.tobytes() == guessed.tobytes()
+    # astropy's own guessing of the format (each form on its own), as ET
+    guessed = []
+    for u in times:
+        t = Time([reference._normalise_utc(u)], scale="utc").tdb
+        guessed.append(((t.jd1[0] - reference._J2000_JD) + t.jd2[0])
+                       * reference._SECONDS_PER_DAY)
+    assert scalar.tobytes() == np.array(guessed).tobytes()
+    # several times of one form in one call (a label's START and STOP, stop 26): the
+    # format named once for all, the same bits as each alone
+    day_of_year = [bool(reference._YDAY.match(reference._normalise_utc(u))) for u in times]
+    pairs = [[times[i], times[j]] for i in range(len(times)) for j in (i + 1, i + 2)
+             if j < len(times) and day_of_year[i] == day_of_year[j]]
+    assert len(pairs) > 300
+    for pair in pairs:
+        assert reference.utc_to_et(pair).tobytes() == np.array(
+            [reference.utc_to_et(u) for u in pair]).tobytes(), pair
 
 
 @pytest.mark.parametrize(

@@ -126,6 +126,25 @@ def test_percentile_is_numpys_bit_for_bit():
         imaging.percentile(np.zeros(0), 50)
 
 
+def test_median_and_percentiles_are_the_separate_calls_bit_for_bit():
+    """The registration's strip levels in one call (stop 26: each percentile after the
+    first selected from the tail above the one before) against the median and each
+    percentile alone, on the order-statistic cases (ties, plateaus, signed zeros, huge
+    and subnormal values, float32), ascending and unsorted ``qs``, and what goes to
+    numpy."""
+    rng = np.random.default_rng(26)
+    cases = _order_statistic_cases(rng)
+    cases += [a.astype(np.float32) for a in cases if np.all(np.abs(a) < 1e30)]
+    q_sets = [(99.5, 99.7), (50, 99.5, 99.7, 100), (0.0, 10, 99.7), (99.7, 99.5),
+              (1e-9, 100 - 1e-9, 100), (10, np.float64(99.5))]
+    for a in cases:
+        for qs in q_sets + [tuple(np.sort(rng.random(3) * 100).tolist())]:
+            want = (imaging.median(a), *(imaging.percentile(a, q) for q in qs))
+            got = imaging.median_and_percentiles(a, qs)
+            assert np.array(got).tobytes() == np.array(want).tobytes(), (a.dtype, a.size, qs)
+    assert np.isnan(imaging.median_and_percentiles(np.r_[1.0, np.nan], (99.5,))).all()
+
+
 def test_row_medians_are_numpys_axis_medians_bit_for_bit():
     rng = np.random.default_rng(16)
     for a in _order_statistic_cases(rng):
@@ -267,12 +286,27 @@ def test_label_sums_are_scipys():
 
 
 def test_grow_is_the_cross_dilation():
+    """Both paths of the compiled growth (stop 26: each pixel's diamond for a sparse
+    mask, the two distance passes otherwise) and the registration's growth of a limb on
+    its box are scipy's dilation: masks of every density, pixels on the borders."""
+    from iovolc.registration import _grown
+
     rng = np.random.default_rng(14)
-    for _ in range(200):
+    for _ in range(400):
         shape = (int(rng.integers(1, 60)), int(rng.integers(1, 90)))
-        mask = rng.random(shape) < rng.choice([0.0, 0.002, 0.05, 0.5, 1.0])
+        mask = rng.random(shape) < rng.choice([0.0, 0.002, 0.01, 0.05, 0.5, 1.0])
+        if rng.random() < 0.2:
+            mask[rng.choice([0, -1]), :] |= rng.random(shape[1]) < 0.1
         n = int(rng.integers(1, 7))
-        assert np.array_equal(imaging.grow(mask, n), ndi.binary_dilation(mask, iterations=n))
+        want = ndi.binary_dilation(mask, iterations=n)
+        assert np.array_equal(imaging.grow(mask, n), want)
+        assert np.array_equal(_grown(mask, n), want)
+    yy, xx = np.mgrid[:144, :448]
+    ring = np.abs(np.hypot(yy - 60.3, xx - 400.7) - 36) < 1  # a limb off the canvas edge
+    for n in (1, 3):
+        want = ndi.binary_dilation(ring, iterations=n)
+        assert np.array_equal(imaging.grow(ring, n), want)
+        assert np.array_equal(_grown(ring, n), want)
     with pytest.raises(ValueError, match="iterations 0"):
         imaging.grow(mask, 0)
 
