@@ -120,7 +120,7 @@ def _tokens(text: str) -> list[tuple[str, str, int]]:
     before it as the scan does."""
     out: list[tuple[str, str, int]] = []
     line = 1
-    for nl, comment, quoted, symbol, units, punct, word, other in _TOKENS.findall(text):
+    for nl, comment, quoted, symbol, units, punct, word, _other in _TOKENS.findall(text):
         if word:
             out.append(("word", word, line))
             if word.upper() == "END" and (len(out) < 2 or out[-2][1] != "="):
