@@ -77,6 +77,11 @@ _BLOCKS = tuple(
 
 
 def _mean4_highpass(x: np.ndarray) -> np.ndarray:
+    """``x`` less the mean of its 4 neighbours (reflected at the edges): compiled
+    (:func:`iovolc.morphology.mean4_highpass`, stop 26) for a float64 image of 2 x 2 or
+    more, else the numpy form (``tests/_speed_reference.py``), the same bits."""
+    if x.ndim == 2 and min(x.shape) >= 2 and x.dtype == np.float64:
+        return morphology.mean4_highpass(np.ascontiguousarray(x))
     p = np.pad(x, 1, mode="reflect")
     return x - 0.25 * (p[:-2, 1:-1] + p[2:, 1:-1] + p[1:-1, :-2] + p[1:-1, 2:])
 
@@ -284,8 +289,12 @@ def estimate_offsets(stack: np.ndarray, *, max_shift_px: int = 12,
     shape = (sp_fft.next_fast_len(hb + m, real=True), sp_fft.next_fast_len(wb + m, real=True))
     prepared, spectra = [], []
     for x in st:
-        x = _open2x2(np.where(np.isfinite(x), x, 0.0))
-        y = x[:2 * hb, :2 * wb].reshape(hb, 2, wb, 2).mean(axis=(1, 3))
+        # the 2x2 grey opening, compiled (stop 26; the numpy form in tests/_speed_reference.py)
+        x = morphology.open2x2(np.where(np.isfinite(x), x, 0.0))
+        # binned 2x2: numpy's mean in its own order, compiled (stop 26) where numpy keeps
+        # that order (two binned columns or more)
+        y = morphology.bin2x2_mean(x) if wb >= 2 else \
+            x[:2 * hb, :2 * wb].reshape(hb, 2, wb, 2).mean(axis=(1, 3))
         sig = imaging.median(np.abs(_mean4_highpass(y))) * _MAD_TO_SIGMA + 1e-30
         y = ndi.gaussian_filter(np.arcsinh((y - imaging.median(y)) / (5.0 * sig)), 0.5)
         y -= y.mean()
@@ -301,14 +310,6 @@ def estimate_offsets(stack: np.ndarray, *, max_shift_px: int = 12,
         if _overlap_correlation(prepared[0], prepared[i], shift) >= min_correlation:
             offs[i] = (2 * shift[0], 2 * shift[1])
     return offs
-
-
-def _open2x2(x: np.ndarray) -> np.ndarray:
-    """Grey opening with a 2x2 square: min over 2x2 blocks, then max."""
-    p = np.pad(x, 1, mode="edge")
-    ero = np.minimum(np.minimum(p[:-1, :-1], p[:-1, 1:]), np.minimum(p[1:, :-1], p[1:, 1:]))
-    dil = np.maximum(np.maximum(ero[:-1, :-1], ero[:-1, 1:]), np.maximum(ero[1:, :-1], ero[1:, 1:]))
-    return dil
 
 
 def _overlap_correlation(a: np.ndarray, b: np.ndarray, shift: tuple[int, int]) -> float:

@@ -409,6 +409,77 @@ def window_max(x, rr, cc, half):
     return out
 
 
+@njit(cache=True, nogil=True, error_model="numpy")
+def open2x2(x):
+    """Grey opening of a finite 2-D float64 ``x`` with a 2x2 square, edges extended:
+    ``hits._open2x2``'s numpy form, the same bits (stop 26). The erosion is the
+    minimum of each 2x2 block of the edge-padded image (rows ``i, i + 1``, columns
+    ``j, j + 1`` of the padding, ``(h + 1, w + 1)`` blocks), the dilation the maximum
+    of each 2x2 block of those; each pair folded as numpy's ``minimum(a, b)`` /
+    ``maximum(a, b)`` choose on finite values (``a if a < b else b``), in its order:
+    ``min(min(p00, p01), min(p10, p11))``."""
+    h, w = x.shape
+    ero = np.empty((h + 1, w + 1))
+    for i in range(h + 1):
+        r0 = x[min(max(i - 1, 0), h - 1)]
+        r1 = x[min(i, h - 1)]
+        for j in range(w + 1):
+            j0 = min(max(j - 1, 0), w - 1)
+            j1 = min(j, w - 1)
+            a, b = r0[j0], r0[j1]
+            c, d = r1[j0], r1[j1]
+            m0 = a if a < b else b
+            m1 = c if c < d else d
+            ero[i, j] = m0 if m0 < m1 else m1
+    out = np.empty((h, w))
+    for i in range(h):
+        e0, e1 = ero[i], ero[i + 1]
+        for j in range(w):
+            a, b = e0[j], e0[j + 1]
+            c, d = e1[j], e1[j + 1]
+            m0 = a if a > b else b
+            m1 = c if c > d else d
+            out[i, j] = m0 if m0 > m1 else m1
+    return out
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def bin2x2_mean(x):
+    """The means of the 2x2 blocks of a 2-D float64 ``x`` (an odd last row or column
+    dropped) as ``x.reshape(h, 2, w, 2).mean(axis=(1, 3))`` gives them when the binned
+    image is at least 2 columns wide: ``((0 + (a + b)) + (c + d)) / 4`` for the block's
+    rows ``(a, b)`` and ``(c, d)`` -- numpy's order for that reduction (stop 26; on a
+    1-column result numpy adds in another order: the caller keeps numpy's there).
+    Checked against numpy on every size in ``tests/test_speed_kernels.py``."""
+    hb, wb = x.shape[0] // 2, x.shape[1] // 2
+    out = np.empty((hb, wb))
+    for i in range(hb):
+        r0, r1 = x[2 * i], x[2 * i + 1]
+        for j in range(wb):
+            out[i, j] = ((0.0 + (r0[2 * j] + r0[2 * j + 1]))
+                         + (r1[2 * j] + r1[2 * j + 1])) / 4
+    return out
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def mean4_highpass(x):
+    """``x - 0.25 * (((up + down) + left) + right)`` of a 2-D float64 ``x`` at least 2 x 2,
+    its 4 neighbours from the reflect-padded image (``np.pad(x, 1, mode="reflect")``):
+    the hit finder's high-pass, the same additions in the same order as its numpy form
+    (stop 26; ``tests/_speed_reference.py``)."""
+    h, w = x.shape
+    out = np.empty((h, w))
+    for i in range(h):
+        up = x[1 if i == 0 else i - 1]
+        down = x[h - 2 if i == h - 1 else i + 1]
+        row = x[i]
+        for j in range(w):
+            left = row[1 if j == 0 else j - 1]
+            right = row[w - 2 if j == w - 1 else j + 1]
+            out[i, j] = row[j] - 0.25 * (((up[j] + down[j]) + left) + right)
+    return out
+
+
 def warm_up() -> None:
     """Compile (or load from the cache) the kernels (see :func:`iovolc.compiled.warm_up`)."""
     x = np.arange(20.0).reshape(4, 5)
@@ -421,6 +492,9 @@ def warm_up() -> None:
     fill_median3(x.copy(), x > 15, np.zeros(x.shape, np.bool_))
     h_maxima(x, 1.0)
     compact_tophat(x, np.array([[0, 1], [1, -1]], np.int64), 3)
+    open2x2(x)
+    bin2x2_mean(x)
+    mean4_highpass(x)
     ok = x > 3
     for img in (x, x.astype(np.float32)):
         usable_values(img, ok, np.empty(x.size))

@@ -507,3 +507,18 @@ def coarse_match_whole_canvas(strips: dict, state, drawn, *, along: tuple[float,
     k, m = np.unravel_index(int(np.argmax(total)), total.shape)
     on_edge = k in (0, n_a - 1) or m in (0, n_c - 1)
     return (along[0] + k * step_rad, cross[0] + m * step_rad, float(total[k, m]), on_edge)
+
+
+def open2x2_numpy(x):
+    """``hits._open2x2`` before stop 26 (now ``morphology.open2x2``): the grey opening
+    with a 2x2 square, min over 2x2 blocks of the edge-padded image, then max."""
+    p = np.pad(x, 1, mode="edge")
+    ero = np.minimum(np.minimum(p[:-1, :-1], p[:-1, 1:]), np.minimum(p[1:, :-1], p[1:, 1:]))
+    return np.maximum(np.maximum(ero[:-1, :-1], ero[:-1, 1:]),
+                      np.maximum(ero[1:, :-1], ero[1:, 1:]))
+
+
+def mean4_highpass_numpy(x):
+    """``hits._mean4_highpass``'s numpy form (compiled at stop 26)."""
+    p = np.pad(x, 1, mode="reflect")
+    return x - 0.25 * (p[:-2, 1:-1] + p[2:, 1:-1] + p[1:-1, :-2] + p[1:-1, 2:])

@@ -20,7 +20,7 @@ from scipy import fft as sp_fft
 from scipy import ndimage as ndi
 from scipy.ndimage import gaussian_filter, map_coordinates, spline_filter
 
-from iovolc import compiled, imaging
+from iovolc import compiled, imaging, morphology
 from iovolc.extract import _clipped_local_mean
 from iovolc.pointing import _best_shift, fit_constellation
 from iovolc.registration import (
@@ -710,3 +710,58 @@ def test_coarse_match_on_the_reachable_rows_is_the_whole_canvas_match():
         n_cropped += lit[-1] - lit[0] + 2 * 70 < drawn[0].shape[0]  # templates <= 70 rows
         n_two += len(strips) == 2
     assert n_cropped >= 10 and n_two >= 10  # the crop's path, with two bands too
+
+
+def test_the_compiled_2x2_opening_is_numpys_bit_for_bit():
+    """The hit finder's 2x2 grey opening (stop 26) against its numpy form
+    (``tests/_speed_reference.py``): images of every small shape, plateaus, signed
+    zeros, huge and tiny values; the same bits (a signed zero included)."""
+    from _speed_reference import open2x2_numpy
+
+    rng = np.random.default_rng(262)
+    for trial in range(300):
+        shape = (int(rng.integers(1, 40)), int(rng.integers(1, 60)))
+        x = rng.normal(size=shape) * rng.choice([1.0, 1e-300, 1e300])
+        if trial % 3 == 0:
+            x = rng.choice([0.0, -0.0, 1.0, -1.0, 2.5], size=shape)
+        got = morphology.open2x2(np.ascontiguousarray(x))
+        want = open2x2_numpy(x)
+        assert got.shape == want.shape and got.tobytes() == want.tobytes(), trial
+
+
+def test_the_compiled_2x2_binning_is_numpys_mean_bit_for_bit():
+    """The hit finder's 2x2 binned means (stop 26) against numpy's
+    ``reshape(h, 2, w, 2).mean(axis=(1, 3))``, whose order of additions this copies
+    where the binned image is 2 columns wide or more: every size up to 41 x 41, odd
+    ones, the strip's, values over 12 decades with signed zeros (which tell the order
+    of the first addition)."""
+    rng = np.random.default_rng(263)
+    sizes = [(h, w) for h in range(2, 42) for w in range(4, 42)] + [(256, 432), (257, 433),
+                                                                     (128, 432), (512, 864)]
+    for h, w in sizes:
+        x = rng.normal(size=(h, w)) * 10 ** rng.uniform(-6, 6, size=(h, w))
+        x[rng.random(x.shape) < 0.2] = -0.0
+        hb, wb = h // 2, w // 2
+        want = x[:2 * hb, :2 * wb].reshape(hb, 2, wb, 2).mean(axis=(1, 3))
+        got = morphology.bin2x2_mean(x)
+        assert got.shape == want.shape and got.tobytes() == want.tobytes(), (h, w)
+
+
+def test_the_compiled_high_pass_is_the_numpy_form_bit_for_bit():
+    """The hit finder's 4-neighbour high-pass (stop 26) against its numpy form: every
+    small shape from 2 x 2, the strip's, values over 12 decades and signed zeros; shapes
+    it leaves to numpy (a 1-pixel side, float32) give numpy's."""
+    from _speed_reference import mean4_highpass_numpy
+
+    from iovolc.hits import _mean4_highpass
+
+    rng = np.random.default_rng(264)
+    sizes = [(h, w) for h in range(2, 30) for w in range(2, 30)] + [(256, 432), (128, 216)]
+    for h, w in sizes:
+        x = rng.normal(size=(h, w)) * 10 ** rng.uniform(-6, 6, size=(h, w))
+        x[rng.random(x.shape) < 0.1] = -0.0
+        want = mean4_highpass_numpy(x)
+        got = _mean4_highpass(x)
+        assert got.tobytes() == want.tobytes() and got.shape == want.shape, (h, w)
+    for x in (rng.normal(size=(1, 7)), rng.normal(size=(6, 5)).astype(np.float32)):
+        assert _mean4_highpass(x).tobytes() == mean4_highpass_numpy(x).tobytes()
