@@ -384,12 +384,22 @@ def _grow(mask, n):
 
     A sparse mask (its pixels' diamonds cover at most a quarter of the image) gets each
     pixel's diamond set directly (stop 26: a strip's hot pixels, its sources); a denser
-    one two passes of the distance (int32: the cap is small)."""
+    one two passes of the distance (int32: the cap is small) over the mask's box widened
+    by ``n`` (stop 26: a distant disc's limb ring, its lit pixels), False beyond."""
     n0, n1 = mask.shape
     k = 0
+    r0, r1, c0, c1 = n0, -1, n1, -1  # the mask's box
     for i in range(n0):
+        row_k = 0
         for j in range(n1):
-            k += mask[i, j]
+            if mask[i, j]:
+                row_k += 1
+                c0 = min(c0, j)
+                c1 = max(c1, j)
+        if row_k:
+            k += row_k
+            r0 = min(r0, i)
+            r1 = i
     out = np.zeros((n0, n1), np.bool_)
     if k == 0:
         return out
@@ -404,27 +414,31 @@ def _grow(mask, n):
                     for jj in range(max(j - w, 0), min(j + w, n1 - 1) + 1):
                         row[jj] = True
         return out
+    # the distance passes on the mask's box widened by n (every pixel within n of the
+    # mask is there; beyond it the passes would only find distances > n)
+    a0, a1 = max(r0 - n, 0), min(r1 + n, n0 - 1)
+    b0, b1 = max(c0 - n, 0), min(c1 + n, n1 - 1)
     cap = n + 1
-    d = np.empty((n0, n1), np.int32)
-    for i in range(n0):  # city-block distance to the mask: down and right ...
-        for j in range(n1):
+    d = np.empty((a1 - a0 + 1, b1 - b0 + 1), np.int32)
+    for i in range(a0, a1 + 1):  # city-block distance to the mask: down and right ...
+        for j in range(b0, b1 + 1):
             if mask[i, j]:
-                d[i, j] = 0
+                d[i - a0, j - b0] = 0
             else:
                 v = cap
-                if i:
-                    v = min(v, d[i - 1, j] + 1)
-                if j:
-                    v = min(v, d[i, j - 1] + 1)
-                d[i, j] = v
-    for i in range(n0 - 1, -1, -1):  # ... then up and left
-        for j in range(n1 - 1, -1, -1):
-            v = d[i, j]
-            if i < n0 - 1:
-                v = min(v, d[i + 1, j] + 1)
-            if j < n1 - 1:
-                v = min(v, d[i, j + 1] + 1)
-            d[i, j] = v
+                if i > a0:
+                    v = min(v, d[i - a0 - 1, j - b0] + 1)
+                if j > b0:
+                    v = min(v, d[i - a0, j - b0 - 1] + 1)
+                d[i - a0, j - b0] = v
+    for i in range(a1, a0 - 1, -1):  # ... then up and left
+        for j in range(b1, b0 - 1, -1):
+            v = d[i - a0, j - b0]
+            if i < a1:
+                v = min(v, d[i - a0 + 1, j - b0] + 1)
+            if j < b1:
+                v = min(v, d[i - a0, j - b0 + 1] + 1)
+            d[i - a0, j - b0] = v
             out[i, j] = v <= n
     return out
 

@@ -147,7 +147,10 @@ def fitted_shading(state: FrameState, band: str, img: np.ndarray, valid: np.ndar
                                     psf_sigma_px=psf_sigma_px, exponents=exponents)
     if not any(c.max() > 0 for c in canvases):
         return None, float("nan")
-    near = imaging.grow(np.any([c > 0 for c in canvases], axis=0), 2)
+    lit = canvases[0] > 0  # any canvas's lit pixels (no stacked copy of the canvases)
+    for c in canvases[1:]:
+        lit |= c > 0
+    near = imaging.grow(lit, 2)
     use = near & valid & np.isfinite(img) & ~imaging.hot_pixels(
         img, valid, within=imaging.box_of(near, 0))
     if use.sum() < 20:

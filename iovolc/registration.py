@@ -346,21 +346,10 @@ def _limb_zones(strips: dict, canvases: dict):
     if not bands:
         return None
     shapes = np.array([canvases[b][1].shape for b in bands], dtype=np.int64)
-    zones = _stacked([_grown(canvases[b][1], 3) for b in bands], False)
+    zones = _stacked([imaging.grow(canvases[b][1], 3) for b in bands], False)
     usable = _stacked([strips[b][1] & np.isfinite(strips[b][0]) for b in bands], False)
     imgs = _stacked([np.asarray(strips[b][0], dtype=float) for b in bands], 0.0)
     return bands, shapes, zones, usable, imgs
-
-
-def _grown(mask: np.ndarray, n: int) -> np.ndarray:
-    """``imaging.grow(mask, n)``, computed on the mask's box widened by ``n`` px (stop 26:
-    a canvas's limb is a ring in a few percent of it). The same pixels: they are those
-    within city-block distance ``n`` of the mask, all inside that box."""
-    out = np.zeros(mask.shape, dtype=bool)
-    box = imaging.box_of(mask, n)
-    if box is not None:
-        out[box] = imaging.grow(mask[box], n)
-    return out
 
 
 def _stacked(arrays: list, fill) -> np.ndarray:

@@ -292,10 +292,9 @@ def test_label_sums_are_scipys():
 
 def test_grow_is_the_cross_dilation():
     """Both paths of the compiled growth (stop 26: each pixel's diamond for a sparse
-    mask, the two distance passes otherwise) and the registration's growth of a limb on
-    its box are scipy's dilation: masks of every density, pixels on the borders."""
-    from iovolc.registration import _grown
-
+    mask, the two distance passes on the mask's box otherwise) are scipy's dilation:
+    masks of every density, pixels on the borders, a limb ring cut by the canvas edge
+    and a compact disc."""
     rng = np.random.default_rng(14)
     for _ in range(400):
         shape = (int(rng.integers(1, 60)), int(rng.integers(1, 90)))
@@ -305,13 +304,12 @@ def test_grow_is_the_cross_dilation():
         n = int(rng.integers(1, 7))
         want = ndi.binary_dilation(mask, iterations=n)
         assert np.array_equal(imaging.grow(mask, n), want)
-        assert np.array_equal(_grown(mask, n), want)
     yy, xx = np.mgrid[:144, :448]
     ring = np.abs(np.hypot(yy - 60.3, xx - 400.7) - 36) < 1  # a limb off the canvas edge
-    for n in (1, 3):
-        want = ndi.binary_dilation(ring, iterations=n)
-        assert np.array_equal(imaging.grow(ring, n), want)
-        assert np.array_equal(_grown(ring, n), want)
+    disc = np.hypot(yy - 70.2, xx - 200.9) < 30
+    for mask in (ring, disc, disc | ring):
+        for n in (1, 2, 3, 7):
+            assert np.array_equal(imaging.grow(mask, n), ndi.binary_dilation(mask, iterations=n))
     with pytest.raises(ValueError, match="iterations 0"):
         imaging.grow(mask, 0)
 
