@@ -191,22 +191,12 @@ def _median(a):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _median_rank(a):
-    """:func:`_median` of ``a`` (no NaN, not empty) and its lower middle order statistic:
-    ``(median, value, rank)``, the value of rank ``(n - 1) // 2`` (stop 26)."""
-    n = a.size
-    if n % 2:
-        v = _kth(a, n // 2)
-        return v, v, n // 2
-    lo, hi = _kth_and_next(a, n // 2 - 1)
-    return (lo + hi) / 2.0, lo, n // 2 - 1
-
-
-@njit(cache=True, nogil=True, error_model="numpy")
 def _tail(a, t):
     """The values of ``a`` that are >= ``t`` (in order) and how many are below it: the
-    sorted tail from ``t``'s first rank, where an order statistic of rank >= that rank
-    is found among far fewer values (stop 26)."""
+    tail of the sorted values from ``t``'s first rank, where an order statistic of rank
+    >= that rank is found among far fewer values (stop 26). With zeros in the tail the
+    selection may order -0.0 and 0.0 otherwise than on the whole array (see
+    :func:`iovolc.imaging._percentile64`, which uses it above a positive ``t`` only)."""
     n_less = 0
     for i in range(a.size):
         n_less += a[i] < t
@@ -382,8 +372,8 @@ def _grow(mask, n):
     """The pixels within city-block distance ``n`` of ``mask`` (distances capped at n + 1):
     ``binary_dilation(mask, iterations=n)`` with the cross (:func:`iovolc.imaging.grow`).
 
-    A sparse mask (its pixels' diamonds cover at most a quarter of the image) gets each
-    pixel's diamond set directly (stop 26: a strip's hot pixels, its sources); a denser
+    A sparse mask (k pixels with k (2n + 1)^2 at most a quarter of the image's pixels)
+    gets each pixel's diamond set directly (stop 26: a strip's hot pixels, its sources); a denser
     one two passes of the distance (int32: the cap is small) over the mask's box widened
     by ``n`` (stop 26: a distant disc's limb ring, its lit pixels), False beyond."""
     n0, n1 = mask.shape
@@ -923,7 +913,6 @@ def warm_up_image() -> None:
     _ncc_normalise(x[:2, :3].copy(), x, 2, 2, 0.0, 1.0, np.empty((2, 3)))
     _median(np.arange(40.0))
     _kth_and_next(np.arange(40.0), 3)
-    _median_rank(np.arange(40.0))
     _tail_kth_and_next(np.arange(40.0), 3.0, 5)
     _tail_kth(np.arange(40.0), 3.0, 5)
     _row_medians(x, np.empty(3))

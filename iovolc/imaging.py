@@ -323,11 +323,11 @@ def percentile(a, q: float) -> float:
 
 
 def median_and_percentiles(a, qs: tuple[float, ...]) -> tuple[float, ...]:
-    """``(median(a), *(percentile(a, q) for q in qs))``, the same numbers, for ascending
+    """``(median(a), *(percentile(a, q) for q in qs))``, the same bits, for ascending
     ``qs``: each percentile after the first is selected among the values from the lower
-    order statistic of the one before (stop 26: a band strip's 99.7th percentile from
-    the few hundred values above its 99.5th). What :func:`percentile` gives to numpy,
-    or ``qs`` not ascending: one call each."""
+    order statistic of the one before when that is > 0 (stop 26: a band strip's 99.7th
+    percentile from the few hundred values above its 99.5th). What :func:`percentile`
+    gives to numpy, or ``qs`` not ascending: one call each."""
     x = np.ascontiguousarray(a).ravel()
     if not _selectable(x, qs) or list(qs) != sorted(qs):
         return (median(x), *(percentile(x, q) for q in qs))
@@ -342,17 +342,20 @@ def median_and_percentiles(a, qs: tuple[float, ...]) -> tuple[float, ...]:
 
 def _percentile64(kind, x: np.ndarray, q: float, found: tuple | None = None):
     """:func:`percentile` of float64 values (no NaN, not empty), interpolated in the
-    precision ``kind``, and ``(value, rank)`` of its lower order statistic (None when it
-    is the largest value). ``found``: such a pair of rank <= this one's, to select among
-    the values from it only."""
+    precision ``kind``, and ``(value, rank)`` of its lower order statistic (``found``
+    unchanged when the answer is the largest value). ``found``: such a pair of rank <=
+    this one's, to select among the values from it only -- when that value is > 0. A
+    tail holding zeros could order -0.0 and 0.0 otherwise than the whole array does
+    (the radix selection tells them apart on more than 32 values, the insertion sort
+    on fewer keeps their order: a reviewer's finding), so it is not used there."""
     n = x.size
     virtual = (n - 1) * float(np.true_divide(q, 100))
+    tail = found is not None and found[0] > 0
     if virtual >= n - 1:  # numpy takes the largest value (and a gamma that multiplies 0)
-        top = compiled._kth(x, n - 1) if found is None else compiled._tail_kth(x, found[0],
-                                                                                n - 1)
+        top = compiled._tail_kth(x, found[0], n - 1) if tail else compiled._kth(x, n - 1)
         return float(kind(top)), found
     prev = int(np.floor(virtual))
-    if found is None or prev < found[1]:
+    if not tail or prev < found[1]:
         lo, hi = compiled._kth_and_next(x, prev)
     else:
         lo, hi = compiled._tail_kth_and_next(x, found[0], prev)
@@ -396,8 +399,9 @@ def box_of(x: np.ndarray, margin: int) -> tuple[slice, slice] | None:
 
 def grow(mask: np.ndarray, iterations: int) -> np.ndarray:
     """``ndimage.binary_dilation(mask, iterations=n)`` (the 4-connected cross, n >= 1) of a
-    2-D mask, exactly: the pixels within city-block distance n of the mask, from two
-    passes of a distance transform instead of n dilations."""
+    2-D mask, exactly: the pixels within city-block distance n of the mask, each set
+    pixel's diamond for a sparse mask, else two passes of a distance transform on the
+    mask's box (:func:`iovolc.compiled._grow`), instead of n dilations."""
     if iterations < 1:
         raise ValueError(f"grow: iterations {iterations} < 1")
     return compiled._grow(np.ascontiguousarray(mask, dtype=bool), int(iterations))

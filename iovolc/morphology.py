@@ -412,7 +412,8 @@ def window_max(x, rr, cc, half):
 @njit(cache=True, nogil=True, error_model="numpy")
 def open2x2(x):
     """Grey opening of a finite 2-D float64 ``x`` with a 2x2 square, edges extended:
-    ``hits._open2x2``'s numpy form, the same bits (stop 26). The erosion is the
+    the numpy form it replaced (``tests/_speed_reference.py::open2x2_numpy``), the same
+    bits on finite values (stop 26; a NaN would not propagate). The erosion is the
     minimum of each 2x2 block of the edge-padded image (rows ``i, i + 1``, columns
     ``j, j + 1`` of the padding, ``(h + 1, w + 1)`` blocks), the dilation the maximum
     of each 2x2 block of those; each pair folded as numpy's ``minimum(a, b)`` /
@@ -466,7 +467,8 @@ def mean4_highpass(x):
     """``x - 0.25 * (((up + down) + left) + right)`` of a 2-D float64 ``x`` at least 2 x 2,
     its 4 neighbours from the reflect-padded image (``np.pad(x, 1, mode="reflect")``):
     the hit finder's high-pass, the same additions in the same order as its numpy form
-    (stop 26; ``tests/_speed_reference.py``)."""
+    (stop 26; ``tests/_speed_reference.py``): the same bits, but for the sign of a NaN
+    (its callers take the absolute value)."""
     h, w = x.shape
     out = np.empty((h, w))
     for i in range(h):

@@ -249,6 +249,7 @@ def utc_to_et(utc: str | ArrayLike) -> float | np.ndarray:
     day-of-year (``2023-288T06:50:00``) forms, scalar or array. An array converts in
     one astropy call when its times share a form (a label's START and STOP: ~0.11 ms
     for the two instead of ~0.23), else each on its own; the same bits as the scalar.
+    An empty array gives an empty array.
     """
     from astropy.time import Time
 
