@@ -291,10 +291,9 @@ def estimate_offsets(stack: np.ndarray, *, max_shift_px: int = 12,
     for x in st:
         # the 2x2 grey opening, compiled (stop 26; the numpy form in tests/_speed_reference.py)
         x = morphology.open2x2(np.where(np.isfinite(x), x, 0.0))
-        # binned 2x2: numpy's mean in its own order, compiled (stop 26) where numpy keeps
-        # that order (two binned columns or more)
-        y = morphology.bin2x2_mean(x) if wb >= 2 else \
-            x[:2 * hb, :2 * wb].reshape(hb, 2, wb, 2).mean(axis=(1, 3))
+        # binned 2x2: numpy's mean in its own order, compiled (stop 26); numpy keeps that
+        # order for two binned columns or more, which w >= 4 (above) ensures
+        y = morphology.bin2x2_mean(x)
         sig = imaging.median(np.abs(_mean4_highpass(y))) * _MAD_TO_SIGMA + 1e-30
         y = ndi.gaussian_filter(np.arcsinh((y - imaging.median(y)) / (5.0 * sig)), 0.5)
         y -= y.mean()

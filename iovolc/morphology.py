@@ -450,7 +450,8 @@ def bin2x2_mean(x):
     dropped) as ``x.reshape(h, 2, w, 2).mean(axis=(1, 3))`` gives them when the binned
     image is at least 2 columns wide: ``((0 + (a + b)) + (c + d)) / 4`` for the block's
     rows ``(a, b)`` and ``(c, d)`` -- numpy's order for that reduction (stop 26; on a
-    1-column result numpy adds in another order: the caller keeps numpy's there).
+    1-column result numpy adds in another order: its caller, ``hits.estimate_offsets``,
+    bins only images 4 or more columns wide).
     Checked against numpy on every size in ``tests/test_speed_kernels.py``."""
     hb, wb = x.shape[0] // 2, x.shape[1] // 2
     out = np.empty((hb, wb))

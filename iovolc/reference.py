@@ -265,16 +265,17 @@ def utc_to_et(utc: str | ArrayLike) -> float | np.ndarray:
         return float(((t.jd1 - _J2000_JD) + t.jd2) * _SECONDS_PER_DAY)
     arr = np.asarray(utc, dtype=object)
     norm = np.vectorize(_normalise_utc, otypes=[object])(arr)
-    values = norm.tolist() if norm.ndim else str(norm[()])
     yday = [bool(_YDAY.match(v)) for v in norm.ravel()]
-    try:  # one format for all, named (stop 26: a label's two times in one call)
-        if not (all(yday) or not any(yday)):
-            raise ValueError("mixed formats")
-        t = Time(values, format="yday" if all(yday) else "isot", scale="utc").tdb
-    except ValueError:  # forms astropy reads one by one: each as one time (the same bits)
+    et = None
+    if all(yday) or not any(yday):  # one form: one call, its format named (stop 26)
+        try:
+            t = Time(norm.tolist() if norm.ndim else str(norm[()]),
+                     format="yday" if all(yday) else "isot", scale="utc").tdb
+            et = ((np.asarray(t.jd1) - _J2000_JD) + np.asarray(t.jd2)) * _SECONDS_PER_DAY
+        except ValueError:
+            pass
+    if et is None:  # forms astropy reads one by one: each as one time (the same bits)
         et = np.array([utc_to_et(v) for v in norm.ravel()]).reshape(norm.shape)
-        return float(et) if np.ndim(et) == 0 else et
-    et = ((np.asarray(t.jd1) - _J2000_JD) + np.asarray(t.jd2)) * _SECONDS_PER_DAY
     return float(et) if np.ndim(et) == 0 else et
 
 

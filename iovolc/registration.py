@@ -164,6 +164,24 @@ def _band_template(band: str, img, valid, state: FrameState, drawn, step_rad: fl
                                    step_rad / state.camera(band).ifov_rad, levels=levels)
 
 
+def _score_grid(*, along: tuple[float, float], cross: tuple[float, float],
+                step_rad: float) -> np.ndarray:
+    """The coarse match's (along, cross) cells, zeroed: one per grid step of the search."""
+    n_a = int(round((along[1] - along[0]) / step_rad)) + 1
+    n_c = int(round((cross[1] - cross[0]) / step_rad)) + 1
+    return np.zeros((n_a, n_c))
+
+
+def _best_cell(total: np.ndarray, n_strips: int, *, along: tuple[float, float],
+               cross: tuple[float, float], step_rad: float):
+    """The best cell of the strips' summed scores: ``(along, cross, mean NCC, on the
+    search's edge)``."""
+    total /= max(1, n_strips)
+    k, m = np.unravel_index(int(np.argmax(total)), total.shape)
+    on_edge = k in (0, total.shape[0] - 1) or m in (0, total.shape[1] - 1)
+    return (along[0] + k * step_rad, cross[0] + m * step_rad, float(total[k, m]), on_edge)
+
+
 def _add_scores(total: np.ndarray, res: np.ndarray, a0: int, b0: int, *,
                 along: tuple[float, float], cross: tuple[float, float],
                 step_rad: float) -> bool:
@@ -193,9 +211,7 @@ def _coarse_match(strips: dict, state: FrameState, drawn, *, along: tuple[float,
     the correlation's FFT is shorter, so it differs by rounding (~1e-16 of the peak).
     ``levels``: each strip's :func:`_strip_levels`, when the caller has them."""
     canvas = drawn[0]
-    n_a = int(round((along[1] - along[0]) / step_rad)) + 1
-    n_c = int(round((cross[1] - cross[0]) / step_rad)) + 1
-    total = np.zeros((n_a, n_c))
+    total = _score_grid(along=along, cross=cross, step_rad=step_rad)
     matched = [t for band, (img, valid) in strips.items()
                if (t := _band_template(band, img, valid, state, drawn, step_rad,
                                        None if levels is None else levels[band]))[2]
@@ -213,10 +229,7 @@ def _coarse_match(strips: dict, state: FrameState, drawn, *, along: tuple[float,
         res[r0:r0 + part.shape[0]] = part
         if not _add_scores(total, res, a0, b0, along=along, cross=cross, step_rad=step_rad):
             return None
-    total /= max(1, len(strips))
-    k, m = np.unravel_index(int(np.argmax(total)), total.shape)
-    on_edge = k in (0, n_a - 1) or m in (0, n_c - 1)
-    return (along[0] + k * step_rad, cross[0] + m * step_rad, float(total[k, m]), on_edge)
+    return _best_cell(total, len(strips), along=along, cross=cross, step_rad=step_rad)
 
 
 def _strip_levels(img, valid) -> tuple:

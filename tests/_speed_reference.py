@@ -485,15 +485,13 @@ def fill_invalid_numpy(x: np.ndarray, invalid: np.ndarray) -> tuple[np.ndarray, 
 def coarse_match_whole_canvas(strips: dict, state, drawn, *, along: tuple[float, float],
                               cross: tuple[float, float], step_rad: float):
     """``registration._coarse_match`` before stop 25 cropped the canvas to the rows a
-    window touching the lit disc reaches: every row correlated (the templates and the
-    cells' sums are the module's own, unchanged)."""
+    window touching the lit disc reaches: every row correlated (the templates, the
+    cells, their sums and the best cell are the module's own)."""
     from iovolc import imaging
-    from iovolc.registration import _add_scores, _band_template
+    from iovolc.registration import _add_scores, _band_template, _best_cell, _score_grid
 
     canvas = drawn[0]
-    n_a = int(round((along[1] - along[0]) / step_rad)) + 1
-    n_c = int(round((cross[1] - cross[0]) / step_rad)) + 1
-    total = np.zeros((n_a, n_c))
+    total = _score_grid(along=along, cross=cross, step_rad=step_rad)
     spectrum = None  # the canvas's FFT: the same canvas for every band
     for band, (img, valid) in strips.items():
         a0, b0, tmpl = _band_template(band, img, valid, state, drawn, step_rad)
@@ -503,10 +501,7 @@ def coarse_match_whole_canvas(strips: dict, state, drawn, *, along: tuple[float,
         res = imaging.ncc(canvas, tmpl, spectrum=spectrum)
         if not _add_scores(total, res, a0, b0, along=along, cross=cross, step_rad=step_rad):
             return None
-    total /= max(1, len(strips))
-    k, m = np.unravel_index(int(np.argmax(total)), total.shape)
-    on_edge = k in (0, n_a - 1) or m in (0, n_c - 1)
-    return (along[0] + k * step_rad, cross[0] + m * step_rad, float(total[k, m]), on_edge)
+    return _best_cell(total, len(strips), along=along, cross=cross, step_rad=step_rad)
 
 
 def open2x2_numpy(x):
