@@ -315,9 +315,11 @@ def resolve_kernels(
                 break
         remote_size = None if info is None or info.get("size") is None else int(info["size"])
         stamp = _source_stamp(info)
-        if dest.is_file() and stamp and _read_stamp(dest) not in (None, stamp):
-            dest.unlink()  # the source changed since it was cached
-        if dest.is_file():
+        # the source changed since it was cached: fetched again over it (atomically),
+        # never unlinked first -- another worker may be reading, or have just fetched,
+        # the same file (a re-run on a re-made downlink quarantined 2 products so)
+        stale = bool(stamp) and dest.is_file() and _read_stamp(dest) not in (None, stamp)
+        if dest.is_file() and not stale:
             try:
                 check_kernel_file(dest, name=bare, expected_bytes=remote_size)
             except CorruptKernelError:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 
+from iovolc import kernels
 from iovolc.kernels import _read_stamp, _write_stamp
 
 
@@ -38,3 +39,31 @@ def test_concurrent_stamp_writes(tmp_path):
     assert stamp is not None and stamp.endswith("|199")
     # no temp file left behind
     assert sorted(p.name for p in dest.parent.iterdir()) == ["pck00010.tpc.src"]
+
+
+def test_a_changed_source_replaces_the_cached_file_without_removing_it(tmp_path, monkeypatch):
+    """A kernel whose source changed since it was cached is fetched again over the cached
+    copy (``os.replace``), which stays readable until then: two workers of a re-run on a
+    re-made downlink each saw the old stamp, and one removed the file the other had just
+    fetched and was checking (``FileNotFoundError``: a good product quarantined)."""
+    root = tmp_path / "kernels" / "lsk"
+    root.mkdir(parents=True)
+    src = root / "naif0012.tls"
+    src.write_text("KPL/LSK\n\\begindata\nDELTET/DELTA_T_A = 32.184\n\\begintext\n")
+    cache = tmp_path / "cache"
+    (dest,) = kernels.resolve_kernels(["naif0012.tls"], kernel_root=str(tmp_path / "kernels"),
+                                      cache_dir=cache)
+    old_stamp = _read_stamp(dest)
+    src.write_text(src.read_text() + "\n")  # re-made: new size and time
+    fetch = kernels._fetch
+    seen = []
+
+    def checked_fetch(fs, source, target):
+        seen.append(target.is_file())  # the stale copy is still there while fetching
+        fetch(fs, source, target)
+
+    monkeypatch.setattr(kernels, "_fetch", checked_fetch)
+    (again,) = kernels.resolve_kernels(["naif0012.tls"], kernel_root=str(tmp_path / "kernels"),
+                                       cache_dir=cache)
+    assert again == dest and seen == [True]
+    assert dest.read_bytes() == src.read_bytes() and _read_stamp(dest) != old_stamp
