@@ -446,12 +446,35 @@ _PIVOT_FLOOR = 1e-10
 def _weights(x):
     """First index and the 4 cubic B-spline weights at coordinate ``x``."""
     i0 = math.floor(x)
-    t = x - i0
+    w0, w1, w2, w3 = _fraction_weights(x - i0)
+    return int(i0) - 1, w0, w1, w2, w3
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _fraction_weights(t):
+    """The 4 cubic B-spline weights at fractional position ``t`` (0 <= t < 1): a function
+    of ``t`` alone, so equal fractions give the same bits."""
     s = 1.0 - t
     t2 = t * t
     t3 = t2 * t
-    return (int(i0) - 1, s * s * s / 6.0, (3.0 * t3 - 6.0 * t2 + 4.0) / 6.0,
+    return (s * s * s / 6.0, (3.0 * t3 - 6.0 * t2 + 4.0) / 6.0,
             (-3.0 * t3 + 3.0 * t2 + 3.0 * t + 1.0) / 6.0, t3 / 6.0)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _column_weights(x, n, last_t, w0, w1, w2, w3):
+    """:func:`_axis_weights` ``(x, n)`` with the weights of the last call passed back in:
+    ``(inside, first index (padded), fraction, w0, w1, w2, w3)``. The weights are computed
+    only when ``x``'s fraction differs from ``last_t``, and are left as given outside
+    ``[0, n - 1]`` (where no caller reads them). A fitted row's columns all share one
+    shift, so their fractions differ only between binades (stop 27)."""
+    if not (x >= 0.0 and x <= n - 1):
+        return False, 0, last_t, w0, w1, w2, w3
+    i0 = math.floor(x)
+    t = x - i0
+    if not t == last_t:  # x >= 0: t is never -0.0, so equal fractions are equal bits
+        w0, w1, w2, w3 = _fraction_weights(t)
+    return True, int(i0) - 1 + PAD, t, w0, w1, w2, w3
 
 
 #: rows and columns of reflected coefficients around a canvas's (see :func:`padded`)
@@ -503,11 +526,15 @@ def spline_points(coeffs, n0, n1, rr, cc, out):
     fitted pixels come row by row), and those of a sample position once per pixel
     for its three uses (stop 22). The three values at ``cc`` share their column
     weights, and their rows overlap (first rows ``i - 1``, ``i``, ``i + 1`` at most):
-    each row's weighted sum is taken once, five rows instead of twelve (stop 26)."""
+    each row's weighted sum is taken once, five rows instead of twelve (stop 26). The
+    column weights are computed only when a column position's fraction changes (stop 27).
+    """
     last = np.nan
     ok0 = ok1 = ok2 = False
     i0 = i1 = i2 = lo = hi = 0
     p0 = p1 = p2 = p3 = q0 = q1 = q2 = q3 = u0 = u1 = u2 = u3 = 0.0
+    b0 = b1 = b2 = b3 = e0 = e1 = e2 = e3 = f0 = f1 = f2 = f3 = 0.0
+    tc = tp = tm = np.nan  # the column positions' last fractions (:func:`_column_weights`)
     rows = np.empty(6)  # the row sums of rows lo..hi (hi - lo <= 5)
     for k in range(rr.size):
         r, s = rr[k], cc[k]
@@ -521,17 +548,17 @@ def spline_points(coeffs, n0, n1, rr, cc, out):
                 if ok:
                     lo = min(lo, i)
                     hi = max(hi, i + 3)
-        okc, j, b0, b1, b2, b3 = _axis_weights(s, n1)
+        okc, j, tc, b0, b1, b2, b3 = _column_weights(s, n1, tc, b0, b1, b2, b3)
         if okc and hi >= lo:
             for row in range(lo, hi + 1):
                 rows[row - lo] = _row_sum(coeffs, row, j, b0, b1, b2, b3)
         out[0, k] = _rows_sum(rows, i0 - lo, p0, p1, p2, p3) if ok0 and okc else 0.0
         out[1, k] = _rows_sum(rows, i1 - lo, q0, q1, q2, q3) if ok1 and okc else 0.0
         out[2, k] = _rows_sum(rows, i2 - lo, u0, u1, u2, u3) if ok2 and okc else 0.0
-        okp, jp, e0, e1, e2, e3 = _axis_weights(s + 0.5, n1)
+        okp, jp, tp, e0, e1, e2, e3 = _column_weights(s + 0.5, n1, tp, e0, e1, e2, e3)
         out[3, k] = _spline_sum(coeffs, i0, jp, p0, p1, p2, p3, e0, e1, e2, e3) \
             if ok0 and okp else 0.0
-        okm, jm, f0, f1, f2, f3 = _axis_weights(s - 0.5, n1)
+        okm, jm, tm, f0, f1, f2, f3 = _column_weights(s - 0.5, n1, tm, f0, f1, f2, f3)
         out[4, k] = _spline_sum(coeffs, i0, jm, p0, p1, p2, p3, f0, f1, f2, f3) \
             if ok0 and okm else 0.0
 
@@ -602,19 +629,13 @@ def _zone_pixels(zone, z_shape, z_span, usable, img, search_px, d_line, d_samp, 
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def fit_shift(coeffs, shapes, zones, usables, imgs, search_px, d_line, d_samp, max_steps):
-    """Gauss-Newton for the common shift from ``(d_line, d_samp)``: up to ``max_steps``
-    steps, each clipped to +-1 px, until one is < 1e-3 px. Per band (the first axis,
-    arrays padded to common shapes): padded coefficients, the canvas shape, the limb zone
-    (canvas), the strip's usable pixels (False in any padding) and values. Returns
-    ``(d_line, d_samp, sigma_line, sigma_samp, reduced chi2)``; the sigmas and chi2 are
-    inf when no step was made."""
-    n_b = coeffs.shape[0]
-    sig0 = sig1 = red = np.inf
-    sums = np.empty(7)
-    # per band, fixed during the fit: each canvas row's span of zone columns, and room
-    # for the fitted pixels: every one is a usable strip pixel (two strip pixels can fall
-    # on one zone pixel when a shift ends in exactly .5, so the zone's size is no bound)
+def zone_spans(shapes, zones, usables):
+    """What :func:`fit_shift_spanned` needs of the zones, fixed during a fit and the same
+    for every exponent of one pass (stop 27): per band, each canvas row's span of zone
+    columns (first > last: none), and room for the fitted pixels: every one is a usable
+    strip pixel (two strip pixels can fall on one zone pixel when a shift ends in exactly
+    .5, so the zone's size is no bound)."""
+    n_b = zones.shape[0]
     z_span = np.empty((n_b, zones.shape[1], 2), np.int64)
     room = 0
     for b in range(n_b):
@@ -631,6 +652,29 @@ def fit_shift(coeffs, shapes, zones, usables, imgs, search_px, d_line, d_samp, m
             for j in range(usables.shape[2]):
                 n_usable += usables[b, i, j]
         room = max(room, n_usable)
+    return z_span, room
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def fit_shift(coeffs, shapes, zones, usables, imgs, search_px, d_line, d_samp, max_steps):
+    """Gauss-Newton for the common shift from ``(d_line, d_samp)``: up to ``max_steps``
+    steps, each clipped to +-1 px, until one is < 1e-3 px. Per band (the first axis,
+    arrays padded to common shapes): padded coefficients, the canvas shape, the limb zone
+    (canvas), the strip's usable pixels (False in any padding) and values. Returns
+    ``(d_line, d_samp, sigma_line, sigma_samp, reduced chi2)``; the sigmas and chi2 are
+    inf when no step was made."""
+    z_span, room = zone_spans(shapes, zones, usables)
+    return fit_shift_spanned(coeffs, shapes, zones, z_span, room, usables, imgs, search_px,
+                             d_line, d_samp, max_steps)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def fit_shift_spanned(coeffs, shapes, zones, z_span, room, usables, imgs, search_px, d_line,
+                      d_samp, max_steps):
+    """:func:`fit_shift` with the zones' :func:`zone_spans` given."""
+    n_b = coeffs.shape[0]
+    sig0 = sig1 = red = np.inf
+    sums = np.empty(7)
     rr = np.empty(room)
     cc = np.empty(room)
     data = np.empty(room)
@@ -848,6 +892,7 @@ def band_step(at, rr, cc, data, out):
             if v[i]:
                 buf[k] = abs(resid[i])
                 k += 1
+        # |residuals|: no -0.0, and buf is rewritten before it is read again
         limit = 4 * (1.4826 * _median(buf[:k])) + 1e-12
         n_keep = 0
         for i in range(n):

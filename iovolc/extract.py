@@ -106,7 +106,8 @@ def background_model(img: np.ndarray, shading: np.ndarray | None, *, valid: np.n
     if shading is None:
         filled = np.where(valid, img, imaging.median(img[valid]) if valid.any() else 0.0)
         return imaging.median_filter_nearest(filled, size)
-    lit = shading > 0.2 * shading.max() if shading.max() > 0 else np.zeros_like(valid)
+    top = shading.max()
+    lit = shading > 0.2 * top if top > 0 else np.zeros_like(valid)
     dark = shading <= 1e-6
     bg = np.zeros_like(img)
     if (valid & dark).any():
@@ -230,8 +231,9 @@ def _local_noise(resid, valid, size):
     """Local robust sigma: MAD in ~size/2 px cells, smoothed over 3x3 cells,
     interpolated back to pixels; floored at 0.8 x the frame's global MAD."""
     block = max(4, size // 2)
-    med = imaging.block_median(np.abs(resid), valid, block)
-    global_ = 1.4826 * imaging.median(np.abs(resid[valid])) if valid.any() else 0.0
+    dev = np.abs(resid)
+    med = imaging.block_median(dev, valid, block)
+    global_ = 1.4826 * imaging.median(dev[valid]) if valid.any() else 0.0
     med = np.where(np.isfinite(med), med, global_ / 1.4826)
     med = ndi.median_filter(med, size=3, mode="nearest")
     zoom = (resid.shape[0] / med.shape[0], resid.shape[1] / med.shape[1])
@@ -503,6 +505,7 @@ def extract_frame(
     invalid: np.ndarray | None = None,
     raw_dn: np.ndarray | None = None,
     config: ExtractionConfig = ExtractionConfig(),
+    leading: dict | None = None,
 ) -> pd.DataFrame:
     """Detections in one calibrated frame (one row each, DETECTION_COLUMNS).
 
@@ -510,6 +513,8 @@ def extract_frame(
     ``state``: its geometry with the final pointing; ``pointing_method`` /
     ``pointing_sigma_px``: how that pointing was obtained (:mod:`iovolc.pointing`);
     ``raw_dn``: the raw DN (EDR) or its estimate (RDR), for the non-linearity flag.
+    ``leading``: columns put before DETECTION_COLUMNS, one value for every row (the
+    frame's identity); the table is the one ``DataFrame.insert`` of each would give.
     """
     radiance = np.asarray(radiance, dtype=float)
     saturated = np.zeros(radiance.shape, bool) if saturated is None else saturated
@@ -582,7 +587,21 @@ def extract_frame(
                 "pointing_sigma_px": float(pointing_sigma_px),
                 "position_sigma_km": float(sig_px * geom.pixel_scale_km[k] * stretch),
             })
-    return pd.DataFrame(rows_out, columns=DETECTION_COLUMNS)
+    return _detection_table(rows_out, leading or {})
+
+
+def _detection_table(rows: list[dict], leading: dict) -> pd.DataFrame:
+    """The rows as a table of ``leading``'s columns then DETECTION_COLUMNS. With rows, the
+    leading values go into each row's record, one construction (stop 27: the same
+    table, dtypes included, as inserting each column after, at half the cost); with
+    none, they are inserted, which types an empty column by its value."""
+    if not rows or not leading:
+        det = pd.DataFrame(rows, columns=DETECTION_COLUMNS)
+        for i, (col, value) in enumerate(leading.items()):
+            det.insert(i, col, value)
+        return det
+    return pd.DataFrame([{**leading, **row} for row in rows],
+                        columns=[*leading, *DETECTION_COLUMNS])
 
 
 _POINTING_FLAG = {"pass": Flag.POINTING_PASS, "constellation": Flag.POINTING_CONSTELLATION,

@@ -267,11 +267,9 @@ def extract_frame_result(result: FrameResult, pointing: dict, *,
                         saturated=result.saturated, invalid=result.bad,
                         raw_dn=raw_dn_estimate(result.radiance, bands=bands,
                                                exposure_s=s["exposure_s"]),
-                        config=config)
-    for i, col in enumerate(FRAME_DETECTION_COLUMNS):
-        det.insert(i, col, {"product_id": s["product_id"], "perijove": int(s["perijove"]),
-                            "et_mid": float(s["et_mid"]), "utc": s["start_time_utc"],
-                            "sequence": s["sequence"]}[col])
+                        config=config, leading=dict(zip(FRAME_DETECTION_COLUMNS, (
+                            s["product_id"], int(s["perijove"]), float(s["et_mid"]),
+                            s["start_time_utc"], s["sequence"]), strict=True)))
     s.update({k: pointing[k] for k in ("pointing_method", "along_rad", "cross_rad",
                                        "pointing_sigma_px", "pointing_note")})
     s.update(_view(state, bands))

@@ -283,6 +283,24 @@ def lit_factors(hit, cos_i, cos_e, lit, mu0, mu):
     return n
 
 
+@njit(cache=True, nogil=True, error_model="numpy")
+def spin_grid(row, cos_col, col, out):
+    """Unit directions on an open grid of spin angles, flat ``(n m 3,)`` into ``out``:
+    ``out[i, j] = cos_col[j] * row[i] + col[j]`` (``row`` (n, 3): the rows' ``sin phi
+    e_x + cos phi e_z``; ``col`` (m, 3): the columns' ``sin psi e_s``). The products and
+    sums numpy's broadcast of :func:`iovolc.registration._from_spin` makes, one pass
+    with no (n, m, 3) temporary (stop 27)."""
+    n, m = row.shape[0], cos_col.shape[0]
+    for i in range(n):
+        r0, r1, r2 = row[i, 0], row[i, 1], row[i, 2]
+        base = 3 * m * i
+        for j in range(m):
+            c = cos_col[j]
+            out[base + 3 * j] = c * r0 + col[j, 0]
+            out[base + 3 * j + 1] = c * r1 + col[j, 1]
+            out[base + 3 * j + 2] = c * r2 + col[j, 2]
+
+
 def warm_up() -> None:
     """Compile (or load from the cache) every loop: an image build step, so that
     workers start with compiled code (``NUMBA_CACHE_DIR`` names a writable cache)."""
@@ -296,3 +314,4 @@ def warm_up() -> None:
     cosines(u, k, np.empty(1, np.bool_), np.empty(1), np.empty(1))
     backplanes(u, k, 1e-4, np.empty(1, np.bool_), np.empty((7, 1)))
     lit_factors(np.ones(1, np.bool_), one, one, np.empty(1, np.bool_), np.empty(1), np.empty(1))
+    spin_grid(np.zeros((1, 3)), one, np.zeros((1, 3)), np.empty(3))

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.ndimage import gaussian_filter, map_coordinates
 
-from iovolc import compiled, imaging
+from iovolc import compiled, imaging, raytrace
 from iovolc.geometry import (
     FrameState,
     centre_direction_inst,
@@ -91,10 +91,23 @@ def _to_spin(d: np.ndarray, basis) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _from_spin(phi, psi, basis) -> np.ndarray:
+    """Unit directions of spin angles ``phi``, ``psi`` (broadcast; (..., 3)). An open grid
+    (``phi`` a column, ``psi`` a row, as the coarse stage draws) goes to the compiled
+    pass (:func:`iovolc.raytrace.spin_grid`, stop 27): its angles' terms are computed
+    here as before, the grid's products and sums there, the same bits."""
     e_x, e_s, e_z = basis
-    c = np.cos(psi)[..., None]
-    return c * (np.sin(phi)[..., None] * e_x + np.cos(phi)[..., None] * e_z) \
-        + np.sin(psi)[..., None] * e_s
+    phi, psi = np.asarray(phi, dtype=float), np.asarray(psi, dtype=float)
+    if not (phi.ndim == 2 and phi.shape[1] == 1 and psi.ndim == 2 and psi.shape[0] == 1
+            and all(np.asarray(e).dtype == np.float64 for e in basis)):
+        c = np.cos(psi)[..., None]
+        return c * (np.sin(phi)[..., None] * e_x + np.cos(phi)[..., None] * e_z) \
+            + np.sin(psi)[..., None] * e_s
+    row = np.sin(phi) * e_x + np.cos(phi) * e_z  # (n, 3)
+    col = np.sin(psi[0])[:, None] * e_s  # (m, 3)
+    out = np.empty((phi.shape[0], psi.shape[1], 3))
+    raytrace.spin_grid(np.ascontiguousarray(row), np.ascontiguousarray(np.cos(psi[0])),
+                       np.ascontiguousarray(col), out.reshape(-1))
+    return out
 
 
 def _lambert(state: FrameState, d_inst: np.ndarray) -> np.ndarray:
@@ -345,7 +358,7 @@ def _fit_exponent(canvases: dict, fitted, k: int, *, search_px: int, start):
         return *start, (np.inf, np.inf), np.inf
     bands, *inputs = fitted
     coeffs = _stacked_coefficients([canvases[b][0][k] for b in bands])
-    d_line, d_samp, s_line, s_samp, red_chi2 = compiled.fit_shift(
+    d_line, d_samp, s_line, s_samp, red_chi2 = compiled.fit_shift_spanned(
         coeffs, *inputs, search_px, float(start[0]), float(start[1]), 8)
     return d_line, d_samp, (s_line, s_samp), red_chi2
 
@@ -353,8 +366,10 @@ def _fit_exponent(canvases: dict, fitted, k: int, *, search_px: int, start):
 def _limb_zones(strips: dict, canvases: dict):
     """What no exponent changes of the fit's inputs (:func:`iovolc.compiled.fit_shift`),
     for the bands with a predicted limb, in order: their canvas shapes, the pixels within
-    3 px of the limb, the strips' usable pixels and values (one array each, the bands
-    along the first axis, padded to common shapes); None when no band has a limb."""
+    3 px of the limb, the zones' row spans and room (:func:`iovolc.compiled.zone_spans`,
+    taken once for every exponent), the strips' usable pixels and values (one array
+    each, the bands along the first axis, padded to common shapes); None when no band
+    has a limb."""
     bands = [band for band in strips if canvases[band][1].any()]
     if not bands:
         return None
@@ -362,7 +377,8 @@ def _limb_zones(strips: dict, canvases: dict):
     zones = _stacked([imaging.grow(canvases[b][1], 3) for b in bands], False)
     usable = _stacked([strips[b][1] & np.isfinite(strips[b][0]) for b in bands], False)
     imgs = _stacked([np.asarray(strips[b][0], dtype=float) for b in bands], 0.0)
-    return bands, shapes, zones, usable, imgs
+    z_span, room = compiled.zone_spans(shapes, zones, usable)
+    return bands, shapes, zones, z_span, room, usable, imgs
 
 
 def _stacked(arrays: list, fill) -> np.ndarray:

@@ -397,15 +397,24 @@ def test_spline_points_are_the_per_point_spline_bit_for_bit():
     """spline_points (weights once per run of equal lines, stop 22) against the per-point
     evaluation it replaced (``tests/_speed_reference.py``), bit for bit: points row by
     row as the fit passes them (runs of equal lines), scattered points, the grid's edges
-    and NaN."""
+    and NaN; and the fit's own positions, ``(c + search) - shift`` along whole rows, whose
+    fractions change only between binades (the column weights kept while they do not,
+    stop 27), leaving the grid and coming back within a row."""
     from _speed_reference import spline_points_per_point
 
     per_point = spline_points_per_point()
     rng = np.random.default_rng(41)
-    for trial in range(12):
+    for trial in range(18):
         n0, n1 = int(rng.integers(5, 150)), int(rng.integers(5, 450))
         c = compiled.padded(rng.normal(size=(n0, n1)) * rng.choice([1.0, 1e-4, 1e4]))
-        if trial % 2:
+        if trial % 3 == 2:
+            shift = rng.uniform(-3, 3, 2)
+            shift[1] = rng.choice([shift[1], 0.5, -0.5, 0.0, 1e-9])
+            cols = np.arange(-12, n1 + 4)  # the strip's columns, from before the grid
+            rr = np.repeat((np.arange(-2, n0 + 2) + 8) - shift[0], cols.size)
+            cc = np.tile((cols + 8) - shift[1], n0 + 4)
+            cc[rng.random(cc.size) < 0.05] = -3.0  # off the grid, between on-grid runs
+        elif trial % 3 == 1:
             shift = rng.uniform(-3, 3, 2)
             rr = np.repeat(np.arange(-2, n0 + 2) - shift[0], 7)
             cc = np.tile(rng.uniform(-2, n1 + 1, 7), rr.size // 7) - shift[1]
@@ -771,3 +780,57 @@ def test_the_compiled_high_pass_is_the_numpy_form_bit_for_bit():
         assert got.tobytes() == want.tobytes() and got.shape == want.shape, (h, w)
     for x in (rng.normal(size=(1, 7)), rng.normal(size=(6, 5)).astype(np.float32)):
         assert _mean4_highpass(x).tobytes() == mean4_highpass_numpy(x).tobytes()
+
+
+def test_the_detection_table_with_leading_columns_is_the_inserted_one():
+    """extract._detection_table (one construction) against the table built first and each
+    leading column inserted after (what the pipeline did before stop 27): equal values
+    and dtypes, with NaNs, ints and strings, with one row, many and none."""
+    from iovolc.extract import DETECTION_COLUMNS, _detection_table
+
+    rng = np.random.default_rng(27)
+    lead = {"product_id": "JIR_IMG_RDR_2023365T120000_V01", "perijove": 57,
+            "et_mid": 757166469.18, "utc": "2023-12-30T12:00:00.000", "sequence": "JIR_X"}
+    for n in (0, 1, 2, 47):
+        rows = []
+        for _ in range(n):
+            row = {c: float(rng.normal()) for c in DETECTION_COLUMNS}
+            row.update(band=str(rng.choice(["L", "M"])), n_pixels=int(rng.integers(1, 50)),
+                       flags=int(rng.integers(0, 1 << 20)), pointing_method="pass")
+            if rng.random() < 0.3:
+                row["lat_deg"] = float("nan")
+            rows.append(row)
+        inserted = pd.DataFrame(rows, columns=DETECTION_COLUMNS)
+        for i, (col, value) in enumerate(lead.items()):
+            inserted.insert(i, col, value)
+        table = _detection_table(rows, lead)
+        pd.testing.assert_frame_equal(table, inserted, check_exact=True)
+        assert list(table.dtypes) == list(inserted.dtypes), n
+        odd = {**lead, "utc": None, "et_mid": float("nan")}  # a value no label gives
+        inserted = pd.DataFrame(rows, columns=DETECTION_COLUMNS)
+        for i, (col, value) in enumerate(odd.items()):
+            inserted.insert(i, col, value)
+        pd.testing.assert_frame_equal(_detection_table(rows, odd), inserted, check_exact=True)
+    assert list(_detection_table([], {}).columns) == list(DETECTION_COLUMNS)
+
+
+def test_spin_grid_directions_are_numpys_broadcast_bit_for_bit():
+    """registration._from_spin on an open grid (the compiled pass, stop 27) against the
+    numpy broadcast it replaced; and a full grid, which keeps that broadcast."""
+    from iovolc.registration import _from_spin, _spin_basis
+
+    rng = np.random.default_rng(28)
+    for trial in range(40):
+        basis = _spin_basis(rng.normal(size=3))
+        n, m = int(rng.integers(1, 300)), int(rng.integers(1, 300))
+        phi = (rng.uniform(-0.3, 0.3) + rng.uniform(1e-5, 1e-3) * np.arange(n))[:, None]
+        psi = (rng.uniform(-0.3, 0.3) + rng.uniform(1e-5, 1e-3) * np.arange(m))[None, :]
+        e_x, e_s, e_z = basis
+        want = np.cos(psi)[..., None] * (np.sin(phi)[..., None] * e_x
+                                         + np.cos(phi)[..., None] * e_z) \
+            + np.sin(psi)[..., None] * e_s
+        got = _from_spin(phi, psi, basis)
+        assert got.shape == want.shape and got.flags.c_contiguous
+        assert np.array_equal(got.view(np.uint64), want.view(np.uint64)), trial
+    full_phi, full_psi = np.meshgrid(phi[:, 0], psi[0], indexing="ij")
+    assert np.array_equal(_from_spin(full_phi, full_psi, basis), want)
