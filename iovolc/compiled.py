@@ -452,8 +452,9 @@ def _weights(x):
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def _fraction_weights(t):
-    """The 4 cubic B-spline weights at fractional position ``t`` (0 <= t < 1): a function
-    of ``t`` alone, so equal fractions give the same bits."""
+    """The 4 cubic B-spline weights at fractional position ``t`` (0 <= t < 1; -0.0 for
+    ``x = -0.0``): a function of ``t`` alone, so equal fractions give the same bits,
+    but for the sign of a zero weight (``t`` = -0.0 or 0.0)."""
     s = 1.0 - t
     t2 = t * t
     t3 = t2 * t
@@ -467,12 +468,15 @@ def _column_weights(x, n, last_t, w0, w1, w2, w3):
     ``(inside, first index (padded), fraction, w0, w1, w2, w3)``. The weights are computed
     only when ``x``'s fraction differs from ``last_t``, and are left as given outside
     ``[0, n - 1]`` (where no caller reads them). A fitted row's columns all share one
-    shift, so their fractions differ only between binades (stop 27)."""
+    shift, so their fractions differ only between binades (stop 27). Equal fractions
+    give the same weights, but for ``x = -0.0``, whose fraction -0.0 equals 0.0: its
+    last weight is then +0.0 where it was -0.0, which no output shows (each spline
+    value's sum starts from +0.0, and the fit's positions are never -0.0)."""
     if not (x >= 0.0 and x <= n - 1):
         return False, 0, last_t, w0, w1, w2, w3
     i0 = math.floor(x)
     t = x - i0
-    if not t == last_t:  # x >= 0: t is never -0.0, so equal fractions are equal bits
+    if not t == last_t:  # equal fractions: the same weights (see above for -0.0)
         w0, w1, w2, w3 = _fraction_weights(t)
     return True, int(i0) - 1 + PAD, t, w0, w1, w2, w3
 

@@ -513,8 +513,9 @@ def extract_frame(
     ``state``: its geometry with the final pointing; ``pointing_method`` /
     ``pointing_sigma_px``: how that pointing was obtained (:mod:`iovolc.pointing`);
     ``raw_dn``: the raw DN (EDR) or its estimate (RDR), for the non-linearity flag.
-    ``leading``: columns put before DETECTION_COLUMNS, one value for every row (the
-    frame's identity); the table is the one ``DataFrame.insert`` of each would give.
+    ``leading``: columns put before DETECTION_COLUMNS, one scalar value for every row
+    (the frame's identity: strings, numbers, None); the table is the one
+    ``DataFrame.insert`` of each would give.
     """
     radiance = np.asarray(radiance, dtype=float)
     saturated = np.zeros(radiance.shape, bool) if saturated is None else saturated

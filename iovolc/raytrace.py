@@ -289,7 +289,8 @@ def spin_grid(row, cos_col, col, out):
     ``out[i, j] = cos_col[j] * row[i] + col[j]`` (``row`` (n, 3): the rows' ``sin phi
     e_x + cos phi e_z``; ``col`` (m, 3): the columns' ``sin psi e_s``). The products and
     sums numpy's broadcast of :func:`iovolc.registration._from_spin` makes, one pass
-    with no (n, m, 3) temporary (stop 27)."""
+    with no (n, m, 3) temporary (stop 27): the same bits for finite values (LLVM may
+    order a product's operands otherwise, which only a NaN's sign bit shows)."""
     n, m = row.shape[0], cos_col.shape[0]
     for i in range(n):
         r0, r1, r2 = row[i, 0], row[i, 1], row[i, 2]

@@ -94,10 +94,12 @@ def _from_spin(phi, psi, basis) -> np.ndarray:
     """Unit directions of spin angles ``phi``, ``psi`` (broadcast; (..., 3)). An open grid
     (``phi`` a column, ``psi`` a row, as the coarse stage draws) goes to the compiled
     pass (:func:`iovolc.raytrace.spin_grid`, stop 27): its angles' terms are computed
-    here as before, the grid's products and sums there, the same bits."""
+    here as before, the grid's products and sums there, the same bits for finite
+    angles (a NaN's sign bit may differ). Other shapes or dtypes keep numpy's broadcast."""
     e_x, e_s, e_z = basis
-    phi, psi = np.asarray(phi, dtype=float), np.asarray(psi, dtype=float)
+    phi, psi = np.asarray(phi), np.asarray(psi)
     if not (phi.ndim == 2 and phi.shape[1] == 1 and psi.ndim == 2 and psi.shape[0] == 1
+            and phi.dtype == psi.dtype == np.float64
             and all(np.asarray(e).dtype == np.float64 for e in basis)):
         c = np.cos(psi)[..., None]
         return c * (np.sin(phi)[..., None] * e_x + np.cos(phi)[..., None] * e_z) \

@@ -823,8 +823,9 @@ def test_spin_grid_directions_are_numpys_broadcast_bit_for_bit():
     for trial in range(40):
         basis = _spin_basis(rng.normal(size=3))
         n, m = int(rng.integers(1, 300)), int(rng.integers(1, 300))
-        phi = (rng.uniform(-0.3, 0.3) + rng.uniform(1e-5, 1e-3) * np.arange(n))[:, None]
-        psi = (rng.uniform(-0.3, 0.3) + rng.uniform(1e-5, 1e-3) * np.arange(m))[None, :]
+        span = rng.choice([0.3, 1.6])  # around the strip's centre, or out to +-pi/2
+        phi = (rng.uniform(-span, span) + rng.uniform(1e-5, 1e-3) * np.arange(n))[:, None]
+        psi = (rng.uniform(-span, span) + rng.uniform(1e-5, 1e-3) * np.arange(m))[None, :]
         e_x, e_s, e_z = basis
         want = np.cos(psi)[..., None] * (np.sin(phi)[..., None] * e_x
                                          + np.cos(phi)[..., None] * e_z) \
@@ -833,4 +834,11 @@ def test_spin_grid_directions_are_numpys_broadcast_bit_for_bit():
         assert got.shape == want.shape and got.flags.c_contiguous
         assert np.array_equal(got.view(np.uint64), want.view(np.uint64)), trial
     full_phi, full_psi = np.meshgrid(phi[:, 0], psi[0], indexing="ij")
-    assert np.array_equal(_from_spin(full_phi, full_psi, basis), want)
+    assert np.array_equal(_from_spin(full_phi, full_psi, basis).view(np.uint64),
+                          want.view(np.uint64))
+    # float32 angles keep numpy's broadcast, in float32 (the compiled pass is float64)
+    p32, s32 = phi[:3].astype(np.float32), psi[:, :3].astype(np.float32)
+    want32 = np.cos(s32)[..., None] * (np.sin(p32)[..., None] * e_x
+                                       + np.cos(p32)[..., None] * e_z) \
+        + np.sin(s32)[..., None] * e_s
+    assert np.array_equal(_from_spin(p32, s32, basis), want32)
