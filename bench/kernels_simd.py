@@ -43,6 +43,20 @@ and from stop 23:
   nearest-neighbour extension (``extract._nearest_fill``) on the disc's window
   against the whole strip, for a distant disc (10 px radius) and a close one (150 px).
 
+and from stop 27:
+
+* the coarse grid's directions (``registration._from_spin`` on an open grid,
+  ``raytrace.spin_grid``) against numpy's broadcast, on a distant pass's grid
+  (60 x 200) and a close one's (300 x 300);
+* the limb fit's spline values on the fit's own positions (one shift for every
+  pixel: the column weights once per fraction) against the per-point evaluation;
+* the four exponents' limb fits of one fine pass with the zone's spans taken
+  by each fit (``compiled.fit_shift``) and once (``compiled.zone_spans``, then
+  ``fit_shift_spanned``), on a synthetic strip (20,000 km, shift (0.4, -0.7) px);
+* the detection table in one construction (``extract._detection_table``)
+  against the table built and its five leading columns inserted after, 47 rows
+  (compared with ``pandas.testing.assert_frame_equal``, dtypes included).
+
 Not the whole chain: ``bench/science_chain.py`` measures that.
 
 Run: ``uv run python bench/kernels_simd.py [--repeats 5]`` (~15 s).
@@ -194,7 +208,24 @@ def main(argv=None) -> int:
               unit="ms")
     _stop_22(rng, r, state)
     _stop_23(rng, r)
+    _stop_27(rng, r)
     return 0
+
+
+def _spline_pair(name: str, coeffs, shape, rr, cc, r: int, *, inner: int) -> None:
+    """The limb fit's spline values at (rr, cc): the per-point evaluation against
+    ``compiled.spline_points``, per point."""
+    per_point = ref.spline_points_per_point()
+
+    def points(fn):
+        def run():
+            out = np.empty((5, rr.size))
+            fn(coeffs, shape[0], shape[1], rr, cc, out)
+            return (out,)
+        return run
+
+    _pair(name, points(per_point), points(compiled.spline_points), repeats=r, inner=inner,
+          unit="ns", per=rr.size)
 
 
 def _stop_22(rng, r: int, state) -> None:
@@ -208,17 +239,7 @@ def _stop_22(rng, r: int, state) -> None:
     coeffs = compiled.padded(rng.random((n0, n1)))
     rr = np.repeat(np.arange(10, 130) + 0.37, 60)  # row by row, as the fit passes them
     cc = np.tile(np.linspace(40, 400, 60), 120) - 0.21
-    per_point = ref.spline_points_per_point()
-
-    def points(fn):
-        def run():
-            out = np.empty((5, rr.size))
-            fn(coeffs, n0, n1, rr, cc, out)
-            return (out,)
-        return run
-
-    _pair("limb-fit spline values (per point)", points(per_point),
-          points(compiled.spline_points), repeats=r, inner=20, unit="ns", per=rr.size)
+    _spline_pair("limb-fit spline values (per point)", coeffs, (n0, n1), rr, cc, r, inner=20)
     for shape, tshape, box in (((144, 448), (128, 432), (20, 118, 30, 400)),
                                ((871, 256), (66, 218), (400, 446, 100, 146))):
         image = np.zeros(shape)
@@ -274,6 +295,67 @@ def _stop_23(rng, r: int) -> None:
               lambda s=shading, x=ratio, f=far: (
                   np.zeros(s.shape) + np.nan_to_num(_nearest_fill(x, f, s)) * s,),
               repeats=r, inner=20, unit="us")
+
+
+def _stop_27(rng, r: int) -> None:
+    import pandas as pd
+
+    from iovolc.extract import DETECTION_COLUMNS, _detection_table
+    from iovolc.registration import (
+        FIT_EXPONENTS,
+        _from_spin,
+        _limb_zones,
+        _spin_basis,
+        _stacked_coefficients,
+    )
+    from iovolc.shading import predicted_shading
+
+    basis = _spin_basis(np.array([0.05, 0.99, 0.1]))
+    for n, m in ((60, 200), (300, 300)):
+        phi = (0.01 + 2e-4 * np.arange(n))[:, None]
+        psi = (-0.02 + 2e-4 * np.arange(m))[None, :]
+        _pair(f"coarse grid directions {n}x{m}",
+              lambda phi=phi, psi=psi: (ref.from_spin_numpy(phi, psi, basis),),
+              lambda phi=phi, psi=psi: (_from_spin(phi, psi, basis),), repeats=r, inner=20,
+              unit="us")
+    n0, n1, s_px = 144, 448, 8
+    coeffs = compiled.padded(rng.random((n0, n1)))
+    rows, cols = np.arange(128), np.arange(432)
+    rr = np.repeat((rows + s_px) - 0.37, cols.size)  # the fit's positions: one shift
+    cc = np.tile((cols + s_px) - (-0.21), rows.size)
+    _spline_pair("spline values, the fit's positions", coeffs, (n0, n1), rr, cc, r, inner=5)
+    state = _state(20000.0, 64.0, 0.8)
+    stack, limb = predicted_shading(state, "M", line0=-s_px, line1=128 + s_px, samp0=-s_px,
+                                    samp1=432 + s_px, psf_sigma_px=0.7,
+                                    exponents=FIT_EXPONENTS)
+    truth = gaussian_filter(np.roll(stack[1], (0, -1), axis=(0, 1)), 0.3)
+    img = 3.0 * truth[s_px:-s_px, s_px:-s_px] + 0.02 + rng.normal(scale=0.01, size=(128, 432))
+    fitted = _limb_zones({"M": (img, np.ones(img.shape, bool))}, {"M": (stack, limb)})
+    _, shapes, zones, z_span, _, usable, imgs = fitted
+    stacks = [_stacked_coefficients([stack[k]]) for k in range(len(FIT_EXPONENTS))]
+    def fits_spans_each():  # stop 26: each exponent's fit took the spans itself
+        return tuple(np.array(compiled.fit_shift(c, shapes, zones, usable, imgs, s_px, 0.0,
+                                                 1.0, 8)) for c in stacks)
+
+    def fits_spans_once():  # stop 27: once per pass, as _limb_zones does
+        spans = compiled.zone_spans(shapes, zones, usable)
+        return tuple(np.array(compiled.fit_shift_spanned(c, shapes, zones, *spans, usable,
+                                                         imgs, s_px, 0.0, 1.0, 8))
+                     for c in stacks)
+
+    assert (z_span == compiled.zone_spans(shapes, zones, usable)[0]).all()
+    _pair("limb fits of a pass (4 exponents)", fits_spans_each, fits_spans_once,
+          repeats=r, inner=10, unit="us")
+    lead = {"product_id": "JIR_IMG_RDR_2023365T120000_V01", "perijove": 57,
+            "et_mid": 757166469.18, "utc": "2023-12-30T12:00:00.000", "sequence": "JIR_X"}
+    rows_ = [{**{c: float(rng.normal()) for c in DETECTION_COLUMNS}, "band": "M",
+              "n_pixels": 9, "flags": 0, "pointing_method": "pass"} for _ in range(47)]
+    pd.testing.assert_frame_equal(_detection_table(rows_, lead),
+                                  ref.detection_table_inserted(rows_, lead), check_exact=True)
+    # the frames are compared above (assert_frame_equal): the pair only times them
+    _pair("detection table, 47 rows (frames equal)",
+          lambda: (ref.detection_table_inserted(rows_, lead), ())[1],
+          lambda: (_detection_table(rows_, lead), ())[1], repeats=r, inner=20, unit="us")
 
 
 if __name__ == "__main__":

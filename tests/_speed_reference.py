@@ -12,7 +12,9 @@ had before they moved to arrays (stop 20); the median filter's partial sorts and
 the compact-feature top-hat from shifted views, before stop 21 compiled them
 (``bench/kernels_simd.py`` times them side by side); the shading's Minnaert
 factors (``shading._photometry``) and the hot-pixel mask (``imaging.hot_pixels``)
-before stop 22 took their inputs from compiled passes.
+before stop 22 took their inputs from compiled passes; the coarse grid's directions
+(``registration._from_spin``) and the detection table with its inserted columns,
+before stop 27.
 """
 
 from __future__ import annotations
@@ -517,3 +519,22 @@ def mean4_highpass_numpy(x):
     """``hits._mean4_highpass``'s numpy form (compiled at stop 26)."""
     p = np.pad(x, 1, mode="reflect")
     return x - 0.25 * (p[:-2, 1:-1] + p[2:, 1:-1] + p[1:-1, :-2] + p[1:-1, 2:])
+
+
+def from_spin_numpy(phi, psi, basis):
+    """``registration._from_spin`` as numpy's broadcast, before stop 27 compiled the grid."""
+    e_x, e_s, e_z = basis
+    return np.cos(psi)[..., None] * (np.sin(phi)[..., None] * e_x
+                                     + np.cos(phi)[..., None] * e_z) \
+        + np.sin(psi)[..., None] * e_s
+
+
+def detection_table_inserted(rows: list[dict], leading: dict) -> pd.DataFrame:
+    """The detection table as the pipeline built it before stop 27: the rows' table, then
+    each leading column inserted in front."""
+    from iovolc.extract import DETECTION_COLUMNS
+
+    det = pd.DataFrame(rows, columns=DETECTION_COLUMNS)
+    for i, (col, value) in enumerate(leading.items()):
+        det.insert(i, col, value)
+    return det
