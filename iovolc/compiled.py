@@ -17,8 +17,9 @@ background's sigma-clipped local mean (its box means are
 ``ndimage.uniform_filter``'s running sums: the same bits as its numpy loop),
 the cross dilation (``ndimage.binary_dilation``).
 
-**The limb fit** (:func:`fit_shift`, used by
-:func:`iovolc.registration._fine_fit`): per Minnaert exponent, the shift that
+**The limb fit** (:func:`fit_shift`; :func:`fit_shift_spanned` with the zone's
+:func:`zone_spans` taken once per pass, used by
+:func:`iovolc.registration._fit_exponent`): per Minnaert exponent, the shift that
 puts the predicted limb on the observed one. The numpy formulation made some
 sixty small array calls per band and step (the limb zone's pixels, a scipy
 spline evaluation of five point sets, up to four SVD least squares, medians,
@@ -492,15 +493,19 @@ def padded(coeffs: np.ndarray) -> np.ndarray:
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
+def _row_sum(c, row, j, b0, b1, b2, b3):
+    """One coefficient row's four weighted coefficients (each term of :func:`_spline_sum`)."""
+    return b0 * c[row, j] + b1 * c[row, j + 1] + b2 * c[row, j + 2] + b3 * c[row, j + 3]
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
 def _spline_sum(c, i, j, a0, a1, a2, a3, b0, b1, b2, b3):
     """The cubic spline of padded coefficients ``c`` from first indices ``i``, ``j``
     (padded) and the two coordinates' weights: per row, the row's weight times its four
     weighted coefficients."""
     out = 0.0
     for di, a in ((0, a0), (1, a1), (2, a2), (3, a3)):
-        row = i + di
-        out += a * (b0 * c[row, j] + b1 * c[row, j + 1] + b2 * c[row, j + 2]
-                    + b3 * c[row, j + 3])
+        out += a * _row_sum(c, i + di, j, b0, b1, b2, b3)
     return out
 
 
@@ -512,12 +517,6 @@ def _axis_weights(x, n):
         return False, 0, 0.0, 0.0, 0.0, 0.0
     i, w0, w1, w2, w3 = _weights(x)
     return True, i + PAD, w0, w1, w2, w3
-
-
-@njit(cache=True, nogil=True, error_model="numpy")
-def _row_sum(c, row, j, b0, b1, b2, b3):
-    """One coefficient row's four weighted coefficients (:func:`_spline_sum`'s inner term)."""
-    return b0 * c[row, j] + b1 * c[row, j + 1] + b2 * c[row, j + 2] + b3 * c[row, j + 3]
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -896,7 +895,6 @@ def band_step(at, rr, cc, data, out):
             if v[i]:
                 buf[k] = abs(resid[i])
                 k += 1
-        # |residuals|: no -0.0, and buf is rewritten before it is read again
         limit = 4 * (1.4826 * _median(buf[:k])) + 1e-12
         n_keep = 0
         for i in range(n):

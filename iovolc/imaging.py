@@ -355,7 +355,7 @@ def _percentile64(kind, x: np.ndarray, q: float, found: tuple | None = None):
         top = compiled._tail_kth(x, found[0], n - 1) if tail else compiled._kth(x, n - 1)
         return float(kind(top)), found
     prev = int(np.floor(virtual))
-    if not tail or prev < found[1]:
+    if not tail:  # (with a tail, prev >= found's rank: the qs ascend)
         lo, hi = compiled._kth_and_next(x, prev)
     else:
         lo, hi = compiled._tail_kth_and_next(x, found[0], prev)

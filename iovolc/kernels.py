@@ -318,8 +318,9 @@ def resolve_kernels(
         # the source changed since it was cached: fetched again over it (atomically),
         # never unlinked first -- another worker may be reading, or have just fetched,
         # the same file (a re-run on a re-made downlink quarantined 2 products so)
-        stale = bool(stamp) and dest.is_file() and _read_stamp(dest) not in (None, stamp)
-        if dest.is_file() and not stale:
+        cached = dest.is_file()
+        stale = cached and bool(stamp) and _read_stamp(dest) not in (None, stamp)
+        if cached and not stale:
             try:
                 check_kernel_file(dest, name=bare, expected_bytes=remote_size)
             except CorruptKernelError:

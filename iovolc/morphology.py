@@ -45,6 +45,12 @@ around given pixels, ``-inf`` beyond the image as the ``-inf`` padding gave, NaN
 is NaN as ``np.max`` gives) are copies and comparisons, read from the image itself
 without padding it.
 
+The hit finder's frame offsets (stop 26) use three more, each the same bits as the
+numpy form it replaced (``tests/_speed_reference.py``, checked in
+``tests/test_speed_kernels.py``): the 2x2 grey opening (:func:`open2x2`), the 2x2
+binning in numpy's order of its mean (:func:`bin2x2_mean`) and the 4-neighbour
+high-pass from the reflect-padded image (:func:`mean4_highpass`).
+
 Nothing here calls another module's kernel (numba's cache notices edits to a
 kernel's own file only; see :mod:`iovolc.compiled`). No fast-math; cached
 beside the module.
@@ -473,12 +479,12 @@ def mean4_highpass(x):
     h, w = x.shape
     out = np.empty((h, w))
     for i in range(h):
-        up = x[1 if i == 0 else i - 1]
-        down = x[h - 2 if i == h - 1 else i + 1]
+        up = x[_mirror(i - 1, h)]
+        down = x[_mirror(i + 1, h)]
         row = x[i]
         for j in range(w):
-            left = row[1 if j == 0 else j - 1]
-            right = row[w - 2 if j == w - 1 else j + 1]
+            left = row[_mirror(j - 1, w)]
+            right = row[_mirror(j + 1, w)]
             out[i, j] = row[j] - 0.25 * (((up[j] + down[j]) + left) + right)
     return out
 

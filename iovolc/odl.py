@@ -79,16 +79,19 @@ class Block(dict):
         return len(self._pairs)
 
 
-_TOKEN = re.compile(r"""
-    (?P<ws>[ \t\r\f\v]+)
-  | (?P<nl>\n)
-  | (?P<comment>/\*.*?\*/)
-  | (?P<quoted>"[^"]*")
-  | (?P<symbol>'[^'\n]*')
-  | (?P<units><[^<>\n]*>)
-  | (?P<punct>[=(){},])
-  | (?P<word>(?:[^\s=(){},"'<>/\x00-\x1f\x7f-\xff]|/(?!\*))+)
-""", re.VERBOSE | re.DOTALL)
+#: the label's token kinds and their patterns, in the order they are tried
+_TOKEN_KINDS = (
+    ("nl", r"\n"),
+    ("comment", r"/\*.*?\*/"),
+    ("quoted", r'"[^"]*"'),
+    ("symbol", r"'[^'\n]*'"),
+    ("units", r"<[^<>\n]*>"),
+    ("punct", r"[=(){},]"),
+    ("word", r"""(?:[^\s=(){},"'<>/\x00-\x1f\x7f-\xff]|/(?!\*))+"""),
+)
+_TOKEN = re.compile("|".join([r"(?P<ws>[ \t\r\f\v]+)",
+                              *(f"(?P<{kind}>{pat})" for kind, pat in _TOKEN_KINDS)]),
+                    re.DOTALL)
 _INT = re.compile(r"[+-]?\d+\Z")
 _REAL = re.compile(r"[+-]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?\Z")
 _BASED = re.compile(r"([+-]?)(\d+)#([0-9A-Fa-f]+)#\Z")
@@ -96,18 +99,10 @@ _HYPHEN_BREAK = re.compile(r"-[ \t\r]*\n[ \t\r\n]*")
 _KEY = re.compile(r"\^?[A-Za-z][A-Za-z0-9_]*(?::[A-Za-z][A-Za-z0-9_]*)?\Z")
 
 
-#: :data:`_TOKEN`'s tokens with the blanks before each folded in, and any other character
+#: :data:`_TOKEN_KINDS` with the blanks before each folded in, and any other character
 #: as a last alternative: one ``findall`` lexes a label (stop 26), the groups in order
-_TOKENS = re.compile(r"""[ \t\r\f\v]*(?:
-    (\n)
-  | (/\*.*?\*/)
-  | ("[^"]*")
-  | ('[^'\n]*')
-  | (<[^<>\n]*>)
-  | ([=(){},])
-  | ((?:[^\s=(){},"'<>/\x00-\x1f\x7f-\xff]|/(?!\*))+)
-  | (.))
-""", re.VERBOSE | re.DOTALL)
+_TOKENS = re.compile(r"[ \t\r\f\v]*(?:"
+                     + "|".join(f"({pat})" for _, pat in _TOKEN_KINDS) + r"|(.))", re.DOTALL)
 
 
 def _tokens(text: str) -> list[tuple[str, str, int]]:

@@ -240,6 +240,15 @@ def _reregister(result: FrameResult, state: FrameState, pointing: dict) -> dict:
             "pointing_note": "registered on the limb around the pass solution"}
 
 
+def _frame_columns(s: dict) -> dict:
+    """A frame summary's FRAME_DETECTION_COLUMNS, by name and in their order: the values
+    every detection row of the frame starts with."""
+    values = {"product_id": s["product_id"], "perijove": int(s["perijove"]),
+              "et_mid": float(s["et_mid"]), "utc": s["start_time_utc"],
+              "sequence": s["sequence"]}
+    return {col: values[col] for col in FRAME_DETECTION_COLUMNS}
+
+
 def extract_frame_result(result: FrameResult, pointing: dict, *,
                          config: ExtractionConfig = ExtractionConfig(),
                          reregister: bool = True) -> tuple[pd.DataFrame, dict]:
@@ -267,9 +276,7 @@ def extract_frame_result(result: FrameResult, pointing: dict, *,
                         saturated=result.saturated, invalid=result.bad,
                         raw_dn=raw_dn_estimate(result.radiance, bands=bands,
                                                exposure_s=s["exposure_s"]),
-                        config=config, leading=dict(zip(FRAME_DETECTION_COLUMNS, (
-                            s["product_id"], int(s["perijove"]), float(s["et_mid"]),
-                            s["start_time_utc"], s["sequence"]), strict=True)))
+                        config=config, leading=_frame_columns(s))
     s.update({k: pointing[k] for k in ("pointing_method", "along_rad", "cross_rad",
                                        "pointing_sigma_px", "pointing_note")})
     s.update(_view(state, bands))

@@ -32,6 +32,7 @@ fits that disagree with the rest of the pass as false fits.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from scipy.ndimage import gaussian_filter, map_coordinates
@@ -91,19 +92,16 @@ def _to_spin(d: np.ndarray, basis) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _from_spin(phi, psi, basis) -> np.ndarray:
-    """Unit directions of spin angles ``phi``, ``psi`` (broadcast; (..., 3)). An open grid
-    (``phi`` a column, ``psi`` a row, as the coarse stage draws) goes to the compiled
-    pass (:func:`iovolc.raytrace.spin_grid`, stop 27): its angles' terms are computed
-    here as before, the grid's products and sums there, the same bits for finite
-    angles (a NaN's sign bit may differ). Other shapes or dtypes keep numpy's broadcast."""
+    """Unit directions (n, m, 3) on the open grid of spin angles ``phi`` (a column,
+    (n, 1)) and ``psi`` (a row, (1, m)), in float64: the angles' sines and cosines here,
+    the grid's ``cos psi (sin phi e_x + cos phi e_z) + sin psi e_s`` in one compiled
+    pass (:func:`iovolc.raytrace.spin_grid`, stop 27), the same bits as numpy's
+    broadcast of that expression for finite angles (a NaN's sign bit may differ)."""
     e_x, e_s, e_z = basis
-    phi, psi = np.asarray(phi), np.asarray(psi)
-    if not (phi.ndim == 2 and phi.shape[1] == 1 and psi.ndim == 2 and psi.shape[0] == 1
-            and phi.dtype == psi.dtype == np.float64
-            and all(np.asarray(e).dtype == np.float64 for e in basis)):
-        c = np.cos(psi)[..., None]
-        return c * (np.sin(phi)[..., None] * e_x + np.cos(phi)[..., None] * e_z) \
-            + np.sin(psi)[..., None] * e_s
+    phi, psi = np.asarray(phi, dtype=float), np.asarray(psi, dtype=float)
+    if not (phi.ndim == 2 and phi.shape[1] == 1 and psi.ndim == 2 and psi.shape[0] == 1):
+        raise ValueError(f"_from_spin: an open grid is a column of phi and a row of psi, "
+                         f"got shapes {phi.shape} and {psi.shape}")
     row = np.sin(phi) * e_x + np.cos(phi) * e_z  # (n, 3)
     col = np.sin(psi[0])[:, None] * e_s  # (m, 3)
     out = np.empty((phi.shape[0], psi.shape[1], 3))
@@ -161,7 +159,7 @@ def _coarse_canvas(bands: tuple[str, ...], state: FrameState, *, along: tuple[fl
 
 
 def _band_template(band: str, img, valid, state: FrameState, drawn, step_rad: float,
-                   levels: tuple | None = None):
+                   levels: StripLevels | None = None):
     """A band strip's coarse NCC template on the spin grid, aligned with the canvas grid:
     ``(a0, b0, template)``, the template's first row and column on the canvas (integer
     offsets); the template None when the strip has too few usable pixels. ``levels``:
@@ -247,26 +245,37 @@ def _coarse_match(strips: dict, state: FrameState, drawn, *, along: tuple[float,
     return _best_cell(total, len(strips), along=along, cross=cross, step_rad=step_rad)
 
 
-def _strip_levels(img, valid) -> tuple:
-    """A strip's usable pixels and the levels its NCC templates tame it with: ``(usable,
-    how many, median, 99.5th and 99.7th percentiles)`` of the usable values (0.0 without
-    one). Taken once per frame (stop 26): the coarse template and the fine one used the
-    same median, each computed it."""
+class StripLevels(NamedTuple):
+    """A strip's usable pixels and the levels its NCC templates tame it with (0.0 without
+    a usable pixel): :func:`_strip_levels`."""
+
+    usable: np.ndarray
+    n_usable: int
+    median: float
+    p99_5: float
+    p99_7: float
+
+
+def _strip_levels(img, valid) -> StripLevels:
+    """:class:`StripLevels` of the usable (valid, finite) values of a strip. Taken once
+    per frame (stop 26): the coarse template and the fine one used the same median,
+    each computed it."""
     v = valid & np.isfinite(img)
     n = int(v.sum())
     if not n:
-        return v, 0, 0.0, 0.0, 0.0
-    return v, n, *imaging.median_and_percentiles(img[v], (99.5, 99.7))
+        return StripLevels(v, 0, 0.0, 0.0, 0.0)
+    return StripLevels(v, n, *imaging.median_and_percentiles(img[v], (99.5, 99.7)))
 
 
 def _strip_template(img, valid, line, sample, binning: float,
-                    levels: tuple | None = None) -> np.ndarray | None:
+                    levels: StripLevels | None = None) -> np.ndarray | None:
     """The band strip resampled onto the spin grid, hotspots and spikes tamed
     (``levels``: :func:`_strip_levels` of ``img``, ``valid``)."""
-    v, n, med, hi, _ = _strip_levels(img, valid) if levels is None else levels
-    if n < 100:
+    lv = _strip_levels(img, valid) if levels is None else levels
+    if lv.n_usable < 100:
         return None
-    x = np.where(v, np.clip(img, None, max(hi, med)), med)
+    v, med = lv.usable, lv.median
+    x = np.where(v, np.clip(img, None, max(lv.p99_5, med)), med)
     if binning > 1.2:  # block-average to the grid step before sampling
         x = gaussian_filter(x, 0.5 * binning)
     inside = (line > -0.5) & (line < img.shape[0] - 0.5) & (sample > -0.5) & \
@@ -295,21 +304,20 @@ def _jacobian(state: FrameState, band: str, along: float, cross: float) -> np.nd
 
 
 def _fine_fit(strips: dict, state: FrameState, *, along: float, cross: float, search_px: int,
-              psf_sigma_px: float, templates: dict | None = None, levels: dict | None = None):
+              psf_sigma_px: float, levels: dict, templates: dict | None = None):
     """One fine pass at (along, cross): pixel shift, its sigma, NCC peak, limb pixels.
 
     The predicted disc is drawn once per Minnaert exponent of
     :data:`FIT_EXPONENTS`; the integer shift comes from the Lambert canvas, the
     sub-pixel shift from the exponent whose limb profile fits best (smallest
-    reduced chi-square). ``templates``: the strips' NCC templates, kept between
-    the passes of one fit; ``levels``: each strip's :func:`_strip_levels`, when the
-    caller has them.
+    reduced chi-square). ``levels``: each strip's :func:`_strip_levels`;
+    ``templates``: the strips' NCC templates, kept between the passes of one fit.
     """
     templates = {} if templates is None else templates
     canvases = {}
     ncc, n_used = None, 0
     s_c = state.corrected(along, cross)
-    for band, (img, valid) in strips.items():
+    for band, (img, _) in strips.items():
         nl, ns = img.shape
         stack, limb = predicted_shading(s_c, band, line0=-search_px, line1=nl + search_px,
                                         samp0=-search_px, samp1=ns + search_px,
@@ -318,8 +326,8 @@ def _fine_fit(strips: dict, state: FrameState, *, along: float, cross: float, se
         if not limb.any():
             continue
         if band not in templates:  # the strip, hotspots tamed: the same at every pass
-            v, _, med, _, hi = _strip_levels(img, valid) if levels is None else levels[band]
-            tmpl = np.where(v, np.clip(img, None, max(hi, med)), med)
+            lv = levels[band]
+            tmpl = np.where(lv.usable, np.clip(img, None, max(lv.p99_7, lv.median)), lv.median)
             templates[band] = None if np.ptp(tmpl) == 0 else imaging.Template(tmpl)
         if templates[band] is None:
             continue
@@ -366,7 +374,8 @@ def _fit_exponent(canvases: dict, fitted, k: int, *, search_px: int, start):
 
 
 def _limb_zones(strips: dict, canvases: dict):
-    """What no exponent changes of the fit's inputs (:func:`iovolc.compiled.fit_shift`),
+    """What no exponent changes of the fit's inputs
+    (:func:`iovolc.compiled.fit_shift_spanned`),
     for the bands with a predicted limb, in order: their canvas shapes, the pixels within
     3 px of the limb, the zones' row spans and room (:func:`iovolc.compiled.zone_spans`,
     taken once for every exponent), the strips' usable pixels and values (one array
@@ -482,7 +491,7 @@ def register_frame(
     templates: dict = {}
     for _ in range(4):  # (the Jacobian is taken in the loop: at least one pass runs)
         fine = _fine_fit(strips, state, along=along, cross=cross, search_px=fine_search_px,
-                         psf_sigma_px=psf_sigma_px, templates=templates, levels=levels)
+                         psf_sigma_px=psf_sigma_px, levels=levels, templates=templates)
         if fine is None:
             return LimbFit(along, cross, False, coarse_ncc, 0,
                            "the lit limb does not fall in the frame")
