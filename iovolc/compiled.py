@@ -464,6 +464,13 @@ def _fraction_weights(t):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
+def _inside(x, n):
+    """Whether a spline coordinate lies in ``[0, n - 1]`` (the spline is 0 outside; NaN
+    is outside)."""
+    return x >= 0.0 and x <= n - 1
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
 def _column_weights(x, n, last_t, w0, w1, w2, w3):
     """:func:`_axis_weights` ``(x, n)`` with the weights of the last call passed back in:
     ``(inside, first index (padded), fraction, w0, w1, w2, w3)``. The weights are computed
@@ -473,7 +480,7 @@ def _column_weights(x, n, last_t, w0, w1, w2, w3):
     give the same weights, but for ``x = -0.0``, whose fraction -0.0 equals 0.0: its
     last weight is then +0.0 where it was -0.0, which no output shows (each spline
     value's sum starts from +0.0, and the fit's positions are never -0.0)."""
-    if not (x >= 0.0 and x <= n - 1):
+    if not _inside(x, n):
         return False, 0, last_t, w0, w1, w2, w3
     i0 = math.floor(x)
     t = x - i0
@@ -513,7 +520,7 @@ def _spline_sum(c, i, j, a0, a1, a2, a3, b0, b1, b2, b3):
 def _axis_weights(x, n):
     """One coordinate's range test (inside ``[0, n - 1]``; the spline is 0 outside) and
     weights: ``(inside, first index (padded), w0, w1, w2, w3)``."""
-    if not (x >= 0.0 and x <= n - 1):
+    if not _inside(x, n):
         return False, 0, 0.0, 0.0, 0.0, 0.0
     i, w0, w1, w2, w3 = _weights(x)
     return True, i + PAD, w0, w1, w2, w3
@@ -965,10 +972,11 @@ def warm_up_image() -> None:
     _row_medians(x, np.empty(3))
     clipped_local_mean(x, x > 2, 3, 1, 3.0)
     _grow(x > 5, 1)
-    from iovolc import greedy, morphology  # own files: they call no kernel of this one
+    from iovolc import greedy, linefit, morphology  # own files: no kernel of this one
 
     morphology.warm_up()
     greedy.warm_up()
+    linefit.warm_up()
 
 
 def warm_up_fit() -> None:

@@ -38,7 +38,7 @@ from scipy import ndimage as ndi
 from scipy.special import erf
 from skimage.segmentation import watershed
 
-from iovolc import compiled, imaging, jiram, physics
+from iovolc import compiled, imaging, jiram, linefit, physics
 from iovolc.flags import Flag
 from iovolc.geometry import FrameState, disc_pixel_box, pixel_geometry
 from iovolc.separable import zoom_linear_nearest
@@ -157,6 +157,15 @@ def fitted_shading(state: FrameState, band: str, img: np.ndarray, valid: np.ndar
     if use.sum() < 20:
         return canvases[0], float(exponents[0])
     y = img[use]
+    best = linefit.clear_choice(canvases, use, y)  # lstsq's choice, when no tie (stop 28)
+    if best is None:
+        best = _lstsq_choice(canvases, use, y)
+    return canvases[best], float(exponents[best])
+
+
+def _lstsq_choice(canvases: list[np.ndarray], use: np.ndarray, y: np.ndarray) -> int:
+    """The canvas of positive amplitude whose ``lstsq`` fit ``a S + c`` to ``y`` (``img[use]``)
+    leaves the smallest residual sum of squares (the first on a tie; 0 when none)."""
     best, best_rss = 0, np.inf
     for i, c in enumerate(canvases):
         a = np.column_stack([c[use], np.ones(use.sum())])
@@ -164,7 +173,7 @@ def fitted_shading(state: FrameState, band: str, img: np.ndarray, valid: np.ndar
         rss = float(np.sum((y - a @ coef) ** 2))
         if coef[0] > 0 and rss < best_rss:
             best, best_rss = i, rss
-    return canvases[best], float(exponents[best])
+    return best
 
 
 def limb_model_sigma(bg: np.ndarray, shading: np.ndarray, *, pointing_sigma_px: float,

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 import numpy as np
 import spiceypy
@@ -77,11 +78,6 @@ def inverse_stellar_aberration(u_app, vobs_km_s) -> np.ndarray:
 
 
 # --- per-frame state from SPICE --------------------------------------------
-#: where a FrameState keeps Io's centre's apparent direction (not a field: no part of
-#: the state's equality, its repr or :func:`dataclasses.replace`)
-_CENTRE = "_centre_direction_j2000"
-
-
 @dataclass(frozen=True)
 class FrameState:
     """Everything SPICE says about one exposure, at mid-exposure ``et``.
@@ -148,25 +144,25 @@ class FrameState:
         """This state with the attitude rotated by a pointing correction."""
         out = replace(self, inst_to_j2000=self.inst_to_j2000
                       @ pointing_correction(self.spin_axis, along_rad, cross_rad))
-        if _CENTRE in self.__dict__:  # the attitude does not enter it: carried over
-            object.__setattr__(out, _CENTRE, self.__dict__[_CENTRE])
+        centre = self.__dict__.get("centre_direction_j2000")
+        if centre is not None:  # the attitude does not enter it: carried over
+            out.__dict__["centre_direction_j2000"] = centre
         return out
 
+    @cached_property
     def centre_direction_j2000(self) -> np.ndarray:
         """Io's centre's apparent direction (J2000, (1, 3)), as :meth:`apparent_directions`
         gives it for the body-fixed origin: computed once per state and the states
         :meth:`corrected` makes from it, whose attitude alone differs (stop 26: the
-        disc drawing asked for it per band and per pass). Read-only."""
-        u = self.__dict__.get(_CENTRE)
-        if u is None:
-            u = self.apparent_directions(np.zeros((1, 3)))["u_j2000"]
-            u.setflags(write=False)
-            object.__setattr__(self, _CENTRE, u)
+        disc drawing asked for it per band and per pass). Read-only; not a field, so
+        no part of the state's equality, its repr or :func:`dataclasses.replace`."""
+        u = self.apparent_directions(np.zeros((1, 3)))["u_j2000"]
+        u.setflags(write=False)
         return u
 
     def centre_pixel(self, band: str) -> tuple[np.ndarray, np.ndarray]:
         """``project_points(origin, band)``'s (line, sample) of Io's centre, (1,) each."""
-        return self.camera(band).pixels(self.centre_direction_j2000() @ self.inst_to_j2000)
+        return self.camera(band).pixels(self.centre_direction_j2000 @ self.inst_to_j2000)
 
     def camera(self, band: str) -> BandCamera:
         try:
@@ -372,7 +368,7 @@ def disc_radius_rad(state: FrameState) -> float:
 
 def centre_direction_inst(state: FrameState) -> np.ndarray:
     """Apparent direction of Io's centre in JUNO_JIRAM_I."""
-    d = state.centre_direction_j2000()[0]
+    d = state.centre_direction_j2000[0]
     return state.inst_to_j2000.T @ d
 
 

@@ -304,14 +304,16 @@ def _jacobian(state: FrameState, band: str, along: float, cross: float) -> np.nd
 
 
 def _fine_fit(strips: dict, state: FrameState, *, along: float, cross: float, search_px: int,
-              psf_sigma_px: float, levels: dict, templates: dict | None = None):
+              psf_sigma_px: float, levels: dict, templates: dict | None = None,
+              stacks: dict | None = None):
     """One fine pass at (along, cross): pixel shift, its sigma, NCC peak, limb pixels.
 
     The predicted disc is drawn once per Minnaert exponent of
     :data:`FIT_EXPONENTS`; the integer shift comes from the Lambert canvas, the
     sub-pixel shift from the exponent whose limb profile fits best (smallest
     reduced chi-square). ``levels``: each strip's :func:`_strip_levels`;
-    ``templates``: the strips' NCC templates, kept between the passes of one fit.
+    ``templates``: the strips' NCC templates, ``stacks``: :func:`_limb_zones`'s stacked
+    strips, kept between the passes of one fit.
     """
     templates = {} if templates is None else templates
     canvases = {}
@@ -343,7 +345,7 @@ def _fine_fit(strips: dict, state: FrameState, *, along: float, cross: float, se
     start = (float(search_px - i), float(search_px - j))
     peak = float(ncc[i, j])
     best = None
-    fitted = _limb_zones(strips, canvases)
+    fitted = _limb_zones(strips, canvases, stacks=stacks)
     for k in range(len(FIT_EXPONENTS)):
         d_line, d_samp, sigma, red_chi2 = _fit_exponent(canvases, fitted, k,
                                                         search_px=search_px, start=start)
@@ -373,21 +375,26 @@ def _fit_exponent(canvases: dict, fitted, k: int, *, search_px: int, start):
     return d_line, d_samp, (s_line, s_samp), red_chi2
 
 
-def _limb_zones(strips: dict, canvases: dict):
+def _limb_zones(strips: dict, canvases: dict, *, stacks: dict | None = None):
     """What no exponent changes of the fit's inputs
     (:func:`iovolc.compiled.fit_shift_spanned`),
     for the bands with a predicted limb, in order: their canvas shapes, the pixels within
     3 px of the limb, the zones' row spans and room (:func:`iovolc.compiled.zone_spans`,
     taken once for every exponent), the strips' usable pixels and values (one array
     each, the bands along the first axis, padded to common shapes); None when no band
-    has a limb."""
+    has a limb. ``stacks``: the last two by the bands, kept between the passes of one
+    fit (they do not change: stop 28)."""
     bands = [band for band in strips if canvases[band][1].any()]
     if not bands:
         return None
     shapes = np.array([canvases[b][1].shape for b in bands], dtype=np.int64)
     zones = _stacked([imaging.grow(canvases[b][1], 3) for b in bands], False)
-    usable = _stacked([strips[b][1] & np.isfinite(strips[b][0]) for b in bands], False)
-    imgs = _stacked([np.asarray(strips[b][0], dtype=float) for b in bands], 0.0)
+    stacks = {} if stacks is None else stacks
+    if tuple(bands) not in stacks:
+        stacks[tuple(bands)] = (
+            _stacked([strips[b][1] & np.isfinite(strips[b][0]) for b in bands], False),
+            _stacked([np.asarray(strips[b][0], dtype=float) for b in bands], 0.0))
+    usable, imgs = stacks[tuple(bands)]
     z_span, room = compiled.zone_spans(shapes, zones, usable)
     return bands, shapes, zones, z_span, room, usable, imgs
 
@@ -489,9 +496,11 @@ def register_frame(
     band0 = next(iter(strips))
     sigma_px, peak, n_limb = float("nan"), 0.0, 0
     templates: dict = {}
+    stacks: dict = {}
     for _ in range(4):  # (the Jacobian is taken in the loop: at least one pass runs)
         fine = _fine_fit(strips, state, along=along, cross=cross, search_px=fine_search_px,
-                         psf_sigma_px=psf_sigma_px, levels=levels, templates=templates)
+                         psf_sigma_px=psf_sigma_px, levels=levels, templates=templates,
+                         stacks=stacks)
         if fine is None:
             return LimbFit(along, cross, False, coarse_ncc, 0,
                            "the lit limb does not fall in the frame")

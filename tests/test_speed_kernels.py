@@ -829,3 +829,55 @@ def test_spin_grid_directions_are_numpys_broadcast_bit_for_bit():
     full_phi, full_psi = np.meshgrid(phi[:, 0], psi[0], indexing="ij")
     with pytest.raises(ValueError, match="open grid"):
         _from_spin(full_phi, full_psi, basis)
+
+
+def test_the_closed_form_choice_of_canvas_is_lstsqs_or_defers():
+    """Stop 28: :func:`iovolc.linefit.clear_choice` picks the canvas ``lstsq`` picks
+    (:func:`iovolc.extract._lstsq_choice`, the loop it replaced) or returns None, and
+    ``fitted_shading`` then runs that loop. The strips: Io's canvases at every range and
+    place, each exponent's canvas as the truth, noise, an offset, a negative amplitude;
+    then ties made on purpose (a canvas twice, one scaled, one a ulp apart), a canvas
+    constant over the pixels, no variation in the strip."""
+    from iovolc import linefit
+    from iovolc.extract import PHOTOMETRY_EXPONENTS, _lstsq_choice
+
+    rng = np.random.default_rng(28)
+    n_clear = 0
+    for k in range(48):
+        range_km = float(rng.choice([3000.0, 9000.0, 30000.0, 120000.0, 400000.0]))
+        state = _state(range_km, float(rng.uniform(-20, 150)), float(rng.uniform(-1.2, 1.2)))
+        if k % 2:
+            state = _tilted(state)
+        canvases, _ = predicted_shading(state, "M", line0=0, line1=128, samp0=0, samp1=432,
+                                        psf_sigma_px=0.7, exponents=PHOTOMETRY_EXPONENTS)
+        lit = np.zeros((128, 432), bool)
+        for c in canvases:
+            lit |= c > 0
+        if lit.sum() < 20:
+            continue
+        use = imaging.grow(lit, 2) & (rng.random(lit.shape) > 0.02)
+        truth = canvases[k % len(canvases)]
+        amp = -2.0 if k % 11 == 5 else float(rng.uniform(0.5, 50.0))
+        img = amp * truth + rng.uniform(-3, 3) + rng.uniform(0.001, 0.3) * rng.normal(
+            size=truth.shape)
+        y = img[use]
+        got = linefit.clear_choice(canvases, use, y)
+        want = _lstsq_choice(canvases, use, y)
+        assert got is None or got == want, (k, got, want)
+        n_clear += got is not None
+        # ties on purpose: the closed form must defer (or agree) whatever the rounding
+        best = want
+        twice = list(canvases) + [canvases[best].copy()]
+        scaled = list(canvases) + [2.0 * canvases[best]]
+        ulp = list(canvases) + [np.nextafter(canvases[best], 2.0)]
+        for tied in (twice, scaled, ulp, [canvases[best], canvases[best]]):
+            g = linefit.clear_choice(tied, use, y)
+            assert g is None or g == _lstsq_choice(tied, use, y), (k, g)
+        if amp > 0:  # (with no positive amplitude there is no tie to break: 0)
+            assert linefit.clear_choice(twice, use, y) is None
+        const = list(canvases) + [np.where(use, 0.7, 0.0)]
+        assert linefit.clear_choice(const, use, y) is None
+        assert linefit.clear_choice(canvases, use, np.full(y.size, 4.0)) is None
+        assert linefit.clear_choice(canvases, use, np.where(np.arange(y.size) == 3, np.nan,
+                                                            y)) is None
+    assert n_clear >= 30  # the closed form decides the pipeline's usual strips

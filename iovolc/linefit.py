@@ -1,0 +1,105 @@
+"""The photometric fit's choice of canvas without an SVD per canvas (stop 28).
+
+:func:`iovolc.extract.fitted_shading` fits each Minnaert canvas ``S_k`` as
+``a S_k + c`` to a strip's pixels ``y`` with numpy's ``lstsq`` (an SVD,
+LAPACK's ``gelsd``) and keeps the canvas of positive amplitude ``a`` with the
+smallest residual sum of squares. Only that choice leaves the function: the
+canvas itself, never the coefficients. So the choice may come from another
+least-squares solution, provided it is the one ``lstsq`` makes.
+
+:func:`clear_choice` fits each canvas in closed form (the centred sums of one
+compiled pass per canvas, :func:`line_fit`: ``a = sxy / sxx``, residual sum
+``syy - a sxy``) and returns the canvas only when no rounding can change the
+choice:
+
+* every canvas varies over the pixels: ``sxx >= 1e-4 sum x^2`` (a canvas
+  nearly constant there makes the design matrix's two columns nearly
+  parallel: condition number above ~100);
+* every amplitude is clearly signed: ``|a| sqrt(sxx) > 1e-8 sqrt(sum y^2)``;
+* the smallest residual sum among the canvases of positive amplitude is
+  below every other one by more than ``1e-8 (rss + sum y^2)``.
+
+The margins bound rounding, not the data. Sums of ``n`` terms round at
+``n eps`` of their terms' magnitude: ``sxx``, ``syy`` and ``sxy`` (with
+``|sxy| <= sqrt(sxx syy)``) within ``2 n eps`` of theirs, so the closed form's
+residual sum within ``4 n eps syy`` and ``|a| sqrt(sxx)`` within ``2 n eps
+sqrt(sum y^2)`` of the exact ones: 2.4e-11 of ``sum y^2`` for a strip's 55,296
+pixels, 4.4e-10 for a million. ``lstsq``'s solution lies within ~1e-13
+(relative, condition number below ~100) of the exact one, where the residual
+sum is stationary (a second-order change, ~1e-26), and its residuals round at
+~1e2 eps ``|y|`` or less, which moves their sum of squares by
+``2 eps sqrt(n) 1e2 sqrt(rss sum y^2)``: under 1e-11 ``(rss + sum y^2)`` for
+a million pixels. Otherwise (a near tie, a canvas constant over the pixels,
+an amplitude near zero, a value not finite) :func:`clear_choice` returns None
+and the caller runs ``lstsq`` as before. ``tests/test_speed_kernels.py``
+compares the choice with ``lstsq``'s on the pipeline's canvases and on ties
+made on purpose.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+#: the relative margin of a clear choice (see the module docstring)
+MARGIN = 1e-8
+#: the smallest ``sxx / sum x^2`` of a canvas the closed form decides for
+MIN_SPREAD = 1e-4
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def line_fit(x, idx, yc):
+    """The centred sums of ``y ~ a x[idx] + c`` over the values ``x[idx]`` (``x`` flat):
+    ``(sxx, sxy, sum x^2)``; ``yc``: ``y`` minus its mean (the same length as ``idx``)."""
+    n = idx.size
+    sx = 0.0
+    for i in range(n):
+        sx += x[idx[i]]
+    x_mean = sx / n
+    sxx = sxy = sx2 = 0.0
+    for i in range(n):
+        xi = x[idx[i]]
+        dx = xi - x_mean
+        sxx += dx * dx
+        sxy += dx * yc[i]
+        sx2 += xi * xi
+    return sxx, sxy, sx2
+
+
+def clear_choice(canvases: list[np.ndarray], use: np.ndarray, y: np.ndarray) -> int | None:
+    """The index of the canvas ``lstsq`` picks (see the module docstring) when no rounding
+    can change it; None otherwise. ``y``: ``img[use]``; with no canvas of positive
+    amplitude, 0 (the loop's default)."""
+    if y.size == 0 or y.dtype != np.float64:
+        return None
+    idx = np.flatnonzero(use)
+    y2 = float(np.dot(y, y))
+    yc = y - y.mean()
+    syy = float(np.dot(yc, yc))
+    if not (math.isfinite(y2) and y2 > 0.0 and math.isfinite(syy)):
+        return None
+    fits = []
+    for k, c in enumerate(canvases):
+        if c.dtype != np.float64 or c.shape != use.shape:
+            return None
+        sxx, sxy, sx2 = line_fit(np.ascontiguousarray(c).reshape(-1), idx, yc)
+        a = sxy / sxx if sxx > 0.0 else math.nan
+        if not (math.isfinite(a) and math.isfinite(sx2) and sxx >= MIN_SPREAD * sx2
+                and abs(a) * math.sqrt(sxx) > MARGIN * math.sqrt(y2)):
+            return None
+        if a > 0.0:
+            fits.append((syy - a * sxy, k))
+    if not fits:
+        return 0
+    fits.sort()
+    best_rss, best = fits[0]
+    if len(fits) > 1 and fits[1][0] - best_rss <= MARGIN * (best_rss + y2):
+        return None
+    return best
+
+
+def warm_up() -> None:
+    """Compile (or load from the cache) :func:`line_fit`."""
+    line_fit(np.arange(4.0), np.arange(3), np.ones(3))
