@@ -209,6 +209,7 @@ def main(argv=None) -> int:
     _stop_22(rng, r, state)
     _stop_23(rng, r)
     _stop_27(rng, r)
+    _stop_28(rng, r)
     return 0
 
 
@@ -359,6 +360,49 @@ def _stop_27(rng, r: int) -> None:
 
     _pair("detection table, 47 rows (frames equal)", timed(ref.detection_table_inserted),
           timed(_detection_table), repeats=r, inner=20, unit="us")
+
+
+
+def _stop_28(rng, r: int) -> None:
+    from iovolc import imaging
+    from iovolc.extract import PHOTOMETRY_EXPONENTS, _lstsq_choice
+    from iovolc.imaging import _DIRECTIONS, LINE_OPENING_PX
+    from iovolc.linefit import clear_choice
+    from iovolc.morphology import compact_hot, compact_tophat
+    from iovolc.shading import predicted_shading
+
+    for range_km, name in ((4000.0, "close"), (40000.0, "distant")):
+        state = _state(range_km, 64.0, 0.3)
+        canvases, _ = predicted_shading(state, "M", line0=0, line1=128, samp0=0, samp1=432,
+                                        psf_sigma_px=0.7, exponents=PHOTOMETRY_EXPONENTS)
+        lit = np.logical_or.reduce([c > 0 for c in canvases])
+        use = imaging.grow(lit, 2) & (rng.random(lit.shape) > 0.02)
+        img = 2.5 * canvases[2] + 0.3 + 0.05 * rng.normal(size=lit.shape)
+        y = img[use]
+        if clear_choice(canvases, use, y) is None:
+            raise SystemExit("canvas choice: the closed form deferred on a plain strip")
+        _pair(f"canvas choice, {name} ({y.size} px)",
+              lambda c=canvases, u=use, y=y: (np.int64(_lstsq_choice(c, u, y)),),
+              lambda c=canvases, u=use, y=y: (np.int64(clear_choice(c, u, y)),),
+              repeats=r, inner=10, unit="us")
+    for range_km, name in ((4000.0, "close"), (40000.0, "distant")):
+        state = _state(range_km, 64.0, 0.3)
+        disc = predicted_shading(state, "M", line0=0, line1=128, samp0=0, samp1=432,
+                                 psf_sigma_px=0.7)[0]
+        x = np.ascontiguousarray(40.0 * disc + _scene(rng, 128, 432, n_src=20))
+        valid = rng.random(x.shape) > 0.01
+        limit = 6.0 * 1.4826 * float(np.median(np.abs(rng.normal(size=1000))))
+
+        def whole(x=x, valid=valid, limit=limit):
+            return (valid & (compact_tophat(x, _DIRECTIONS, LINE_OPENING_PX) > limit),)
+
+        def mask_only(x=x, valid=valid, limit=limit):
+            out = np.empty(x.shape, bool)
+            compact_hot(x, valid, _DIRECTIONS, LINE_OPENING_PX, limit, out)
+            return (out,)
+
+        _pair(f"compact-feature mask, {name} disc", whole, mask_only, repeats=r, inner=20,
+              unit="us")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from scipy import fft as sp_fft
 from scipy import ndimage as ndi
 
 from iovolc import compiled, rank_median
-from iovolc.morphology import compact_tophat, fill_and_highpass, usable_values
+from iovolc.morphology import compact_hot, fill_and_highpass, usable_values
 from iovolc.morphology import h_maxima as _compiled_h_maxima
 
 
@@ -170,11 +170,12 @@ def hot_pixels(img: np.ndarray, valid: np.ndarray, *, k_sigma: float = 6.0,
         box = tuple(slice(max(sl.start - reach, 0), min(sl.stop + reach, size))
                     for sl, size in zip(within, img.shape, strict=True))
         x, valid_box = np.ascontiguousarray(x[box]), valid[box]
-    # np.min([x - line_opening(x, d, 9) for d in LINE_DIRECTIONS], axis=0), compiled
-    tophat = compact_tophat(x, _DIRECTIONS, LINE_OPENING_PX)
     sigma = 1.4826 * float(compiled._median(buf[:n])) / np.sqrt(1.25) if n else 0.0
     v = valid if box is None else valid_box
-    hot = v & (tophat > k_sigma * sigma) if sigma > 0 else np.zeros_like(v)
+    hot = np.zeros(v.shape, dtype=bool)
+    if sigma > 0:  # v & (compact_tophat(x, ...) > k sigma): the mask alone (stop 28)
+        compact_hot(x, np.ascontiguousarray(v), _DIRECTIONS, LINE_OPENING_PX,
+                    k_sigma * sigma, hot)
     hot = grow(hot, grow_px) if hot.any() else hot
     if box is None:
         return hot

@@ -19,7 +19,10 @@ else b`` on finite values), so the result is the same bits for finite input
 plain slices, so the index is never negative and LLVM vectorises the loop (a
 shifted index ``j + k`` made numba emit its negative-index wraparound, which
 kept the loops scalar); and no per-direction image is allocated. Checked
-against the numpy form in ``tests/test_speed_equivalence.py``.
+against the numpy form in ``tests/test_speed_equivalence.py``. ``hot_pixels``
+needs only the top-hat's threshold (:func:`compact_hot`, stop 28): the first
+direction's opening over the image, the others' at the few pixels still above
+the threshold; the same mask (``tests/test_speed_kernels.py``).
 
 The hot-pixel inputs (:func:`fill_and_highpass`, stop 22) are what
 ``imaging.hot_pixels`` computed with numpy around the top-hat: the image with
@@ -221,6 +224,51 @@ def compact_tophat(x, directions, length):
                     p = oo[j]
                     oo[j] = p if p < t else t
     return out
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _opening_at(x, i, j, dl, ds, h):
+    """The line opening of :func:`compact_tophat` at pixel (i, j) alone: the max over the
+    ``2 h + 1`` positions along (``dl``, ``ds``) of the min over ``2 h + 1`` pixels along it,
+    each index clamped to its axis (edges extended) as the whole-image passes clamp it."""
+    n0, n1 = x.shape
+    best = -np.inf
+    for k in range(-h, h + 1):
+        qi = min(max(i + k * dl, 0), n0 - 1)
+        qj = min(max(j + k * ds, 0), n1 - 1)
+        low = np.inf
+        for m in range(-h, h + 1):
+            v = x[min(max(qi + m * dl, 0), n0 - 1), min(max(qj + m * ds, 0), n1 - 1)]
+            low = v if v < low else low
+        best = low if low > best else best
+    return best
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def compact_hot(x, valid, directions, length, limit, out):
+    """``out = valid & (compact_tophat(x, directions, length) > limit)`` without the whole
+    top-hat (stop 28): the first direction's opening on the whole image, the others'
+    only at the pixels still above ``limit`` (:func:`_opening_at`), the test stopping at
+    the first direction that fails. A pixel is in the mask when ``x - opening > limit``
+    in every direction, which is the min's test. The openings' values are the same
+    minima and maxima of the same finite values as the whole-image passes'; numpy's
+    choice on a tie shows only in the sign of a zero, and ``x - 0.0`` and ``x - (-0.0)``
+    compare alike with any ``limit``: the same mask. ``x`` finite, C order."""
+    n0, n1 = x.shape
+    h = length // 2
+    ero = np.empty((n0, n1))
+    opn = np.empty((n0, n1))
+    _line_extreme(x, directions[0, 0], directions[0, 1], h, False, ero)
+    _line_extreme(ero, directions[0, 0], directions[0, 1], h, True, opn)
+    for i in range(n0):
+        for j in range(n1):
+            hot = valid[i, j] and x[i, j] - opn[i, j] > limit
+            d = 1
+            while hot and d < directions.shape[0]:
+                hot = x[i, j] - _opening_at(x, i, j, directions[d, 0], directions[d, 1],
+                                            h) > limit
+                d += 1
+            out[i, j] = hot
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -501,6 +549,8 @@ def warm_up() -> None:
     fill_median3(x.copy(), x > 15, np.zeros(x.shape, np.bool_))
     h_maxima(x, 1.0)
     compact_tophat(x, np.array([[0, 1], [1, -1]], np.int64), 3)
+    compact_hot(x, x > 3, np.array([[0, 1], [1, -1]], np.int64), 3, 1.0,
+                np.empty(x.shape, np.bool_))
     open2x2(x)
     bin2x2_mean(x)
     mean4_highpass(x)

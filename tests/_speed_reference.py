@@ -323,7 +323,8 @@ def photometry_numpy(on_disc, cos_i, cos_e, exponents) -> list[np.ndarray]:
 
 def hot_pixels_numpy(img, valid, *, k_sigma: float = 6.0, grow_px: int = 3) -> np.ndarray:
     """``imaging.hot_pixels`` before stop 22 (numpy fill, roll high-pass and masks)."""
-    from iovolc.imaging import _DIRECTIONS, LINE_OPENING_PX, compact_tophat, grow, median, nanmedian
+    from iovolc.imaging import _DIRECTIONS, LINE_OPENING_PX, grow, median, nanmedian
+    from iovolc.morphology import compact_tophat
 
     x = np.where(valid & np.isfinite(img), img, np.nan)
     fill = nanmedian(x) if np.isfinite(x).any() else 0.0

@@ -881,3 +881,37 @@ def test_the_closed_form_choice_of_canvas_is_lstsqs_or_defers():
         assert linefit.clear_choice(canvases, use, np.where(np.arange(y.size) == 3, np.nan,
                                                             y)) is None
     assert n_clear >= 30  # the closed form decides the pipeline's usual strips
+
+
+def test_the_compact_feature_mask_is_the_top_hats_threshold():
+    """Stop 28: ``morphology.compact_hot`` is ``valid & (compact_tophat(...) > limit)``:
+    strips of noise and planted hotspots, lines, steps, plateaus of equal values, signed
+    zeros, tiny and one-row or one-column images, every direction order, limits
+    negative, zero and positive."""
+    from iovolc.imaging import _DIRECTIONS, LINE_OPENING_PX
+    from iovolc.morphology import compact_hot, compact_tophat
+
+    rng = np.random.default_rng(280)
+    shapes = [(128, 432), (40, 60), (9, 9), (1, 30), (30, 1), (2, 2), (1, 1), (5, 17)]
+    n_hot = 0
+    for trial in range(120):
+        shape = shapes[trial % len(shapes)]
+        x = _scene(rng, *shape, n_src=20) if min(shape) > 2 else rng.normal(size=shape)
+        if trial % 4 == 1:  # plateaus and signed zeros: ties everywhere
+            x = np.round(x)
+            x[rng.random(shape) < 0.3] = -0.0
+        if trial % 4 == 2 and shape[1] > 8:  # a line and a step survive some openings
+            x[:, shape[1] // 2] += 40.0
+            x[: shape[0] // 2] += 25.0
+        x = np.ascontiguousarray(x, dtype=float)
+        valid = rng.random(shape) > 0.1
+        dirs = _DIRECTIONS if trial % 3 else _DIRECTIONS[rng.permutation(4)]
+        length = LINE_OPENING_PX if trial % 5 else int(rng.choice([1, 3, 5]))
+        tophat = compact_tophat(x, dirs, length)
+        for limit in (-1.0, 0.0, -0.0, 0.5, 3.0, float(np.quantile(tophat, 0.99))):
+            got = np.ones(shape, bool)  # written over
+            compact_hot(x, valid, dirs, length, limit, got)
+            want = valid & (tophat > limit)
+            assert np.array_equal(got, want), (trial, limit)
+            n_hot += int(want.sum())
+    assert n_hot > 1000
