@@ -105,7 +105,8 @@ def background_model(img: np.ndarray, shading: np.ndarray | None, *, valid: np.n
     """Background of one band half (see module docstring)."""
     if shading is None:
         filled = np.where(valid, img, imaging.median(img[valid]) if valid.any() else 0.0)
-        return imaging.median_filter_nearest(filled, size)
+        # most of the strip one fill value: the stable sort ranks it faster (stop 28)
+        return imaging.median_filter_nearest(filled, size, plateau=2 * valid.sum() < valid.size)
     top = shading.max()
     lit = shading > 0.2 * top if top > 0 else np.zeros_like(valid)
     dark = shading <= 1e-6

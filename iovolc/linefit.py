@@ -68,6 +68,24 @@ def line_fit(x, idx, yc):
     return sxx, sxy, sx2
 
 
+@njit(cache=True, nogil=True, error_model="numpy")
+def centred(y, yc):
+    """``y`` minus its mean into ``yc``; returns ``(sum y^2, sum yc^2)`` (loop sums, no
+    BLAS: a threaded ``dot`` costs more than the sum on a loaded machine)."""
+    n = y.size
+    s = y2 = 0.0
+    for i in range(n):
+        s += y[i]
+        y2 += y[i] * y[i]
+    mean = s / n
+    syy = 0.0
+    for i in range(n):
+        d = y[i] - mean
+        yc[i] = d
+        syy += d * d
+    return y2, syy
+
+
 def clear_choice(canvases: list[np.ndarray], use: np.ndarray, y: np.ndarray) -> int | None:
     """The index of the canvas ``lstsq`` picks (see the module docstring) when no rounding
     can change it; None otherwise. ``y``: ``img[use]``; with no canvas of positive
@@ -75,9 +93,10 @@ def clear_choice(canvases: list[np.ndarray], use: np.ndarray, y: np.ndarray) -> 
     if y.size == 0 or y.dtype != np.float64:
         return None
     idx = np.flatnonzero(use)
-    y2 = float(np.dot(y, y))
-    yc = y - y.mean()
-    syy = float(np.dot(yc, yc))
+    if idx.size != y.size:  # not img[use]: the loop's lstsq says what it makes of it
+        return None
+    yc = np.empty(y.size)
+    y2, syy = centred(np.ascontiguousarray(y), yc)
     if not (math.isfinite(y2) and y2 > 0.0 and math.isfinite(syy)):
         return None
     fits = []
@@ -101,5 +120,6 @@ def clear_choice(canvases: list[np.ndarray], use: np.ndarray, y: np.ndarray) -> 
 
 
 def warm_up() -> None:
-    """Compile (or load from the cache) :func:`line_fit`."""
+    """Compile (or load from the cache) the kernels."""
     line_fit(np.arange(4.0), np.arange(3), np.ones(3))
+    centred(np.ones(3), np.empty(3))

@@ -39,8 +39,9 @@ def test_median_filter_is_scipys(size):
     rng = np.random.default_rng(size)
     x = _scene(rng, 37, 70)
     x[rng.random(x.shape) < 0.05] = 3.0  # ties
-    assert np.array_equal(median_filter_nearest(x, size),
-                          ndi.median_filter(x, size=size, mode="nearest"))
+    for plateau in (True, False):  # the ranks by the stable sort or the quicksort
+        assert np.array_equal(median_filter_nearest(x, size, plateau=plateau),
+                              ndi.median_filter(x, size=size, mode="nearest"))
 
 
 @pytest.mark.parametrize("shape, size", [((128, 216), 15), ((260, 300), 15), ((5, 3), 15),
@@ -55,9 +56,27 @@ def test_sliding_rank_median_is_scipys(shape, size):
     x[rng.random(x.shape) < 0.3] = 7.0
     x[: shape[0] // 3] = np.round(x[: shape[0] // 3])
     for img in (x, np.full(shape, 2.5), -x.T.copy(), np.zeros((0, shape[1])), x[:1, :3]):
-        assert np.array_equal(median_filter_nearest(img, size),
-                              ndi.median_filter(img, size=size, mode="nearest"))
+        for plateau in (True, False):
+            assert np.array_equal(median_filter_nearest(img, size, plateau=plateau),
+                                  ndi.median_filter(img, size=size, mode="nearest"))
         assert np.array_equal(median_filter_nearest(img, 1), img)
+
+
+def test_the_quicksort_ranks_give_the_stable_ones_medians_bit_for_bit():
+    """Stop 28: equal values may take their ranks in any order, so the quicksort's ranks
+    give the same medians; a -0.0 (equal to 0.0, another bit pattern) keeps the stable
+    sort, so a zero median keeps its sign."""
+    rng = np.random.default_rng(28)
+    for trial in range(12):
+        x = np.round(_scene(rng, 60, 90) * (1 + trial))
+        x[rng.random(x.shape) < 0.2] = 0.0
+        if trial % 2:
+            x[rng.random(x.shape) < 0.2] = -0.0
+        for size in (3, 7, 15):
+            a = median_filter_nearest(x, size, plateau=True)
+            b = median_filter_nearest(x, size, plateau=False)
+            assert a.tobytes() == b.tobytes(), (trial, size)
+            assert np.array_equal(a, ndi.median_filter(x, size=size, mode="nearest"))
 
 
 def test_h_maxima_on_pieces_is_skimages():
