@@ -262,15 +262,18 @@ def _row_box_means(col_a, col_b, size, row_a, row_b):
         c = min(max(k - h, 0), n1 - 1)
         acc_a += col_a[c]
         acc_b += col_b[c]
-    row_a[0] = acc_a / size
-    row_b[0] = acc_b / size
+    row_a[0] = acc_a
+    row_b[0] = acc_b
     for j in range(1, n1):
         c_in = min(j + h_hi, n1 - 1)
         c_out = max(j - h - 1, 0)
         acc_a += col_a[c_in] - col_a[c_out]
         acc_b += col_b[c_in] - col_b[c_out]
-        row_a[j] = acc_a / size
-        row_b[j] = acc_b / size
+        row_a[j] = acc_a
+        row_b[j] = acc_b
+    for j in range(n1):  # the same divisions, vectorised, out of the sums' chain (stop 28)
+        row_a[j] = row_a[j] / size
+        row_b[j] = row_b[j] / size
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -335,14 +338,18 @@ def clipped_local_mean(img, weight, size, n_iter, clip):
                 for j in range(n1):
                     num[j] = img[i, j] * w[i, j]
                     den[j] = w[i, j]
-            for j in range(n1):
-                mean[i, j] = num[j] / den[j] if den[j] > 1e-6 else np.nan
-                if w[i, j] > 0 and not last:
-                    any_w = True
-                    d = abs(img[i, j] - mean[i, j])
-                    if not math.isnan(d):
-                        ad[n_ad] = d
-                        n_ad += 1
+            m_row = mean[i]
+            for j in range(n1):  # the means, vectorised; then the deviations (stop 28)
+                m_row[j] = num[j] / den[j] if den[j] > 1e-6 else np.nan
+            if not last:
+                w_row, i_row = w[i], img[i]
+                for j in range(n1):
+                    if w_row[j] > 0:
+                        any_w = True
+                        d = abs(i_row[j] - m_row[j])
+                        if not math.isnan(d):
+                            ad[n_ad] = d
+                            n_ad += 1
         if last:
             break
         if n_ad:
@@ -350,19 +357,18 @@ def clipped_local_mean(img, weight, size, n_iter, clip):
         else:
             scatter = np.nan if any_w else 0.0
         limit = clip * scatter + 1e-12
-        same = True
+        # keep = weight and |d| < limit, |d| of a NaN taken as 0 and of an inf as the
+        # largest double; selects and a count, so the loop vectorises (stop 28)
+        n_changed = 0
         for i in range(n0):
+            i_row, m_row, g_row, w_row, n_row = img[i], mean[i], weight[i], w[i], nxt[i]
             for j in range(n1):
-                d = img[i, j] - mean[i, j]
-                if math.isnan(d):
-                    d = 0.0
-                elif math.isinf(d):
-                    d = big if d > 0 else -big
-                keep = weight[i, j] and abs(d) < limit
-                if keep != (w[i, j] > 0):
-                    same = False
-                nxt[i, j] = 1.0 if keep else 0.0
-        if same:
+                a = abs(i_row[j] - m_row[j])
+                a = 0.0 if a != a else (big if a == np.inf else a)
+                keep = g_row[j] and a < limit
+                n_changed += keep != (w_row[j] > 0)
+                n_row[j] = 1.0 if keep else 0.0
+        if n_changed == 0:
             break
         w, nxt = nxt, w
     return mean
