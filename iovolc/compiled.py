@@ -375,6 +375,44 @@ def clipped_local_mean(img, weight, size, n_iter, clip):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
+def _row_holds(x, i):
+    """Whether row ``i`` of ``x`` holds a non-zero (True, NaN) value: an OR over the row
+    without a branch, which LLVM vectorises."""
+    acc = False
+    for j in range(x.shape[1]):
+        acc |= x[i, j] != 0
+    return acc
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def nonzero_box(x):
+    """First and last row and column holding a non-zero (True, NaN) value of the 2-D
+    ``x``: ``(r0, r1, c0, c1)``, inclusive; ``(-1, -1, -1, -1)`` when there is none. The
+    rows from each end until one holds a value, then the columns' OR over the rows
+    between (stop 28)."""
+    n0, n1 = x.shape
+    r0 = 0
+    while r0 < n0 and not _row_holds(x, r0):
+        r0 += 1
+    if r0 == n0:
+        return -1, -1, -1, -1
+    r1 = n0 - 1
+    while not _row_holds(x, r1):
+        r1 -= 1
+    cols = np.zeros(n1, np.bool_)
+    for i in range(r0, r1 + 1):
+        for j in range(n1):
+            cols[j] |= x[i, j] != 0
+    c0 = 0
+    while not cols[c0]:
+        c0 += 1
+    c1 = n1 - 1
+    while not cols[c1]:
+        c1 -= 1
+    return r0, r1, c0, c1
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
 def _grow(mask, n):
     """The pixels within city-block distance ``n`` of ``mask`` (distances capped at n + 1):
     ``binary_dilation(mask, iterations=n)`` with the cross (:func:`iovolc.imaging.grow`).
@@ -978,6 +1016,8 @@ def warm_up_image() -> None:
     _row_medians(x, np.empty(3))
     clipped_local_mean(x, x > 2, 3, 1, 3.0)
     _grow(x > 5, 1)
+    nonzero_box(x)
+    nonzero_box(x > 5)
     from iovolc import greedy, linefit, morphology  # own files: no kernel of this one
 
     morphology.warm_up()

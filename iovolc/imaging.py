@@ -398,14 +398,22 @@ def nanmedian(a) -> float:
 
 def box_of(x: np.ndarray, margin: int) -> tuple[slice, slice] | None:
     """The bounding box of ``x``'s non-zero (True, NaN) pixels widened by ``margin`` px
-    within the image, as slices; None when every pixel is zero."""
-    rows = np.flatnonzero(x.any(axis=1))
-    if rows.size == 0:
-        return None
-    cols = np.flatnonzero(x.any(axis=0))
+    within the image, as slices; None when every pixel is zero. A C-ordered float64 or
+    bool image is scanned by a compiled loop (:func:`iovolc.compiled.nonzero_box`, stop
+    28), any other by numpy's ``any`` along each axis."""
     n0, n1 = x.shape
-    return (slice(max(int(rows[0]) - margin, 0), min(int(rows[-1]) + 1 + margin, n0)),
-            slice(max(int(cols[0]) - margin, 0), min(int(cols[-1]) + 1 + margin, n1)))
+    if x.dtype in (np.float64, np.bool_) and x.flags.c_contiguous:
+        r0, r1, c0, c1 = compiled.nonzero_box(x)
+        if r0 < 0:
+            return None
+    else:
+        rows = np.flatnonzero(x.any(axis=1))
+        if rows.size == 0:
+            return None
+        cols = np.flatnonzero(x.any(axis=0))
+        r0, r1, c0, c1 = int(rows[0]), int(rows[-1]), int(cols[0]), int(cols[-1])
+    return (slice(max(r0 - margin, 0), min(r1 + 1 + margin, n0)),
+            slice(max(c0 - margin, 0), min(c1 + 1 + margin, n1)))
 
 
 def grow(mask: np.ndarray, iterations: int) -> np.ndarray:

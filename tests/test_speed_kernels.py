@@ -915,3 +915,34 @@ def test_the_compact_feature_mask_is_the_top_hats_threshold():
             assert np.array_equal(got, want), (trial, limit)
             n_hot += int(want.sum())
     assert n_hot > 1000
+
+
+def test_the_compiled_box_is_numpys_any_along_each_axis():
+    """Stop 28: ``imaging.box_of`` scans a C-ordered float64 or bool image with a
+    compiled loop; the box is the one numpy's ``any`` along each axis gives: sparse and
+    dense masks, NaN (non-zero), -0.0 (zero), one pixel, none, every pixel, empty
+    shapes, margins; other dtypes and strided views keep numpy's path."""
+    def want(x, margin):
+        rows = np.flatnonzero(x.any(axis=1))
+        if rows.size == 0:
+            return None
+        cols = np.flatnonzero(x.any(axis=0))
+        n0, n1 = x.shape
+        return (slice(max(int(rows[0]) - margin, 0), min(int(rows[-1]) + 1 + margin, n0)),
+                slice(max(int(cols[0]) - margin, 0), min(int(cols[-1]) + 1 + margin, n1)))
+
+    rng = np.random.default_rng(2028)
+    n = 0
+    for trial in range(400):
+        shape = (int(rng.integers(0, 40)), int(rng.integers(0, 60)))
+        x = np.where(rng.random(shape) < [0.0, 1e-3, 0.02, 0.5, 1.0][trial % 5],
+                     rng.normal(size=shape), 0.0)
+        if trial % 3 == 1:
+            x[rng.random(shape) < 0.01] = np.nan
+        if trial % 3 == 2:
+            x[x == 0] = -0.0
+        for img in (x, x != 0, x.astype(np.float32), x[:, ::2], (x != 0)[::-1]):
+            for margin in (0, 2, 32):
+                assert imaging.box_of(img, margin) == want(img, margin), (trial, margin)
+                n += 1
+    assert n > 5000
