@@ -403,6 +403,22 @@ def _stop_28(rng, r: int) -> None:
 
         _pair(f"compact-feature mask, {name} disc", whole, mask_only, repeats=r, inner=20,
               unit="us")
+        for img, kind in ((disc, "float"), (disc > 0, "bool")):
+            _pair(f"box of a {name} disc ({kind})",
+                  lambda img=img: (np.array(_slices(ref.box_of_any(img, 32))),),
+                  lambda img=img: (np.array(_slices(imaging.box_of(img, 32))),),
+                  repeats=r, inner=200, unit="us")
+    strip = _scene(rng, 128, 432, n_src=20) + rng.normal(size=(128, 432))
+    strip[:, :40] = 0.37  # a strip's invalid pixels hold one fill value (9 % here)
+    _pair("median filter 15x15, quicksort ranks",
+          lambda: (median_filter_nearest(strip, 15, plateau=True),),
+          lambda: (median_filter_nearest(strip, 15, plateau=False),), repeats=r, inner=5,
+          unit="ms")
+
+
+def _slices(box) -> tuple:
+    """A box of slices as a tuple of ints, for the bit-for-bit check (None: ())."""
+    return () if box is None else tuple(v for sl in box for v in (sl.start, sl.stop))
 
 
 if __name__ == "__main__":

@@ -12,9 +12,15 @@ compiled pass per canvas, :func:`line_fit`: ``a = sxy / sxx``, residual sum
 ``syy - a sxy``) and returns the canvas only when no rounding can change the
 choice:
 
-* every canvas varies over the pixels: ``sxx >= 1e-4 sum x^2`` (a canvas
-  nearly constant there makes the design matrix's two columns nearly
-  parallel: condition number above ~100);
+* every canvas's design matrix ``[x, 1]`` (``n`` pixels) has a condition
+  number below 100: its Gram matrix ``[[sum x^2, sum x], [sum x, n]]`` has
+  determinant ``n sxx`` and trace ``sum x^2 + n``, and ``cond^2 <= trace^2 /
+  det``, so ``(sum x^2 + n)^2 <= 1e4 n sxx`` is required. This bounds the
+  canvas's scale as well as its spread: a canvas of values ~1e-14 or ~1e14
+  makes ``lstsq`` (``rcond`` = eps max(M, N)) drop a singular value and fit
+  another model (found in review);
+* ``sum y^2 / n`` lies between 1e-200 and 1e200 (no square or margin
+  underflows: with ``y`` ~1e-160 the squares are subnormal, found in review);
 * every amplitude is clearly signed: ``|a| sqrt(sxx) > 1e-8 sqrt(sum y^2)``;
 * the smallest residual sum among the canvases of positive amplitude is
   below every other one by more than ``1e-8 (rss + sum y^2)``.
@@ -22,18 +28,20 @@ choice:
 The margins bound rounding, not the data. Sums of ``n`` terms round at
 ``n eps`` of their terms' magnitude: ``sxx``, ``syy`` and ``sxy`` (with
 ``|sxy| <= sqrt(sxx syy)``) within ``2 n eps`` of theirs, so the closed form's
-residual sum within ``4 n eps syy`` and ``|a| sqrt(sxx)`` within ``2 n eps
-sqrt(sum y^2)`` of the exact ones: 2.4e-11 of ``sum y^2`` for a strip's 55,296
-pixels, 4.4e-10 for a million. ``lstsq``'s solution lies within ~1e-13
-(relative, condition number below ~100) of the exact one, where the residual
-sum is stationary (a second-order change, ~1e-26), and its residuals round at
-~1e2 eps ``|y|`` or less, which moves their sum of squares by
-``2 eps sqrt(n) 1e2 sqrt(rss sum y^2)``: under 1e-11 ``(rss + sum y^2)`` for
-a million pixels. Otherwise (a near tie, a canvas constant over the pixels,
-an amplitude near zero, a value not finite) :func:`clear_choice` returns None
+residual sum lies within ``4 n eps syy`` and ``|a| sqrt(sxx)`` within
+``2 n eps sqrt(sum y^2)`` of the exact ones: 2.4e-11 of ``sum y^2`` for a
+strip's 55,296 pixels, 4.4e-10 for a million. ``lstsq``'s solution ``c`` is
+backward stable: with a condition number ``k <= 100`` and a backward error of
+``m n eps`` (``m`` pixels, 2 columns), ``|A (c - c*)| <~ k^2 m eps |y|``, and
+the residual sum exceeds the least one by that squared (the least one is
+stationary): ``(1e4 2e5 eps)^2 ~ 2e-14`` of ``sum y^2`` at 100,000 pixels.
+Its residuals ``y - A c`` round at ``eps (|y| + |A c|)``, with ``|c|`` bounded
+by ``k``, which moves their sum of squares by less than 1e-11 ``(rss + sum
+y^2)``. Otherwise (a near tie, an ill-conditioned canvas, an amplitude near
+zero, a value not finite or out of range) :func:`clear_choice` returns None
 and the caller runs ``lstsq`` as before. ``tests/test_speed_kernels.py``
-compares the choice with ``lstsq``'s on the pipeline's canvases and on ties
-made on purpose.
+compares the choice with ``lstsq``'s on the pipeline's canvases, on ties
+made on purpose and on the review's scales.
 """
 
 from __future__ import annotations
@@ -45,8 +53,11 @@ from numba import njit
 
 #: the relative margin of a clear choice (see the module docstring)
 MARGIN = 1e-8
-#: the smallest ``sxx / sum x^2`` of a canvas the closed form decides for
-MIN_SPREAD = 1e-4
+#: the largest squared condition number of a canvas's design matrix ``[x, 1]`` the closed
+#: form decides for (see the module docstring)
+MAX_CONDITION_SQ = 1e4
+#: the range of ``sum y^2 / n`` the closed form decides for (no underflow, no overflow)
+Y2_PER_PIXEL = (1e-200, 1e200)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -95,9 +106,10 @@ def clear_choice(canvases: list[np.ndarray], use: np.ndarray, y: np.ndarray) -> 
     idx = np.flatnonzero(use)
     if idx.size != y.size:  # not img[use]: the loop's lstsq says what it makes of it
         return None
-    yc = np.empty(y.size)
+    n = y.size
+    yc = np.empty(n)
     y2, syy = centred(np.ascontiguousarray(y), yc)
-    if not (math.isfinite(y2) and y2 > 0.0 and math.isfinite(syy)):
+    if not (Y2_PER_PIXEL[0] < y2 / n < Y2_PER_PIXEL[1] and math.isfinite(syy)):
         return None
     fits = []
     for k, c in enumerate(canvases):
@@ -105,7 +117,8 @@ def clear_choice(canvases: list[np.ndarray], use: np.ndarray, y: np.ndarray) -> 
             return None
         sxx, sxy, sx2 = line_fit(np.ascontiguousarray(c).reshape(-1), idx, yc)
         a = sxy / sxx if sxx > 0.0 else math.nan
-        if not (math.isfinite(a) and math.isfinite(sx2) and sxx >= MIN_SPREAD * sx2
+        if not (math.isfinite(a) and math.isfinite(sx2)
+                and (sx2 + n) ** 2 <= MAX_CONDITION_SQ * n * sxx
                 and abs(a) * math.sqrt(sxx) > MARGIN * math.sqrt(y2)):
             return None
         if a > 0.0:

@@ -883,6 +883,30 @@ def test_the_closed_form_choice_of_canvas_is_lstsqs_or_defers():
     assert n_clear >= 30  # the closed form decides the pipeline's usual strips
 
 
+def test_the_closed_form_defers_where_lstsq_would_drop_a_singular_value():
+    """The review's two families (stop 28): canvases of values ~1e-14 or ~1e12 (``lstsq``
+    drops a singular value of ``[x, 1]`` and fits another model) and strips of values
+    ~1e-161 (subnormal squares): the closed form defers; at ordinary scales it decides,
+    as ``lstsq`` does."""
+    from iovolc import linefit
+    from iovolc.extract import _lstsq_choice
+
+    rng = np.random.default_rng(2)
+    n = 200
+    use = np.ones(n, bool)
+    x0, x1 = rng.uniform(0, 1, n), rng.uniform(0, 1, n)
+    y = 3.0 * x1 + 10.0 + 0.01 * rng.normal(size=n)
+    for scale in (1e-14, 1e-9, 1e12, 1e14):
+        assert linefit.clear_choice([scale * x0, scale * x1], use, y) is None, scale
+    assert linefit.clear_choice([x0, x1], use, y) == _lstsq_choice([x0, x1], use, y) == 1
+    near = rng.uniform(0.9, 1.0, n)  # a large mean, a small spread: nearly parallel
+    assert linefit.clear_choice([1e12 * near, x1], use, y + 0.3 * near) is None
+    for trial in range(300):
+        tiny = (2 * x0 + 1 + rng.normal(size=n)) * 1e-161
+        cs = [x0, x0 + 1e-4 * rng.normal(size=n)]
+        assert linefit.clear_choice(cs, use, tiny) is None, trial
+
+
 def test_the_compact_feature_mask_is_the_top_hats_threshold():
     """Stop 28: ``morphology.compact_hot`` is ``valid & (compact_tophat(...) > limit)``:
     strips of noise and planted hotspots, lines, steps, plateaus of equal values, signed
@@ -922,15 +946,6 @@ def test_the_compiled_box_is_numpys_any_along_each_axis():
     compiled loop; the box is the one numpy's ``any`` along each axis gives: sparse and
     dense masks, NaN (non-zero), -0.0 (zero), one pixel, none, every pixel, empty
     shapes, margins; other dtypes and strided views keep numpy's path."""
-    def want(x, margin):
-        rows = np.flatnonzero(x.any(axis=1))
-        if rows.size == 0:
-            return None
-        cols = np.flatnonzero(x.any(axis=0))
-        n0, n1 = x.shape
-        return (slice(max(int(rows[0]) - margin, 0), min(int(rows[-1]) + 1 + margin, n0)),
-                slice(max(int(cols[0]) - margin, 0), min(int(cols[-1]) + 1 + margin, n1)))
-
     rng = np.random.default_rng(2028)
     n = 0
     for trial in range(400):
@@ -943,6 +958,7 @@ def test_the_compiled_box_is_numpys_any_along_each_axis():
             x[x == 0] = -0.0
         for img in (x, x != 0, x.astype(np.float32), x[:, ::2], (x != 0)[::-1]):
             for margin in (0, 2, 32):
-                assert imaging.box_of(img, margin) == want(img, margin), (trial, margin)
+                want = ref.box_of_any(img, margin)
+                assert imaging.box_of(img, margin) == want, (trial, margin)
                 n += 1
     assert n > 5000
