@@ -905,6 +905,9 @@ def test_the_closed_form_defers_where_lstsq_would_drop_a_singular_value():
         tiny = (2 * x0 + 1 + rng.normal(size=n)) * 1e-161
         cs = [x0, x0 + 1e-4 * rng.normal(size=n)]
         assert linefit.clear_choice(cs, use, tiny) is None, trial
+    many = linefit.MAX_PIXELS + 1  # beyond the pixels the margins' bounds are shown for
+    big = [rng.uniform(0, 1, many), rng.uniform(0, 1, many)]
+    assert linefit.clear_choice(big, np.ones(many, bool), 2.0 * big[1] + 1.0) is None
 
 
 def test_the_compact_feature_mask_is_the_top_hats_threshold():
