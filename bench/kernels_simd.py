@@ -1,4 +1,4 @@
-"""The stop-21 to stop-23 kernels against the forms they replaced, side by side in one run.
+"""The stop-21 to stop-28 kernels against the forms they replaced, side by side in one run.
 
 Each pair runs alternately on the same input in this process, ``--repeats``
 rounds; the best round of each is printed with the ratio, and each pair's
@@ -51,11 +51,24 @@ and from stop 27:
 * the limb fit's spline values on the fit's own positions (one shift for every
   pixel: the column weights once per fraction) against the per-point evaluation;
 * the four exponents' limb fits of one fine pass with the zone's spans taken
-  by each fit (``compiled.fit_shift``) and once (``compiled.zone_spans``, then
+  by each fit (the stop-26 form, ``fit_shift`` in ``tests/_speed_reference.py``) and
+  once (``compiled.zone_spans``, then
   ``fit_shift_spanned``), on a synthetic strip (20,000 km, shift (0.4, -0.7) px);
 * the detection table in one construction (``extract._detection_table``)
   against the table built and its five leading columns inserted after, 47 rows
-  (compared with ``pandas.testing.assert_frame_equal``, dtypes included).
+  (compared with ``pandas.testing.assert_frame_equal``, dtypes included);
+
+and from stop 28:
+
+* the photometric fit's choice of canvas (``linefit.clear_choice``) against the
+  seven ``lstsq`` fits it replaced (``extract._lstsq_choice``), on a close and a
+  distant strip of Io's canvases;
+* the compact-feature mask (``morphology.compact_hot``) against the threshold of
+  the whole top-hat (``compact_tophat``), on a close and a distant disc;
+* ``imaging.box_of``'s compiled scan against numpy's ``any`` along each axis
+  (``box_of_any`` in ``tests/_speed_reference.py``), a float canvas and a mask;
+* the 15 x 15 median filter with its ranks by the stable sort and by the
+  quicksort, on a strip 9 % one fill value.
 
 Not the whole chain: ``bench/science_chain.py`` measures that.
 
@@ -308,6 +321,7 @@ def _stop_27(rng, r: int) -> None:
         _limb_zones,
         _spin_basis,
         _stacked_coefficients,
+        _strip_levels,
     )
     from iovolc.shading import predicted_shading
 
@@ -331,11 +345,13 @@ def _stop_27(rng, r: int) -> None:
                                     exponents=FIT_EXPONENTS)
     truth = gaussian_filter(np.roll(stack[1], (0, -1), axis=(0, 1)), 0.3)
     img = 3.0 * truth[s_px:-s_px, s_px:-s_px] + 0.02 + rng.normal(scale=0.01, size=(128, 432))
-    fitted = _limb_zones({"M": (img, np.ones(img.shape, bool))}, {"M": (stack, limb)})
+    ok = np.ones(img.shape, bool)
+    fitted = _limb_zones({"M": (img, ok)}, {"M": (stack, limb)},
+                         levels={"M": _strip_levels(img, ok)})
     _, shapes, zones, _, _, usable, imgs = fitted
     stacks = [_stacked_coefficients([stack[k]]) for k in range(len(FIT_EXPONENTS))]
     def fits_spans_each():  # stop 26: each exponent's fit took the spans itself
-        return tuple(np.array(compiled.fit_shift(c, shapes, zones, usable, imgs, s_px, 0.0,
+        return tuple(np.array(ref.fit_shift(c, shapes, zones, usable, imgs, s_px, 0.0,
                                                  1.0, 8)) for c in stacks)
 
     def fits_spans_once():  # stop 27: once per pass, as _limb_zones does

@@ -17,13 +17,14 @@ background's sigma-clipped local mean (its box means are
 ``ndimage.uniform_filter``'s running sums: the same bits as its numpy loop),
 the cross dilation (``ndimage.binary_dilation``).
 
-**The limb fit** (:func:`fit_shift`; :func:`fit_shift_spanned` with the zone's
-:func:`zone_spans` taken once per pass, used by
-:func:`iovolc.registration._fit_exponent`): per Minnaert exponent, the shift that
+**The limb fit** (:func:`fit_shift_spanned`, with the zone's :func:`zone_spans`
+taken once per pass, used by :func:`iovolc.registration._fit_exponent`; stop 27
+split them, and ``tests/_speed_reference.py`` keeps the whole fit in one call as
+``fit_shift``): per Minnaert exponent, the shift that
 puts the predicted limb on the observed one. The numpy formulation made some
 sixty small array calls per band and step (the limb zone's pixels, a scipy
 spline evaluation of five point sets, up to four SVD least squares, medians,
-a 2x2 solve); :func:`fit_shift` runs the whole loop of steps at once:
+a 2x2 solve); :func:`fit_shift_spanned` runs the whole loop of steps at once:
 
 * the fitted pixels: the strip's usable pixels whose canvas pixel (the
   rounded shifted position, half to even as ``np.round``) lies in the limb
@@ -710,22 +711,14 @@ def zone_spans(shapes, zones, usables):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def fit_shift(coeffs, shapes, zones, usables, imgs, search_px, d_line, d_samp, max_steps):
+def fit_shift_spanned(coeffs, shapes, zones, z_span, room, usables, imgs, search_px, d_line,
+                      d_samp, max_steps):
     """Gauss-Newton for the common shift from ``(d_line, d_samp)``: up to ``max_steps``
     steps, each clipped to +-1 px, until one is < 1e-3 px. Per band (the first axis,
     arrays padded to common shapes): padded coefficients, the canvas shape, the limb zone
-    (canvas), the strip's usable pixels (False in any padding) and values. Returns
-    ``(d_line, d_samp, sigma_line, sigma_samp, reduced chi2)``; the sigmas and chi2 are
-    inf when no step was made."""
-    z_span, room = zone_spans(shapes, zones, usables)
-    return fit_shift_spanned(coeffs, shapes, zones, z_span, room, usables, imgs, search_px,
-                             d_line, d_samp, max_steps)
-
-
-@njit(cache=True, nogil=True, error_model="numpy")
-def fit_shift_spanned(coeffs, shapes, zones, z_span, room, usables, imgs, search_px, d_line,
-                      d_samp, max_steps):
-    """:func:`fit_shift` with the zones' :func:`zone_spans` given."""
+    (canvas), its :func:`zone_spans` (``z_span``, ``room``), the strip's usable pixels
+    (False in any padding) and values. Returns ``(d_line, d_samp, sigma_line,
+    sigma_samp, reduced chi2)``; the sigmas and chi2 are inf when no step was made."""
     n_b = coeffs.shape[0]
     sig0 = sig1 = red = np.inf
     sums = np.empty(7)
@@ -1030,8 +1023,9 @@ def warm_up_fit() -> None:
     blur's (the other half of the compiling)."""
     canvas = np.zeros((1, 8, 8))
     zone = np.zeros((1, 8, 8), np.bool_)
-    fit_shift(np.stack([padded(canvas[0])]), np.array([[8, 8]], np.int64), zone, zone,
-              canvas, 0, 0.0, 0.0, 1)
+    shapes = np.array([[8, 8]], np.int64)
+    fit_shift_spanned(np.stack([padded(canvas[0])]), shapes, zone,
+                      *zone_spans(shapes, zone, zone), zone, canvas, 0, 0.0, 0.0, 1)
     _lstsq_svd(np.eye(4), np.ones(4), 1e-15)
     from iovolc import rank_median, separable  # own files: no kernel of this one
 

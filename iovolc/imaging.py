@@ -214,11 +214,9 @@ def edge_ranks(x: np.ndarray, h: int, *, plateau: bool = True
     Equal values may take their ranks in any order: the value of a rank is the same.
     The sort is numpy's stable one where most of ``x`` may be one value (``plateau``,
     or any -0.0: +-0.0 are equal, and the order between them would choose the sign
-    of a zero median), else its default quicksort. On this AVX-512 host (numpy 2.4's
-    SIMD sort) the quicksort takes ~1.0 ms of a band strip with 4-15 % one fill
-    value, the stable sort ~1.9 ms; with two thirds one value they are even, and the
-    stable sort wins above (stop 28; stop 21 had kept the stable sort for two
-    thirds)."""
+    of a zero median), else its default quicksort: faster where few values repeat,
+    slower on large plateaus (stop 28; the figures are in ``docs/decisions.md``,
+    "Decisions taken from their margins", and ``bench/kernels_simd.py``)."""
     flat = np.pad(x, h, mode="edge").ravel()
     stable = plateau or bool(np.any((flat == 0.0) & np.signbit(flat)))
     order = np.argsort(flat, kind="stable" if stable else "quicksort")

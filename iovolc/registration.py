@@ -105,8 +105,7 @@ def _from_spin(phi, psi, basis) -> np.ndarray:
     row = np.sin(phi) * e_x + np.cos(phi) * e_z  # (n, 3)
     col = np.sin(psi[0])[:, None] * e_s  # (m, 3)
     out = np.empty((phi.shape[0], psi.shape[1], 3))
-    raytrace.spin_grid(np.ascontiguousarray(row), np.ascontiguousarray(np.cos(psi[0])),
-                       np.ascontiguousarray(col), out.reshape(-1))
+    raytrace.spin_grid(row, np.cos(psi[0]), col, out.reshape(-1))  # all fresh, C order
     return out
 
 
@@ -158,12 +157,12 @@ def _coarse_canvas(bands: tuple[str, ...], state: FrameState, *, along: tuple[fl
     return canvas, basis, templates, phi0, psi0
 
 
-def _band_template(band: str, img, valid, state: FrameState, drawn, step_rad: float,
-                   levels: StripLevels | None = None):
+def _band_template(band: str, img, state: FrameState, drawn, step_rad: float,
+                   levels: StripLevels):
     """A band strip's coarse NCC template on the spin grid, aligned with the canvas grid:
     ``(a0, b0, template)``, the template's first row and column on the canvas (integer
     offsets); the template None when the strip has too few usable pixels. ``levels``:
-    the strip's :func:`_strip_levels`, when the caller has them."""
+    the strip's :func:`_strip_levels`."""
     _, basis, templates, phi0, psi0 = drawn
     t_phi0, t_phi1, t_psi0, t_psi1 = templates[band]
     a0 = int(np.floor((t_phi0 - phi0) / step_rad))
@@ -173,7 +172,7 @@ def _band_template(band: str, img, valid, state: FrameState, drawn, step_rad: fl
     tp = (phi0 + step_rad * np.arange(a0, a0 + na))[:, None]
     ts = (psi0 + step_rad * np.arange(b0, b0 + nb))[None, :]
     line, sample = state.camera(band).pixels(_from_spin(tp, ts, basis))
-    return a0, b0, _strip_template(img, valid, line, sample,
+    return a0, b0, _strip_template(img, line, sample,
                                    step_rad / state.camera(band).ifov_rad, levels=levels)
 
 
@@ -214,7 +213,7 @@ def _add_scores(total: np.ndarray, res: np.ndarray, a0: int, b0: int, *,
 
 
 def _coarse_match(strips: dict, state: FrameState, drawn, *, along: tuple[float, float],
-                  cross: tuple[float, float], step_rad: float, levels: dict | None = None):
+                  cross: tuple[float, float], step_rad: float, levels: dict):
     """Stage 1's NCC of the strips with the canvas of :func:`_coarse_canvas`.
 
     A template window that holds no lit canvas row correlates to exactly 0 (a flat
@@ -222,12 +221,12 @@ def _coarse_match(strips: dict, state: FrameState, drawn, *, along: tuple[float,
     disc can reach (stop 25): a distant disc fills a few tens of the ~800 rows of the
     +-10 deg search. The window sums are the same bits (the rows left out are zeros);
     the correlation's FFT is shorter, so it differs by rounding (~1e-16 of the peak).
-    ``levels``: each strip's :func:`_strip_levels`, when the caller has them."""
+    ``levels``: each strip's :func:`_strip_levels`."""
     canvas = drawn[0]
     total = _score_grid(along=along, cross=cross, step_rad=step_rad)
-    matched = [t for band, (img, valid) in strips.items()
-               if (t := _band_template(band, img, valid, state, drawn, step_rad,
-                                       None if levels is None else levels[band]))[2]
+    matched = [t for band, (img, _) in strips.items()
+               if (t := _band_template(band, img, state, drawn, step_rad,
+                                       levels[band]))[2]
                is not None]
     lit = np.flatnonzero(canvas.any(axis=1))  # not empty: the canvas has a lit disc
     m_max = max((t.shape[0] for _, _, t in matched), default=1)
@@ -267,15 +266,14 @@ def _strip_levels(img, valid) -> StripLevels:
     return StripLevels(v, n, *imaging.median_and_percentiles(img[v], (99.5, 99.7)))
 
 
-def _strip_template(img, valid, line, sample, binning: float,
-                    levels: StripLevels | None = None) -> np.ndarray | None:
+def _strip_template(img, line, sample, binning: float,
+                    levels: StripLevels) -> np.ndarray | None:
     """The band strip resampled onto the spin grid, hotspots and spikes tamed
-    (``levels``: :func:`_strip_levels` of ``img``, ``valid``)."""
-    lv = _strip_levels(img, valid) if levels is None else levels
-    if lv.n_usable < 100:
+    (``levels``: :func:`_strip_levels` of ``img`` and its valid pixels)."""
+    if levels.n_usable < 100:
         return None
-    v, med = lv.usable, lv.median
-    x = np.where(v, np.clip(img, None, max(lv.p99_5, med)), med)
+    v, med = levels.usable, levels.median
+    x = np.where(v, np.clip(img, None, max(levels.p99_5, med)), med)
     if binning > 1.2:  # block-average to the grid step before sampling
         x = gaussian_filter(x, 0.5 * binning)
     inside = (line > -0.5) & (line < img.shape[0] - 0.5) & (sample > -0.5) & \
@@ -345,7 +343,7 @@ def _fine_fit(strips: dict, state: FrameState, *, along: float, cross: float, se
     start = (float(search_px - i), float(search_px - j))
     peak = float(ncc[i, j])
     best = None
-    fitted = _limb_zones(strips, canvases, stacks=stacks)
+    fitted = _limb_zones(strips, canvases, levels=levels, stacks=stacks)
     for k in range(len(FIT_EXPONENTS)):
         d_line, d_samp, sigma, red_chi2 = _fit_exponent(canvases, fitted, k,
                                                         search_px=search_px, start=start)
@@ -375,15 +373,16 @@ def _fit_exponent(canvases: dict, fitted, k: int, *, search_px: int, start):
     return d_line, d_samp, (s_line, s_samp), red_chi2
 
 
-def _limb_zones(strips: dict, canvases: dict, *, stacks: dict | None = None):
+def _limb_zones(strips: dict, canvases: dict, *, levels: dict, stacks: dict | None = None):
     """What no exponent changes of the fit's inputs
     (:func:`iovolc.compiled.fit_shift_spanned`),
     for the bands with a predicted limb, in order: their canvas shapes, the pixels within
     3 px of the limb, the zones' row spans and room (:func:`iovolc.compiled.zone_spans`,
     taken once for every exponent), the strips' usable pixels and values (one array
     each, the bands along the first axis, padded to common shapes); None when no band
-    has a limb. ``stacks``: the last two by the bands, kept between the passes of one
-    fit (they do not change: stop 28)."""
+    has a limb. ``levels``: each strip's :func:`_strip_levels` (their usable pixels);
+    ``stacks``: the last two by the bands, kept between the passes of one fit (they do
+    not change: stop 28)."""
     bands = [band for band in strips if canvases[band][1].any()]
     if not bands:
         return None
@@ -392,7 +391,7 @@ def _limb_zones(strips: dict, canvases: dict, *, stacks: dict | None = None):
     stacks = {} if stacks is None else stacks
     if tuple(bands) not in stacks:
         stacks[tuple(bands)] = (
-            _stacked([strips[b][1] & np.isfinite(strips[b][0]) for b in bands], False),
+            _stacked([levels[b].usable for b in bands], False),
             _stacked([np.asarray(strips[b][0], dtype=float) for b in bands], 0.0))
     usable, imgs = stacks[tuple(bands)]
     z_span, room = compiled.zone_spans(shapes, zones, usable)

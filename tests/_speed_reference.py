@@ -3,7 +3,9 @@
 Kept verbatim as references for ``tests/test_speed_kernels.py`` (like
 ``_geometry_numpy.py`` for the ray tracing): the limb fit's Gauss-Newton step
 and loop (``registration._lsq_step`` and ``_fine_fit``'s loop before they were
-compiled into ``iovolc.compiled.fit_shift``), the background's sigma-clipped
+compiled into ``iovolc.compiled.fit_shift_spanned``; :func:`fit_shift`, the whole fit
+in one call as it was before stop 27 took the zone's spans once per pass), the
+background's sigma-clipped
 local mean (``extract._clipped_local_mean``) and the constellation fit
 (``pointing.fit_constellation``'s choice of shift) before their loops were
 vectorised; the constellation fit's pair selection and ``placement._hotspot_fit_arrays``'
@@ -14,7 +16,8 @@ the compact-feature top-hat from shifted views, before stop 21 compiled them
 factors (``shading._photometry``) and the hot-pixel mask (``imaging.hot_pixels``)
 before stop 22 took their inputs from compiled passes; the coarse grid's directions
 (``registration._from_spin``) and the detection table with its inserted columns,
-before stop 27.
+before stop 27; ``imaging.box_of`` by numpy's ``any`` along each axis, before
+stop 28.
 """
 
 from __future__ import annotations
@@ -491,13 +494,20 @@ def coarse_match_whole_canvas(strips: dict, state, drawn, *, along: tuple[float,
     window touching the lit disc reaches: every row correlated (the templates, the
     cells, their sums and the best cell are the module's own)."""
     from iovolc import imaging
-    from iovolc.registration import _add_scores, _band_template, _best_cell, _score_grid
+    from iovolc.registration import (
+        _add_scores,
+        _band_template,
+        _best_cell,
+        _score_grid,
+        _strip_levels,
+    )
 
     canvas = drawn[0]
     total = _score_grid(along=along, cross=cross, step_rad=step_rad)
     spectrum = None  # the canvas's FFT: the same canvas for every band
     for band, (img, valid) in strips.items():
-        a0, b0, tmpl = _band_template(band, img, valid, state, drawn, step_rad)
+        a0, b0, tmpl = _band_template(band, img, state, drawn, step_rad,
+                                      _strip_levels(img, valid))
         if tmpl is None:
             continue
         spectrum = spectrum or imaging.image_spectrum(canvas)
@@ -550,3 +560,13 @@ def box_of_any(x: np.ndarray, margin: int):
     n0, n1 = x.shape
     return (slice(max(int(rows[0]) - margin, 0), min(int(rows[-1]) + 1 + margin, n0)),
             slice(max(int(cols[0]) - margin, 0), min(int(cols[-1]) + 1 + margin, n1)))
+
+
+def fit_shift(coeffs, shapes, zones, usables, imgs, search_px, d_line, d_samp, max_steps):
+    """``compiled.fit_shift`` before stop 27 took the zone's spans once per pass: the
+    spans taken by each fit, then the same Gauss-Newton (``compiled.fit_shift_spanned``)."""
+    from iovolc import compiled
+
+    z_span, room = compiled.zone_spans(shapes, zones, usables)
+    return compiled.fit_shift_spanned(coeffs, shapes, zones, z_span, room, usables, imgs,
+                                      search_px, d_line, d_samp, max_steps)

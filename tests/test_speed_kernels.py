@@ -28,6 +28,7 @@ from iovolc.registration import (
     _fit_exponent,
     _limb_zones,
     _spline_coefficients,
+    _strip_levels,
 )
 from iovolc.shading import predicted_shading
 
@@ -457,7 +458,8 @@ def test_the_compiled_limb_fit_finds_what_the_numpy_steps_find(range_km, line, o
     valid[:, 17] = False
     strips = {"M": (img, valid)}
     canvases = {"M": (stack, limb)}
-    fitted = _limb_zones(strips, canvases)
+    levels = {"M": _strip_levels(img, valid)}
+    fitted = _limb_zones(strips, canvases, levels=levels)
     start = (float(round(shift[0])), float(round(shift[1])))
     for k in range(len(FIT_EXPONENTS)):
         d_line, d_samp, sigma, red = _fit_exponent(canvases, fitted, k, search_px=s_px,
@@ -469,7 +471,7 @@ def test_the_compiled_limb_fit_finds_what_the_numpy_steps_find(range_km, line, o
         if FIT_EXPONENTS[k] == 0.8:  # the exponent the scene was drawn with
             assert abs(d_line - shift[0]) < 0.05 and abs(d_samp - shift[1]) < 0.05
     # no band with a limb: nothing fitted, as before
-    none = _limb_zones(strips, {"M": (stack, np.zeros_like(limb))})
+    none = _limb_zones(strips, {"M": (stack, np.zeros_like(limb))}, levels=levels)
     assert none is None
     assert _fit_exponent(canvases, none, 0, search_px=s_px, start=start) == \
         (*start, (np.inf, np.inf), np.inf)
@@ -502,7 +504,7 @@ def test_the_vectorised_constellation_fit_is_the_loop():
 
 def _spans(zone: np.ndarray) -> np.ndarray:
     """Each zone row's first and last zone column (first > last where the row has none),
-    as fit_shift gives them to compiled._zone_pixels."""
+    as compiled.zone_spans gives them to compiled._zone_pixels."""
     cols = np.arange(zone.shape[1])
     lo = np.where(zone, cols, zone.shape[1]).min(axis=1)
     hi = np.where(zone, cols, -1).max(axis=1)
@@ -575,8 +577,8 @@ def test_the_fit_has_room_for_two_strip_pixels_on_one_zone_pixel():
         if d == 0.5:
             assert n > zone.sum()
     z3 = zone[None].copy()
-    fit = compiled.fit_shift(np.stack([compiled.padded(img / 400.0)]), np.array([[20, 20]]),
-                             z3, usable[None].copy(), img[None].copy(), 0, 0.5, 0.5, 3)
+    fit = ref.fit_shift(np.stack([compiled.padded(img / 400.0)]), np.array([[20, 20]]),
+                        z3, usable[None].copy(), img[None].copy(), 0, 0.5, 0.5, 3)
     # the strip is the model itself (a ramp): the fit stays at the start, exactly fitted
     assert abs(fit[0] - 0.5) < 1e-9 and abs(fit[1] - 0.5) < 1e-8 and fit[4] < 1e-12
 
@@ -714,7 +716,8 @@ def test_coarse_match_on_the_reachable_rows_is_the_whole_canvas_match():
         drawn = _coarse_canvas(tuple(strips), state, **box)
         if drawn is None:
             continue
-        got = _coarse_match(strips, state, drawn, **box)
+        levels = {b: _strip_levels(*strips[b]) for b in strips}
+        got = _coarse_match(strips, state, drawn, levels=levels, **box)
         want = ref.coarse_match_whole_canvas(strips, state, drawn, **box)
         assert (got is None) == (want is None)
         if got is None:
@@ -950,7 +953,7 @@ def test_the_compiled_box_is_numpys_any_along_each_axis():
     dense masks, NaN (non-zero), -0.0 (zero), one pixel, none, every pixel, empty
     shapes, margins; other dtypes and strided views keep numpy's path."""
     rng = np.random.default_rng(2028)
-    n = 0
+    n_compiled = 0
     for trial in range(400):
         shape = (int(rng.integers(0, 40)), int(rng.integers(0, 60)))
         x = np.where(rng.random(shape) < [0.0, 1e-3, 0.02, 0.5, 1.0][trial % 5],
@@ -963,5 +966,5 @@ def test_the_compiled_box_is_numpys_any_along_each_axis():
             for margin in (0, 2, 32):
                 want = ref.box_of_any(img, margin)
                 assert imaging.box_of(img, margin) == want, (trial, margin)
-                n += 1
-    assert n > 5000
+                n_compiled += img.dtype in (np.float64, np.bool_) and img.flags.c_contiguous
+    assert n_compiled > 2000  # (the other variants take numpy's path, the reference's)
