@@ -123,26 +123,36 @@ def _order_key(bits):
 @njit(cache=True, nogil=True, error_model="numpy")
 def _kth(a, k):
     """The k-th smallest (0-based) of ``a`` (no NaN), by radix selection on the values'
-    order keys: 12 bits at a time, from the highest bit in which the remaining keys
-    differ, only the members of the bin that holds rank k are kept."""
+    order keys: a few bits at a time, from the highest bit in which the remaining keys
+    differ, only the members of the bin that holds rank k are kept.
+
+    The bins are 12 bits wide for many values and fewer for few (stop 29: clearing and
+    scanning 4,096 counts cost more than the ~460 residuals of a limb step's median).
+    Any width selects the same value: each pass keeps exactly the keys of the bin that
+    holds rank k, and the first pass splits -0.0 from 0.0 (their keys differ in the top
+    bit), so the few values sorted at the end are ordered as their keys are."""
     vals = np.ascontiguousarray(a)
     bits = vals.view(np.uint64)
     rank = k
+    width = 12 if vals.size >= 8192 else (10 if vals.size >= 320 else 8)
+    n_bins = 1 << width
+    mask = np.uint64(n_bins - 1)
     k_min, k_max = _order_key(bits[0]), _order_key(bits[0])
     for i in range(vals.size):
         key = _order_key(bits[i])
         k_min = min(k_min, key)
         k_max = max(k_max, key)
+    counts = np.empty(n_bins, np.int64)
     while k_min != k_max and vals.size > 32:
         top = 63
         while not (k_min ^ k_max) >> np.uint64(top) & np.uint64(1):
             top -= 1
-        shift = np.uint64(max(top - 11, 0))
-        counts = np.zeros(4096, np.int64)
+        shift = np.uint64(max(top - (width - 1), 0))
+        counts[:] = 0
         for i in range(vals.size):
-            counts[(_order_key(bits[i]) >> shift) & np.uint64(4095)] += 1
+            counts[(_order_key(bits[i]) >> shift) & mask] += 1
         pick = 0
-        for b in range(4096):
+        for b in range(n_bins):
             if counts[b] > rank:
                 pick = b
                 break
@@ -152,7 +162,7 @@ def _kth(a, k):
         k_min, k_max = ~np.uint64(0), np.uint64(0)
         for i in range(vals.size):
             key = _order_key(bits[i])
-            if (key >> shift) & np.uint64(4095) == pick:
+            if (key >> shift) & mask == pick:
                 kept[m] = vals[i]
                 m += 1
                 k_min = min(k_min, key)
@@ -762,17 +772,33 @@ def fit_shift_spanned(coeffs, shapes, zones, z_span, room, usables, imgs, search
 @njit(cache=True, nogil=True, error_model="numpy")
 def _fit(m, ln, sn, data, v):
     """Least-squares ``coef`` of ``data ~ c0 m + c1 m ln + c2 m sn + c3`` on ``v``."""
-    g = np.zeros((4, 4))
-    b = np.zeros(4)
-    row = np.empty(4)
+    # the normal equations' sums in scalars, each added to in the pixels' order as the
+    # loop over a row array did (the same bits; stop 29: the array's stores and loads
+    # were on every sum's dependency chain)
+    b0 = b1 = b2 = b3 = 0.0
+    g00 = g10 = g11 = g20 = g21 = g22 = g30 = g31 = g32 = g33 = 0.0
     for i in range(m.size):
         if not v[i]:
             continue
-        row[0], row[1], row[2], row[3] = m[i], m[i] * ln[i], m[i] * sn[i], 1.0
-        for p in range(4):
-            b[p] += row[p] * data[i]
-            for q in range(p + 1):
-                g[p, q] += row[p] * row[q]
+        r0, r1, r2, r3, d = m[i], m[i] * ln[i], m[i] * sn[i], 1.0, data[i]
+        b0 += r0 * d
+        g00 += r0 * r0
+        b1 += r1 * d
+        g10 += r1 * r0
+        g11 += r1 * r1
+        b2 += r2 * d
+        g20 += r2 * r0
+        g21 += r2 * r1
+        g22 += r2 * r2
+        b3 += r3 * d
+        g30 += r3 * r0
+        g31 += r3 * r1
+        g32 += r3 * r2
+        g33 += r3 * r3
+    g = np.zeros((4, 4))
+    g[0, 0], g[1, 0], g[1, 1], g[2, 0], g[2, 1], g[2, 2] = g00, g10, g11, g20, g21, g22
+    g[3, 0], g[3, 1], g[3, 2], g[3, 3] = g30, g31, g32, g33
+    b = np.array([b0, b1, b2, b3])
     low = np.zeros((4, 4))
     ok = True
     for p in range(4):

@@ -284,16 +284,33 @@ def _centroid(resid, r, s, half=2, *, labels=None, label=0):
     return float((win * rr).sum() / tot), float((win * ss).sum() / tot)
 
 
+def _window_at(shape, rows, cols, half):
+    """The (2*half+1)^2 pixels around each (row, col), offsets row-major (lines slow):
+    their clipped indices and whether each lies in an image of ``shape``."""
+    off = np.arange(-half, half + 1)
+    r = rows[:, None] + np.repeat(off, off.size)[None, :]
+    c = cols[:, None] + np.tile(off, off.size)[None, :]
+    inside = (r >= 0) & (r < shape[0]) & (c >= 0) & (c < shape[1])
+    return np.clip(r, 0, shape[0] - 1), np.clip(c, 0, shape[1] - 1), inside
+
+
+def _gather(a, at):
+    """``a`` at :func:`_window_at`'s pixels, 0 outside the image: what the gather from
+    ``np.pad(a, half, mode="constant")`` read (stop 29: without the strip's padded copy,
+    for a few dozen windows)."""
+    r, c, inside = at
+    return np.where(inside, a[r, c], a.dtype.type(0))
+
+
 def _second_moment_sigma(resid, rows, cols, half=2, *, labels=None):
     """RMS width (px) of the positive residual in a window around each peak (with
     ``labels``: of the peak's own segment only, label k + 1 for peak k)."""
     off = np.arange(-half, half + 1)
     dr, ds = np.meshgrid(off, off, indexing="ij")
-    pad = np.pad(resid, half, mode="constant")
-    at = (rows[:, None] + dr.ravel() + half, cols[:, None] + ds.ravel() + half)
-    win = np.clip(pad[at], 0, None)
+    at = _window_at(resid.shape, rows, cols, half)
+    win = np.clip(_gather(resid, at), 0, None)
     if labels is not None:
-        own = np.pad(labels, half, mode="constant")[at] == (np.arange(rows.size) + 1)[:, None]
+        own = _gather(labels, at) == (np.arange(rows.size) + 1)[:, None]
         win = np.where(own, win, 0.0)
     tot = win.sum(1) + 1e-30
     mr = (win * dr.ravel()).sum(1) / tot
@@ -317,9 +334,7 @@ def _psf_fit(resid, rows, cols, *, sigma_px, half=2, n_iter=6):
     off = np.arange(-half, half + 1)
     dr, ds = np.meshgrid(off, off, indexing="ij")
     dr, ds = dr.ravel().astype(float), ds.ravel().astype(float)
-    pad = np.pad(resid, half, mode="constant")
-    data = pad[rows[:, None] + dr.astype(int)[None, :] + half,
-               cols[:, None] + ds.astype(int)[None, :] + half]
+    data = _gather(resid, _window_at(resid.shape, rows, cols, half))
     y = np.zeros(n)
     x = np.zeros(n)
     k = 1.0 / (np.sqrt(2.0) * sigma_px)

@@ -17,7 +17,9 @@ factors (``shading._photometry``) and the hot-pixel mask (``imaging.hot_pixels``
 before stop 22 took their inputs from compiled passes; the coarse grid's directions
 (``registration._from_spin``) and the detection table with its inserted columns,
 before stop 27; ``imaging.box_of`` by numpy's ``any`` along each axis, before
-stop 28.
+stop 28; the limb fit's normal equations summed through a row array, before stop 29,
+and the k-th value in the order of the values' keys (what the radix selection finds);
+the source windows gathered from padded copies of the strip, before stop 29.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage as ndi
 from scipy.ndimage import binary_dilation, map_coordinates, spline_filter
+
+from iovolc.compiled import _EPS, _PIVOT_FLOOR, _lstsq_svd
 
 
 def _limb_models(strips: dict, canvases: dict, k: int, zones: dict) -> dict:
@@ -570,3 +574,99 @@ def fit_shift(coeffs, shapes, zones, usables, imgs, search_px, d_line, d_samp, m
     z_span, room = compiled.zone_spans(shapes, zones, usables)
     return compiled.fit_shift_spanned(coeffs, shapes, zones, z_span, room, usables, imgs,
                                       search_px, d_line, d_samp, max_steps)
+
+
+def limb_fit_rows(m, ln, sn, data, v):
+    """``compiled._fit`` before stop 29, verbatim: the normal equations summed through
+    each pixel's basis row in an array (the test compiles it with numba, as the kernel
+    was); stop 29 keeps the sums in scalars."""
+    g = np.zeros((4, 4))
+    b = np.zeros(4)
+    row = np.empty(4)
+    for i in range(m.size):
+        if not v[i]:
+            continue
+        row[0], row[1], row[2], row[3] = m[i], m[i] * ln[i], m[i] * sn[i], 1.0
+        for p in range(4):
+            b[p] += row[p] * data[i]
+            for q in range(p + 1):
+                g[p, q] += row[p] * row[q]
+    low = np.zeros((4, 4))
+    ok = True
+    for p in range(4):
+        for q in range(p + 1):
+            acc = g[p, q]
+            for r in range(q):
+                acc -= low[p, r] * low[q, r]
+            if p == q:
+                if not acc > _PIVOT_FLOOR * g[p, p]:
+                    ok = False
+                    break
+                low[p, p] = np.sqrt(acc)
+            else:
+                low[p, q] = acc / low[q, q]
+        if not ok:
+            break
+    if ok:
+        y = np.empty(4)
+        for p in range(4):
+            acc = b[p]
+            for r in range(p):
+                acc -= low[p, r] * y[r]
+            y[p] = acc / low[p, p]
+        coef = np.empty(4)
+        for p in range(3, -1, -1):
+            acc = y[p]
+            for r in range(p + 1, 4):
+                acc -= low[r, p] * coef[r]
+            coef[p] = acc / low[p, p]
+        return coef
+    n_v = 0
+    for i in range(m.size):
+        n_v += v[i]
+    a = np.empty((n_v, 4))
+    y = np.empty(n_v)
+    k = 0
+    for i in range(m.size):
+        if v[i]:
+            a[k, 0], a[k, 1], a[k, 2], a[k, 3] = m[i], m[i] * ln[i], m[i] * sn[i], 1.0
+            y[k] = data[i]
+            k += 1
+    return _lstsq_svd(a, y, _EPS * max(n_v, 4))
+
+def kth_by_order_keys(a: np.ndarray, k: int) -> float:
+    """The k-th smallest of ``a`` in the order of the IEEE values' keys (-0.0 below 0.0):
+    what ``compiled._kth``'s radix selection finds, whatever its bins' width."""
+    bits = np.ascontiguousarray(a, dtype=np.float64).view(np.uint64)
+    sign = np.uint64(1 << 63)
+    keys = np.where(bits & sign, ~bits, bits | sign)
+    key = np.sort(keys)[k]
+    out = np.array([key ^ sign if key & sign else ~key], dtype=np.uint64)
+    return float(out.view(np.float64)[0])
+
+
+def padded_windows(a: np.ndarray, rows, cols, half: int) -> np.ndarray:
+    """The (2*half+1)^2 windows around (rows, cols) gathered from ``np.pad(a, half,
+    mode="constant")``, as ``extract._psf_fit`` and ``_second_moment_sigma`` read them
+    before stop 29."""
+    off = np.arange(-half, half + 1)
+    dr, ds = np.meshgrid(off, off, indexing="ij")
+    pad = np.pad(a, half, mode="constant")
+    return pad[rows[:, None] + dr.ravel()[None, :] + half, cols[:, None] + ds.ravel()[None, :] + half]
+
+
+def second_moment_sigma_padded(resid, rows, cols, half=2, *, labels=None):
+    """``extract._second_moment_sigma`` before stop 29 (windows from padded copies)."""
+    off = np.arange(-half, half + 1)
+    dr, ds = np.meshgrid(off, off, indexing="ij")
+    pad = np.pad(resid, half, mode="constant")
+    at = (rows[:, None] + dr.ravel() + half, cols[:, None] + ds.ravel() + half)
+    win = np.clip(pad[at], 0, None)
+    if labels is not None:
+        own = np.pad(labels, half, mode="constant")[at] == (np.arange(rows.size) + 1)[:, None]
+        win = np.where(own, win, 0.0)
+    tot = win.sum(1) + 1e-30
+    mr = (win * dr.ravel()).sum(1) / tot
+    ms = (win * ds.ravel()).sum(1) / tot
+    var = (win * ((dr.ravel() - mr[:, None]) ** 2 + (ds.ravel() - ms[:, None]) ** 2)).sum(1) / tot
+    return np.sqrt(var / 2.0)

@@ -968,3 +968,87 @@ def test_the_compiled_box_is_numpys_any_along_each_axis():
                 assert imaging.box_of(img, margin) == want, (trial, margin)
                 n_compiled += img.dtype in (np.float64, np.bool_) and img.flags.c_contiguous
     assert n_compiled > 2000  # (the other variants take numpy's path, the reference's)
+
+
+def test_the_limb_fits_normal_equations_in_scalars_are_the_row_arrays_bit_for_bit():
+    """``compiled._fit`` (stop 29: the sums in scalars) against the kernel it replaced,
+    compiled as it was: the same coefficients, bit for bit, on limb-like pixels with
+    clipped ones, ties, and degenerate bases that take the SVD fallback."""
+    from numba import njit
+
+    old = njit(cache=False, nogil=True, error_model="numpy")(ref.limb_fit_rows)
+    rng = np.random.default_rng(29)
+    n_fallback = 0
+    for trial in range(400):
+        n = int(rng.integers(20, 1500))
+        m = np.abs(rng.normal(size=n)) * 10.0 ** rng.uniform(-3, 3)
+        if trial % 7 == 0:
+            m = np.round(m, 1)  # ties
+        ln = (rng.uniform(0, 128, n) - 64) / 128.0
+        sn = (rng.uniform(0, 432, n) - 216) / 432.0
+        if trial % 11 == 0:
+            ln[:] = 0.0  # a degenerate basis: the minimum-norm fallback
+            n_fallback += 1
+        data = 3.0 * m * (1 + 0.1 * sn) + 0.02 + rng.normal(scale=0.01, size=n)
+        v = rng.random(n) > 0.1
+        got, want = compiled._fit(m, ln, sn, data, v), old(m, ln, sn, data, v)
+        assert np.array_equal(got.view(np.uint64), want.view(np.uint64)), trial
+    assert n_fallback > 30
+
+
+def test_the_radix_selection_finds_the_same_value_with_any_bin_width():
+    """``compiled._kth`` picks its bins' width by the number of values (stop 29: 8, 10 or
+    12 bits); the value it selects is the k-th in the order of the values' keys, across
+    each width's threshold, with -0.0 and 0.0, infinities, subnormals, ties and
+    plateaus."""
+    rng = np.random.default_rng(291)
+    sizes = (33, 100, 319, 320, 321, 465, 2000, 8191, 8192, 8193, 55000)
+    for trial, n in enumerate(sizes * 6):
+        kind = trial % 6
+        if kind == 0:
+            a = rng.normal(size=n)
+        elif kind == 1:
+            a = np.abs(rng.normal(size=n)) * 1e-3
+        elif kind == 2:
+            a = np.round(rng.normal(size=n) * 2)  # ties and -0.0 beside 0.0
+        elif kind == 3:
+            a = rng.choice([-0.0, 0.0, 1.0, -1.0, np.inf, -np.inf, 5e-324], size=n)
+        elif kind == 4:
+            a = rng.normal(size=n) * 1e-310
+        else:
+            a = np.full(n, 2.5)
+            a[rng.integers(n, size=3)] = -1.0
+        assert (np.signbit(a) & (a == 0)).any() or kind not in (2, 3)
+        for k in {0, n // 2, n - 1, int(rng.integers(n))}:
+            got = compiled._kth(a, k)
+            want = ref.kth_by_order_keys(a, k)
+            assert np.float64(got).view(np.uint64) == np.float64(want).view(np.uint64), \
+                (n, kind, k)
+
+
+def test_source_windows_without_the_padded_strip_are_the_padded_gathers():
+    """``extract._gather`` of ``_window_at`` (stop 29) reads what the gathers from
+    ``np.pad(mode="constant")`` copies read: peaks inside, on and next to every edge and
+    corner, float residuals and int32 segment labels; ``_second_moment_sigma`` is the
+    padded form's bit for bit."""
+    from iovolc.extract import _gather, _second_moment_sigma, _window_at
+
+    rng = np.random.default_rng(2912)
+    for trial in range(60):
+        shape = (int(rng.integers(5, 140)), int(rng.integers(5, 440)))
+        resid = rng.normal(size=shape) * 10.0 ** rng.uniform(-12, 2)
+        labels = rng.integers(0, 30, size=shape).astype(np.int32)
+        n = int(rng.integers(1, 40))
+        rows = rng.integers(0, shape[0], n)
+        cols = rng.integers(0, shape[1], n)
+        rows[: n // 3] = rng.choice([0, 1, shape[0] - 2, shape[0] - 1], n // 3)
+        cols[n // 3: 2 * (n // 3)] = rng.choice([0, 1, shape[1] - 2, shape[1] - 1], n // 3)
+        for half in (2, 4):
+            at = _window_at(shape, rows, cols, half)
+            for a in (resid, labels):
+                got, want = _gather(a, at), ref.padded_windows(a, rows, cols, half)
+                assert got.dtype == want.dtype and np.array_equal(got, want), (trial, half)
+        for lab in (None, labels):
+            got = _second_moment_sigma(resid, rows, cols, labels=lab)
+            want = ref.second_moment_sigma_padded(resid, rows, cols, labels=lab)
+            assert np.array_equal(got.view(np.uint64), want.view(np.uint64)), trial
