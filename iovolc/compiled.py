@@ -1008,6 +1008,36 @@ def band_step(at, rr, cc, data, out):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
+def support_counts(o, tol2, codes, n_codes, score, undecided):
+    """For each candidate shift ``o[k]`` (rows of (n, 2)): how many distinct ``codes`` the
+    shifts ``o[j]`` within their own tolerance of it hold (``score[k]``), decided on
+    squares as :func:`iovolc.pointing._best_shift`'s numpy blocks decide them
+    (``dl * dl + ds * ds`` against ``tol2[j]`` times 1 -+ 1e-9). A pair within 1e-9 of
+    its edge is left to numpy's ``hypot`` there (a SIMD ``hypot`` may differ from
+    libm's by an ulp): its candidate is marked ``undecided`` and its score is the
+    caller's to take (stop 29)."""
+    n = o.shape[0]
+    stamp = np.full(n_codes, -1, np.int64)
+    for k in range(n):
+        o0, o1 = o[k, 0], o[k, 1]
+        s = 0
+        und = False
+        for j in range(n):
+            dl = o[j, 0] - o0
+            ds = o[j, 1] - o1
+            sq = dl * dl + ds * ds
+            if sq < tol2[j] * (1.0 - 1e-9):
+                c = codes[j]
+                if stamp[c] != k:
+                    stamp[c] = k
+                    s += 1
+            elif sq <= tol2[j] * (1.0 + 1e-9):
+                und = True
+        score[k] = s
+        undecided[k] = und
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
 def _mean(x):
     acc = 0.0
     for i in range(x.size):
@@ -1053,6 +1083,8 @@ def warm_up_fit() -> None:
     fit_shift_spanned(np.stack([padded(canvas[0])]), shapes, zone,
                       *zone_spans(shapes, zone, zone), zone, canvas, 0, 0.0, 0.0, 1)
     _lstsq_svd(np.eye(4), np.ones(4), 1e-15)
+    support_counts(np.zeros((2, 2)), np.ones(2), np.zeros(2, np.int64), 1,
+                   np.empty(2, np.int64), np.empty(2, np.bool_))
     from iovolc import rank_median, separable  # own files: no kernel of this one
 
     rank_median.warm_up()

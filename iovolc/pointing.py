@@ -177,28 +177,46 @@ def fit_shift_arrays(o: np.ndarray, tol: np.ndarray, det: np.ndarray, *,
 def _best_shift(o: np.ndarray, tol: np.ndarray, det: np.ndarray) -> int:
     """The candidate shift (row of ``o``) with the most support: the distinct detections
     ``det`` whose shift lies within their tolerance ``tol`` of it; among equals the
-    smallest shift, the first of equal ones (all candidates at once, in blocks)."""
-    codes = np.unique(det, return_inverse=True)[1].ravel()
+    smallest shift, the first of equal ones.
+
+    The supports are counted in one compiled pass (:func:`iovolc.compiled.support_counts`,
+    stop 29); a candidate with a pair within 1e-9 of its tolerance is counted again by
+    :func:`_support_numpy`, where numpy's ``hypot`` decides that pair."""
+    from iovolc import compiled
+
+    codes = np.ascontiguousarray(np.unique(det, return_inverse=True)[1].ravel(), dtype=np.int64)
+    o = np.ascontiguousarray(o, dtype=float)
+    tol2 = np.ascontiguousarray(tol * tol, dtype=float)
     score = np.empty(len(o), dtype=np.int64)
-    tol2 = tol * tol
-    for k0 in range(0, len(o), 256):
-        block = o[k0:k0 + 256]
-        dl = o[None, :, 0] - block[:, None, 0]
-        ds = o[None, :, 1] - block[:, None, 1]
-        # hypot(dl, ds) <= tol, decided on squares except within 1e-9 of the edge,
-        # where hypot itself decides (hypot is slow; the squares are exact enough away
-        # from the edge)
-        sq = dl * dl + ds * ds
-        inl = sq < tol2 * (1.0 - 1e-9)
-        edge = ~inl & (sq <= tol2 * (1.0 + 1e-9))
-        inl[edge] = np.hypot(dl[edge], ds[edge]) <= np.broadcast_to(tol, inl.shape)[edge]
-        seen = np.zeros((len(block), codes.max() + 1), dtype=bool)
-        rows, cols = np.nonzero(inl)
-        seen[rows, codes[cols]] = True
-        score[k0:k0 + 256] = seen.sum(axis=1)
+    undecided = np.empty(len(o), dtype=bool)
+    compiled.support_counts(o, tol2, codes, int(codes.max()) + 1, score, undecided)
+    rows = np.flatnonzero(undecided)
+    if rows.size:
+        score[rows] = _support_numpy(o, tol, codes, rows)
     tied = np.flatnonzero(score == score.max())
     best = int(tied[0])
     for k in tied[1:]:
         if np.linalg.norm(o[k]) < np.linalg.norm(o[best]):
             best = int(k)
     return best
+
+
+def _support_numpy(o: np.ndarray, tol: np.ndarray, codes: np.ndarray,
+                   rows: np.ndarray) -> np.ndarray:
+    """The supports of candidates ``rows`` as numpy decides them (the blocks of stop 23):
+    on squares except within 1e-9 of the edge, where ``np.hypot`` decides."""
+    score = np.empty(len(rows), dtype=np.int64)
+    tol2 = tol * tol
+    for k0 in range(0, len(rows), 256):
+        block = o[rows[k0:k0 + 256]]
+        dl = o[None, :, 0] - block[:, None, 0]
+        ds = o[None, :, 1] - block[:, None, 1]
+        sq = dl * dl + ds * ds
+        inl = sq < tol2 * (1.0 - 1e-9)
+        edge = ~inl & (sq <= tol2 * (1.0 + 1e-9))
+        inl[edge] = np.hypot(dl[edge], ds[edge]) <= np.broadcast_to(tol, inl.shape)[edge]
+        seen = np.zeros((len(block), codes.max() + 1), dtype=bool)
+        r, c = np.nonzero(inl)
+        seen[r, codes[c]] = True
+        score[k0:k0 + 256] = seen.sum(axis=1)
+    return score

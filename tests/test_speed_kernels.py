@@ -1052,3 +1052,33 @@ def test_source_windows_without_the_padded_strip_are_the_padded_gathers():
             got = _second_moment_sigma(resid, rows, cols, labels=lab)
             want = ref.second_moment_sigma_padded(resid, rows, cols, labels=lab)
             assert np.array_equal(got.view(np.uint64), want.view(np.uint64)), trial
+
+
+def test_the_compiled_support_counts_are_numpys_and_defer_at_the_edge():
+    """``compiled.support_counts`` (stop 29) gives numpy's block counts
+    (``pointing._support_numpy``) for every candidate it decides, and marks those with a
+    pair within 1e-9 of its tolerance, which numpy's ``hypot`` decides."""
+    from iovolc.pointing import _support_numpy
+
+    rng = np.random.default_rng(2913)
+    n_deferred = 0
+    for t in range(200):
+        n = int(rng.integers(1, 300))
+        det = rng.integers(0, max(2, n // 3), n)
+        o = np.round(rng.normal(size=(n, 2)) * rng.choice([0.5, 3, 20]), int(rng.choice([1, 8])))
+        tol = rng.uniform(1, 6, n)
+        if t % 4 == 0:
+            o[: n // 3] = o[0]
+        if t % 3 == 0 and n > 1:  # pairs exactly at their tolerance from the first
+            h = np.hypot(*(o[1:] - o[0]).T)
+            tol[1:] = np.where(h > 0, h, 1.0)
+        if t % 7 == 0:
+            o[rng.integers(n)] = np.nan  # a NaN shift supports nothing, as in numpy
+        codes = np.unique(det, return_inverse=True)[1].ravel().astype(np.int64)
+        score = np.empty(n, np.int64)
+        undecided = np.empty(n, bool)
+        compiled.support_counts(o, tol * tol, codes, int(codes.max()) + 1, score, undecided)
+        want = _support_numpy(o, tol, codes, np.arange(n))
+        assert np.array_equal(score[~undecided], want[~undecided]), t
+        n_deferred += int(undecided.sum())
+    assert n_deferred > 50
