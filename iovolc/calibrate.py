@@ -132,13 +132,21 @@ def bad_pixel_mask(*, bands: tuple[str, ...], exposure_s: float) -> np.ndarray:
     Hot: ``dark > median + 50 * MAD`` (over the whole 256-line dark) or
     ``dark >= 0.9 * ADC full scale``; dead: ``dark <= 0`` or not finite.
     """
-    full = _dark_full(_exposure_ms(exposure_s)).astype(np.float64)
+    return _bad_full(_exposure_ms(exposure_s))[jiram.dark_rows(tuple(bands))].copy()
+
+
+@lru_cache(maxsize=len(jiram.DARK_EXPOSURES_MS))
+def _bad_full(exposure_ms: int) -> np.ndarray:
+    """:func:`bad_pixel_mask` of the whole 256-line dark, once per exposure and process
+    (stop 29: its two medians were taken again for each sequence), read-only."""
+    full = _dark_full(exposure_ms).astype(np.float64)
     med = np.median(full)
     mad = np.median(np.abs(full - med))
     bad = ((full > med + HOT_DARK_N_MAD * mad)
            | (full >= HOT_DARK_FULL_SCALE_FRACTION * jiram.ADC_FULL_SCALE_DN)
            | ~(full > 0))
-    return bad[jiram.dark_rows(tuple(bands))].copy()
+    bad.setflags(write=False)
+    return bad
 
 
 def saturation_mask(radiance: np.ndarray, *, exposure_s: float,

@@ -166,12 +166,15 @@ def _fit_variance(level: np.ndarray, var: np.ndarray) -> tuple[float, float]:
     return float(v0), float(a)
 
 
-def _ring_mean_excess(x: np.ndarray) -> np.ndarray:
+def _ring_mean_excess(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """Excess over the mean of the 16-pixel ring at distance 2, from box sums of the
     reflect-padded image in float64 (:func:`iovolc.morphology.ring_excess`, stop 23; the
-    numpy form it replaced is ``tests/_speed_reference.py``'s)."""
+    numpy form it replaced is ``tests/_speed_reference.py``'s); into ``out`` if given
+    (C-contiguous float64 of ``x``'s shape)."""
     x = np.ascontiguousarray(x, dtype=np.float64)
-    return morphology.ring_excess(x, np.pad(x, 2, mode="reflect"))
+    out = np.empty_like(x) if out is None else out
+    morphology.ring_excess(x, np.pad(x, 2, mode="reflect"), out)
+    return out
 
 
 @lru_cache(maxsize=16)
@@ -386,7 +389,9 @@ def detect_radiation_hits(
                      k_detect=float(k_detect), k_strong=float(k_strong),
                      k_sharp=float(k_sharp),
                      presence_fraction=float(presence_fraction), jitter_px=int(jitter_px))
-    excess = np.stack([_ring_mean_excess(x) for x in x_all])
+    excess = np.empty((n, h, w))  # each frame's excess written in place (stop 29)
+    for i in range(n):
+        _ring_mean_excess(x_all[i], out=excess[i])
 
     hits = np.zeros((n, h, w), dtype=bool)
     for i in range(n):

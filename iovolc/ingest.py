@@ -41,9 +41,9 @@ from iovolc.calibrate import MAX_INVALID_FRACTION, invalid_values
 from iovolc.kernels import (
     CorruptKernelError,
     KernelCoverageError,
+    KernelHashes,
     KernelVerifier,
     MissingKernelError,
-    file_sha256,
     replace_atomically,
     resolve_kernels,
 )
@@ -197,12 +197,14 @@ def land_products(store: Store, *, fs, archive_url: str, volume_url: str, volume
             out[i] = _quarantine(store, fs, vol_path, volume_id, pid, rel, exc, evidence)
     # one process for every kernel not verified yet; its exceptions are the machine's
     # (no process could start), not a product's: they fail the batch, to be retried
-    verifier.prepare([s.kernels for _, s in staged])
+    hashes = KernelHashes()  # each kernel's sha256 taken once in the batch (stop 29)
+    verifier.prepare([s.kernels for _, s in staged], hashes=hashes)
     stored: dict[str, str] = {}  # store key -> sha256 of what the store holds ("" = nothing)
     for i, s in staged:
         try:
-            verifier.check(s.kernels, s.et_mid, when=f"START_TIME {s.start_time_utc}")
-            _same_as_stored(store, s, stored, Path(cache_dir))
+            verifier.check(s.kernels, s.et_mid, when=f"START_TIME {s.start_time_utc}",
+                           hashes=hashes)
+            _same_as_stored(store, s, stored, Path(cache_dir), hashes)
         except TRANSIENT_ERRORS:
             raise
         except Exception as exc:  # noqa: BLE001
@@ -210,7 +212,7 @@ def land_products(store: Store, *, fs, archive_url: str, volume_url: str, volume
             out[i] = _quarantine(store, fs, vol_path, volume_id, s.product_id, s.relative_path,
                                  exc, evidence)
             continue
-        out[i] = _land(store, s, kernels_landed, stored)
+        out[i] = _land(store, s, kernels_landed, stored, hashes)
     return [r for r in out if r is not None]
 
 
@@ -236,7 +238,8 @@ def _stored_sha256(store: Store, key: str, cache_dir: Path) -> str:
     return sha
 
 
-def _same_as_stored(store: Store, s: _Staged, stored: dict[str, str], cache_dir: Path) -> None:
+def _same_as_stored(store: Store, s: _Staged, stored: dict[str, str], cache_dir: Path,
+                    hashes: KernelHashes) -> None:
     """Refuse a product whose kernel or files differ from what the store holds by that name.
 
     Kernels are immutable by name (NAIF versions them in the name): a product naming
@@ -248,7 +251,7 @@ def _same_as_stored(store: Store, s: _Staged, stored: dict[str, str], cache_dir:
         key = object_key("kernel", name=path.name)
         if key not in stored:
             stored[key] = _stored_sha256(store, key, cache_dir)
-        mine = file_sha256(path)
+        mine = hashes[path]
         if stored[key] and stored[key] != mine:
             raise ProductError(s.product_id, (
                 f"SPICE_FILE_NAME {path.name}: the kernel tree's file (sha256 {mine[:12]}) "
@@ -322,21 +325,21 @@ def _examine(fs, vol_path: str, volume_id: str, product_id: str, relative_path: 
                    row)
 
 
-def _land(store: Store, s: _Staged, kernels_landed: set[str], stored: dict[str, str]
-          ) -> dict[str, Any]:
+def _land(store: Store, s: _Staged, kernels_landed: set[str], stored: dict[str, str],
+          hashes: KernelHashes) -> dict[str, Any]:
     """Kernels, label and image (exactly the bytes checked) with their sha256; the manifest row."""
     for path in s.kernels:
         key = object_key("kernel", name=path.name)
         if path.name not in kernels_landed and not stored.get(key):
             store.put_file(key, path)
         kernels_landed.add(path.name)
-        stored[key] = file_sha256(path)
+        stored[key] = hashes[path]
     for key, sum_key, data, digest in s.files:
         store.put_bytes(key, data)
         store.put_bytes(sum_key, digest.encode())
         stored[key] = digest
     return {**s.row, "kernels": [p.name for p in s.kernels],
-            "kernel_sha256": {p.name: file_sha256(p) for p in s.kernels}}
+            "kernel_sha256": {p.name: hashes[p] for p in s.kernels}}
 
 
 def _reason(product_id: str, exc: BaseException) -> str:

@@ -54,6 +54,7 @@ __all__ = [
     "CorruptKernelError",
     "KernelCoverageError",
     "KernelVerifier",
+    "KernelHashes",
     "file_sha256",
     "resolve_kernels",
     "kernel_set_for",
@@ -411,6 +412,16 @@ def file_sha256(path: Path | str) -> str:
     return _HASHES[key]
 
 
+class KernelHashes(dict):
+    """:func:`file_sha256` of each kernel path asked for, taken once while this lives (one
+    ingest batch: stop 29, each product's checks stat'ed every kernel of its set some
+    thirty times). Keys are :class:`~pathlib.Path`."""
+
+    def __missing__(self, path: Path) -> str:
+        self[path] = digest = file_sha256(path)
+        return digest
+
+
 class KernelVerifier:
     """Kernels verified by SPICE in a check process of their own, cached by content (see the module
     docstring); then a product's time checked against the coverage of the kernels it names.
@@ -449,32 +460,34 @@ class KernelVerifier:
                             mode="w")
 
     @staticmethod
-    def _ck_jobs(paths: Sequence[Path]) -> list[tuple[str, Path, list[Path]]]:
+    def _ck_jobs(paths: Sequence[Path], sha: KernelHashes) -> list[tuple[str, Path, list[Path]]]:
         """(cache key, CK, [LSKs + SCLKs in label order]) for each CK of a kernel set."""
         text = [p for p in paths if p.suffix.lower() in (".tls", ".tsc")]
-        tag = "-".join(file_sha256(p)[:16] for p in text)
-        return [(f"ck-{file_sha256(ck)[:32]}-{hashlib.sha256(tag.encode()).hexdigest()[:16]}",
+        tag = "-".join(sha[p][:16] for p in text)
+        return [(f"ck-{sha[ck][:32]}-{hashlib.sha256(tag.encode()).hexdigest()[:16]}",
                  ck, text) for ck in paths if ck.suffix.lower() == ".bc"]
 
-    def prepare(self, kernel_sets: Iterable[Sequence[Path | str]]) -> int:
+    def prepare(self, kernel_sets: Iterable[Sequence[Path | str]], *,
+                hashes: KernelHashes | None = None) -> int:
         """Verify what is not cached yet, in one run of the check process; returns the
         jobs run.
 
         A kernel's failure is a verdict (cached, raised by :meth:`check`); an exception
         from here is the machine's (no process could start ...), not the kernels'.
         """
+        sha = KernelHashes() if hashes is None else hashes
         jobs: dict[str, dict] = {}
         for paths in kernel_sets:
             paths = [Path(p) for p in paths]
             for p in paths:
-                key = file_sha256(p)
+                key = sha[p]
                 if p.suffix.lower() == ".tm":  # never loaded: it would load files it names
                     self._memo[key] = {"error": "a meta-kernel (.tm) loads the files it names; "
                                                 "labels must name the kernels themselves"}
                 elif key not in jobs and self._get(key) is None:
                     jobs[key] = {"id": key, "op": "kernel", "path": str(p)}
             if any(p.suffix.lower() == ".tsc" for p in paths):
-                for key, ck, text in self._ck_jobs(paths):
+                for key, ck, text in self._ck_jobs(paths, sha):
                     if key not in jobs and self._get(key) is None:
                         jobs[key] = {"id": key, "op": "ck_tdb", "ck": str(ck),
                                      "inst": JUNO_SPACECRAFT_CK, "text": [str(t) for t in text]}
@@ -489,22 +502,25 @@ class KernelVerifier:
             self._put(key, res)
         return len(ordered)
 
-    def check(self, paths: Sequence[Path | str], et: float, *, when: str = "") -> None:
+    def check(self, paths: Sequence[Path | str], et: float, *, when: str = "",
+              hashes: KernelHashes | None = None) -> None:
         """Raise unless every kernel passed and ``et`` is covered (see the class docstring).
 
-        ``when`` describes the time in messages (e.g. ``"START_TIME 2024-04-09T02:57:55"``).
+        ``when`` describes the time in messages (e.g. ``"START_TIME 2024-04-09T02:57:55"``);
+        ``hashes``: the kernels' sha256 taken so far (a batch's), else this call's own.
         """
         paths = [Path(p) for p in paths]
-        self.prepare([paths])
+        sha = KernelHashes() if hashes is None else hashes
+        self.prepare([paths], hashes=sha)
         when = when or f"ET {et:.3f}"
         for p in paths:
-            res = self._get(file_sha256(p)) or {"error": "not verified"}
+            res = self._get(sha[p]) or {"error": "not verified"}
             if res.get("error"):
                 raise CorruptKernelError(p.name, str(p), res["error"])
         cks = [p for p in paths if p.suffix.lower() == ".bc"]
         ck_names = [p.name for p in cks]
         holding = [p for p in cks
-                   if str(JUNO_SPACECRAFT_CK) in (self._get(file_sha256(p)) or {}).get("ck", {})]
+                   if str(JUNO_SPACECRAFT_CK) in (self._get(sha[p]) or {}).get("ck", {})]
         if not holding:
             raise KernelCoverageError(ck_names, (
                 f"SPICE_FILE_NAME names no CK holding JUNO_SPACECRAFT ({JUNO_SPACECRAFT_CK})"
@@ -514,7 +530,7 @@ class KernelVerifier:
                                                 f"the CK times of {', '.join(ck_names)} cannot "
                                                 "be read")
         windows: list[list[float]] = []
-        for key, ck, text in self._ck_jobs(paths):
+        for key, ck, text in self._ck_jobs(paths, sha):
             res = self._get(key) or {"error": "not verified"}
             if res.get("error"):
                 raise CorruptKernelError(ck.name, str(ck), f"with {', '.join(t.name for t in text)}"
@@ -528,7 +544,7 @@ class KernelVerifier:
         for body, body_name in SPK_BODIES.items():
             wins: list[list[float]] = []
             for p in spks:
-                wins += (self._get(file_sha256(p)) or {}).get("spk", {}).get(str(body), [])
+                wins += (self._get(sha[p]) or {}).get("spk", {}).get(str(body), [])
             if not _covered(wins, et):
                 names = ", ".join(p.name for p in spks) or "(none)"
                 raise KernelCoverageError([p.name for p in spks], (

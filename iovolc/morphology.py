@@ -314,9 +314,10 @@ def fill_and_highpass(img, valid, fill, x, hp, abs_valid):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def ring_excess(x, padded):
+def ring_excess(x, padded, out):
     """``x`` minus the mean of its 16-pixel ring at distance 2 (``padded``: ``x``
-    reflect-padded by 2), from the summed-area table (see the module docstring)."""
+    reflect-padded by 2), from the summed-area table (see the module docstring), into
+    ``out`` (``x``'s shape, float64; a sequence's frames write into one stack: stop 29)."""
     h, w = x.shape
     n0, n1 = padded.shape
     ii = np.zeros((n0 + 1, n1 + 1))
@@ -329,7 +330,6 @@ def ring_excess(x, padded):
         for j in range(1, n1):
             acc = acc + col[j]
             ii[i + 1, j + 1] = acc
-    out = np.empty((h, w))
     for r in range(h):
         for c in range(w):
             box5 = ((ii[5 + r, 5 + c] - ii[r, 5 + c]) - ii[5 + r, c]) + ii[r, c]
@@ -542,7 +542,7 @@ def mean4_highpass(x):
 def warm_up() -> None:
     """Compile (or load from the cache) the kernels (see :func:`iovolc.compiled.warm_up`)."""
     x = np.arange(20.0).reshape(4, 5)
-    ring_excess(x, np.pad(x, 2, mode="reflect"))
+    ring_excess(x, np.pad(x, 2, mode="reflect"), np.empty_like(x))
     dilate_square3(x > 10)
     at = np.array([0, 3], np.int64)
     gather_reflect(x, at, at, 2)

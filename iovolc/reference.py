@@ -303,19 +303,24 @@ def load_perijoves() -> pd.DataFrame:
     return _perijoves().copy()
 
 
+@lru_cache(maxsize=1)
 def _orbit_bounds() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """PJ numbers, PJ ets, and orbit boundaries (len + 1): apojove ~ PJ midpoints.
 
     The first and last orbits are closed by extending half of the adjacent
-    perijove interval before the first / after the last perijove.
+    perijove interval before the first / after the last perijove. Computed once per
+    process from the cached table (stop 29: each product asked for it again), read-only.
     """
     df = _perijoves()
-    pj = df["pj"].to_numpy()
-    et = df["et"].to_numpy()
+    pj = df["pj"].to_numpy().copy()
+    et = df["et"].to_numpy().copy()
     mid = 0.5 * (et[1:] + et[:-1])
     lo = et[0] - 0.5 * (et[1] - et[0])
     hi = et[-1] + 0.5 * (et[-1] - et[-2])
-    return pj, et, np.concatenate([[lo], mid, [hi]])
+    out = (pj, et, np.concatenate([[lo], mid, [hi]]))
+    for a in out:
+        a.setflags(write=False)
+    return out
 
 
 def _orbit_index(et: ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
