@@ -1,4 +1,4 @@
-"""The stop-21 to stop-28 kernels against the forms they replaced, side by side in one run.
+"""The stop-21 to stop-29 kernels against the forms they replaced, side by side in one run.
 
 Each pair runs alternately on the same input in this process, ``--repeats``
 rounds; the best round of each is printed with the ratio, and each pair's
@@ -54,7 +54,7 @@ and from stop 27:
   by each fit (the stop-26 form, ``fit_shift`` in ``tests/_speed_reference.py``) and
   once (``compiled.zone_spans``, then
   ``fit_shift_spanned``), on a synthetic strip (20,000 km, shift (0.4, -0.7) px);
-* the detection table in one construction (``extract._detection_table``)
+* the detection table in one construction (``detections.detection_table``, ``extract._detection_table`` before stop 29)
   against the table built and its five leading columns inserted after, 47 rows
   (compared with ``pandas.testing.assert_frame_equal``, dtypes included);
 
@@ -69,6 +69,17 @@ and from stop 28:
   (``box_of_any`` in ``tests/_speed_reference.py``), a float canvas and a mask;
 * the 15 x 15 median filter with its ranks by the stable sort and by the
   quicksort, on a strip 9 % one fill value.
+
+and from stop 29:
+
+* the limb fit's normal equations summed in scalars (``compiled._fit``) against
+  the row-array loop it replaced (``limb_fit_rows`` in ``tests/_speed_reference.py``,
+  compiled here as it was), on 465 limb pixels (a fit step's median count);
+* the constellation's support counts in one compiled pass
+  (``compiled.support_counts``) against numpy's blocks (``pointing._support_numpy``),
+  60 and 200 candidate shifts;
+* the PSF fit's source windows gathered from the strip (``extract._gather``) against
+  the gather from its padded copy (``padded_windows``), 40 peaks on a 128 x 432 strip.
 
 Not the whole chain: ``bench/science_chain.py`` measures that.
 
@@ -223,6 +234,7 @@ def main(argv=None) -> int:
     _stop_23(rng, r)
     _stop_27(rng, r)
     _stop_28(rng, r)
+    _stop_29(rng, r)
     return 0
 
 
@@ -314,7 +326,8 @@ def _stop_23(rng, r: int) -> None:
 def _stop_27(rng, r: int) -> None:
     import pandas as pd
 
-    from iovolc.extract import DETECTION_COLUMNS, _detection_table
+    from iovolc.detections import DETECTION_COLUMNS
+    from iovolc.detections import detection_table as _detection_table
     from iovolc.registration import (
         FIT_EXPONENTS,
         _from_spin,
@@ -430,6 +443,44 @@ def _stop_28(rng, r: int) -> None:
           lambda: (median_filter_nearest(strip, 15, plateau=True),),
           lambda: (median_filter_nearest(strip, 15, plateau=False),), repeats=r, inner=5,
           unit="ms")
+
+
+def _stop_29(rng, r: int) -> None:
+    from numba import njit
+
+    from iovolc.extract import _gather, _window_at
+    from iovolc.pointing import _support_numpy
+
+    old_fit = njit(cache=False, nogil=True, error_model="numpy")(ref.limb_fit_rows)
+    n = 465
+    m = np.abs(rng.normal(size=n))
+    ln = (rng.uniform(0, 128, n) - 64) / 128.0
+    sn = (rng.uniform(0, 432, n) - 216) / 432.0
+    data = 3.0 * m * (1 + 0.1 * sn) + 0.02 + rng.normal(scale=0.01, size=n)
+    v = rng.random(n) > 0.1
+    _pair(f"limb normal equations ({n} px)", lambda: (old_fit(m, ln, sn, data, v),),
+          lambda: (compiled._fit(m, ln, sn, data, v),), repeats=r, inner=2000, unit="us")
+    for k in (60, 200):
+        o = rng.normal(size=(k, 2)) * 5
+        tol = rng.uniform(2, 6, k)
+        codes = np.unique(rng.integers(0, k // 3, k), return_inverse=True)[1].astype(np.int64)
+
+        def compiled_counts(o=o, tol=tol, codes=codes):
+            score, undecided = np.empty(len(o), np.int64), np.empty(len(o), bool)
+            compiled.support_counts(o, tol * tol, codes, int(codes.max()) + 1, score, undecided)
+            if undecided.any():
+                raise SystemExit("support counts: a pair at its tolerance in the bench data")
+            return (score,)
+
+        _pair(f"constellation support ({k} shifts)",
+              lambda o=o, tol=tol, codes=codes: (_support_numpy(o, tol, codes,
+                                                                np.arange(len(o))),),
+              compiled_counts, repeats=r, inner=50, unit="us")
+    resid = rng.normal(size=(128, 432))
+    rows, cols = rng.integers(0, 128, 40), rng.integers(0, 432, 40)
+    _pair("source windows (40 peaks)", lambda: (ref.padded_windows(resid, rows, cols, 2),),
+          lambda: (_gather(resid, _window_at(resid.shape, rows, cols, 2)),), repeats=r,
+          inner=200, unit="us")
 
 
 def _slices(box) -> tuple:

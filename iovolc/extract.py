@@ -39,7 +39,7 @@ from scipy.special import erf
 from skimage.segmentation import watershed
 
 from iovolc import compiled, imaging, jiram, linefit, physics
-from iovolc.flags import Flag
+from iovolc.detections import detection_rows, detection_table
 from iovolc.geometry import FrameState, disc_pixel_box, pixel_geometry
 from iovolc.separable import zoom_linear_nearest
 from iovolc.shading import predicted_shading
@@ -57,12 +57,6 @@ PHOTOMETRY_EXPONENTS = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4)
 LIMB_SHIFT_FLOOR_PX = 0.3
 #: sources are masked, grown by this many pixels, for the second background pass
 SOURCE_MASK_GROW_PX = 4
-DETECTION_COLUMNS = [
-    "band", "line", "sample", "lat_deg", "lon_west_deg", "emission_deg", "incidence_deg",
-    "range_km", "pixel_scale_km", "peak_radiance_w_m2_sr", "radiance_sum_w_m2_sr",
-    "power_gw_per_um", "snr", "n_pixels", "flags", "raw_peak_dn", "pointing_method",
-    "pointing_sigma_px", "position_sigma_km",
-]
 
 
 @dataclass(frozen=True)
@@ -564,7 +558,7 @@ def extract_frame(
                              pointing_sigma_px=pointing_sigma_px, config=config)
         if src is None:
             continue
-        cen, flux, sat, cut, peak_dn = src.cen, src.flux, src.sat, src.cut, src.peak_dn
+        cen, flux = src.cen, src.flux
         geom = pixel_geometry(state, band, cen[:, 0], cen[:, 1])
         on = geom.on_disc
         if not on.any():
@@ -577,58 +571,10 @@ def extract_frame(
         power = physics.power_gw_per_um_from_radiance(
             flux, band=band, range_km=geom.range_km, emission_deg=geom.emission_deg,
             ifov_rad=cam.ifov_rad)
-        for k in np.flatnonzero(on & (flux > 0)):
-            f = Flag(0)
-            if sat[k]:
-                f |= Flag.SATURATED
-            if np.isfinite(peak_dn[k]) and peak_dn[k] >= jiram.NONLINEAR_DN and not sat[k]:
-                f |= Flag.NONLINEAR
-            if near_limb[k]:
-                f |= Flag.NEAR_LIMB
-            if geom.emission_deg[k] > config.high_emission_deg:
-                f |= Flag.HIGH_EMISSION
-            snr = float(src.snr[k])
-            if snr < config.confident_snr:
-                f |= Flag.LOW_CONFIDENCE
-            f |= _POINTING_FLAG.get(pointing_method, Flag(0))
-            c_r, c_s = cen[k]
-            if (c_r < 2 or c_r > img.shape[0] - 3 or c_s < 2 or c_s > img.shape[1] - 3
-                    or cut[k]):
-                f |= Flag.FRAME_EDGE
-            # centroid (~PSF sigma / SNR) and pointing, foreshortened
-            sig_px = float(np.hypot(config.psf_sigma_px / max(snr, 1.0), pointing_sigma_px))
-            stretch = 1.0 / np.sqrt(max(np.cos(np.radians(geom.emission_deg[k])), 0.05))
-            rows_out.append({
-                "band": band, "line": float(c_r + sl.start), "sample": float(c_s),
-                "lat_deg": float(geom.lat_deg[k]), "lon_west_deg": float(geom.lon_west_deg[k]),
-                "emission_deg": float(geom.emission_deg[k]),
-                "incidence_deg": float(geom.incidence_deg[k]),
-                "range_km": float(geom.range_km[k]),
-                "pixel_scale_km": float(geom.pixel_scale_km[k]),
-                "peak_radiance_w_m2_sr": float(src.peak[k]),
-                "radiance_sum_w_m2_sr": float(flux[k]),
-                "power_gw_per_um": float(power[k]), "snr": snr, "n_pixels": int(src.npix[k]),
-                "flags": int(f), "raw_peak_dn": float(peak_dn[k]),
-                "pointing_method": pointing_method,
-                "pointing_sigma_px": float(pointing_sigma_px),
-                "position_sigma_km": float(sig_px * geom.pixel_scale_km[k] * stretch),
-            })
-    return _detection_table(rows_out, leading or {})
+        rows_out += detection_rows(
+            np.flatnonzero(on & (flux > 0)), band=band, sl=sl, shape=img.shape, src=src,
+            geom=geom, near_limb=near_limb, power=power, pointing_method=pointing_method,
+            pointing_sigma_px=pointing_sigma_px, config=config)
+    return detection_table(rows_out, leading or {})
 
 
-def _detection_table(rows: list[dict], leading: dict) -> pd.DataFrame:
-    """The rows as a table of ``leading``'s columns then DETECTION_COLUMNS. With rows, the
-    leading values go into each row's record, one construction (stop 27: the same
-    table, dtypes included, as inserting each column after, at half the cost); with
-    none, they are inserted, which types an empty column by its value."""
-    if not rows or not leading:
-        det = pd.DataFrame(rows, columns=DETECTION_COLUMNS)
-        for i, (col, value) in enumerate(leading.items()):
-            det.insert(i, col, value)
-        return det
-    return pd.DataFrame([{**leading, **row} for row in rows],
-                        columns=[*leading, *DETECTION_COLUMNS])
-
-
-_POINTING_FLAG = {"pass": Flag.POINTING_PASS, "constellation": Flag.POINTING_CONSTELLATION,
-                  "none": Flag.UNREGISTERED}

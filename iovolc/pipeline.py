@@ -38,7 +38,8 @@ from iovolc.calibrate import (
     invalid_values,
     raw_dn_estimate,
 )
-from iovolc.extract import DETECTION_COLUMNS, ExtractionConfig, extract_frame
+from iovolc.detections import DETECTION_COLUMNS
+from iovolc.extract import ExtractionConfig, extract_frame
 from iovolc.geometry import FrameState, io_within_reach, latlon_west
 from iovolc.placement import finish_pass  # noqa: F401  (the pass step; tasks import it here)
 from iovolc.pointing import solve_pass

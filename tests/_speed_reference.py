@@ -547,7 +547,7 @@ def from_spin_numpy(phi, psi, basis):
 def detection_table_inserted(rows: list[dict], leading: dict) -> pd.DataFrame:
     """The detection table as the pipeline built it before stop 27: the rows' table, then
     each leading column inserted in front."""
-    from iovolc.extract import DETECTION_COLUMNS
+    from iovolc.detections import DETECTION_COLUMNS
 
     det = pd.DataFrame(rows, columns=DETECTION_COLUMNS)
     for i, (col, value) in enumerate(leading.items()):

@@ -786,10 +786,11 @@ def test_the_compiled_high_pass_is_the_numpy_form_bit_for_bit():
 
 
 def test_the_detection_table_with_leading_columns_is_the_inserted_one():
-    """extract._detection_table (one construction) against the table built first and each
+    """detections.detection_table (one construction) against the table built first and each
     leading column inserted after (what the pipeline did before stop 27): equal values
     and dtypes, with NaNs, ints and strings, with one row, many and none."""
-    from iovolc.extract import DETECTION_COLUMNS, _detection_table
+    from iovolc.detections import DETECTION_COLUMNS
+    from iovolc.detections import detection_table as _detection_table
 
     rng = np.random.default_rng(27)
     lead = {"product_id": "JIR_IMG_RDR_2023365T120000_V01", "perijove": 57,
