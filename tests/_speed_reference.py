@@ -19,7 +19,8 @@ before stop 22 took their inputs from compiled passes; the coarse grid's directi
 before stop 27; ``imaging.box_of`` by numpy's ``any`` along each axis, before
 stop 28; the limb fit's normal equations summed through a row array, before stop 29,
 and the k-th value in the order of the values' keys (what the radix selection finds);
-the source windows gathered from padded copies of the strip, before stop 29.
+the source windows gathered from padded copies of the strip, and each detection's
+record, flags and position uncertainty from numpy scalar calls, before stop 29.
 """
 
 from __future__ import annotations
@@ -670,3 +671,51 @@ def second_moment_sigma_padded(resid, rows, cols, half=2, *, labels=None):
     ms = (win * ds.ravel()).sum(1) / tot
     var = (win * ((dr.ravel() - mr[:, None]) ** 2 + (ds.ravel() - ms[:, None]) ** 2)).sum(1) / tot
     return np.sqrt(var / 2.0)
+
+
+def detection_rows_per_source(idx, *, band, sl, shape, src, geom, near_limb, power,
+                              pointing_method, pointing_sigma_px, config) -> list[dict]:
+    """``extract_frame``'s per-source loop before stop 29 (``detections.detection_rows``)."""
+    from iovolc import jiram
+    from iovolc.flags import Flag
+
+    pointing_flag = {"pass": Flag.POINTING_PASS, "constellation": Flag.POINTING_CONSTELLATION,
+                     "none": Flag.UNREGISTERED}
+    cen, flux, sat, cut, peak_dn = src.cen, src.flux, src.sat, src.cut, src.peak_dn
+    rows_out = []
+    for k in idx:
+        f = Flag(0)
+        if sat[k]:
+            f |= Flag.SATURATED
+        if np.isfinite(peak_dn[k]) and peak_dn[k] >= jiram.NONLINEAR_DN and not sat[k]:
+            f |= Flag.NONLINEAR
+        if near_limb[k]:
+            f |= Flag.NEAR_LIMB
+        if geom.emission_deg[k] > config.high_emission_deg:
+            f |= Flag.HIGH_EMISSION
+        snr = float(src.snr[k])
+        if snr < config.confident_snr:
+            f |= Flag.LOW_CONFIDENCE
+        f |= pointing_flag.get(pointing_method, Flag(0))
+        c_r, c_s = cen[k]
+        if (c_r < 2 or c_r > shape[0] - 3 or c_s < 2 or c_s > shape[1] - 3
+                or cut[k]):
+            f |= Flag.FRAME_EDGE
+        sig_px = float(np.hypot(config.psf_sigma_px / max(snr, 1.0), pointing_sigma_px))
+        stretch = 1.0 / np.sqrt(max(np.cos(np.radians(geom.emission_deg[k])), 0.05))
+        rows_out.append({
+            "band": band, "line": float(c_r + sl.start), "sample": float(c_s),
+            "lat_deg": float(geom.lat_deg[k]), "lon_west_deg": float(geom.lon_west_deg[k]),
+            "emission_deg": float(geom.emission_deg[k]),
+            "incidence_deg": float(geom.incidence_deg[k]),
+            "range_km": float(geom.range_km[k]),
+            "pixel_scale_km": float(geom.pixel_scale_km[k]),
+            "peak_radiance_w_m2_sr": float(src.peak[k]),
+            "radiance_sum_w_m2_sr": float(flux[k]),
+            "power_gw_per_um": float(power[k]), "snr": snr, "n_pixels": int(src.npix[k]),
+            "flags": int(f), "raw_peak_dn": float(peak_dn[k]),
+            "pointing_method": pointing_method,
+            "pointing_sigma_px": float(pointing_sigma_px),
+            "position_sigma_km": float(sig_px * geom.pixel_scale_km[k] * stretch),
+        })
+    return rows_out

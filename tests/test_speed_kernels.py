@@ -1083,3 +1083,59 @@ def test_the_compiled_support_counts_are_numpys_and_defer_at_the_edge():
         assert np.array_equal(score[~undecided], want[~undecided]), t
         n_deferred += int(undecided.sum())
     assert n_deferred > 50
+
+
+def test_the_detection_records_for_all_sources_at_once_are_the_per_source_ones():
+    """detections.detection_rows (flags and position sigma for a band's sources at once)
+    against the per-source loop it replaced, bit for bit: sources on every edge, cut,
+    saturated, non-linear or NaN peaks, NaN and negative SNRs, emission angles past
+    90 deg and NaN, every pointing method."""
+    from types import SimpleNamespace
+
+    from iovolc import jiram
+    from iovolc.detections import detection_rows
+    from iovolc.extract import ExtractionConfig
+
+    rng = np.random.default_rng(29)
+    config = ExtractionConfig()
+    shape = (128, 432)
+    n_checked = 0
+    for trial in range(60):
+        n = int(rng.integers(1, 40))
+        cen = np.column_stack([rng.uniform(-1, shape[0] + 1, n), rng.uniform(-1, shape[1] + 1, n)])
+        cen[: n // 4, 0] = rng.choice([1.999, 2.0, shape[0] - 3.0, shape[0] - 2.999], n // 4)
+        snr = rng.uniform(-2, 30, n)
+        snr[rng.random(n) < 0.1] = np.nan
+        snr[rng.random(n) < 0.1] = config.confident_snr
+        peak_dn = rng.uniform(0, 1.5 * jiram.NONLINEAR_DN, n)
+        peak_dn[rng.random(n) < 0.1] = np.nan
+        peak_dn[rng.random(n) < 0.1] = jiram.NONLINEAR_DN
+        emission = rng.uniform(0, 100, n)
+        emission[rng.random(n) < 0.1] = np.nan
+        emission[rng.random(n) < 0.1] = config.high_emission_deg
+        src = SimpleNamespace(cen=cen, flux=rng.uniform(0, 5, n), npix=rng.integers(1, 30, n),
+                              sat=rng.random(n) < 0.2, cut=rng.random(n) < 0.1,
+                              peak_dn=peak_dn, snr=snr, peak=rng.uniform(0, 3, n))
+        geom = SimpleNamespace(emission_deg=emission, lat_deg=rng.uniform(-90, 90, n),
+                               lon_west_deg=rng.uniform(0, 360, n),
+                               incidence_deg=rng.uniform(0, 180, n),
+                               range_km=rng.uniform(1e3, 5e5, n),
+                               pixel_scale_km=rng.uniform(0.1, 200, n))
+        idx = np.flatnonzero(rng.random(n) < 0.8)
+        kw = dict(band="M" if trial % 2 else "L", sl=slice(128 * (trial % 2), None),
+                  shape=shape, src=src, geom=geom, near_limb=rng.random(n) < 0.3,
+                  power=rng.uniform(0, 100, n),
+                  pointing_method=("pass", "constellation", "none", "other")[trial % 4],
+                  pointing_sigma_px=float(rng.uniform(0, 2)), config=config)
+        got = detection_rows(idx, **kw)
+        want = ref.detection_rows_per_source(idx, **kw)
+        assert len(got) == len(want) == idx.size
+        for g, w in zip(got, want):
+            assert list(g) == list(w)
+            for key in w:
+                assert type(g[key]) is type(w[key]), key
+                assert (g[key] == w[key] or (g[key] != g[key] and w[key] != w[key])), key
+                if isinstance(w[key], float):
+                    assert np.float64(g[key]).tobytes() == np.float64(w[key]).tobytes(), key
+            n_checked += 1
+    assert n_checked > 600
