@@ -1130,7 +1130,7 @@ def test_the_detection_records_for_all_sources_at_once_are_the_per_source_ones()
         got = detection_rows(idx, **kw)
         want = ref.detection_rows_per_source(idx, **kw)
         assert len(got) == len(want) == idx.size
-        for g, w in zip(got, want):
+        for g, w in zip(got, want, strict=True):
             assert list(g) == list(w)
             for key in w:
                 assert type(g[key]) is type(w[key]), key
