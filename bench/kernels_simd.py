@@ -79,7 +79,10 @@ and from stop 29:
   (``compiled.support_counts``) against numpy's blocks (``pointing._support_numpy``),
   60 and 200 candidate shifts;
 * the PSF fit's source windows gathered from the strip (``extract._gather``) against
-  the gather from its padded copy (``padded_windows``), 40 peaks on a 128 x 432 strip.
+  the gather from its padded copy (``padded_windows``), 40 peaks on a 128 x 432 strip;
+* the publish's alerts with each hotspot's rows indexed once (``publish.alerts.alerts_for``)
+  against a boolean mask over the known table per new row (``alerts_for_masks`` in
+  ``tests/_alerts_reference.py``), a synthetic catalog of 71 perijoves, the last six new.
 
 Not the whole chain: ``bench/science_chain.py`` measures that.
 
@@ -481,6 +484,21 @@ def _stop_29(rng, r: int) -> None:
     _pair("source windows (40 peaks)", lambda: (ref.padded_windows(resid, rows, cols, 2),),
           lambda: (_gather(resid, _window_at(resid.shape, rows, cols, 2)),), repeats=r,
           inner=200, unit="us")
+    import json
+
+    from _alerts_reference import alerts_for_masks
+
+    from iovolc.publish.alerts import alerts_for
+    from iovolc.publish.synthetic import synthetic_catalog
+
+    cat = synthetic_catalog(perijoves=tuple(range(5, 76)), seed=3, outburst=(75, 3000.0)).catalog
+    prev = cat[cat["perijove"] < 70]
+
+    def as_bytes(alerts):
+        return (np.frombuffer(json.dumps(alerts, sort_keys=True).encode(), np.uint8),)
+
+    _pair(f"publish alerts ({len(cat)} rows)", lambda: as_bytes(alerts_for_masks(prev, cat)),
+          lambda: as_bytes(alerts_for(prev, cat)), repeats=max(1, r // 2), inner=1, unit="ms")
 
 
 def _slices(box) -> tuple:

@@ -152,3 +152,35 @@ def test_alert_events_triples(old):
     json.dumps(payload, allow_nan=False)
     with pytest.raises(ValueError, match="unknown alert kind"):
         alert_events([{**payload, "kind": "meh"}])
+
+
+def test_alerts_with_each_hotspots_rows_taken_once_are_the_masked_ones():
+    """alerts_for (each hotspot's known rows indexed once) against the form that took a
+    boolean mask over the known table for every new row (tests/_alerts_reference.py):
+    the same records, as JSON, on first versions, grown catalogs, brightenings over
+    long histories, dropped rows, a new source, and repeated and None hotspot ids."""
+    from _alerts_reference import alerts_for_masks
+
+    rng = np.random.default_rng(29)
+    n_alerts = {"new-hotspot": 0, "brightening": 0}
+    for seed in range(6):
+        pjs = tuple(range(40, 40 + 4 + seed * 3))
+        cat = synthetic_catalog(perijoves=pjs, seed=seed, outburst=(pjs[-1], 3000.0)).catalog
+        bright = cat.copy()
+        late = bright["perijove"] >= pjs[len(pjs) // 2]
+        factor = np.where(rng.random(len(bright)) < 0.5, 4.0, 1.0)
+        for c in ("power_gw", "power_gw_lo", "power_gw_hi"):
+            bright.loc[late, c] = bright.loc[late, c] * factor[late.to_numpy()]
+        if seed == 5:  # a row without an id among the known ones
+            bright.loc[bright.index[:2], "hotspot_id"] = None
+        cut = pjs[len(pjs) // 2]
+        cases = [(None, cat), (cat[cat["perijove"] < cut], cat),
+                 (cat[cat["perijove"] < cut], bright),
+                 (cat.sample(frac=0.7, random_state=seed), bright), (cat, cat)]
+        for previous, new in cases:
+            want = alerts_for_masks(previous, new)
+            got = alerts_for(previous, new)
+            assert json.dumps(got, sort_keys=True) == json.dumps(want, sort_keys=True)
+            for a in want:
+                n_alerts[a["kind"]] += 1
+    assert n_alerts["new-hotspot"] > 5 and n_alerts["brightening"] > 5, n_alerts

@@ -70,9 +70,7 @@ def _tol_km(pixel_scale_km: float) -> float:
     return float(np.clip(3.0 * np.nan_to_num(pixel_scale_km, nan=50.0), 25.0, 150.0))
 
 
-def _row_sigma(rows: pd.DataFrame) -> np.ndarray:
-    lo = rows["power_gw_lo"].to_numpy(float)
-    hi = rows["power_gw_hi"].to_numpy(float)
+def _row_sigma(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     s = (hi - lo) / (2.0 * _Z90)
     return s[np.isfinite(s) & (s > 0)]
 
@@ -138,6 +136,15 @@ def alerts_for(
     known_id = known["hotspot_id"].to_numpy()
     known_lat, known_lon = (known[c].to_numpy(float) for c in ("lat_deg", "lon_west_deg"))
     ref_lat, ref_lon = (reference[c].to_numpy(float) for c in ("lat_deg", "lon_west_deg"))
+    known_power = known["power_gw"].to_numpy(float)
+    known_lo_hi = (known["power_gw_lo"].to_numpy(float), known["power_gw_hi"].to_numpy(float))
+    # each hotspot's known rows, in the table's order (a row's history: those before
+    # its perijove; the same rows, in the same order, as a mask over the table)
+    codes, uniques = pd.factorize(known_id, use_na_sentinel=False)
+    by_code = np.argsort(codes, kind="stable")
+    starts = np.searchsorted(codes[by_code], np.arange(len(uniques) + 1))
+    rows_of = {h: by_code[starts[c]:starts[c + 1]] for c, h in enumerate(uniques)}
+    no_rows = np.empty(0, dtype=np.intp)
     alerts: list[dict] = []
     for _, r in new.iterrows():
         pj = int(r["perijove"])
@@ -153,11 +160,11 @@ def alerts_for(
                 r["lat_deg"], r["lon_west_deg"], prev_lat[same_pj], prev_lon[same_pj])) <= tol):
             continue  # the same source under another id (renamed): not a new row
         earlier = known_pj < pj
-        mine = earlier & (known_id == r["hotspot_id"])
-        hist_rows = known[mine]
-        hist = hist_rows["power_gw"].to_numpy(float)
+        mine = rows_of.get(r["hotspot_id"], no_rows)
+        mine = mine[known_pj[mine] < pj]
+        hist = known_power[mine]
         hist = hist[np.isfinite(hist) & (hist > 0)]
-        if len(hist_rows) == 0:
+        if mine.size == 0:
             if str(r["ref_id"] or ""):
                 continue
             d_ref = np.asarray(great_circle_km(r["lat_deg"], r["lon_west_deg"], ref_lat, ref_lon))
@@ -179,7 +186,7 @@ def alerts_for(
             continue
         m, mx = float(hist.mean()), float(hist.max())
         sd = float(hist.std(ddof=1)) if hist.size >= 2 else 0.0
-        row_sig = _row_sigma(hist_rows)
+        row_sig = _row_sigma(known_lo_hi[0][mine], known_lo_hi[1][mine])
         sigma = max(sd, SHORT_HISTORY_REL_SIGMA * m,
                     float(np.median(row_sig)) if row_sig.size else 0.0)
         if lo > BRIGHTENING_FACTOR * mx and lo > m + BRIGHTENING_N_SIGMA * sigma:
