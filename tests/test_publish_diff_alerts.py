@@ -158,7 +158,8 @@ def test_alerts_with_each_hotspots_rows_taken_once_are_the_masked_ones():
     """alerts_for (each hotspot's known rows indexed once) against the form that took a
     boolean mask over the known table for every new row (tests/_alerts_reference.py):
     the same records, as JSON, on first versions, grown catalogs, brightenings over
-    long histories, dropped rows, a new source, and repeated and None hotspot ids."""
+    long histories, dropped rows, a new source, and an id given as None (published as
+    the plain token "None")."""
     from _alerts_reference import alerts_for_masks
 
     rng = np.random.default_rng(29)

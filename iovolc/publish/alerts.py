@@ -133,17 +133,14 @@ def alerts_for(
     prev_pj = prev["perijove"].astype(int).to_numpy()
     prev_lat, prev_lon = (prev[c].to_numpy(float) for c in ("lat_deg", "lon_west_deg"))
     known_pj = known["perijove"].astype(int).to_numpy()
-    known_id = known["hotspot_id"].to_numpy()
     known_lat, known_lon = (known[c].to_numpy(float) for c in ("lat_deg", "lon_west_deg"))
     ref_lat, ref_lon = (reference[c].to_numpy(float) for c in ("lat_deg", "lon_west_deg"))
     known_power = known["power_gw"].to_numpy(float)
     known_lo_hi = (known["power_gw_lo"].to_numpy(float), known["power_gw_hi"].to_numpy(float))
-    # each hotspot's known rows, in the table's order (a row's history: those before
-    # its perijove; the same rows, in the same order, as a mask over the table)
-    codes, uniques = pd.factorize(known_id, use_na_sentinel=False)
-    by_code = np.argsort(codes, kind="stable")
-    starts = np.searchsorted(codes[by_code], np.arange(len(uniques) + 1))
-    rows_of = {h: by_code[starts[c]:starts[c + 1]] for c, h in enumerate(uniques)}
+    # each hotspot's known rows (positions, in the table's order; the ids are plain
+    # strings): a row's history is those before its perijove, the rows a mask over the
+    # table would select, in the same order
+    rows_of = known.reset_index(drop=True).groupby("hotspot_id", sort=False).indices
     no_rows = np.empty(0, dtype=np.intp)
     alerts: list[dict] = []
     for _, r in new.iterrows():
@@ -159,7 +156,6 @@ def alerts_for(
         if same_pj.any() and np.any(np.asarray(great_circle_km(
                 r["lat_deg"], r["lon_west_deg"], prev_lat[same_pj], prev_lon[same_pj])) <= tol):
             continue  # the same source under another id (renamed): not a new row
-        earlier = known_pj < pj
         mine = rows_of.get(r["hotspot_id"], no_rows)
         mine = mine[known_pj[mine] < pj]
         hist = known_power[mine]
@@ -170,6 +166,7 @@ def alerts_for(
             d_ref = np.asarray(great_circle_km(r["lat_deg"], r["lon_west_deg"], ref_lat, ref_lon))
             if d_ref.size and d_ref.min() <= tol:
                 continue
+            earlier = known_pj < pj
             if earlier.any() and np.any(np.asarray(great_circle_km(
                     r["lat_deg"], r["lon_west_deg"], known_lat[earlier],
                     known_lon[earlier])) <= tol):
