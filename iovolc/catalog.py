@@ -884,54 +884,66 @@ def link_perijoves(
     key[np.flatnonzero(is_new)] = [group_ids[g] for g in labels]
     cl["hotspot_id"] = key
 
-    rows = []
-    for hid, g in cl.groupby("hotspot_id", sort=True):
-        xyz = _unit_xyz(g["lat_deg"].to_numpy(float), g["lon_west_deg"].to_numpy(float))
-        w = g["position_weight"].to_numpy(float)
+    return _normalise(_catalog_rows(cl), CATALOG_COLUMNS)
+
+
+#: catalog columns taken from the hotspot's per-perijove cluster row as is
+_CLUSTER_ROW_COLUMNS = (
+    "perijove", "n_detections", "peak_radiance_w_m2_sr", "power_gw", "power_gw_per_um",
+    "temperature_k", "flags", "power_gw_per_um_l", "area_km2", "pixel_scale_km",
+    "min_emission_deg", "match_distance_km", "n_frames", "bands", "power_gw_lo",
+    "power_gw_hi", "temperature_k_lo", "temperature_k_hi")
+
+
+def _catalog_rows(cl: pd.DataFrame) -> pd.DataFrame:
+    """One row per cluster of ``cl`` (with ``hotspot_id``): by hotspot, then perijove.
+
+    The hotspot values (weighted position, its uncertainty, first/last seen,
+    the first non-empty ref_id and name in ``cl`` order) are computed once per
+    hotspot; the per-perijove values are taken column-wise (stop 30: the same
+    table as the per-row dicts this replaced, tested against them).
+    """
+    lat = cl["lat_deg"].to_numpy(float)
+    lon = cl["lon_west_deg"].to_numpy(float)
+    w_all = cl["position_weight"].to_numpy(float)
+    unc_all = cl["position_uncertainty_km"].to_numpy(float)
+    first_et, last_et = cl["first_et"].to_numpy(float), cl["last_et"].to_numpy(float)
+    first_utc, last_utc = cl["first_utc"].to_numpy(), cl["last_utc"].to_numpy()
+    names, refs = cl["name"].astype(str).to_numpy(), cl["ref_id"].astype(str).to_numpy()
+    pj = cl["perijove"].to_numpy()
+    groups = cl.groupby("hotspot_id", sort=True).indices
+    take, per_hotspot = [], []
+    for hid in sorted(groups):  # groupby(sort=True)'s order
+        ix = groups[hid]
+        xyz = _unit_xyz(lat[ix], lon[ix])
+        w = w_all[ix]
         centre = _weighted_centre(xyz, w)
         h_lat, h_lon = _latlon(centre)
-        unc = _position_uncertainty_km(xyz, w, centre, g["position_uncertainty_km"].to_numpy(float))
-        first = g["first_utc"].to_numpy()[np.argmin(g["first_et"].to_numpy(float))]
-        last = g["last_utc"].to_numpy()[np.argmax(g["last_et"].to_numpy(float))]
-        names = [v for v in g["name"].astype(str) if v]
-        refs = [v for v in g["ref_id"].astype(str) if v]
-        for _, r in g.sort_values("perijove").iterrows():
-            rows.append(
-                {
-                    "hotspot_id": hid,
-                    "ref_id": refs[0] if refs else "",
-                    "name": names[0] if names else "",
-                    "lat_deg": float(h_lat),
-                    "lon_west_deg": float(h_lon),
-                    "perijove": r["perijove"],
-                    "n_detections": r["n_detections"],
-                    "peak_radiance_w_m2_sr": r["peak_radiance_w_m2_sr"],
-                    "power_gw": r["power_gw"],
-                    "power_gw_per_um": r["power_gw_per_um"],
-                    "temperature_k": r["temperature_k"],
-                    "flags": r["flags"],
-                    "first_seen_utc": first,
-                    "last_seen_utc": last,
-                    "power_gw_per_um_l": r["power_gw_per_um_l"],
-                    "area_km2": r["area_km2"],
-                    "position_uncertainty_km": unc,
-                    "pixel_scale_km": r["pixel_scale_km"],
-                    "min_emission_deg": r["min_emission_deg"],
-                    "match_distance_km": r["match_distance_km"],
-                    "flag_names": flag_names(int(r["flags"])),
-                    "lat_deg_pj": r["lat_deg"],
-                    "lon_west_deg_pj": r["lon_west_deg"],
-                    "position_uncertainty_km_pj": r["position_uncertainty_km"],
-                    "n_frames": r["n_frames"],
-                    "bands": r["bands"],
-                    "power_gw_lo": r["power_gw_lo"],
-                    "power_gw_hi": r["power_gw_hi"],
-                    "temperature_k_lo": r["temperature_k_lo"],
-                    "temperature_k_hi": r["temperature_k_hi"],
-                }
-            )
-    out = pd.DataFrame(rows, columns=list(CATALOG_COLUMNS))
-    return _normalise(out, CATALOG_COLUMNS)
+        unc = _position_uncertainty_km(xyz, w, centre, unc_all[ix])
+        named = [v for v in names[ix] if v]
+        reffed = [v for v in refs[ix] if v]
+        per_hotspot.append((hid, reffed[0] if reffed else "", named[0] if named else "",
+                            float(h_lat), float(h_lon), unc,
+                            first_utc[ix[np.argmin(first_et[ix])]],
+                            last_utc[ix[np.argmax(last_et[ix])]]))
+        # pandas' sort_values("perijove") on the group: numpy's default argsort
+        take.append(ix[np.argsort(pj[ix], kind="quicksort")])
+    counts = [len(t) for t in take]
+    rows = np.concatenate(take)
+    hot = list(zip(*per_hotspot, strict=True))
+
+    def repeat(values) -> np.ndarray:
+        return np.repeat(np.asarray(values, dtype=object), counts)
+
+    out = {c: cl[c].to_numpy()[rows] for c in _CLUSTER_ROW_COLUMNS}
+    for k, c in enumerate(("hotspot_id", "ref_id", "name", "lat_deg", "lon_west_deg",
+                           "position_uncertainty_km", "first_seen_utc", "last_seen_utc")):
+        out[c] = repeat(hot[k])
+    out["lat_deg_pj"], out["lon_west_deg_pj"] = lat[rows], lon[rows]
+    out["position_uncertainty_km_pj"] = unc_all[rows]
+    names_of = {f: flag_names(f) for f in {int(f) for f in out["flags"]}}
+    out["flag_names"] = np.array([names_of[int(f)] for f in out["flags"]], dtype=object)
+    return pd.DataFrame({c: out[c] for c in CATALOG_COLUMNS})
 
 
 def _assign_new_ids(
@@ -989,25 +1001,47 @@ def summarise(catalog: pd.DataFrame) -> pd.DataFrame:
     """
     if catalog.empty:
         return _empty(HOTSPOT_COLUMNS).astype(_catalog_dtypes(HOTSPOT_COLUMNS))
+    # per hotspot on numpy arrays in the order pandas' sort_values("perijove") gives
+    # (stop 30: the same rows as the per-group pandas calls this replaced, tested)
+    col = {c: catalog[c].to_numpy() for c in (
+        "ref_id", "name", "lat_deg", "lon_west_deg", "position_uncertainty_km",
+        "first_seen_utc", "last_seen_utc", "perijove")}
+    p_all = catalog["power_gw"].to_numpy(float)
+    pm_all = catalog["power_gw_per_um"].to_numpy(float)
+    t_all = catalog["temperature_k"].to_numpy(float)
+    flags_all = catalog["flags"].to_numpy(np.int64)
+    ndet_all = catalog["n_detections"].to_numpy()
+    scale_all = catalog["pixel_scale_km"].to_numpy(float)
+    emission_all = catalog["min_emission_deg"].to_numpy(float)
+
+    def skipna_min(x: np.ndarray) -> float:
+        x = x[~np.isnan(x)]
+        return float(x.min()) if x.size else np.nan
+
+    groups = catalog.groupby("hotspot_id", sort=True).indices
     rows = []
-    for hid, g in catalog.groupby("hotspot_id", sort=True):
-        g = g.sort_values("perijove")
-        p = g["power_gw"].to_numpy(float)
+    for hid in sorted(groups):
+        ix = groups[hid]
+        ix = ix[np.argsort(col["perijove"][ix], kind="quicksort")]
+        i0 = ix[0]
+        p = p_all[ix]
         finite = p[np.isfinite(p)]
-        f = int(np.bitwise_or.reduce(g["flags"].to_numpy(np.int64)))
-        pm = g["power_gw_per_um"].to_numpy(float)
-        t = g["temperature_k"].to_numpy(float)
+        fl = flags_all[ix]
+        f = int(np.bitwise_or.reduce(fl))
+        pm = pm_all[ix]
+        t = t_all[ix]
+        pjs = np.unique(col["perijove"][ix])
         rows.append(
             {
                 "hotspot_id": hid,
-                "ref_id": g["ref_id"].iloc[0],
-                "name": g["name"].iloc[0],
-                "lat_deg": g["lat_deg"].iloc[0],
-                "lon_west_deg": g["lon_west_deg"].iloc[0],
-                "position_uncertainty_km": g["position_uncertainty_km"].iloc[0],
-                "n_perijoves": g["perijove"].nunique(),
-                "perijoves": ",".join(str(v) for v in sorted(g["perijove"].unique())),
-                "n_detections": int(g["n_detections"].sum()),
+                "ref_id": col["ref_id"][i0],
+                "name": col["name"][i0],
+                "lat_deg": col["lat_deg"][i0],
+                "lon_west_deg": col["lon_west_deg"][i0],
+                "position_uncertainty_km": col["position_uncertainty_km"][i0],
+                "n_perijoves": len(pjs),
+                "perijoves": ",".join(str(v) for v in pjs),
+                "n_detections": int(ndet_all[ix].sum()),
                 "mean_power_gw": float(finite.mean()) if finite.size else np.nan,
                 "std_power_gw": float(finite.std(ddof=1)) if finite.size > 1 else np.nan,
                 "min_power_gw": float(finite.min()) if finite.size else np.nan,
@@ -1016,12 +1050,11 @@ def summarise(catalog: pd.DataFrame) -> pd.DataFrame:
                 if np.any(np.isfinite(pm)) else np.nan,
                 "median_temperature_k": float(np.median(t[np.isfinite(t)]))
                 if np.any(np.isfinite(t)) else np.nan,
-                "n_power_lower_limit": int(
-                    np.count_nonzero(g["flags"].to_numpy(np.int64) & Flag.POWER_LOWER_LIMIT)),
-                "pixel_scale_km": float(g["pixel_scale_km"].min()),
-                "min_emission_deg": float(g["min_emission_deg"].min()),
-                "first_seen_utc": g["first_seen_utc"].iloc[0],
-                "last_seen_utc": g["last_seen_utc"].iloc[0],
+                "n_power_lower_limit": int(np.count_nonzero(fl & Flag.POWER_LOWER_LIMIT)),
+                "pixel_scale_km": skipna_min(scale_all[ix]),
+                "min_emission_deg": skipna_min(emission_all[ix]),
+                "first_seen_utc": col["first_seen_utc"][i0],
+                "last_seen_utc": col["last_seen_utc"][i0],
                 "flags": f,
                 "flag_names": flag_names(f),
             }

@@ -719,3 +719,108 @@ def detection_rows_per_source(idx, *, band, sl, shape, src, geom, near_limb, pow
             "position_sigma_km": float(sig_px * geom.pixel_scale_km[k] * stretch),
         })
     return rows_out
+
+
+def catalog_rows_iterrows(cl: pd.DataFrame) -> pd.DataFrame:
+    """link_perijoves' row building before stop 30, verbatim (a dict per row via iterrows)."""
+    from iovolc.catalog import (
+        CATALOG_COLUMNS,
+        _latlon,
+        _position_uncertainty_km,
+        _unit_xyz,
+        _weighted_centre,
+    )
+    from iovolc.flags import flag_names
+
+    rows = []
+    for hid, g in cl.groupby("hotspot_id", sort=True):
+        xyz = _unit_xyz(g["lat_deg"].to_numpy(float), g["lon_west_deg"].to_numpy(float))
+        w = g["position_weight"].to_numpy(float)
+        centre = _weighted_centre(xyz, w)
+        h_lat, h_lon = _latlon(centre)
+        unc = _position_uncertainty_km(xyz, w, centre, g["position_uncertainty_km"].to_numpy(float))
+        first = g["first_utc"].to_numpy()[np.argmin(g["first_et"].to_numpy(float))]
+        last = g["last_utc"].to_numpy()[np.argmax(g["last_et"].to_numpy(float))]
+        names = [v for v in g["name"].astype(str) if v]
+        refs = [v for v in g["ref_id"].astype(str) if v]
+        for _, r in g.sort_values("perijove").iterrows():
+            rows.append(
+                {
+                    "hotspot_id": hid,
+                    "ref_id": refs[0] if refs else "",
+                    "name": names[0] if names else "",
+                    "lat_deg": float(h_lat),
+                    "lon_west_deg": float(h_lon),
+                    "perijove": r["perijove"],
+                    "n_detections": r["n_detections"],
+                    "peak_radiance_w_m2_sr": r["peak_radiance_w_m2_sr"],
+                    "power_gw": r["power_gw"],
+                    "power_gw_per_um": r["power_gw_per_um"],
+                    "temperature_k": r["temperature_k"],
+                    "flags": r["flags"],
+                    "first_seen_utc": first,
+                    "last_seen_utc": last,
+                    "power_gw_per_um_l": r["power_gw_per_um_l"],
+                    "area_km2": r["area_km2"],
+                    "position_uncertainty_km": unc,
+                    "pixel_scale_km": r["pixel_scale_km"],
+                    "min_emission_deg": r["min_emission_deg"],
+                    "match_distance_km": r["match_distance_km"],
+                    "flag_names": flag_names(int(r["flags"])),
+                    "lat_deg_pj": r["lat_deg"],
+                    "lon_west_deg_pj": r["lon_west_deg"],
+                    "position_uncertainty_km_pj": r["position_uncertainty_km"],
+                    "n_frames": r["n_frames"],
+                    "bands": r["bands"],
+                    "power_gw_lo": r["power_gw_lo"],
+                    "power_gw_hi": r["power_gw_hi"],
+                    "temperature_k_lo": r["temperature_k_lo"],
+                    "temperature_k_hi": r["temperature_k_hi"],
+                }
+            )
+    return pd.DataFrame(rows, columns=list(CATALOG_COLUMNS))
+
+
+def summarise_pandas(catalog: pd.DataFrame) -> pd.DataFrame:
+    """summarise before stop 30, verbatim (pandas calls per hotspot group)."""
+    from iovolc.catalog import HOTSPOT_COLUMNS, _normalise
+    from iovolc.flags import Flag, flag_names
+
+    rows = []
+    for hid, g in catalog.groupby("hotspot_id", sort=True):
+        g = g.sort_values("perijove")
+        p = g["power_gw"].to_numpy(float)
+        finite = p[np.isfinite(p)]
+        f = int(np.bitwise_or.reduce(g["flags"].to_numpy(np.int64)))
+        pm = g["power_gw_per_um"].to_numpy(float)
+        t = g["temperature_k"].to_numpy(float)
+        rows.append(
+            {
+                "hotspot_id": hid,
+                "ref_id": g["ref_id"].iloc[0],
+                "name": g["name"].iloc[0],
+                "lat_deg": g["lat_deg"].iloc[0],
+                "lon_west_deg": g["lon_west_deg"].iloc[0],
+                "position_uncertainty_km": g["position_uncertainty_km"].iloc[0],
+                "n_perijoves": g["perijove"].nunique(),
+                "perijoves": ",".join(str(v) for v in sorted(g["perijove"].unique())),
+                "n_detections": int(g["n_detections"].sum()),
+                "mean_power_gw": float(finite.mean()) if finite.size else np.nan,
+                "std_power_gw": float(finite.std(ddof=1)) if finite.size > 1 else np.nan,
+                "min_power_gw": float(finite.min()) if finite.size else np.nan,
+                "max_power_gw": float(finite.max()) if finite.size else np.nan,
+                "mean_power_gw_per_um": float(np.mean(pm[np.isfinite(pm)]))
+                if np.any(np.isfinite(pm)) else np.nan,
+                "median_temperature_k": float(np.median(t[np.isfinite(t)]))
+                if np.any(np.isfinite(t)) else np.nan,
+                "n_power_lower_limit": int(
+                    np.count_nonzero(g["flags"].to_numpy(np.int64) & Flag.POWER_LOWER_LIMIT)),
+                "pixel_scale_km": float(g["pixel_scale_km"].min()),
+                "min_emission_deg": float(g["min_emission_deg"].min()),
+                "first_seen_utc": g["first_seen_utc"].iloc[0],
+                "last_seen_utc": g["last_seen_utc"].iloc[0],
+                "flags": f,
+                "flag_names": flag_names(f),
+            }
+        )
+    return _normalise(pd.DataFrame(rows, columns=list(HOTSPOT_COLUMNS)), HOTSPOT_COLUMNS)
