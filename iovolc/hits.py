@@ -133,7 +133,9 @@ class _NoiseModel:
         # level-dependent model over quantile bins of the level
         lv, hv = level[::3, ::3].ravel(), hp[::3, ::3].ravel()
         n_bins = max(1, min(int(n_bins), lv.size // 16))
-        order = np.argsort(lv)
+        # stable: the quantised levels tie often, and numpy's default sort is a SIMD one
+        # whose tie order depends on the host (stop 30); ties go in pixel order
+        order = np.argsort(lv, kind="stable")
         m = (lv.size // n_bins) * n_bins
         lb = np.maximum(imaging.row_medians(lv[order[:m]].reshape(n_bins, -1)), 0.0)
         vb = (imaging.row_medians(hv[order[:m]].reshape(n_bins, -1)) * scale) ** 2

@@ -274,17 +274,23 @@ def _h_maxima(img: np.ndarray, h: float) -> np.ndarray:
 
 
 def brightest_of_labels(values: np.ndarray, labels: np.ndarray, n: int):
-    """(row, col) of the largest value of each label 1..n (``ndi.maximum_position``)."""
+    """(row, col) of the largest value of each label 1..n, as ``ndi.maximum_position``
+    except among equal values: the first in raster order (scipy's choice follows its
+    unstable sort, so it depends on the host's SIMD; stop 30). (0, 0) for a label
+    with no pixel, as scipy gives."""
     rr, cc = np.nonzero(labels)
     lab, val = labels[rr, cc], values[rr, cc]
-    order = np.lexsort((-val, lab))  # by label, largest first
-    lab_s, val_s = lab[order], val[order]
-    first = np.r_[True, lab_s[1:] != lab_s[:-1]]
-    tie = first[:-1] & (lab_s[1:] == lab_s[:-1]) & (val_s[1:] == val_s[:-1])
-    if tie.any() or first.sum() != n:  # scipy's choice among equals is its sort's: use it
-        idx = ndi.maximum_position(values, labels, np.arange(1, n + 1))
-        return np.array([int(i[0]) for i in idx]), np.array([int(i[1]) for i in idx])
-    return rr[order[first]], cc[order[first]]
+    order = np.lexsort((-val, lab))  # by label, largest first, then raster order (stable)
+    lab_s = lab[order]
+    first = np.r_[True, lab_s[1:] != lab_s[:-1]] if lab_s.size else np.zeros(0, bool)
+    pick = order[first]
+    if pick.size == n and (n == 0 or lab_s[-1] == n):  # every label 1..n has pixels
+        return rr[pick], cc[pick]
+    out_r, out_c = np.zeros(n, dtype=rr.dtype), np.zeros(n, dtype=cc.dtype)
+    at = lab[pick] - 1
+    inside = (at >= 0) & (at < n)
+    out_r[at[inside]], out_c[at[inside]] = rr[pick[inside]], cc[pick[inside]]
+    return out_r, out_c
 
 
 def label_max(values: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:

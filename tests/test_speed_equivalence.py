@@ -93,22 +93,58 @@ def test_h_maxima_on_pieces_is_skimages():
                               h_maxima(t, 0.25).astype(bool) & at), trial
 
 
+def _brightest_raster_first(values, lab, n):
+    """Each label's largest value's position, the first in raster order among equals."""
+    out = []
+    for k in range(1, n + 1):
+        at = np.argwhere(lab == k)  # raster order
+        if at.size == 0:
+            out.append((0, 0))
+            continue
+        v = values[at[:, 0], at[:, 1]]
+        r, c = at[np.flatnonzero(v == v.max())[0]]
+        out.append((int(r), int(c)))
+    return out
+
+
 def test_label_maxima_and_positions_are_scipys():
+    """Where a label's largest value is unique, scipy's position; among equal values the
+    first in raster order (scipy's choice follows its unstable, host-dependent sort)."""
     rng = np.random.default_rng(2)
+    n_tied = 0
     for trial in range(60):
         x = _scene(rng)
         if trial % 4 == 0:
-            x = np.round(x)  # ties for the largest value: scipy's own choice is kept
+            x = np.round(x)  # ties for the largest value
         lab, n = ndi.label(x > 2.0, structure=np.ones((3, 3), bool))
         if n == 0:
             continue
         idx = np.arange(1, n + 1)
         values = np.where(lab > 0, x, -np.inf)  # as the extraction calls it
-        pos = ndi.maximum_position(values, lab, idx)
+        pos = [(int(a), int(b)) for a, b in ndi.maximum_position(values, lab, idx)]
         pr, ps = brightest_of_labels(values, lab, n)
-        assert [(int(a), int(b)) for a, b in pos] == list(zip(pr.tolist(), ps.tolist(),
-                                                             strict=True))
+        got = list(zip(pr.tolist(), ps.tolist(), strict=True))
+        assert got == _brightest_raster_first(values, lab, n)
+        top = ndi.maximum(values, lab, idx)
+        unique = [np.count_nonzero(values[lab == k] == top[k - 1]) == 1 for k in idx]
+        assert [g for g, u in zip(got, unique, strict=True) if u] == \
+            [p for p, u in zip(pos, unique, strict=True) if u]
+        n_tied += unique.count(False)
         assert np.array_equal(label_max(x, lab, n), ndi.maximum(x, lab, idx))
+    assert n_tied > 5
+
+
+def test_brightest_of_labels_with_missing_and_extra_labels():
+    values = np.arange(20.0).reshape(4, 5)
+    lab = np.zeros((4, 5), int)
+    lab[0, 1] = 1
+    lab[2, 2] = lab[2, 3] = 3
+    lab[3, 4] = 7  # beyond n: ignored
+    values[2, 3] = values[2, 2]  # a tie: the first in raster order
+    pr, ps = brightest_of_labels(values, lab, 4)
+    assert list(zip(pr.tolist(), ps.tolist(), strict=True)) == [(0, 1), (0, 0), (2, 2), (0, 0)]
+    pos = ndi.maximum_position(values, lab, [1, 2, 4])  # scipy's (0, 0) for no pixel
+    assert [(int(a), int(b)) for a, b in pos] == [(0, 1), (0, 0), (0, 0)]
 
 
 def test_block_medians_are_nanmedians():
