@@ -7,7 +7,8 @@ line openings (``ndimage.grey_opening`` with a line footprint), the
 compact-feature mask built on them, the 2-D median filter
 (``ndimage.median_filter``, mode "nearest"), block medians (``nanmedian``),
 h-maxima at given pixels (skimage ``h_maxima``) and per-label maxima and
-their positions (``ndimage.maximum``/``maximum_position``). The NCC's window
+their positions (``ndimage.maximum``/``maximum_position``; among equal values
+the first in raster order, where scipy's choice depends on the host). The NCC's window
 sums, the median (``np.median``) and the cross dilation
 (``ndimage.binary_dilation``) run compiled (:mod:`iovolc.compiled`), and so
 does the h-maxima (:mod:`iovolc.morphology`); both checked in
