@@ -283,13 +283,12 @@ def brightest_of_labels(values: np.ndarray, labels: np.ndarray, n: int):
     lab, val = labels[rr, cc], values[rr, cc]
     order = np.lexsort((-val, lab))  # by label, largest first, then raster order (stable)
     lab_s = lab[order]
-    first = np.r_[True, lab_s[1:] != lab_s[:-1]] if lab_s.size else np.zeros(0, bool)
-    pick = order[first]
-    if pick.size == n and (n == 0 or lab_s[-1] == n):  # every label 1..n has pixels
-        return rr[pick], cc[pick]
-    out_r, out_c = np.zeros(n, dtype=rr.dtype), np.zeros(n, dtype=cc.dtype)
+    first = np.ones(lab_s.size, bool)
+    first[1:] = lab_s[1:] != lab_s[:-1]
+    pick = order[first]  # each present label's brightest pixel
     at = lab[pick] - 1
-    inside = (at >= 0) & (at < n)
+    inside = (at >= 0) & (at < n)  # labels beyond 1..n are not asked for
+    out_r, out_c = np.zeros(n, dtype=rr.dtype), np.zeros(n, dtype=cc.dtype)
     out_r[at[inside]], out_c[at[inside]] = rr[pick[inside]], cc[pick[inside]]
     return out_r, out_c
 

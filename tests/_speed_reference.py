@@ -824,3 +824,19 @@ def summarise_pandas(catalog: pd.DataFrame) -> pd.DataFrame:
             }
         )
     return _normalise(pd.DataFrame(rows, columns=list(HOTSPOT_COLUMNS)), HOTSPOT_COLUMNS)
+
+
+def brightest_raster_first(values, lab, n):
+    """Each label 1..n's largest value's position, the first in raster order among equals
+    ((0, 0) for a label with no pixel): the rule of ``imaging.brightest_of_labels``
+    since stop 30, written out as a plain loop."""
+    out = []
+    for k in range(1, n + 1):
+        at = np.argwhere(lab == k)  # raster order
+        if at.size == 0:
+            out.append((0, 0))
+            continue
+        v = values[at[:, 0], at[:, 1]]
+        r, c = at[np.flatnonzero(v == v.max())[0]]
+        out.append((int(r), int(c)))
+    return out

@@ -13,6 +13,7 @@ import warnings
 
 import numpy as np
 import pytest
+from _speed_reference import brightest_raster_first
 from _synthetic import _scene, _state, _tilted
 from astropy.io import fits
 from scipy import ndimage as ndi
@@ -93,20 +94,6 @@ def test_h_maxima_on_pieces_is_skimages():
                               h_maxima(t, 0.25).astype(bool) & at), trial
 
 
-def _brightest_raster_first(values, lab, n):
-    """Each label's largest value's position, the first in raster order among equals."""
-    out = []
-    for k in range(1, n + 1):
-        at = np.argwhere(lab == k)  # raster order
-        if at.size == 0:
-            out.append((0, 0))
-            continue
-        v = values[at[:, 0], at[:, 1]]
-        r, c = at[np.flatnonzero(v == v.max())[0]]
-        out.append((int(r), int(c)))
-    return out
-
-
 def test_label_maxima_and_positions_are_scipys():
     """Where a label's largest value is unique, scipy's position; among equal values the
     first in raster order (scipy's choice follows its unstable, host-dependent sort)."""
@@ -124,7 +111,7 @@ def test_label_maxima_and_positions_are_scipys():
         pos = [(int(a), int(b)) for a, b in ndi.maximum_position(values, lab, idx)]
         pr, ps = brightest_of_labels(values, lab, n)
         got = list(zip(pr.tolist(), ps.tolist(), strict=True))
-        assert got == _brightest_raster_first(values, lab, n)
+        assert got == brightest_raster_first(values, lab, n)
         top = ndi.maximum(values, lab, idx)
         unique = [np.count_nonzero(values[lab == k] == top[k - 1]) == 1 for k in idx]
         assert [g for g, u in zip(got, unique, strict=True) if u] == \
