@@ -1,4 +1,4 @@
-"""The stop-21 to stop-29 kernels against the forms they replaced, side by side in one run.
+"""The stop-21 to stop-33 kernels against the forms they replaced, side by side in one run.
 
 Each pair runs alternately on the same input in this process, ``--repeats``
 rounds; the best round of each is printed with the ratio, and each pair's
@@ -83,6 +83,11 @@ and from stop 29:
 * the publish's alerts with each hotspot's rows indexed once (``publish.alerts.alerts_for``)
   against a boolean mask over the known table per new row (``alerts_for_masks`` in
   ``tests/_alerts_reference.py``), a synthetic catalog of 71 perijoves, the last six new.
+
+and from stop 30: the catalog's rows (``catalog._catalog_rows``) and hotspot summary
+(``catalog.summarise``) against their pandas forms; from stop 33: ``catalog.merge_detections``
+with every cluster's values at once against the per-cluster loop it replaced
+(``tests/_merge_reference.py``), ~66,000 detections in ~3,300 clusters over 71 perijoves.
 
 Not the whole chain: ``bench/science_chain.py`` measures that.
 
@@ -239,6 +244,7 @@ def main(argv=None) -> int:
     _stop_28(rng, r)
     _stop_29(rng, r)
     _stop_30(rng, r)
+    _stop_33(rng, r)
     return 0
 
 
@@ -538,6 +544,29 @@ def _stop_30(rng, r: int) -> None:
     _pair(f"summarise ({n_hot} hotspots)",
           lambda: (np.frombuffer(ref.summarise_pandas(cat).to_csv().encode(), np.uint8),),
           lambda: (np.frombuffer(summarise(cat).to_csv().encode(), np.uint8),),
+          repeats=max(1, r // 2), inner=1, unit="ms")
+
+
+def _stop_33(rng, r: int) -> None:
+    """merge_detections: the loop of numpy calls per cluster against every cluster at
+    once, on a mission-sized table (~1,300 sources over 71 perijoves, ~20 detections
+    per cluster: the mission's mix at 3,000 frames)."""
+    from _merge_reference import merge_detections_loop
+    from test_merge_exact import _detections
+
+    from iovolc.catalog import merge_detections
+
+    det = _detections(rng, n_src=1_300, perijoves=tuple(range(5, 76)), per_cluster=20.0)
+    n_cl = len(merge_detections(det))
+
+    def columns(table):  # every column as bytes, for _pair's bit-for-bit check
+        return tuple(np.frombuffer(table[c].to_numpy().tobytes(), np.uint8)
+                     if table[c].dtype.kind in "fib" else
+                     np.frombuffer(repr(table[c].tolist()).encode(), np.uint8)
+                     for c in table.columns)
+
+    _pair(f"merge_detections ({len(det)} rows, {n_cl} clusters)",
+          lambda: columns(merge_detections_loop(det)), lambda: columns(merge_detections(det)),
           repeats=max(1, r // 2), inner=1, unit="ms")
 
 

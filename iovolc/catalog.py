@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
-from iovolc import greedy, jiram, physics
+from iovolc import greedy, jiram, physics, segments
 from iovolc.flags import CONFIDENT_SNR, HIGH_EMISSION_DEG, Flag, flag_descriptions, flag_names
 
 __all__ = [
@@ -361,38 +361,8 @@ def _greedy_labels(
                                 min_tol_km=min_tol_km, radius_km=IO_RADIUS_KM)
 
 
-def _band_power(power: np.ndarray, saturated: np.ndarray) -> tuple[float, bool]:
-    """(median over unsaturated values, else over saturated ones; saturated-only?).
-
-    Non-finite powers are ignored; NaN if the band has none.
-    """
-    keep = np.isfinite(power)
-    power, saturated = power[keep], saturated[keep]
-    if power.size == 0:
-        return float("nan"), False
-    good = ~saturated
-    if np.any(good):
-        return float(np.median(power[good])), False
-    return float(np.median(power)), True
-
-
 #: calibration floor of a band power's relative error (absolute radiometry)
 POWER_CAL_REL_ERR = 0.05
-
-
-def _band_rel_err(power: np.ndarray, snr: np.ndarray) -> float:
-    """Relative 1-sigma error of a band's median power: noise ~ 1/SNR, the scatter
-    of the detections / sqrt(n), and a calibration floor; NaN if the band has none."""
-    keep = np.isfinite(power) & (power > 0)
-    if not keep.any():
-        return float("nan")
-    p, s = power[keep], snr[keep]
-    noise = 1.0 / max(float(np.nanmax(s)) if np.any(np.isfinite(s)) else 1.0, 1.0)
-    scatter = 0.0
-    if p.size > 1:
-        scatter = 1.4826 * float(np.median(np.abs(p - np.median(p)))) / float(np.median(p))
-        scatter /= np.sqrt(p.size)
-    return float(np.sqrt(noise**2 + scatter**2 + POWER_CAL_REL_ERR**2))
 
 
 def _empty(columns) -> pd.DataFrame:
@@ -464,79 +434,144 @@ def merge_detections(
     pj_all = det["perijove"].to_numpy(dtype=np.int64)
     index = det.index.to_numpy()
 
-    rows = []
+    # every cluster at once (stop 33: this was one loop of numpy calls per cluster;
+    # tests/test_merge_exact.py checks the table is the loop's, bit for bit)
+    cid = np.empty(len(det), dtype=np.int64)  # cluster ids: 0.. by perijove, then seed order
+    n_cl = 0
     for pj in np.unique(pj_all):
         sel = np.flatnonzero(pj_all == pj)
         labels = _greedy_labels(
             xyz[sel], scale[sel], snr[sel], weight[sel], tol_px=tol_px, min_tol_km=min_tol_km
         )
-        for lab in range(labels.max() + 1):
-            m = sel[labels == lab]
-            m = m[np.lexsort((m, et[m]))]  # chronological members
-            centre = _weighted_centre(xyz[m], weight[m])
-            c_lat, c_lon = _latlon(centre)
-            unc = _position_uncertainty_km(xyz[m], weight[m], centre, sigma_km[m])
-            is_m = bands[m] == "M"
-            is_l = bands[m] == "L"
-            p_m, m_sat_only = _band_power(power[m][is_m], saturated[m][is_m])
-            p_l, l_sat_only = _band_power(power[m][is_l], saturated[m][is_l])
-            err_m = _band_rel_err(power[m][is_m], snr[m][is_m])
-            err_l = _band_rel_err(power[m][is_l], snr[m][is_l])
-            n_frames = len(set(product[m]))
-            max_snr = float(np.nanmax(snr[m])) if np.any(np.isfinite(snr[m])) else float("nan")
-            f = Flag(0)
-            if np.any(flags[m] & Flag.SATURATED):
-                f |= Flag.SATURATED
-            if np.any(flags[m] & Flag.NONLINEAR):
-                f |= Flag.NONLINEAR
-            if n_frames == 1 or not (max_snr >= CONFIDENT_SNR):
-                f |= Flag.LOW_CONFIDENCE
-            if np.all(emission[m] > HIGH_EMISSION_DEG):
-                f |= Flag.HIGH_EMISSION
-            for every in (Flag.NEAR_LIMB, Flag.UNREGISTERED, Flag.FRAME_EDGE,
-                          Flag.POINTING_PASS, Flag.POINTING_CONSTELLATION):
-                if np.all(flags[m] & every):
-                    f |= every
-            if m_sat_only or (not np.any(is_m) and l_sat_only):
-                f |= Flag.POWER_LOWER_LIMIT
-            i_first, i_last = m[np.argmin(et[m])], m[np.argmax(et[m])]
-            rows.append(
-                {
-                    "cluster_id": len(rows),
-                    "perijove": int(pj),
-                    "lat_deg": float(c_lat),
-                    "lon_west_deg": float(c_lon),
-                    "position_uncertainty_km": unc,
-                    "n_detections": len(m),
-                    "n_frames": n_frames,
-                    "bands": "".join(sorted(set(bands[m]))),
-                    "peak_radiance_w_m2_sr": float(np.nanmax(peak[m]))
-                    if np.any(np.isfinite(peak[m]))
-                    else float("nan"),
-                    "power_gw_per_um": p_m,
-                    "power_gw_per_um_l": p_l,
-                    "power_rel_err_m": err_m,
-                    "power_rel_err_l": err_l,
-                    "m_saturated_only": m_sat_only,
-                    "l_saturated_only": l_sat_only,
-                    "max_snr": max_snr,
-                    "min_emission_deg": float(np.min(emission[m])),
-                    "pixel_scale_km": float(np.min(scale[m])),
-                    "first_utc": utc[i_first],
-                    "last_utc": utc[i_last],
-                    "first_et": float(et[i_first]),
-                    "last_et": float(et[i_last]),
-                    "position_weight": float(np.sum(weight[m])),
-                    "flags": int(f),
-                    "detection_indices": [_py(v) for v in index[m]],
-                }
-            )
-    out = pd.DataFrame(rows, columns=list(CLUSTER_COLUMNS))
+        cid[sel] = labels + n_cl
+        n_cl += int(labels.max()) + 1
+    # each cluster's members together, chronological (et, then row: the loop's
+    # lexsort((m, et[m])) of the cluster's rows)
+    o = np.lexsort((np.arange(len(det)), et, cid))
+    c = cid[o]
+    counts = np.bincount(c, minlength=n_cl)
+    starts = segments.group_starts(counts)
+    ends = starts + counts
+    xyz_o, w_o, sig_o = xyz[o], weight[o], sigma_km[o]
+    # sums stay numpy's own per cluster (pairwise sums: reduceat rounds differently)
+    centres = np.empty((n_cl, 3))
+    unc = np.empty(n_cl)
+    pos_weight = np.empty(n_cl)
+    for k, (a, b) in enumerate(zip(starts.tolist(), ends.tolist(), strict=True)):
+        centres[k] = _weighted_centre(xyz_o[a:b], w_o[a:b])
+        unc[k] = _position_uncertainty_km(xyz_o[a:b], w_o[a:b], centres[k], sig_o[a:b])
+        pos_weight[k] = np.sum(w_o[a:b])
+    c_lat, c_lon = _latlon(np.ascontiguousarray(centres.T).T)
+
+    band_o, snr_o, flags_o, et_o = bands[o], snr[o], flags[o], et[o]
+    is_m, is_l = band_o == "M", band_o == "L"
+    p_m, m_sat_only = _band_powers(power[o], saturated[o], is_m, c, n_cl)
+    p_l, l_sat_only = _band_powers(power[o], saturated[o], is_l, c, n_cl)
+    err_m = _band_rel_errs(power[o], snr_o, is_m, c, n_cl)
+    err_l = _band_rel_errs(power[o], snr_o, is_l, c, n_cl)
+    codes = pd.factorize(product[o])[0].astype(np.int64)
+    n_frames = np.bincount(np.unique(c * (codes.max() + 1) + codes) // (codes.max() + 1),
+                           minlength=n_cl)
+    max_snr = _finite_max(snr_o, starts)
+    any_f = segments.group_reduce(np.bitwise_or, flags_o, c, n_cl, empty=0)
+    all_f = segments.group_reduce(np.bitwise_and, flags_o, c, n_cl, empty=0)
+    f = np.zeros(n_cl, dtype=np.int64)
+    for bit in (Flag.SATURATED, Flag.NONLINEAR):
+        f |= any_f & int(bit)
+    f[(n_frames == 1) | ~(max_snr >= CONFIDENT_SNR)] |= int(Flag.LOW_CONFIDENCE)
+    f[np.logical_and.reduceat(emission[o] > HIGH_EMISSION_DEG, starts)] |= int(Flag.HIGH_EMISSION)
+    for every in (Flag.NEAR_LIMB, Flag.UNREGISTERED, Flag.FRAME_EDGE,
+                  Flag.POINTING_PASS, Flag.POINTING_CONSTELLATION):
+        f |= all_f & int(every)
+    has_m = np.logical_or.reduceat(is_m, starts)
+    f[m_sat_only | (~has_m & l_sat_only)] |= int(Flag.POWER_LOWER_LIMIT)
+    # np.argmin / np.argmax of the chronological members: the first NaN if any,
+    # else the first member / the first one at the latest time
+    nan_et = np.isnan(et_o)
+    first_nan = segments.first_where(nan_et, starts)
+    latest = np.fmax.reduceat(et_o, starts)
+    i_first = o[np.where(first_nan < ends, first_nan, starts)]
+    i_last = o[np.where(first_nan < ends, first_nan,
+                        segments.first_where(et_o == latest[c], starts))]
+    present = {b: np.logical_or.reduceat(band_o == b, starts) for b in sorted(set(bands))}
+    band_sets = ["".join(b for b in present if present[b][k]) for k in range(n_cl)]
+    members = index[o].tolist()  # the loop's _py of each label: numpy scalars -> Python
+    out = pd.DataFrame({
+        "cluster_id": np.arange(n_cl),
+        "perijove": pj_all[o][starts],
+        "lat_deg": c_lat,
+        "lon_west_deg": c_lon,
+        "position_uncertainty_km": unc,
+        "n_detections": counts,
+        "n_frames": n_frames,
+        "bands": band_sets,
+        "peak_radiance_w_m2_sr": _finite_max(peak[o], starts),
+        "power_gw_per_um": p_m,
+        "power_gw_per_um_l": p_l,
+        "power_rel_err_m": err_m,
+        "power_rel_err_l": err_l,
+        "m_saturated_only": m_sat_only,
+        "l_saturated_only": l_sat_only,
+        "max_snr": max_snr,
+        "min_emission_deg": np.minimum.reduceat(emission[o], starts),
+        "pixel_scale_km": np.minimum.reduceat(scale[o], starts),
+        "first_utc": utc[i_first],
+        "last_utc": utc[i_last],
+        "first_et": et[i_first],
+        "last_et": et[i_last],
+        "position_weight": pos_weight,
+        "flags": f,
+        "detection_indices": [members[a:b] for a, b in zip(starts.tolist(), ends.tolist(),
+                                                             strict=True)],
+    }, columns=list(CLUSTER_COLUMNS))
     return out.astype(
         {"cluster_id": "int64", "perijove": "int64", "n_detections": "int64",
          "n_frames": "int64", "flags": "int64", "m_saturated_only": bool,
          "l_saturated_only": bool}
     )
+
+
+def _finite_max(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Each cluster's ``np.nanmax`` if it has a finite value, else NaN (rows by cluster)."""
+    has = np.logical_or.reduceat(np.isfinite(values), starts)
+    return np.where(has, np.fmax.reduceat(values, starts), np.nan)
+
+
+def _band_powers(power: np.ndarray, saturated: np.ndarray, in_band: np.ndarray,
+                 c: np.ndarray, n_cl: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per cluster, one band's power and whether it is saturated-only: the median of
+    the band's finite unsaturated powers, else of its finite saturated ones (True);
+    NaN (False) if the band has no finite power. Rows sorted by cluster ``c``."""
+    keep = in_band & np.isfinite(power)
+    n_unsat = np.bincount(c[keep & ~saturated], minlength=n_cl)
+    n_keep = np.bincount(c[keep], minlength=n_cl)
+    use = keep & (~saturated | (n_unsat[c] == 0))
+    return segments.group_median(power[use], c[use], n_cl), (n_keep > 0) & (n_unsat == 0)
+
+
+def _band_rel_errs(power: np.ndarray, snr: np.ndarray, in_band: np.ndarray,
+                   c: np.ndarray, n_cl: int) -> np.ndarray:
+    """Per cluster, the relative 1-sigma error of one band's median power: noise ~
+    1/SNR, the scatter of the detections / sqrt(n), and a calibration floor
+    (:data:`POWER_CAL_REL_ERR`); NaN if the band has no finite positive power.
+    Rows sorted by cluster ``c``."""
+    keep = in_band & np.isfinite(power) & (power > 0)
+    p, s, ck = power[keep], snr[keep], c[keep]
+    n = np.bincount(ck, minlength=n_cl)
+    # np.nanmax of the SNRs (infinite ones too) where one is finite, else 1
+    has_finite = np.bincount(ck[np.isfinite(s)], minlength=n_cl) > 0
+    best = np.where(has_finite, segments.group_reduce(np.fmax, s, ck, n_cl, empty=np.nan), 1.0)
+    noise = 1.0 / np.where(1.0 > best, 1.0, best)  # 1 / max(best, 1.0)
+    med = segments.group_median(p, ck, n_cl)
+    mad = segments.group_median(np.abs(p - med[ck]), ck, n_cl)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        scatter = 1.4826 * mad / med / np.sqrt(n)
+    out = np.full(n_cl, np.nan)
+    # the last step as the loop's scalars: Python's and numpy's float ** (C's pow)
+    for k in np.flatnonzero(n).tolist():
+        sc = scatter[k] if n[k] > 1 else 0.0
+        out[k] = float(np.sqrt(float(noise[k]) ** 2 + sc**2 + POWER_CAL_REL_ERR**2))
+    return out
 
 
 def _py(v):
