@@ -275,3 +275,19 @@ def test_a_tile_cut_short_or_followed_by_bytes_is_not_read(codec, monkeypatch):
     assert image(tile[:-5]) is None  # cut short
     assert image(tile + b"\0\0\0") is None  # bytes after the member
 
+
+
+def test_header_text_is_refused_exactly_outside_printable_ascii():
+    """Every code point alone, and inside a text: refused unless 0x20-0x7E."""
+    from iovolc.tiled_fits import _printable
+
+    for cp in range(0x110000):
+        c = chr(cp)
+        for text in (c, f"ab{c}cd"):
+            ok = 32 <= cp <= 126
+            try:
+                _printable(text)
+                assert ok, hex(cp)
+            except ValueError:
+                assert not ok, hex(cp)
+    _printable("")
