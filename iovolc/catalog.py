@@ -469,7 +469,8 @@ def merge_detections(
     p_l, l_sat_only = _band_powers(power[o], saturated[o], is_l, c, n_cl)
     err_m = _band_rel_errs(power[o], snr_o, is_m, c, n_cl)
     err_l = _band_rel_errs(power[o], snr_o, is_l, c, n_cl)
-    codes = pd.factorize(product[o])[0].astype(np.int64)
+    # a missing product id is one value of its own, as in the loop's set() of them
+    codes = pd.factorize(product[o], use_na_sentinel=False)[0].astype(np.int64)
     n_frames = np.bincount(np.unique(c * (codes.max() + 1) + codes) // (codes.max() + 1),
                            minlength=n_cl)
     max_snr = _finite_max(snr_o, starts)
@@ -496,6 +497,8 @@ def merge_detections(
     present = {b: np.logical_or.reduceat(band_o == b, starts) for b in sorted(set(bands))}
     band_sets = ["".join(b for b in present if present[b][k]) for k in range(n_cl)]
     members = index[o].tolist()  # the loop's _py of each label: numpy scalars -> Python
+    if index.dtype == object:  # tolist() leaves an object array's numpy scalars as they are
+        members = [_py(v) for v in members]
     out = pd.DataFrame({
         "cluster_id": np.arange(n_cl),
         "perijove": pj_all[o][starts],
@@ -515,8 +518,8 @@ def merge_detections(
         "max_snr": max_snr,
         "min_emission_deg": np.minimum.reduceat(emission[o], starts),
         "pixel_scale_km": np.minimum.reduceat(scale[o], starts),
-        "first_utc": utc[i_first],
-        "last_utc": utc[i_last],
+        "first_utc": utc[i_first].tolist(),  # lists: their dtype inferred as the loop's
+        "last_utc": utc[i_last].tolist(),
         "first_et": et[i_first],
         "last_et": et[i_last],
         "position_weight": pos_weight,

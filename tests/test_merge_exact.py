@@ -125,3 +125,20 @@ def test_group_median_is_numpys():
         want = np.array([np.median(values[group == g]) if counts[g] else np.nan
                          for g in range(20)])
         assert np.array_equal(got, want, equal_nan=True)
+
+
+def test_missing_product_ids_utcs_and_numpy_labels_as_the_loop():
+    """Found by a second reader (stop 33): a missing product id is one frame of its own,
+    an object index's numpy labels become Python ones, a cluster whose times are all
+    missing keeps the loop's column type."""
+    rng = np.random.default_rng(11)
+    det = _detections(rng, n_src=6, perijoves=(30,))
+    det.loc[det.index[:3], "product_id"] = None
+    det.loc[det.index[-2:], "product_id"] = np.nan
+    _same(merge_detections(det), merge_detections_loop(det))
+    det.index = pd.Index([np.int64(i) for i in range(len(det))], dtype=object)
+    new = merge_detections(det)
+    _same(new, merge_detections_loop(det))
+    assert all(type(v) is int for ids in new["detection_indices"] for v in ids)
+    det["utc"] = None
+    _same(merge_detections(det), merge_detections_loop(det))
