@@ -30,6 +30,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import _common
+
 REPO = Path(__file__).resolve().parents[1]
 #: stop 30's code: before the cluster merge on arrays and the maps' encoding thread
 BASELINE = "bc7e9f8"
@@ -64,7 +66,7 @@ def main() -> None:
     p.add_argument("--baseline", default=BASELINE)
     p.add_argument("--repeats", type=int, default=3)
     args = p.parse_args()
-    print("$ python " + " ".join(sys.argv), flush=True)
+    _common.print_command()
     results = args.store / "results"
     if not results.is_dir():
         raise SystemExit(f"--store {args.store}: no results/ (run bench/mission_backfill.py "

@@ -471,11 +471,11 @@ def merge_detections(
     err_l = _band_rel_errs(power[o], snr_o, is_l, c, n_cl)
     # a missing product id is one value of its own, as in the loop's set() of them
     codes = pd.factorize(product[o], use_na_sentinel=False)[0].astype(np.int64)
-    n_frames = np.bincount(np.unique(c * (codes.max() + 1) + codes) // (codes.max() + 1),
-                           minlength=n_cl)
+    n_codes = int(codes.max()) + 1
+    n_frames = np.bincount(np.unique(c * n_codes + codes) // n_codes, minlength=n_cl)
     max_snr = _finite_max(snr_o, starts)
-    any_f = segments.group_reduce(np.bitwise_or, flags_o, c, n_cl, empty=0)
-    all_f = segments.group_reduce(np.bitwise_and, flags_o, c, n_cl, empty=0)
+    any_f = np.bitwise_or.reduceat(flags_o, starts)  # every cluster has a member
+    all_f = np.bitwise_and.reduceat(flags_o, starts)
     f = np.zeros(n_cl, dtype=np.int64)
     for bit in (Flag.SATURATED, Flag.NONLINEAR):
         f |= any_f & int(bit)
