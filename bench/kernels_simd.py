@@ -1,4 +1,4 @@
-"""The stop-21 to stop-33 kernels against the forms they replaced, side by side in one run.
+"""The stop-21 to stop-34 kernels against the forms they replaced, side by side in one run.
 
 Each pair runs alternately on the same input in this process, ``--repeats``
 rounds; the best round of each is printed with the ratio, and each pair's
@@ -87,7 +87,11 @@ and from stop 29:
 and from stop 30: the catalog's rows (``catalog._catalog_rows``) and hotspot summary
 (``catalog.summarise``) against their pandas forms; from stop 33: ``catalog.merge_detections``
 with every cluster's values at once against the per-cluster loop it replaced
-(``tests/_merge_reference.py``), ~66,000 detections in ~3,300 clusters over 71 perijoves.
+(``tests/_merge_reference.py``), ~66,000 detections in ~3,300 clusters over 71 perijoves;
+from stop 34: the peak finder's lone-spike test at the maxima alone
+(``extract._lit_neighbour``) against the strip's ``ndimage.maximum_filter``, and the
+PSF fit's profiles once per window offset against the fit as it was
+(``tests/test_psf_fit_exact.py``), 40 sources on a 128 x 432 strip.
 
 Not the whole chain: ``bench/science_chain.py`` measures that.
 
@@ -245,6 +249,7 @@ def main(argv=None) -> int:
     _stop_29(rng, r)
     _stop_30(rng, r)
     _stop_33(rng, r)
+    _stop_34(rng, r)
     return 0
 
 
@@ -568,6 +573,24 @@ def _stop_33(rng, r: int) -> None:
     _pair(f"merge_detections ({len(det)} rows, {n_cl} clusters)",
           lambda: columns(merge_detections_loop(det)), lambda: columns(merge_detections(det)),
           repeats=max(1, r // 2), inner=1, unit="ms")
+
+
+def _stop_34(rng, r: int) -> None:
+    """The peak finder's lone-spike test at the maxima alone against the whole strip's
+    maximum filter, and the PSF fit with its profiles taken once per window offset
+    against the fit as it was (``tests/test_psf_fit_exact.py``), 40 sources on a strip."""
+    from test_neighbour_max_exact import _reference
+    from test_psf_fit_exact import _scene, psf_fit_reference
+
+    from iovolc.extract import _lit_neighbour, _psf_fit
+
+    img, rows, cols = _scene(rng, (128, 432), 40, 0.7)
+    maxima = np.zeros(img.shape, bool)
+    maxima[rows, cols] = True
+    _pair("lone-spike test, 40 maxima 128x432", lambda: (_reference(img, maxima),),
+          lambda: (_lit_neighbour(img, maxima),), repeats=r, inner=20, unit="us")
+    _pair("PSF fit, 40 sources", lambda: psf_fit_reference(img, rows, cols, sigma_px=0.7),
+          lambda: _psf_fit(img, rows, cols, sigma_px=0.7), repeats=r, inner=10, unit="us")
 
 
 def _slices(box) -> tuple:

@@ -399,6 +399,7 @@ def run_local(archive_root: str, kernel_root: str, *, cache_dir, perijoves=None,
     from iovolc.kernels import kernel_set_for
     from iovolc.pds3 import ProductError
     from iovolc.reader import read_jiram_product
+    from iovolc.spice import LoadedKernels
 
     urls, errors = discover_products(archive_root, perijoves=perijoves)
     products = []
@@ -411,29 +412,32 @@ def run_local(archive_root: str, kernel_root: str, *, cache_dir, perijoves=None,
     ksets = [kernel_set_for(g[0], kernel_root=kernel_root, cache_dir=Path(cache_dir))
              for g in groups]
     results: list[list[FrameResult]] = []
-    for g, kset in zip(groups, ksets, strict=True):
-        with kset:
+    # one pool over the stages: a set is loaded again only when it changes, and then
+    # only its binary kernels when the text ones are the same (LoadedKernels)
+    with LoadedKernels() as loaded:
+        for g, kset in zip(groups, ksets, strict=True):
+            loaded.use(kset)
             results.append(calibrate_group(g))
-    frames = pd.DataFrame([r.summary for rs in results for r in rs])
-    pointing = solve_pointing(frames)
-    dets, summaries = [], {}
-    for rs, kset in zip(results, ksets, strict=True):
-        with kset:
+        frames = pd.DataFrame([r.summary for rs in results for r in rs])
+        pointing = solve_pointing(frames)
+        dets, summaries = [], {}
+        for rs, kset in zip(results, ksets, strict=True):
+            loaded.use(kset)
             det, ss = extract_group(rs, pointing, config=config)
-        dets.append(det)
-        summaries.update({s["product_id"]: s for s in ss})
-    det = _concat(dets)
-    frames = pd.DataFrame(list(summaries.values()))
-    by_pid = {r.product_id: (r, kset) for rs, kset in zip(results, ksets, strict=True)
-              for r in rs}
-    for pj, fr in frames.groupby("perijove"):
-        with by_pid[fr["product_id"].iloc[0]][1]:
+            dets.append(det)
+            summaries.update({s["product_id"]: s for s in ss})
+        det = _concat(dets)
+        frames = pd.DataFrame(list(summaries.values()))
+        by_pid = {r.product_id: (r, kset) for rs, kset in zip(results, ksets, strict=True)
+                  for r in rs}
+        for pj, fr in frames.groupby("perijove"):
+            loaded.use(by_pid[fr["product_id"].iloc[0]][1])
             fr_new, d_new = finish_pass(
                 fr, det[det["perijove"] == pj],
                 lambda pid, pt: extract_frame_result(by_pid[pid][0], pt, config=config,
                                                      reregister=False))
-        det = pd.concat([det[det["perijove"] != pj], d_new], ignore_index=True)
-        summaries.update({r["product_id"]: r for r in fr_new.to_dict("records")})
+            det = pd.concat([det[det["perijove"] != pj], d_new], ignore_index=True)
+            summaries.update({r["product_id"]: r for r in fr_new.to_dict("records")})
     frames = pd.DataFrame(list(summaries.values()))
     det = det.sort_values(["et_mid", "band", "line", "sample"], ignore_index=True)
     catalog = build_catalog(det) if len(det) else None

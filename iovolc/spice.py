@@ -30,6 +30,8 @@ KERNEL_SUBDIR = {
     ".bc": "ck",
     ".tm": "mk",
 }
+#: binary kernel extensions: unloading one leaves the text kernel pool as it is
+BINARY_KERNELS = frozenset({".bsp", ".bc", ".bpc"})
 #: load order by kind (text kernels first, as NAIF meta-kernels do)
 LOAD_ORDER = ("lsk", "pck", "fk", "ik", "sclk", "spk", "ck", "mk")
 
@@ -91,7 +93,10 @@ class LoadedKernels:
     """One :class:`KernelSet` kept loaded over consecutive uses (``use``), loaded again
     only when the set differs, cleared on exit: a batch of sequences that name the
     same kernels loads them once, not once per sequence (~20 ms each: the text
-    kernels are parsed anew). The pool then holds what ``with kset:`` would load:
+    kernels are parsed anew); a set that differs from the loaded one only in binary
+    kernels after a common prefix swaps those alone (stop 34: sequences of one pass
+    or of the next one share the generic text kernels and differ in their SPK and
+    CK). The pool then holds what ``with kset:`` would load:
     the same files in the same order, and the same contents -- a file replaced at
     its path since it was loaded (a cache refresh) counts as another set.
 
@@ -110,11 +115,47 @@ class LoadedKernels:
 
     def use(self, kset: KernelSet) -> KernelSet:
         stamp = self._stamp_of(kset)
-        if kset != self._current or stamp != self._stamp:
-            self.close()
-            kset.__enter__()
-            self._current, self._stamp = kset, stamp
+        if kset == self._current and stamp == self._stamp:
+            return kset
+        if self._swap_binary_tail(kset, stamp):
+            return kset
+        self.close()
+        kset.__enter__()
+        self._current, self._stamp = kset, stamp
         return kset
+
+    def _swap_binary_tail(self, kset: KernelSet, stamp: tuple) -> bool:
+        """Make the pool ``kset``'s by unloading the loaded set's files after the two
+        sets' common prefix (the same paths and stamps) and loading ``kset``'s, when
+        every file so swapped is a binary kernel (SPK, CK, binary PCK; stop 34). The
+        text kernels (LSK, PCK, FK, IK, SCLK: the parsing) then stay as loaded, and
+        the pool is the one a fresh load of ``kset`` gives: the same text kernels
+        loaded in the same order, and the binary files in ``kset``'s order after the
+        prefix's (a binary file's priority is its load order). False (nothing
+        changed) when a text kernel or a meta-kernel would be swapped, or a set names a
+        file twice."""
+        cur = self._current
+        if cur is None or len(set(kset.paths)) != len(kset.paths) \
+                or len(set(cur.paths)) != len(cur.paths):
+            return False
+        keep = 0
+        for a, b, sa, sb in zip(cur.paths, kset.paths, self._stamp, stamp):
+            if a != b or sa != sb:
+                break
+            keep += 1
+        old, new = cur.paths[keep:], kset.paths[keep:]
+        if not all(p.suffix.lower() in BINARY_KERNELS for p in (*old, *new)):
+            return False
+        try:
+            for p in reversed(old):
+                spiceypy.unload(str(p))
+            for p in new:
+                spiceypy.furnsh(str(p))
+        except BaseException:
+            self.close()  # a partial swap is no set: cleared, the lock released
+            raise
+        self._current, self._stamp = kset, stamp
+        return True
 
     def close(self) -> None:
         if self._current is not None:

@@ -96,10 +96,14 @@ def test_loaded_kernels_load_a_set_once_and_hold_what_with_would(sim, product, k
                                       cache_dir=tmp_path / "cache"))
             assert [spiceypy.kdata(i, "ALL")[0] for i in range(spiceypy.ktotal("ALL"))] == want
         assert len(loads) == len(want)
+        # the last kernel (a CK) dropped, then taken back: only it is unloaded and loaded
+        # again (stop 34), the text kernels stay parsed
+        assert kset.paths[-1].suffix == ".bc"
         loaded.use(smaller)
-        assert spiceypy.ktotal("ALL") == len(want) - 1 and len(loads) == 2 * len(want) - 1
+        assert spiceypy.ktotal("ALL") == len(want) - 1 and len(loads) == len(want)
         loaded.use(kset)
-        assert spiceypy.ktotal("ALL") == len(want)
+        assert spiceypy.ktotal("ALL") == len(want) and len(loads) == len(want) + 1
+        assert [spiceypy.kdata(i, "ALL")[0] for i in range(spiceypy.ktotal("ALL"))] == want
         n = len(loads)
         # a kernel replaced at its path (a cache refresh) is another set: loaded again
         ck = next(p for p in kset.paths if p.suffix == ".bc")
@@ -107,7 +111,16 @@ def test_loaded_kernels_load_a_set_once_and_hold_what_with_would(sim, product, k
         ck.unlink()
         ck.write_bytes(data)
         loaded.use(kset)
-        assert len(loads) == n + len(want)
+        assert loads[n:] == [str(ck)]
+        # a text kernel replaced: the whole set is loaded again
+        lsk = kset.paths[0]
+        assert lsk.suffix == ".tls"
+        data = lsk.read_bytes()
+        lsk.unlink()
+        lsk.write_bytes(data)
+        loaded.use(kset)
+        assert len(loads) == n + 1 + len(want)
+        assert [spiceypy.kdata(i, "ALL")[0] for i in range(spiceypy.ktotal("ALL"))] == want
         with pytest.raises(FileNotFoundError):
             loaded.use(KernelSet((*kset.paths, tmp_path / "absent.bc")))
         # a set with a file gone raises before anything changes
@@ -128,6 +141,79 @@ def test_loaded_kernels_load_a_set_once_and_hold_what_with_would(sim, product, k
     t.start()
     t.join()
     assert got == [True]
+
+
+def _pool_answers(product) -> tuple:
+    """What the loaded pool says: its files in order, a text variable, Io's state from
+    Juno, the JIRAM frame's orientation and Juno's clock at the frame's time."""
+    def ask(fn, *args):  # a value, or the SPICE error's short name (no data loaded)
+        try:
+            out = fn(*args)
+        except spiceypy.utils.exceptions.SpiceyError as exc:
+            return exc.short
+        return [np.asarray(o).tolist() for o in out] if isinstance(out, tuple) else \
+            np.asarray(out).tolist()
+
+    files = [spiceypy.kdata(i, "ALL")[:2] for i in range(spiceypy.ktotal("ALL"))]
+    et = product.et_mid
+    return (files, ask(spiceypy.gdpool, "BODY501_RADII", 0, 3),
+            ask(spiceypy.spkezr, "IO", et, "J2000", "LT+S", "JUNO"),
+            ask(spiceypy.pxform, "JUNO_JIRAM_I", "J2000", et), ask(spiceypy.sce2c, -61, et))
+
+
+def test_binary_tail_swap_gives_a_fresh_loads_pool(product, kernel_url, tmp_path,
+                                                   monkeypatch):
+    """Sets that differ only in binary kernels after a common prefix: the pool after the
+    swap answers what a fresh load of the new set answers, bit for bit, with the files
+    listed in the same order; the text kernels are not parsed again."""
+    from iovolc.spice import BINARY_KERNELS, KernelSet, LoadedKernels
+
+    kset = kernel_set_for(product, kernel_root=kernel_url, cache_dir=tmp_path / "cache")
+    text = [p for p in kset.paths if p.suffix not in BINARY_KERNELS]
+    binary = [p for p in kset.paths if p.suffix in BINARY_KERNELS]
+    spks = [p for p in binary if p.suffix == ".bsp"]
+    ck = next(p for p in binary if p.suffix == ".bc")
+    assert len(spks) >= 2 and kset.paths[:len(text)] == tuple(text)
+    # the same files in other orders and subsets (a binary file's priority is its order)
+    variants = [KernelSet((*text, *spks, ck)), KernelSet((*text, ck, *spks[::-1])),
+                KernelSet((*text, *spks[::-1], ck)), KernelSet((*text, *spks)),
+                KernelSet((*text, *spks, ck))]
+    fresh = []
+    for v in variants:
+        with v:
+            fresh.append(_pool_answers(product))
+    assert fresh[0][0] != fresh[1][0]  # the orders are seen by kdata
+    assert isinstance(fresh[0][3], list) and isinstance(fresh[3][3], str)  # no CK: no pxform
+    loads, unloads = [], []
+    real_load, real_unload = spiceypy.furnsh, spiceypy.unload
+    monkeypatch.setattr(spiceypy, "furnsh", lambda p: (loads.append(p), real_load(p))[1])
+    monkeypatch.setattr(spiceypy, "unload", lambda p: (unloads.append(p), real_unload(p))[1])
+    with LoadedKernels() as loaded:
+        for v, want in zip(variants, fresh, strict=True):
+            loaded.use(v)
+            assert _pool_answers(product) == want
+    assert spiceypy.ktotal("ALL") == 0
+    # the text kernels were loaded once; every later change touched binary files alone
+    assert sum(p in map(str, text) for p in loads) == len(text)
+    assert unloads and all(Path(p).suffix in BINARY_KERNELS for p in unloads)
+
+
+def test_a_set_with_a_text_change_loads_afresh(product, kernel_url,
+                                                                        tmp_path):
+    """A text kernel among the differing files (dropped or added): cleared and loaded as
+    ``with kset:`` does (the pool lists the new set alone, in its order)."""
+    from iovolc.spice import BINARY_KERNELS, KernelSet, LoadedKernels
+
+    kset = kernel_set_for(product, kernel_root=kernel_url, cache_dir=tmp_path / "cache")
+    text = [p for p in kset.paths if p.suffix not in BINARY_KERNELS]
+    binary = [p for p in kset.paths if p.suffix in BINARY_KERNELS]
+    only_binary = KernelSet(tuple(binary))
+    fewer_text = KernelSet((*text[:-1], *binary))
+    with LoadedKernels() as loaded:
+        for v in (kset, only_binary, kset, fewer_text, kset):
+            loaded.use(v)
+            assert [spiceypy.kdata(i, "ALL")[0] for i in range(spiceypy.ktotal("ALL"))] == \
+                [str(p) for p in v.paths]
 
 
 def test_cache_reuse_and_refetch(sim, product, kernel_url, tmp_path):
