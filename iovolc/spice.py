@@ -139,7 +139,7 @@ class LoadedKernels:
                 or len(set(cur.paths)) != len(cur.paths):
             return False
         keep = 0
-        for a, b, sa, sb in zip(cur.paths, kset.paths, self._stamp, stamp):
+        for a, b, sa, sb in zip(cur.paths, kset.paths, self._stamp, stamp, strict=False):
             if a != b or sa != sb:
                 break
             keep += 1

@@ -198,8 +198,45 @@ def test_binary_tail_swap_gives_a_fresh_loads_pool(product, kernel_url, tmp_path
     assert unloads and all(Path(p).suffix in BINARY_KERNELS for p in unloads)
 
 
-def test_a_set_with_a_text_change_loads_afresh(product, kernel_url,
-                                                                        tmp_path):
+def _juno_spk_near_io(path: Path, et: float) -> Path:
+    """A one-segment SPK putting Juno 100,000 km from Io around ``et``: it overlaps the
+    simulated Juno SPK, so which of the two answers depends on their load order."""
+    handle = spiceypy.spkopn(str(path), "overlap", 0)
+    states = [[1.0e5, 0.0, 0.0, 0.0, 0.0, 0.0], [1.0e5, 0.0, 0.0, 0.0, 0.0, 0.0]]
+    spiceypy.spkw08(handle, -61, 501, "J2000", et - 1000.0, et + 1000.0, "overlap", 1, 2,
+                    states, et - 1000.0, 2000.0)
+    spiceypy.spkcls(handle)
+    return path
+
+
+def test_binary_swaps_keep_the_priority_of_overlapping_spks(product, kernel_url, tmp_path):
+    """Two SPKs for Juno over the same time: the later loaded answers. Swapping them back
+    and forth by their binary tails answers as a fresh load of each order does."""
+    from iovolc.spice import BINARY_KERNELS, KernelSet, LoadedKernels
+
+    kset = kernel_set_for(product, kernel_root=kernel_url, cache_dir=tmp_path / "cache")
+    text = [p for p in kset.paths if p.suffix not in BINARY_KERNELS]
+    binary = [p for p in kset.paths if p.suffix in BINARY_KERNELS]
+    fake = _juno_spk_near_io(tmp_path / "overlap.bsp", product.et_mid)
+    orders = [KernelSet((*text, *binary, fake)), KernelSet((*text, fake, *binary)),
+              KernelSet((*text, *binary[:-1], fake, binary[-1]))]
+
+    def io_from_juno():
+        return spiceypy.spkezr("IO", product.et_mid, "J2000", "NONE", "JUNO")[0].tolist()
+
+    fresh = []
+    for v in orders:
+        with v:
+            fresh.append(io_from_juno())
+    assert fresh[0] != fresh[1]  # the order decides
+    assert np.linalg.norm(fresh[0][:3]) == pytest.approx(1.0e5)
+    with LoadedKernels() as loaded:
+        for i in (0, 1, 0, 2, 1, 2, 0):
+            loaded.use(orders[i])
+            assert io_from_juno() == fresh[i]
+
+
+def test_a_set_with_a_text_change_loads_afresh(product, kernel_url, tmp_path):
     """A text kernel among the differing files (dropped or added): cleared and loaded as
     ``with kset:`` does (the pool lists the new set alone, in its order)."""
     from iovolc.spice import BINARY_KERNELS, KernelSet, LoadedKernels
