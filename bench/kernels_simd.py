@@ -91,7 +91,7 @@ with every cluster's values at once against the per-cluster loop it replaced
 from stop 34: the peak finder's lone-spike test at the maxima alone
 (``extract._lit_neighbour``) against the strip's ``ndimage.maximum_filter``, and the
 PSF fit's profiles once per window offset against the fit as it was
-(``tests/test_psf_fit_exact.py``), 40 sources on a 128 x 432 strip.
+(``tests/_extract_reference.py``), 40 sources on a 128 x 432 strip.
 
 Not the whole chain: ``bench/science_chain.py`` measures that.
 
@@ -578,16 +578,16 @@ def _stop_33(rng, r: int) -> None:
 def _stop_34(rng, r: int) -> None:
     """The peak finder's lone-spike test at the maxima alone against the whole strip's
     maximum filter, and the PSF fit with its profiles taken once per window offset
-    against the fit as it was (``tests/test_psf_fit_exact.py``), 40 sources on a strip."""
-    from test_neighbour_max_exact import _reference
-    from test_psf_fit_exact import _scene, psf_fit_reference
+    against the fit as it was (``tests/_extract_reference.py``), 40 sources on a strip."""
+    from _extract_reference import lone_spike_reference, psf_fit_reference
+    from test_psf_fit_exact import _scene
 
     from iovolc.extract import _lit_neighbour, _psf_fit
 
     img, rows, cols = _scene(rng, (128, 432), 40, 0.7)
     maxima = np.zeros(img.shape, bool)
     maxima[rows, cols] = True
-    _pair("lone-spike test, 40 maxima 128x432", lambda: (_reference(img, maxima),),
+    _pair("lone-spike test, 40 maxima 128x432", lambda: (lone_spike_reference(img, maxima),),
           lambda: (_lit_neighbour(img, maxima),), repeats=r, inner=20, unit="us")
     _pair("PSF fit, 40 sources", lambda: psf_fit_reference(img, rows, cols, sigma_px=0.7),
           lambda: _psf_fit(img, rows, cols, sigma_px=0.7), repeats=r, inner=10, unit="us")

@@ -405,6 +405,8 @@ def _peaks(resid, snr_map, valid, saturated, *, k_sigma):
 
 #: the 8 neighbours of a pixel (line, sample offsets)
 _NEIGHBOURS_8 = np.array([(dl, ds) for dl in (-1, 0, 1) for ds in (-1, 0, 1) if dl or ds])
+#: the same 8 neighbours as a footprint
+_RING_3X3 = np.array([[1, 1, 1], [1, 0, 1], [1, 1, 1]])
 
 
 def _lit_neighbour(snr_map: np.ndarray, maxima: np.ndarray) -> np.ndarray:
@@ -415,9 +417,9 @@ def _lit_neighbour(snr_map: np.ndarray, maxima: np.ndarray) -> np.ndarray:
     itself (the filter's "reflect" mode, at one pixel's reach), a neighbour that is
     a maximum is -inf, and a maximum of values without NaN is any order's. With a
     NaN among them, the whole filter decides, as before."""
-    out = np.zeros(maxima.shape, dtype=bool)
     if snr_map.ndim != 2 or snr_map.shape != maxima.shape:
         raise ValueError(f"_lit_neighbour: shapes {snr_map.shape} and {maxima.shape}")
+    out = np.zeros(maxima.shape, dtype=bool)
     flat = np.flatnonzero(maxima)  # (2-D np.nonzero is ~15x slower here)
     if flat.size == 0:
         return out
@@ -427,8 +429,7 @@ def _lit_neighbour(snr_map: np.ndarray, maxima: np.ndarray) -> np.ndarray:
     c = np.clip(cols[None, :] + _NEIGHBOURS_8[:, 1:], 0, n1 - 1)
     vals = np.where(maxima[r, c], -np.inf, snr_map[r, c])
     if np.isnan(vals).any():
-        neigh = ndi.maximum_filter(np.where(maxima, -np.inf, snr_map), footprint=np.array(
-            [[1, 1, 1], [1, 0, 1], [1, 1, 1]]))
+        neigh = ndi.maximum_filter(np.where(maxima, -np.inf, snr_map), footprint=_RING_3X3)
         return (neigh > 1.5) & maxima
     out[rows, cols] = vals.max(axis=0) > 1.5
     return out

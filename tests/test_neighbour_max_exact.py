@@ -6,16 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy import ndimage as ndi
+from _extract_reference import lone_spike_reference as _reference
 
 from iovolc.extract import _lit_neighbour
-
-_FOOT = np.array([[1, 1, 1], [1, 0, 1], [1, 1, 1]])
-
-
-def _reference(snr, maxima):
-    neigh = ndi.maximum_filter(np.where(maxima, -np.inf, snr), footprint=_FOOT)
-    return (neigh > 1.5) & maxima
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (1, 7), (7, 1), (2, 2), (3, 5), (128, 432), (40, 9)])
