@@ -1,4 +1,4 @@
-"""The stop-21 to stop-34 kernels against the forms they replaced, side by side in one run.
+"""The stop-21 to stop-35 kernels against the forms they replaced, side by side in one run.
 
 Each pair runs alternately on the same input in this process, ``--repeats``
 rounds; the best round of each is printed with the ratio, and each pair's
@@ -91,7 +91,12 @@ with every cluster's values at once against the per-cluster loop it replaced
 from stop 34: the peak finder's lone-spike test at the maxima alone
 (``extract._lit_neighbour``) against the strip's ``ndimage.maximum_filter``, and the
 PSF fit's profiles once per window offset against the fit as it was
-(``tests/_extract_reference.py``), 40 sources on a 128 x 432 strip.
+(``tests/_extract_reference.py``), 40 sources on a 128 x 432 strip; from stop 35: the
+ray cosines with their clamps in a second pass against their one loop of stops 21-34
+(``cosines_one_loop`` in ``tests/_raytrace_scalar.py``, the rays of the first pair), and
+the median of a strip's 55,296 and a frame's 110,592 values by the bracketed selection
+against the radix selection on all of them (``median_radix`` in
+``tests/_speed_reference.py``).
 
 Not the whole chain: ``bench/science_chain.py`` measures that.
 
@@ -250,6 +255,7 @@ def main(argv=None) -> int:
     _stop_30(rng, r)
     _stop_33(rng, r)
     _stop_34(rng, r)
+    _stop_35(rng, r)
     return 0
 
 
@@ -591,6 +597,30 @@ def _stop_34(rng, r: int) -> None:
           lambda: (_lit_neighbour(img, maxima),), repeats=r, inner=20, unit="us")
     _pair("PSF fit, 40 sources", lambda: psf_fit_reference(img, rows, cols, sigma_px=0.7),
           lambda: _psf_fit(img, rows, cols, sigma_px=0.7), repeats=r, inner=10, unit="us")
+
+
+def _stop_35(rng, r: int) -> None:
+    """The ray cosines' clamps in a second pass against their one loop (stops 21-34), and
+    the median by the bracketed selection against the radix selection on every value."""
+    state, line, samp, consts, _ = _rays()
+    n = line.size
+    k = _trace_constants(state)
+    u = np.empty(3 * n)
+    raytrace.pixel_rays(line, samp, consts, u)
+
+    def cos(fn):
+        def run():
+            h, ci, ce = np.empty(n, bool), np.empty(n), np.empty(n)
+            fn(u, k, h, ci, ce)
+            return h, ci, ce
+        return run
+
+    _pair("ray cosines, one loop (per ray)", cos(scalar.cosines_one_loop), cos(raytrace.cosines),
+          repeats=r, inner=3, unit="ns", per=n)
+    for size in (55296, 110592):
+        x = np.abs(rng.normal(size=size)) * 3.0  # a strip's |high-pass| values
+        _pair(f"median of {size:,} values", lambda x=x: (np.float64(ref.median_radix(x)),),
+              lambda x=x: (np.float64(compiled._median(x)),), repeats=r, inner=10, unit="us")
 
 
 def _slices(box) -> tuple:

@@ -120,8 +120,68 @@ def _order_key(bits):
     return ~bits if bits & _SIGN else bits | _SIGN
 
 
+#: below this many values the selections run the radix selection on all of them
+BRACKET_MIN = 4096
+#: values sampled (evenly spaced) to bracket an order statistic
+BRACKET_SAMPLE = 1024
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _bracketed(a, k, k_next):
+    """The values of ``a`` that bracket its order statistics of ranks ``k`` and ``k_next``
+    (``k <= k_next``), and how many lie below them: ``(values, n_below)``, or an empty
+    array and -1 when the bracket does not hold both ranks (or ``a`` has a NaN).
+
+    Stop 35: the bounds ``lo <= hi`` are order statistics of 1,024 evenly spaced
+    values, three standard deviations of the sample's rank either side of the ranks
+    sought; a vectorised pass counts the values below ``lo``, within and above ``hi``,
+    and only when the ranks fall within does a second pass copy the ~10 % within (in
+    order, without a branch: 8x faster than one here). A value below ``lo`` is below
+    every value within, and so is its order key, so the rank of a value within, among
+    them, is its rank in ``a`` less the count below. A -0.0 and a 0.0 compare equal, so
+    a bound never splits the zeros: all are below, within or above, and
+    :func:`_kth_radix` orders them among the values within by their keys, as in ``a``.
+    A NaN is neither below, within nor above: the three counts then do not add up to
+    ``a.size``."""
+    n = a.size
+    s = BRACKET_SAMPLE
+    sample = np.empty(s)
+    for i in range(s):  # spread over all of ``a``
+        sample[i] = a[i * n // s]
+    spread = int(3.0 * math.sqrt(s * (k / n) * (1.0 - k / n))) + 2
+    lo = _kth_radix(sample, max(int(k / n * s) - spread, 0))
+    hi = _kth_radix(sample, min(int(k_next / n * s) + spread, s - 1))
+    n_lo, n_in, n_hi = 0, 0, 0
+    for i in range(n):  # without branches: vectorised
+        v = a[i]
+        n_lo += v < lo
+        n_in += (v >= lo) & (v <= hi)
+        n_hi += v > hi
+    if n_lo + n_in + n_hi != n or k < n_lo or k_next >= n_lo + n_in:
+        return np.empty(0), -1
+    within = np.empty(n_in + 1)
+    m = 0
+    for i in range(n):  # each value stored, kept (the next one after it) if within
+        v = a[i]
+        within[m] = v
+        m += (v >= lo) & (v <= hi)
+    return within[:n_in], n_lo
+
+
 @njit(cache=True, nogil=True, error_model="numpy")
 def _kth(a, k):
+    """The k-th smallest (0-based) of ``a`` (no NaN): :func:`_kth_radix` on the values
+    :func:`_bracketed` keeps, when ``a`` is large and the bracket holds (stop 35; the
+    same value, bits and all), else on all of ``a``."""
+    if a.size >= BRACKET_MIN:
+        within, n_below = _bracketed(a, k, k)
+        if n_below >= 0:
+            return _kth_radix(within, k - n_below)
+    return _kth_radix(a, k)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _kth_radix(a, k):
     """The k-th smallest (0-based) of ``a`` (no NaN), by radix selection on the values'
     order keys: a few bits at a time, from the highest bit in which the remaining keys
     differ, only the members of the bin that holds rank k are kept.
@@ -191,9 +251,11 @@ def _sorted_copy(a):
 @njit(cache=True, nogil=True, error_model="numpy")
 def _median(a):
     n = a.size
-    for i in range(n):
-        if math.isnan(a[i]):
-            return np.nan
+    has_nan = False
+    for i in range(n):  # without a branch: vectorised (stop 35)
+        has_nan |= a[i] != a[i]
+    if has_nan:
+        return np.nan
     if n == 0:
         return np.nan
     if n % 2:
@@ -245,8 +307,23 @@ def _row_medians(a, out):
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def _kth_and_next(a, k):
+    """The k-th and (k+1)-th smallest (0-based) of ``a`` (no NaN, ``k + 1 < a.size``):
+    :func:`_kth_and_next_scan` on the values :func:`_bracketed` keeps when ``a`` is large
+    and the bracket holds both ranks (stop 35), else on all of ``a``. The same pair:
+    the first is the k-th as :func:`_kth` finds it; the second is the first again when
+    more than k + 1 values are <= it, else the least value above it, and the values
+    below the bracket are <= it, those above it above the k + 1-th, which is within."""
+    if a.size >= BRACKET_MIN:
+        within, n_below = _bracketed(a, k, k + 1)
+        if n_below >= 0:
+            return _kth_and_next_scan(within, k - n_below)
+    return _kth_and_next_scan(a, k)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _kth_and_next_scan(a, k):
     """The k-th and (k+1)-th smallest (0-based) of ``a`` (no NaN, ``k + 1 < a.size``)."""
-    lo = _kth(a, k)
+    lo = _kth_radix(a, k)
     # the next one up: lo again if it fills rank k + 1 too, else the least value above it
     n_le = 0
     above = np.inf

@@ -5,7 +5,8 @@ Verbatim from ``iovolc/raytrace.py`` before stop 21 (one ray per iteration, a
 constants read from the array). The unchanged helpers (``_dot``, ``_rot``,
 ``_vectors``, ``_cos``, ``_angle_deg``) are imported from the product, so this
 file holds only what changed. ``tests/test_speed_equivalence.py`` asserts the
-product's loops give the same values bit for bit.
+product's loops give the same values bit for bit. :func:`cosines_one_loop` is the
+cosines' loop as it was from stop 21 to stop 34 (``bench/kernels_simd.py``'s pair).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import math
 import numpy as np
 from numba import njit
 
-from iovolc.raytrace import _DEG, C_KM_S, _angle_deg, _cos, _dot, _rot, _vectors
+from iovolc.raytrace import _DEG, C_KM_S, _angle_deg, _consts, _cos, _dot, _rot, _vectors
+from iovolc.raytrace import _surface as _surface_flat
 
 
 @njit(nogil=True, error_model="numpy")
@@ -148,3 +150,19 @@ def backplanes(u, k, ifov_rad, hit, planes):
         rng = math.sqrt(_dot(to0, to1, to2, to0, to1, to2))
         planes[5, i] = rng
         planes[6, i] = rng * ifov_rad
+
+
+@njit(nogil=True, error_model="numpy")
+def cosines_one_loop(u, k, hit, cos_i, cos_e):
+    """``iovolc.raytrace.cosines`` from stop 21 to stop 34: flat rays, the clamps and the
+    choice of NaN inside the one loop (which LLVM did not vectorise on an AMD EPYC
+    host; stop 35 moved them to a second pass)."""
+    kt = _consts(k)
+    for i in range(u.size // 3):
+        h, d, p0, p1, p2, o0, o1, o2 = _surface_flat(kt, u[3 * i], u[3 * i + 1], u[3 * i + 2])
+        n0, n1, n2, to0, to1, to2, s0, s1, s2 = _vectors(kt, d, p0, p1, p2, o0, o1, o2)
+        ci = min(max(_cos(n0, n1, n2, s0, s1, s2), -1.0), 1.0)
+        ce = min(max(_cos(n0, n1, n2, to0, to1, to2), -1.0), 1.0)
+        hit[i] = h
+        cos_i[i] = ci if h else np.nan
+        cos_e[i] = ce if h else np.nan

@@ -19,18 +19,23 @@ before stop 22 took their inputs from compiled passes; the coarse grid's directi
 before stop 27; ``imaging.box_of`` by numpy's ``any`` along each axis, before
 stop 28; the limb fit's normal equations summed through a row array, before stop 29,
 and the k-th value in the order of the values' keys (what the radix selection finds);
+the median by radix selection on all the values (:func:`median_radix`), before stop 35
+bracketed the rank;
 the source windows gathered from padded copies of the strip, and each detection's
 record, flags and position uncertainty from numpy scalar calls, before stop 29.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
+from numba import njit
 from scipy import ndimage as ndi
 from scipy.ndimage import binary_dilation, map_coordinates, spline_filter
 
-from iovolc.compiled import _EPS, _PIVOT_FLOOR, _lstsq_svd
+from iovolc.compiled import _EPS, _PIVOT_FLOOR, _kth_and_next_scan, _kth_radix, _lstsq_svd
 
 
 def _limb_models(strips: dict, canvases: dict, k: int, zones: dict) -> dict:
@@ -840,3 +845,21 @@ def brightest_raster_first(values, lab, n):
         r, c = at[np.flatnonzero(v == v.max())[0]]
         out.append((int(r), int(c)))
     return out
+
+
+
+@njit(nogil=True, error_model="numpy")
+def median_radix(a):
+    """``compiled._median`` before stop 35: a NaN looked for with an early exit, then the
+    radix selection on all the values (``_kth_radix``, ``_kth_and_next_scan``: the
+    selections as they were, kept under these names)."""
+    n = a.size
+    for i in range(n):
+        if math.isnan(a[i]):
+            return np.nan
+    if n == 0:
+        return np.nan
+    if n % 2:
+        return _kth_radix(a, n // 2)
+    lo, hi = _kth_and_next_scan(a, n // 2 - 1)
+    return (lo + hi) / 2.0

@@ -427,7 +427,8 @@ def test_vectorised_ray_loops_equal_the_scalar_loops_bit_for_bit(range_km, line,
     degenerate rays have NaN in a hit's place). An unphysical 3000 km/s Io makes
     the light-time iterations move the limb by tens of metres, so that grazing
     rays hit in the first iteration and miss in a later one (the ``break`` of the
-    scalar loop; asserted in every case with a limb in the grid)."""
+    scalar loop; asserted in every case with a limb in the grid). The cosines are
+    also those of their one loop of stops 21-34 (stop 35's second pass)."""
     from dataclasses import replace
 
     import _raytrace_scalar as old
@@ -477,6 +478,11 @@ def test_vectorised_ray_loops_equal_the_scalar_loops_bit_for_bit(range_km, line,
     got, want = outputs(raytrace, True), outputs(old, False)
     assert got[2].sum() > 1000 and not got[2].all()
     for a, b in zip(got, want, strict=True):
+        assert a.dtype == b.dtype and _same_bits(a, b)
+    # the cosines' one loop of stops 21-34 (stop 35 moved the clamps and NaN to a pass)
+    h, ci, ce = np.empty(n, bool), np.empty(n), np.empty(n)
+    old.cosines_one_loop(u.reshape(-1), k, h, ci, ce)
+    for a, b in zip(got[4:7], (h, ci, ce), strict=True):
         assert a.dtype == b.dtype and _same_bits(a, b)
     # the grazing grid really holds rays that hit in the first light-time
     # iteration and miss in a later one, or only just hit (the branch-free path)
