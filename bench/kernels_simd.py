@@ -1,4 +1,4 @@
-"""The stop-21 to stop-35 kernels against the forms they replaced, side by side in one run.
+"""The stop-21 to stop-36 kernels against the forms they replaced, side by side in one run.
 
 Each pair runs alternately on the same input in this process, ``--repeats``
 rounds; the best round of each is printed with the ratio, and each pair's
@@ -96,7 +96,14 @@ ray cosines with their clamps in a second pass against their one loop of stops 2
 (``cosines_one_loop`` in ``tests/_raytrace_scalar.py``, the rays of the first pair), and
 the median of a strip's 55,296 and a frame's 110,592 values by the bracketed selection
 against the radix selection on all of them (``median_radix`` in
-``tests/_speed_reference.py``).
+``tests/_speed_reference.py``); from stop 36: the coarse registration's strip template
+(``registration._strip_template``: the float32 strip blurred by
+``separable.gaussian_blur_reflect`` and sampled by ``separable.sample_linear_nearest``)
+against its scipy form (``strip_template_scipy`` in ``tests/_speed_reference.py``:
+``gaussian_filter``, ``map_coordinates``) on a 128 x 432 strip sampled at 66 x 218 grid
+points, binning 2; the radiation-hit offsets' smoothing against ``gaussian_filter`` on a
+64 x 216 binned frame, sigma 0.5; and the noise map's 3 x 3 median
+(``imaging.median_filter_nearest(x, 3)``) against ``median_filter`` on an 18 x 62 grid.
 
 Not the whole chain: ``bench/science_chain.py`` measures that.
 
@@ -120,6 +127,7 @@ from _synthetic import _disc_scene, _scene, _state  # noqa: E402
 from scipy.ndimage import (
     binary_dilation,  # noqa: E402
     gaussian_filter,  # noqa: E402
+    median_filter,  # noqa: E402
     spline_filter,  # noqa: E402
 )
 from scipy.ndimage import zoom as scipy_zoom  # noqa: E402
@@ -128,8 +136,10 @@ from iovolc import compiled, raytrace  # noqa: E402
 from iovolc.geometry import _camera_constants, _trace_constants  # noqa: E402
 from iovolc.imaging import LINE_DIRECTIONS, Template, hot_pixels, median_filter_nearest, ncc  # noqa: E402,E501
 from iovolc.morphology import compact_tophat  # noqa: E402
+from iovolc.registration import _strip_levels, _strip_template  # noqa: E402
 from iovolc.separable import (  # noqa: E402
     gaussian_blur_constant,
+    gaussian_blur_reflect,
     spline_filter_cubic,
     zoom_linear_nearest,
 )
@@ -256,6 +266,7 @@ def main(argv=None) -> int:
     _stop_33(rng, r)
     _stop_34(rng, r)
     _stop_35(rng, r)
+    _stop_36(rng, r)
     return 0
 
 
@@ -621,6 +632,26 @@ def _stop_35(rng, r: int) -> None:
         x = np.abs(rng.normal(size=size)) * 3.0  # a strip's |high-pass| values
         _pair(f"median of {size:,} values", lambda x=x: (np.float64(ref.median_radix(x)),),
               lambda x=x: (np.float64(compiled._median(x)),), repeats=r, inner=10, unit="us")
+
+
+def _stop_36(rng, r: int) -> None:
+    """scipy's reflect-mode blur, order-1 sampling and 3 x 3 median against their compiled
+    forms, on the shapes the chain gives them."""
+    img = (rng.normal(size=(128, 432)) * 0.02 + 0.3).astype(np.float32)
+    img[40:80, 100:160] += np.float32(1.0)
+    valid = rng.random(img.shape) > 0.05
+    levels = _strip_levels(img, valid)
+    ll, ss = np.mgrid[-5:127:2.0, -4:432:2.0]  # a coarse template's grid, 66 x 218
+    ll, ss = ll + rng.uniform(-0.3, 0.3, ll.shape), ss + rng.uniform(-0.3, 0.3, ss.shape)
+    _pair("strip template (coarse NCC)",
+          lambda: (ref.strip_template_scipy(img, ll, ss, 2.0, levels),),
+          lambda: (_strip_template(img, ll, ss, 2.0, levels),), repeats=r, inner=10, unit="us")
+    y = rng.normal(size=(64, 216))
+    _pair("hit offsets' blur, sigma 0.5", lambda: (gaussian_filter(y, 0.5),),
+          lambda: (gaussian_blur_reflect(y, 0.5),), repeats=r, inner=20, unit="us")
+    med = np.abs(rng.normal(size=(18, 62)))
+    _pair("noise map's 3x3 median", lambda: (median_filter(med, size=3, mode="nearest"),),
+          lambda: (median_filter_nearest(med, 3),), repeats=r, inner=50, unit="us")
 
 
 def _slices(box) -> tuple:

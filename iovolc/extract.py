@@ -239,7 +239,7 @@ def _local_noise(resid, valid, size):
     med = imaging.block_median(dev, valid, block)
     global_ = 1.4826 * imaging.median(dev[valid]) if valid.any() else 0.0
     med = np.where(np.isfinite(med), med, global_ / 1.4826)
-    med = ndi.median_filter(med, size=3, mode="nearest")
+    med = imaging.median_filter_nearest(med, 3)  # scipy's median_filter, compiled (stop 36)
     zoom = (resid.shape[0] / med.shape[0], resid.shape[1] / med.shape[1])
     # ndi.zoom(med, zoom, order=1, mode="nearest", grid_mode=True), compiled
     local = 1.4826 * zoom_linear_nearest(med, zoom)

@@ -35,7 +35,6 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
-from scipy.ndimage import gaussian_filter, map_coordinates
 
 from iovolc import compiled, imaging, raytrace
 from iovolc.geometry import (
@@ -44,7 +43,7 @@ from iovolc.geometry import (
     disc_cosines_directions,
     disc_radius_rad,
 )
-from iovolc.separable import spline_filter_cubic
+from iovolc.separable import gaussian_blur_reflect, sample_linear_nearest, spline_filter_cubic
 from iovolc.shading import PSF_SIGMA_PX, predicted_shading
 
 #: default search half-ranges (deg): along the spin, across it
@@ -275,12 +274,10 @@ def _strip_template(img, line, sample, binning: float,
     v, med = levels.usable, levels.median
     x = np.where(v, np.clip(img, None, max(levels.p99_5, med)), med)
     if binning > 1.2:  # block-average to the grid step before sampling
-        x = gaussian_filter(x, 0.5 * binning)
-    inside = (line > -0.5) & (line < img.shape[0] - 0.5) & (sample > -0.5) & \
-        (sample < img.shape[1] - 0.5)
-    vals = map_coordinates(x, [np.nan_to_num(line), np.nan_to_num(sample)], order=1,
-                           mode="nearest")
-    out = np.where(inside, vals, med)
+        x = gaussian_blur_reflect(x, 0.5 * binning)  # scipy's gaussian_filter, compiled
+    # np.where(inside the strip, map_coordinates(x, ..., order=1, mode="nearest"), med),
+    # compiled (stop 36; the scipy form in tests/_speed_reference.py)
+    out = sample_linear_nearest(x, line, sample, med)
     return out if np.ptp(out) > 0 else None
 
 

@@ -36,6 +36,13 @@ mirror start ``c0 + z^(n-1) c[n-1]``, plus ``z^i (c[i] + z^(n-1) c[n-1-i])`` for
 scipy's ``ni_splines.c``: mode "constant" takes the mirror starts). Here every
 line of an axis runs at once, each value of a line in scipy's order: the lines of
 axis 1 are the columns of a transposed copy. Tested bit for bit against scipy.
+
+Stop 36: the same blur in scipy's default mode "reflect" (``d c b a | a b c d``;
+float32 rounded between the axes, as scipy's output array is), and
+``map_coordinates(order=1, mode="nearest")`` at scattered positions with a fill
+outside the image (the coarse registration's strip template); see
+:func:`gaussian_blur_reflect` and :func:`sample_linear_nearest`, tested in
+``tests/test_scipy_replicas.py``.
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ import math
 
 import numpy as np
 from numba import njit
+from scipy import ndimage as ndi
 
 
 def gaussian_weights(sigma: float, *, truncate: float = 4.0) -> np.ndarray:
@@ -91,19 +99,139 @@ def symmetric_blur(x, w, out):
     buf = np.zeros(n1 + 2 * r)
     for i in range(n0):
         o = out[i]
-        mid = buf[r:r + n1]
-        mid[:] = tmp[i]
-        wc = w[r]
+        buf[r:r + n1] = tmp[i]
+        _padded_row_pass(buf, w, o)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _padded_row_pass(buf, w, out):
+    """One line of an axis-1 pass: ``out[j]`` = the symmetric kernel ``w`` (radius r)
+    correlated with ``buf`` (the line with r values of its extension either side), in
+    scipy's order: the centre tap, then the pairs from the outermost in."""
+    n1 = out.size
+    r = (w.size - 1) // 2
+    wc = w[r]
+    for j in range(n1):
+        out[j] = buf[r + j] * wc
+    for jj in range(-r, 0):
+        # slices, not buf[r + j + jj]: numba would add its negative-index
+        # wraparound to a shifted index, and LLVM would not vectorise the loop
+        left = buf[r + jj:r + jj + n1]
+        right = buf[r - jj:r - jj + n1]
+        wj = w[r + jj]
         for j in range(n1):
-            o[j] = mid[j] * wc
+            out[j] += (left[j] + right[j]) * wj
+
+
+def gaussian_blur_reflect(x: np.ndarray, sigma: float, *, truncate: float = 4.0
+                          ) -> np.ndarray:
+    """``scipy.ndimage.gaussian_filter(x, sigma)`` (its default ``mode="reflect"``) of a
+    2-D float32 or float64 array, exactly, in its dtype (stop 36): scipy sums each axis in
+    double and rounds the axis-0 pass to the output's dtype before the axis-1 pass reads
+    it; so does this. scipy's own call for another dtype, a kernel reaching past an
+    axis's length (its reflection repeats then) or ``sigma <= 1e-15``."""
+    x = np.asarray(x)
+    if not sigma > 1e-15 or x.ndim != 2 or x.dtype not in (np.float32, np.float64):
+        return ndi.gaussian_filter(x, sigma, truncate=truncate)
+    w = gaussian_weights(sigma, truncate=truncate)
+    if (w.size - 1) // 2 >= min(x.shape):
+        return ndi.gaussian_filter(x, sigma, truncate=truncate)
+    x = np.ascontiguousarray(x, dtype=x.dtype.newbyteorder("="))
+    out = np.empty_like(x)
+    symmetric_blur_reflect(x, w, out)
+    return out
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def symmetric_blur_reflect(x, w, out):
+    """Correlate ``x`` with the symmetric odd kernel ``w`` (radius < both axes' lengths)
+    along axis 0, then axis 1, each line extended by its mirror (``d c b a | a b c d``),
+    every sum in double in scipy's order, each pass rounded to ``out``'s dtype."""
+    n0, n1 = x.shape
+    r = (w.size - 1) // 2
+    wc = w[r]
+    tmp = np.empty_like(out)
+    acc = np.empty(n1)
+    for i in range(n0):
+        src = x[i]
+        for j in range(n1):
+            acc[j] = np.float64(src[j]) * wc
         for jj in range(-r, 0):
-            # slices, not buf[r + j + jj]: numba would add its negative-index
-            # wraparound to a shifted index, and LLVM would not vectorise the loop
-            left = buf[r + jj:r + jj + n1]
-            right = buf[r - jj:r - jj + n1]
+            ia, ib = i + jj, i - jj
+            a = x[ia if ia >= 0 else -ia - 1]
+            b = x[ib if ib < n0 else 2 * n0 - 1 - ib]
             wj = w[r + jj]
             for j in range(n1):
-                o[j] += (left[j] + right[j]) * wj
+                acc[j] += (np.float64(a[j]) + np.float64(b[j])) * wj
+        t = tmp[i]
+        for j in range(n1):
+            t[j] = acc[j]
+    buf = np.empty(n1 + 2 * r)
+    for i in range(n0):
+        t = tmp[i]
+        for j in range(n1):
+            buf[r + j] = t[j]
+        for k in range(r):  # the mirror: buf[r - 1 - k] = t[k], buf[r + n1 + k] = t[n1 - 1 - k]
+            buf[r - 1 - k] = t[k]
+            buf[r + n1 + k] = t[n1 - 1 - k]
+        _padded_row_pass(buf, w, acc)
+        o = out[i]
+        for j in range(n1):
+            o[j] = acc[j]
+
+
+def sample_linear_nearest(x: np.ndarray, line: np.ndarray, sample: np.ndarray,
+                          fill: float) -> np.ndarray:
+    """``np.where(inside, map_coordinates(x, [nan_to_num(line), nan_to_num(sample)],
+    order=1, mode="nearest"), fill)`` of a 2-D float32 or float64 ``x``, exactly, in its
+    dtype (stop 36); ``inside``: the positions within the pixels' edges,
+    ``-0.5 < line < n0 - 0.5`` and so for ``sample`` (NaN: outside).
+
+    scipy's order-1 interpolation (``NI_GeometricTransform``): per coordinate ``c`` the
+    indices ``floor(c)`` and ``floor(c) + 1``, each clamped to the axis (mode
+    "nearest": the coordinate itself is not, so a position in the edge pixels' outer
+    halves weighs the edge value twice), the weights ``w0 = 1 - frac`` and
+    ``w1 = 1 - w0``; the value ``0.0`` plus, in the order (0, 0), (0, 1), (1, 0), (1, 1),
+    ``value * line weight * sample weight`` in double, rounded to ``x``'s dtype, as
+    ``np.where`` rounds ``fill``. Another dtype or an axis shorter than 2: scipy's."""
+    x = np.asarray(x)
+    line, sample = np.asarray(line, dtype=float), np.asarray(sample, dtype=float)
+    if x.ndim != 2 or x.dtype not in (np.float32, np.float64) or min(x.shape) < 2:
+        vals = ndi.map_coordinates(x, [np.nan_to_num(line), np.nan_to_num(sample)], order=1,
+                                   mode="nearest")
+        inside = (line > -0.5) & (line < x.shape[0] - 0.5) & (sample > -0.5) & \
+            (sample < x.shape[1] - 0.5)
+        return np.where(inside, vals, fill)
+    x = np.ascontiguousarray(x, dtype=x.dtype.newbyteorder("="))
+    out = np.empty(np.broadcast_shapes(line.shape, sample.shape), dtype=x.dtype)
+    lf, sf = (np.ascontiguousarray(np.broadcast_to(a, out.shape)).reshape(-1)
+              for a in (line, sample))
+    bilinear_at(x, lf, sf, out.dtype.type(fill), out.reshape(-1))
+    return out
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def bilinear_at(x, line, sample, fill, out):
+    """:func:`sample_linear_nearest` into the flat ``out``."""
+    n0, n1 = x.shape
+    for k in range(out.size):
+        cl, cs = line[k], sample[k]
+        if not (cl > -0.5 and cl < n0 - 0.5 and cs > -0.5 and cs < n1 - 0.5):
+            out[k] = fill
+            continue
+        fl, fs = math.floor(cl), math.floor(cs)
+        a0 = 1.0 - (cl - fl)
+        a1 = 1.0 - a0
+        b0 = 1.0 - (cs - fs)
+        b1 = 1.0 - b0
+        i0, j0 = min(max(int(fl), 0), n0 - 1), min(max(int(fs), 0), n1 - 1)
+        i1, j1 = min(max(int(fl) + 1, 0), n0 - 1), min(max(int(fs) + 1, 0), n1 - 1)
+        t = 0.0
+        t += np.float64(x[i0, j0]) * a0 * b0
+        t += np.float64(x[i0, j1]) * a0 * b1
+        t += np.float64(x[i1, j0]) * a1 * b0
+        t += np.float64(x[i1, j1]) * a1 * b1
+        out[k] = t
 
 
 def zoom_linear_nearest(x: np.ndarray, zoom: tuple[float, float]) -> np.ndarray:
@@ -253,3 +381,7 @@ def warm_up() -> None:
     _cubic_prefilter(np.zeros((3, 2)), _CUBIC_POLE)
     symmetric_blur(np.zeros((2, 3)), np.array([0.25, 0.5, 0.25]), np.empty((2, 3)))
     bilinear_zoom(np.zeros((2, 3)), 0.5, 0.5, np.empty((4, 6)))
+    for dt in (np.float32, np.float64):
+        symmetric_blur_reflect(np.zeros((3, 3), dt), np.array([0.25, 0.5, 0.25]),
+                               np.empty((3, 3), dt))
+        bilinear_at(np.zeros((2, 2), dt), np.zeros(1), np.zeros(1), dt(0.0), np.empty(1, dt))

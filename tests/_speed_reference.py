@@ -863,3 +863,21 @@ def median_radix(a):
         return _kth_radix(a, n // 2)
     lo, hi = _kth_and_next_scan(a, n // 2 - 1)
     return (lo + hi) / 2.0
+
+
+def strip_template_scipy(img, line, sample, binning: float, levels):
+    """``registration._strip_template`` before stop 36: scipy's ``gaussian_filter``
+    (mode "reflect") and ``map_coordinates`` (order 1, mode "nearest"), the positions
+    outside the strip filled with the median by ``np.where``."""
+    if levels.n_usable < 100:
+        return None
+    v, med = levels.usable, levels.median
+    x = np.where(v, np.clip(img, None, max(levels.p99_5, med)), med)
+    if binning > 1.2:
+        x = ndi.gaussian_filter(x, 0.5 * binning)
+    inside = (line > -0.5) & (line < img.shape[0] - 0.5) & (sample > -0.5) & \
+        (sample < img.shape[1] - 0.5)
+    vals = map_coordinates(x, [np.nan_to_num(line), np.nan_to_num(sample)], order=1,
+                           mode="nearest")
+    out = np.where(inside, vals, med)
+    return out if np.ptp(out) > 0 else None
