@@ -1,4 +1,4 @@
-"""The stop-21 to stop-36 kernels against the forms they replaced, side by side in one run.
+"""The stop-21 to stop-37 kernels against the forms they replaced, side by side in one run.
 
 Each pair runs alternately on the same input in this process, ``--repeats``
 rounds; the best round of each is printed with the ratio, and each pair's
@@ -103,7 +103,17 @@ against its scipy form (``strip_template_scipy`` in ``tests/_speed_reference.py`
 ``gaussian_filter``, ``map_coordinates``) on a 128 x 432 strip sampled at 66 x 218 grid
 points, binning 2; the radiation-hit offsets' smoothing against ``gaussian_filter`` on a
 64 x 216 binned frame, sigma 0.5; and the noise map's 3 x 3 median
-(``imaging.median_filter_nearest(x, 3)``) against ``median_filter`` on an 18 x 62 grid.
+(``imaging.median_filter_nearest(x, 3)``) against ``median_filter`` on an 18 x 62 grid;
+from stop 37: the disc canvas (``shading._shading``, a fine pass's 144 x 448 canvas, the
+limb fit's four exponents) with the numpy steps around its ray tracing
+(``shading_numpy`` in ``tests/_speed_reference.py``) against the compiled ones
+(``iovolc.supersample``, the constants taken once: ``geometry.DiscRays``), discs of
+radius 19, 63 and 190 px (400,000, 120,000 and 40,000 km); the PSF blur's kernel
+(``separable.symmetric_blur``, sigma 0.7: seven taps summed per value in registers)
+against its loop of tap pairs over whole rows (``symmetric_blur_taps_in_turn`` in
+``tests/_speed_reference.py``) on a 150 x 460 window; and the sign of a limb step's
+amplitude median (``compiled._median_not_positive``) against ``_median(a) <= 0``, 460
+values.
 
 Not the whole chain: ``bench/science_chain.py`` measures that.
 
@@ -267,6 +277,7 @@ def main(argv=None) -> int:
     _stop_34(rng, r)
     _stop_35(rng, r)
     _stop_36(rng, r)
+    _stop_37(rng, r)
     return 0
 
 
@@ -652,6 +663,50 @@ def _stop_36(rng, r: int) -> None:
     med = np.abs(rng.normal(size=(18, 62)))
     _pair("noise map's 3x3 median", lambda: (median_filter(med, size=3, mode="nearest"),),
           lambda: (median_filter_nearest(med, 3),), repeats=r, inner=50, unit="us")
+
+
+def _stop_37(rng, r: int) -> None:
+    """The disc canvas (the limb fit's four exponents on a fine pass's canvas) with its
+    numpy steps around the ray tracing (``shading_numpy``) against the compiled ones, a
+    distant and a close disc; and the sign of a limb step's amplitude median by the
+    selection against one pass."""
+    from iovolc.geometry import disc_radius_rad
+    from iovolc.registration import FIT_EXPONENTS
+    from iovolc.shading import _shading
+
+    for range_km in (400000.0, 120000.0, 40000.0):
+        state = _state(range_km, 60.0, 0.6)
+        name = f"disc radius {np.tan(disc_radius_rad(state)) / state.camera('M').ifov_rad:.0f} px"
+        kw = dict(line0=-8, line1=136, samp0=-8, samp1=440, psf_sigma_px=0.7,
+                  exponents=FIT_EXPONENTS)
+        _pair(f"disc canvas x4, {name}", lambda s=state, kw=kw: _flat(ref.shading_numpy(
+            s, "M", **kw)), lambda s=state, kw=kw: _flat(_shading(s, "M", **kw)),
+              repeats=r, inner=20, unit="us")
+    from iovolc.separable import gaussian_weights, symmetric_blur
+
+    old_blur, w = ref.symmetric_blur_taps_in_turn(), gaussian_weights(0.7)
+    window = np.zeros((150, 460))
+    window[4:146, 4:456] = rng.random((142, 452))
+
+    def blur(fn):
+        def run():
+            out = np.empty_like(window)
+            fn(window, w, out)
+            return (out,)
+        return run
+
+    _pair("PSF blur 150x460, 7 taps", blur(old_blur), blur(symmetric_blur), repeats=r,
+          inner=50, unit="us")
+    amp = rng.normal(size=460) * 0.1 + 1.0  # a limb step's ~460 amplitudes
+    _pair("amplitude median <= 0, 460 values",
+          lambda: (np.bool_(compiled._median(amp) <= 0),),
+          lambda: (np.bool_(compiled._median_not_positive(amp)),), repeats=r, inner=200,
+          unit="us")
+
+
+def _flat(canvases_limb) -> tuple:
+    canvases, limb = canvases_limb
+    return (*canvases, limb)
 
 
 def _slices(box) -> tuple:

@@ -265,6 +265,40 @@ def _median(a):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
+def _median_not_positive(a):
+    """``_median(a) <= 0``, from one pass (stop 37: the limb fit asks only the sign of
+    its amplitudes' median, once per band and step). A NaN makes the median NaN (False).
+    With ``n_le`` of the n values <= 0: an odd count's middle value is <= 0 when
+    ``n_le > n // 2``; an even count's two middle values (h = n / 2) are both <= 0 when
+    ``n_le > h`` (their mean too), both > 0 when ``n_le < h`` (their mean too, even
+    rounded: it is at least the smaller), and when ``n_le == h`` they are the largest
+    value <= 0 and the least > 0, the pair :func:`_kth_and_next` returns (the zeros'
+    signs change no sum with a positive value), whose mean is then taken as there."""
+    n = a.size
+    if n == 0:
+        return False
+    has_nan = False
+    n_le = 0
+    lo, hi = -np.inf, np.inf
+    for i in range(n):
+        x = a[i]
+        has_nan |= x != x
+        if x <= 0:
+            n_le += 1
+            lo = max(lo, x)
+        else:
+            hi = min(hi, x)
+    if has_nan:
+        return False
+    h = n // 2
+    if n % 2:
+        return n_le > h
+    if n_le != h:
+        return n_le > h
+    return (lo + hi) / 2.0 <= 0
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
 def _tail(a, t):
     """The values of ``a`` that are >= ``t`` (in order) and how many are below it: the
     tail of the sorted values from ``t``'s first rank, where an order statistic of rank
@@ -1059,7 +1093,7 @@ def band_step(at, rr, cc, data, out):
         if v[i]:
             buf[k] = coef[0] + coef[1] * ln[i] + coef[2] * sn[i]  # the amplitude here
             k += 1
-    if _median(buf[:k]) <= 0:
+    if _median_not_positive(buf[:k]):  # _median(buf[:k]) <= 0, without the selection
         return SKIP
     j00 = j01 = j11 = r0 = r1 = chi2 = 0.0
     k = 0
@@ -1136,6 +1170,7 @@ def warm_up_image() -> None:
     _window_sums(x, 2, 2, False)
     _ncc_normalise(x[:2, :3].copy(), x, 2, 2, 0.0, 1.0, np.empty((2, 3)))
     _median(np.arange(40.0))
+    _median_not_positive(np.arange(40.0))
     _kth_and_next(np.arange(40.0), 3)
     _tail_kth_and_next(np.arange(40.0), 3.0, 5)
     _tail_kth(np.arange(40.0), 3.0, 5)
@@ -1162,7 +1197,8 @@ def warm_up_fit() -> None:
     _lstsq_svd(np.eye(4), np.ones(4), 1e-15)
     support_counts(np.zeros((2, 2)), np.ones(2), np.zeros(2, np.int64), 1,
                    np.empty(2, np.int64), np.empty(2, np.bool_))
-    from iovolc import rank_median, separable  # own files: no kernel of this one
+    from iovolc import rank_median, separable, supersample  # own files: no kernel of this one
 
     rank_median.warm_up()
     separable.warm_up()
+    supersample.warm_up()

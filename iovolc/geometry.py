@@ -320,7 +320,40 @@ def disc_cosines(state: FrameState, band: str, line, sample
     The two cosines of :func:`pixel_geometry`'s angles without the angles (NaN
     off the disc): what a photometric model needs, at a fraction of the cost.
     """
-    return _cosines(state, *_pixel_rays(state, band, line, sample))
+    line, sample = np.broadcast_arrays(np.asarray(line, dtype=float),
+                                       np.asarray(sample, dtype=float))
+    hit, cos_i, cos_e = DiscRays.of(state, band).cosines(line.ravel(), sample.ravel())
+    return hit.reshape(line.shape), cos_i.reshape(line.shape), cos_e.reshape(line.shape)
+
+
+@dataclass(frozen=True, eq=False)
+class DiscRays:
+    """One frame's and band's ray-tracing constants (:mod:`iovolc.raytrace`'s layouts),
+    taken once for several :meth:`cosines` calls: the disc canvas traces the pixel
+    centres, then the limb pixels' sub-pixel rays (stop 37; each constant vector
+    costs tens of microseconds of small numpy steps)."""
+
+    camera: np.ndarray
+    trace: np.ndarray
+
+    @classmethod
+    def of(cls, state: FrameState, band: str) -> DiscRays:
+        return cls(_camera_constants(state, band), _trace_constants(state))
+
+    def cosines(self, line: np.ndarray, sample: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:func:`disc_cosines` of flat pixel coordinates (float64, one value per ray)."""
+        line = np.ascontiguousarray(line, dtype=float)
+        sample = np.ascontiguousarray(sample, dtype=float)
+        if line.ndim != 1 or line.shape != sample.shape:
+            raise ValueError(f"DiscRays.cosines: flat coordinates of one length, not "
+                             f"{line.shape} and {sample.shape}")
+        n = line.size
+        u = np.empty(3 * n)
+        raytrace.pixel_rays(line, sample, self.camera, u)
+        hit, cos_i, cos_e = np.empty(n, bool), np.empty(n), np.empty(n)
+        raytrace.cosines(u, self.trace, hit, cos_i, cos_e)
+        return hit, cos_i, cos_e
 
 
 def disc_cosines_directions(state: FrameState, u_app_j2000

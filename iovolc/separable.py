@@ -43,6 +43,13 @@ float32 rounded between the axes, as scipy's output array is), and
 outside the image (the coarse registration's strip template); see
 :func:`gaussian_blur_reflect` and :func:`sample_linear_nearest`, tested in
 ``tests/test_scipy_replicas.py``.
+
+Stop 37: a kernel of radius 3 (the PSF's sigma 0.7; sigma 0.625-0.874) sums its seven
+taps per value in registers, each pass over a line once, instead of adding each tap
+pair to the whole line in turn (seven passes over memory): per value the same
+additions in the same order, so the same bits (``tests/test_scipy_replicas.py``
+compares both modes with scipy at every radius; the old loop is
+``symmetric_blur_taps_in_turn`` in ``tests/_speed_reference.py``).
 """
 
 from __future__ import annotations
@@ -88,6 +95,15 @@ def symmetric_blur(x, w, out):
         t = tmp[i]
         src = x[i]
         wc = w[r]
+        if r == 3:  # the PSF's sigma 0.7: the seven taps summed in registers (stop 37)
+            a0 = x[i - 3] if i - 3 >= 0 else zero
+            b0 = x[i + 3] if i + 3 < n0 else zero
+            a1 = x[i - 2] if i - 2 >= 0 else zero
+            b1 = x[i + 2] if i + 2 < n0 else zero
+            a2 = x[i - 1] if i - 1 >= 0 else zero
+            b2 = x[i + 1] if i + 1 < n0 else zero
+            _seven_taps(src, a0, b0, a1, b1, a2, b2, w, t)
+            continue
         for j in range(n1):
             t[j] = src[j] * wc
         for jj in range(-r, 0):
@@ -103,6 +119,21 @@ def symmetric_blur(x, w, out):
         _padded_row_pass(buf, w, o)
 
 
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _seven_taps(c, a0, b0, a1, b1, a2, b2, w, out):
+    """``out[j]`` = a 7-tap symmetric kernel ``w`` on one line: ``c[j] * w[3]``, then
+    ``(a[j] + b[j]) * w[k]`` for the pairs from the outermost in (``a0``/``b0`` the
+    values 3 before and after ``j``, ``a2``/``b2`` 1), in scipy's order, summed in a
+    register (stop 37)."""
+    wc, w0, w1, w2 = w[3], w[0], w[1], w[2]
+    for j in range(out.size):
+        acc = c[j] * wc
+        acc += (a0[j] + b0[j]) * w0
+        acc += (a1[j] + b1[j]) * w1
+        acc += (a2[j] + b2[j]) * w2
+        out[j] = acc
+
+
 @njit(cache=True, nogil=True, error_model="numpy")
 def _padded_row_pass(buf, w, out):
     """One line of an axis-1 pass: ``out[j]`` = the symmetric kernel ``w`` (radius r)
@@ -111,6 +142,10 @@ def _padded_row_pass(buf, w, out):
     n1 = out.size
     r = (w.size - 1) // 2
     wc = w[r]
+    if r == 3:  # the seven taps summed in registers, the same additions (stop 37)
+        _seven_taps(buf[3:3 + n1], buf[0:n1], buf[6:6 + n1], buf[1:1 + n1], buf[5:5 + n1],
+                    buf[2:2 + n1], buf[4:4 + n1], w, out)
+        return
     for j in range(n1):
         out[j] = buf[r + j] * wc
     for jj in range(-r, 0):

@@ -1,21 +1,25 @@
 """The predicted lit disc on a band canvas: what the limb fit matches and the extraction's
 background shape (Minnaert photometry, anti-aliased limb, PSF blur).
 
-The disc is drawn from the frame's geometry (:func:`iovolc.geometry.disc_cosines`,
+The disc is drawn from the frame's geometry (:class:`iovolc.geometry.DiscRays`,
 the compiled ray tracing): one ray per pixel centre over the box the disc can
-cover, then 4x4 sub-pixel rays on the pixels the limb crosses.
+cover, then 4x4 sub-pixel rays on the pixels the limb crosses
+(:mod:`iovolc.supersample`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from iovolc import raytrace
-from iovolc.geometry import FrameState, disc_cosines, disc_radius_rad
+from iovolc import raytrace, supersample
+from iovolc.geometry import DiscRays, FrameState, disc_radius_rad
 from iovolc.separable import gaussian_blur_constant
 
 #: the default PSF (Gaussian sigma, pixels) of the predicted disc
 PSF_SIGMA_PX = 0.7
+#: the limb pixels' super-sampling: _SUB_PX x _SUB_PX rays at these offsets from the centre
+_SUB_PX = 4
+_SUB_OFFSETS = (np.arange(_SUB_PX) + 0.5) / _SUB_PX - 0.5
 
 
 def _photometry(on_disc, cos_i, cos_e, exponents) -> list[np.ndarray]:
@@ -23,8 +27,20 @@ def _photometry(on_disc, cos_i, cos_e, exponents) -> list[np.ndarray]:
     disc's silhouette, uniform brightness); 0 unlit/off disc. ``mu`` is floored at 0.02.
 
     The lit pixels and their ``mu0``, ``mu`` come from one compiled pass
-    (:func:`iovolc.raytrace.lit_factors`, numpy's ``nan_to_num`` and ``clip`` values);
-    the powers stay numpy's (its ``pow`` may be a SIMD one, not libm's)."""
+    (:func:`_lit_factors`); the powers stay numpy's (:func:`_minnaert`)."""
+    lit, m0, m = _lit_factors(on_disc, cos_i, cos_e)
+    out = []
+    for k in exponents:
+        c = np.zeros(np.shape(on_disc))
+        c[lit] = 1.0 if k == 0 else _minnaert(k, m0, m)
+        out.append(c)
+    return out
+
+
+def _lit_factors(on_disc, cos_i, cos_e) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The lit pixels (on the disc, ``cos i > 0``; the input's shape) and, in their order,
+    their ``mu0`` and ``mu`` (floored at 0.02): one compiled pass
+    (:func:`iovolc.raytrace.lit_factors`, numpy's ``nan_to_num`` and ``clip`` values)."""
     if not np.shape(on_disc) == np.shape(cos_i) == np.shape(cos_e):
         raise ValueError(f"_photometry: shapes {np.shape(on_disc)}, {np.shape(cos_i)}, "
                          f"{np.shape(cos_e)} differ")
@@ -35,14 +51,15 @@ def _photometry(on_disc, cos_i, cos_e, exponents) -> list[np.ndarray]:
     m0, m = np.empty(hit.size), np.empty(hit.size)
     n = raytrace.lit_factors(hit, np.ascontiguousarray(cos_i, dtype=float).reshape(-1),
                              np.ascontiguousarray(cos_e, dtype=float).reshape(-1), lit, m0, m)
-    m0, m = m0[:n], m[:n]
-    lit = lit.reshape(np.shape(on_disc))
-    out = []
-    for k in exponents:
-        c = np.zeros(np.shape(on_disc))
-        c[lit] = 1.0 if k == 0 else (m0 if k == 1 else m0 ** k * m ** (k - 1.0))
-        out.append(c)
-    return out
+    return lit.reshape(np.shape(on_disc)), m0[:n], m[:n]
+
+
+def _minnaert(k: float, m0: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """The lit pixels' ``mu0^k mu^(k-1)`` (1 for k = 0, ``mu0`` for k = 1), by numpy's
+    powers (its ``pow`` may be a SIMD one, not libm's)."""
+    if k == 0:
+        return np.ones(m0.size)
+    return m0 if k == 1 else m0 ** k * m ** (k - 1.0)
 
 
 def predicted_shading(state: FrameState, band: str, *, line0: int, line1: int, samp0: int,
@@ -80,34 +97,36 @@ def _shading(state, band, *, line0, line1, samp0, samp1, psf_sigma_px, exponents
     hi_s = int(min(samp1, np.ceil(cs[0] + r_px) + 1))
     if hi_l <= lo_l or hi_s <= lo_s:
         return canvases, limb
-    ll, ss = np.mgrid[lo_l:hi_l, lo_s:hi_s]
-    hit, cos_i, cos_e = disc_cosines(state, band, ll, ss)
-    subs = _photometry(hit, cos_i, cos_e, exponents)
-    pad = np.pad(hit, 1, mode="edge")
-    edge = np.zeros_like(hit)
-    for dl in (0, 2):
-        edge |= pad[dl:dl + hit.shape[0], 1:-1] != hit
-    for ds in (0, 2):
-        edge |= pad[1:-1, ds:ds + hit.shape[1]] != hit
-    if edge.any():
-        k = 4  # 4x4 super-sampling of the pixels the limb crosses
-        off = (np.arange(k) + 0.5) / k - 0.5
-        dl, ds = np.meshgrid(off, off, indexing="ij")
-        el, es = ll[edge], ss[edge]
-        fine = disc_cosines(state, band, el[:, None] + dl.ravel(), es[:, None] + ds.ravel())
-        for sub, sub2 in zip(subs, _photometry(*fine, exponents), strict=True):
-            sub[edge] = sub2.mean(axis=1)
+    # the box's pixel centres, their limb pixels and those pixels' 4 x 4 sub-pixel
+    # centres, each in one compiled loop, the ray-tracing constants taken once for both
+    # traces; each exponent's values written straight into its canvas, the limb pixels'
+    # sub-pixel means over them (stop 37; the numpy steps, the same values, are
+    # tests/_speed_reference.py's shading_numpy)
+    rays = DiscRays.of(state, band)
+    box = (hi_l - lo_l, hi_s - lo_s)
+    inner = (slice(lo_l - line0, hi_l - line0), slice(lo_s - samp0, hi_s - samp0))
+    line, sample = np.empty(box[0] * box[1]), np.empty(box[0] * box[1])
+    supersample.box_positions(lo_l, hi_l, lo_s, hi_s, line, sample)
+    hit, cos_i, cos_e = (a.reshape(box) for a in rays.cosines(line, sample))
+    lit, m0, m = _lit_factors(hit, cos_i, cos_e)
+    for canvas, k in zip(canvases, exponents, strict=True):
+        supersample.scatter_lit(lit, _minnaert(k, m0, m), canvas[inner])
+    edge = np.empty_like(hit)
+    n_edge = supersample.limb_crossings(hit, edge)
+    if n_edge:
+        line, sample = np.empty(n_edge * _SUB_PX**2), np.empty(n_edge * _SUB_PX**2)
+        supersample.subpixel_positions(edge, lo_l, lo_s, _SUB_OFFSETS, line, sample)
+        lit, m0, m = _lit_factors(*rays.cosines(line, sample))
+        for canvas, k in zip(canvases, exponents, strict=True):
+            supersample.put_means(lit, _minnaert(k, m0, m), edge, canvas[inner])
     # mu0 = clip(nan_to_num(cos i, nan=-1), 0) > 0.05 is cos i > 0.05 (NaN: False)
-    limb[lo_l - line0:hi_l - line0, lo_s - samp0:hi_s - samp0] = edge & (cos_i > 0.05)
+    limb[inner] = edge & (cos_i > 0.05)
     # the blur reaches ceil(4 sigma) px beyond the box (scipy truncates at 4 sigma); the
     # canvas is 0 elsewhere, so blurring that window alone gives the same numbers
     pad = int(np.ceil(4.0 * psf_sigma_px)) + 2
     win = (slice(max(lo_l - line0 - pad, 0), min(hi_l - line0 + pad, nl)),
            slice(max(lo_s - samp0 - pad, 0), min(hi_s - samp0 + pad, ns)))
-    out = []
-    for canvas, sub in zip(canvases, subs, strict=True):
-        canvas[lo_l - line0:hi_l - line0, lo_s - samp0:hi_s - samp0] = sub
-        if psf_sigma_px > 0:  # scipy's gaussian_filter(mode="constant"), the same bits
+    if psf_sigma_px > 0:  # scipy's gaussian_filter(mode="constant"), the same bits
+        for canvas in canvases:
             canvas[win] = gaussian_blur_constant(canvas[win], psf_sigma_px)
-        out.append(canvas)
-    return out, limb
+    return canvases, limb

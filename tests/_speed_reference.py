@@ -881,3 +881,95 @@ def strip_template_scipy(img, line, sample, binning: float, levels):
                            mode="nearest")
     out = np.where(inside, vals, med)
     return out if np.ptp(out) > 0 else None
+
+
+def shading_numpy(state, band, *, line0, line1, samp0, samp1, psf_sigma_px, exponents):
+    """``iovolc.shading._shading`` before stop 37: the box by ``np.mgrid``, the limb pixels
+    by comparing with the edge-padded hit mask, the sub-pixel centres by broadcasting,
+    their means by ``mean(axis=1)``, and each trace taking its constants anew."""
+    from iovolc.geometry import _cosines, _pixel_rays, disc_radius_rad
+    from iovolc.separable import gaussian_blur_constant
+    from iovolc.shading import _photometry
+
+    nl, ns = line1 - line0, samp1 - samp0
+    canvases = [np.zeros((nl, ns)) for _ in exponents]
+    limb = np.zeros((nl, ns), dtype=bool)
+    cl, cs = state.centre_pixel(band)
+    if not np.isfinite(cl[0]):
+        return canvases, limb
+    ang = disc_radius_rad(state)
+    r_px = (np.tan(ang) if ang < 1.5 else 1e6) / state.camera(band).ifov_rad + 3
+    lo_l = int(max(line0, np.floor(cl[0] - r_px)))
+    hi_l = int(min(line1, np.ceil(cl[0] + r_px) + 1))
+    lo_s = int(max(samp0, np.floor(cs[0] - r_px)))
+    hi_s = int(min(samp1, np.ceil(cs[0] + r_px) + 1))
+    if hi_l <= lo_l or hi_s <= lo_s:
+        return canvases, limb
+    ll, ss = np.mgrid[lo_l:hi_l, lo_s:hi_s]
+    hit, cos_i, cos_e = _cosines(state, *_pixel_rays(state, band, ll, ss))
+    subs = _photometry(hit, cos_i, cos_e, exponents)
+    pad = np.pad(hit, 1, mode="edge")
+    edge = np.zeros_like(hit)
+    for dl in (0, 2):
+        edge |= pad[dl:dl + hit.shape[0], 1:-1] != hit
+    for ds in (0, 2):
+        edge |= pad[1:-1, ds:ds + hit.shape[1]] != hit
+    if edge.any():
+        k = 4  # 4x4 super-sampling of the pixels the limb crosses
+        off = (np.arange(k) + 0.5) / k - 0.5
+        dl, ds = np.meshgrid(off, off, indexing="ij")
+        el, es = ll[edge], ss[edge]
+        fine = _cosines(state, *_pixel_rays(state, band, el[:, None] + dl.ravel(),
+                                            es[:, None] + ds.ravel()))
+        for sub, sub2 in zip(subs, _photometry(*fine, exponents), strict=True):
+            sub[edge] = sub2.mean(axis=1)
+    limb[lo_l - line0:hi_l - line0, lo_s - samp0:hi_s - samp0] = edge & (cos_i > 0.05)
+    pad = int(np.ceil(4.0 * psf_sigma_px)) + 2
+    win = (slice(max(lo_l - line0 - pad, 0), min(hi_l - line0 + pad, nl)),
+           slice(max(lo_s - samp0 - pad, 0), min(hi_s - samp0 + pad, ns)))
+    out = []
+    for canvas, sub in zip(canvases, subs, strict=True):
+        canvas[lo_l - line0:hi_l - line0, lo_s - samp0:hi_s - samp0] = sub
+        if psf_sigma_px > 0:
+            canvas[win] = gaussian_blur_constant(canvas[win], psf_sigma_px)
+        out.append(canvas)
+    return out, limb
+
+
+def symmetric_blur_taps_in_turn():
+    """``separable.symmetric_blur`` before stop 37 (compiled on first use): each tap pair
+    added to the whole row in turn, for every radius (since stop 37 a radius of 3 sums
+    its seven taps per value in registers; the same additions in the same order)."""
+
+    @njit(nogil=True, error_model="numpy")
+    def blur(x, w, out):
+        n0, n1 = x.shape
+        r = (w.size - 1) // 2
+        tmp = np.empty((n0, n1))
+        zero = np.zeros(n1)
+        for i in range(n0):
+            t = tmp[i]
+            src = x[i]
+            wc = w[r]
+            for j in range(n1):
+                t[j] = src[j] * wc
+            for jj in range(-r, 0):
+                a = x[i + jj] if i + jj >= 0 else zero
+                b = x[i - jj] if i - jj < n0 else zero
+                wj = w[r + jj]
+                for j in range(n1):
+                    t[j] += (a[j] + b[j]) * wj
+        buf = np.zeros(n1 + 2 * r)
+        for i in range(n0):
+            o = out[i]
+            buf[r:r + n1] = tmp[i]
+            for j in range(n1):
+                o[j] = buf[r + j] * wc
+            for jj in range(-r, 0):
+                left = buf[r + jj:r + jj + n1]
+                right = buf[r - jj:r - jj + n1]
+                wj = w[r + jj]
+                for j in range(n1):
+                    o[j] += (left[j] + right[j]) * wj
+
+    return blur

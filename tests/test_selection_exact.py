@@ -126,3 +126,36 @@ def test_percentiles_and_medians_of_a_strip_are_numpys():
             assert imaging.percentile(a, q) == float(np.percentile(a, q)), (trial, q)
         got = imaging.median_and_percentiles(a, (5.0, 95.0, 99.5))
         assert got == (np.median(a), *(float(np.percentile(a, q)) for q in (5.0, 95.0, 99.5)))
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 20, 21, 64, 65, 459, 460, 5000])
+def test_the_sign_of_the_median_is_the_medians(n):
+    """Stop 37: ``_median_not_positive(a)`` is ``_median(a) <= 0`` (the limb fit's
+    amplitude test): values around 0 of every kind, counts of values <= 0 at, one
+    below and one above half, zeros of both signs, infinities, subnormals (whose
+    mean can round to 0), a NaN, and the empty array."""
+    rng = np.random.default_rng(n)
+    tiny = np.nextafter(0.0, 1.0)
+    pools = [rng.normal(size=n), rng.choice([-0.0, 0.0, 1.0, -1.0], size=n),
+             rng.choice([tiny, -tiny, 0.0, -0.0], size=n),
+             rng.choice([np.inf, -np.inf, 2.0, -3.0, 0.0], size=n),
+             rng.choice([tiny, 2 * tiny, 3 * tiny, -tiny, -0.0], size=n)]
+    n_cases = 0
+    for pool in pools:
+        for n_le in {0, n // 2 - 1, n // 2, n // 2 + 1, n}:
+            if not 0 <= n_le <= n:
+                continue
+            for _ in range(8):
+                a = np.abs(rng.permutation(pool))
+                a[a == 0] = rng.choice([1.0, tiny])  # > 0 unless chosen below
+                neg = rng.permutation(n)[:n_le]
+                a[neg] = np.where(rng.random(n_le) < 0.7, -np.abs(pool[neg]),
+                                  rng.choice([-0.0, 0.0], size=n_le))
+                got = compiled._median_not_positive(a)
+                assert got == bool(compiled._median(a) <= 0), (pool[:4], n_le, a[:6])
+                n_cases += 1
+                b = a.copy()
+                b[rng.integers(n)] = np.nan
+                assert not compiled._median_not_positive(b)
+    assert n_cases >= len(pools) * 8 * 2  # at least two counts of values <= 0 per pool
+    assert not compiled._median_not_positive(np.empty(0))
