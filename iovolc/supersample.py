@@ -19,7 +19,8 @@ one loop each, with the same values:
   rays' values (0 where unlit): numpy sums a row of ``k * k`` contiguous values
   pairwise (``pairwise_sum`` in its loops: eight running sums, then ``((r0 +
   r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))``, then the rest in order; fewer
-  than eight, one running sum from 0), then divides by the count.
+  than eight, one running sum from 0), adds that to the reduction's start 0.0
+  (so a row of -0.0 sums to +0.0), then divides by the count.
 
 The old forms are kept in ``tests/_speed_reference.py`` (``shading_numpy``);
 ``tests/test_supersample_exact.py`` compares them byte for byte.
@@ -113,10 +114,21 @@ def _pairwise_sum(a, start, n):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
+def _count(mask):
+    """How many of a flat bool array are True."""
+    n = 0
+    for i in range(mask.size):
+        n += mask[i]
+    return n
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
 def scatter_lit(lit, vals, out):
     """``out[lit] = vals``: ``vals`` holds the lit pixels' values in row-major order;
     ``out`` (a view into a canvas, any strides) keeps its values elsewhere."""
     n0, n1 = lit.shape
+    if _count(lit.ravel()) != vals.size:
+        raise ValueError("scatter_lit: not one value per lit pixel")
     k = 0
     for i in range(n0):
         for j in range(n1):
@@ -140,6 +152,8 @@ def put_means(lit, vals, edge, out):
     m = lit.size // n_edge
     if m * n_edge != lit.size or m > PW_BLOCKSIZE:
         raise ValueError("put_means: not rows of one length <= 128 per edge pixel")
+    if _count(lit) != vals.size:
+        raise ValueError("put_means: not one value per lit ray")
     row = np.empty(m)
     k = 0  # the next sub-pixel ray
     v = 0  # the next lit ray's value
@@ -154,7 +168,8 @@ def put_means(lit, vals, edge, out):
                 else:
                     row[q] = 0.0
                 k += 1
-            out[i, j] = _pairwise_sum(row, 0, m) / m
+            # numpy's reduction starts from the identity 0.0 (a sum of -0.0s is +0.0)
+            out[i, j] = (0.0 + _pairwise_sum(row, 0, m)) / m
 
 
 def warm_up() -> None:

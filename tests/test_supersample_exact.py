@@ -34,6 +34,10 @@ def test_put_means_are_numpys_pairwise_row_means(m):
         # every scale at once, so that the order of the additions shows in the bits
         vals = rng.standard_normal((n, m)) * 10.0 ** rng.integers(-8, 8, (n, m))
         lit = rng.random(vals.shape) < rng.choice([0.0, 0.6, 1.0])
+        if trial % 4 == 1:  # lit rows of zeros of either sign: numpy's sum starts at +0.0
+            rows = rng.random(n) < 0.5
+            lit[rows] = True
+            vals[rows] = rng.choice([-0.0, 0.0], size=(int(rows.sum()), 1))
         vals[~lit] = 0.0
         canvas = rng.random((shape[0] + 3, shape[1] + 5))
         want = canvas.copy()
@@ -43,6 +47,9 @@ def test_put_means_are_numpys_pairwise_row_means(m):
         assert _same(canvas, want), (m, trial)
     with pytest.raises(ValueError, match="rows of one length"):
         supersample.put_means(np.ones(7, bool), np.ones(7), np.ones((2, 1), bool),
+                              np.zeros((2, 1)))
+    with pytest.raises(ValueError, match="one value per lit ray"):
+        supersample.put_means(np.ones(8, bool), np.ones(7), np.ones((2, 1), bool),
                               np.zeros((2, 1)))
 
 
@@ -58,6 +65,8 @@ def test_scatter_lit_is_the_masked_assignment_into_a_view():
         c[lit] = vals
         supersample.scatter_lit(lit, vals, canvas[1:1 + shape[0], 2:2 + shape[1]])
         assert _same(canvas, want)
+    with pytest.raises(ValueError, match="one value per lit pixel"):
+        supersample.scatter_lit(np.ones((2, 2), bool), np.ones(3), np.zeros((2, 2)))
 
 
 def test_limb_crossings_are_the_edge_padded_comparisons():
