@@ -31,7 +31,7 @@ and from stop 22:
 * the NCC (``imaging.ncc``, transforms that skip zero rows and unused output
   rows) against scipy's whole ``rfft2``/``irfft2``, on a fine-fit canvas
   (144 x 448, the disc in 98 rows) and a coarse one (871 x 256, 46 rows);
-* the Minnaert factors (``shading._photometry``) and the hot-pixel mask
+* the Minnaert factors (``photometry_canvases`` on ``shading._lit_factors``) and the hot-pixel mask
   (``imaging.hot_pixels``) against their numpy forms.
 
 and from stop 23:
@@ -153,7 +153,6 @@ from iovolc.separable import (  # noqa: E402
     spline_filter_cubic,
     zoom_linear_nearest,
 )
-from iovolc.shading import _photometry  # noqa: E402
 
 
 def _best(fn, repeats: int, inner: int) -> float:
@@ -325,7 +324,7 @@ def _stop_22(rng, r: int, state) -> None:
     exps = (1.0, 0.8, 0.6, 0.0)
     _pair("Minnaert factors 144x213, 4 k",
           lambda: tuple(ref.photometry_numpy(hit, cos_i, cos_e, exps)),
-          lambda: tuple(_photometry(hit, cos_i, cos_e, exps)), repeats=r, inner=20, unit="us")
+          lambda: tuple(ref.photometry_canvases(hit, cos_i, cos_e, exps)), repeats=r, inner=20, unit="us")
     strip = (_scene(rng, 128, 432) + rng.normal(size=(128, 432))).astype(np.float32)
     for _ in range(6):
         strip[rng.integers(0, 128), rng.integers(0, 432)] += 200.0

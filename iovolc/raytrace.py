@@ -270,7 +270,7 @@ def backplanes(u, k, ifov_rad, hit, planes):
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def lit_factors(hit, cos_i, cos_e, lit, mu0, mu):
-    """The Minnaert factors' inputs of :func:`iovolc.shading._photometry` in one pass over
+    """The Minnaert factors' inputs of :func:`iovolc.shading._lit_factors` in one pass over
     flat arrays (stop 22): ``lit`` = on the disc and ``cos i > 0``; the lit pixels' ``cos i``
     and ``cos e`` floored at 0.02, in order, into ``mu0`` and ``mu``; returns how many.
 

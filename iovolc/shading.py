@@ -22,30 +22,15 @@ _SUB_PX = 4
 _SUB_OFFSETS = (np.arange(_SUB_PX) + 0.5) / _SUB_PX - 0.5
 
 
-def _photometry(on_disc, cos_i, cos_e, exponents) -> list[np.ndarray]:
-    """Minnaert ``mu0^k mu^(k-1)`` for each k (k = 1: Lambert ``cos i``; k = 0: the lit
-    disc's silhouette, uniform brightness); 0 unlit/off disc. ``mu`` is floored at 0.02.
-
-    The lit pixels and their ``mu0``, ``mu`` come from one compiled pass
-    (:func:`_lit_factors`); the powers stay numpy's (:func:`_minnaert`)."""
-    lit, m0, m = _lit_factors(on_disc, cos_i, cos_e)
-    out = []
-    for k in exponents:
-        c = np.zeros(np.shape(on_disc))
-        c[lit] = 1.0 if k == 0 else _minnaert(k, m0, m)
-        out.append(c)
-    return out
-
-
 def _lit_factors(on_disc, cos_i, cos_e) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The lit pixels (on the disc, ``cos i > 0``; the input's shape) and, in their order,
     their ``mu0`` and ``mu`` (floored at 0.02): one compiled pass
     (:func:`iovolc.raytrace.lit_factors`, numpy's ``nan_to_num`` and ``clip`` values)."""
     if not np.shape(on_disc) == np.shape(cos_i) == np.shape(cos_e):
-        raise ValueError(f"_photometry: shapes {np.shape(on_disc)}, {np.shape(cos_i)}, "
+        raise ValueError(f"_lit_factors: shapes {np.shape(on_disc)}, {np.shape(cos_i)}, "
                          f"{np.shape(cos_e)} differ")
     if np.asarray(cos_i).dtype != np.float64 or np.asarray(cos_e).dtype != np.float64:
-        raise TypeError("_photometry: the cosines must be float64 (the ray tracing's)")
+        raise TypeError("_lit_factors: the cosines must be float64 (the ray tracing's)")
     hit = np.ascontiguousarray(on_disc, dtype=bool).reshape(-1)
     lit = np.empty(hit.size, dtype=bool)
     m0, m = np.empty(hit.size), np.empty(hit.size)

@@ -86,29 +86,30 @@ def subpixel_positions(edge, lo_l, lo_s, off, line, sample):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _pairwise_sum(a, start, n):
-    """numpy's sum of ``a[start:start + n]`` (contiguous float64, ``n <= PW_BLOCKSIZE``)."""
+def _pairwise_sum(a):
+    """numpy's sum of ``a`` (contiguous float64, ``a.size <= PW_BLOCKSIZE``), before its
+    reduction's start is added."""
+    n = a.size
     if n < 8:
         res = 0.0
         for i in range(n):
-            res += a[start + i]
+            res += a[i]
         return res
-    r0, r1, r2, r3 = a[start], a[start + 1], a[start + 2], a[start + 3]
-    r4, r5, r6, r7 = a[start + 4], a[start + 5], a[start + 6], a[start + 7]
+    r0, r1, r2, r3, r4, r5, r6, r7 = a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]
     i = 8
     while i < n - n % 8:
-        r0 += a[start + i]
-        r1 += a[start + i + 1]
-        r2 += a[start + i + 2]
-        r3 += a[start + i + 3]
-        r4 += a[start + i + 4]
-        r5 += a[start + i + 5]
-        r6 += a[start + i + 6]
-        r7 += a[start + i + 7]
+        r0 += a[i]
+        r1 += a[i + 1]
+        r2 += a[i + 2]
+        r3 += a[i + 3]
+        r4 += a[i + 4]
+        r5 += a[i + 5]
+        r6 += a[i + 6]
+        r7 += a[i + 7]
         i += 8
     res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
     while i < n:
-        res += a[start + i]
+        res += a[i]
         i += 1
     return res
 
@@ -169,7 +170,7 @@ def put_means(lit, vals, edge, out):
                     row[q] = 0.0
                 k += 1
             # numpy's reduction starts from the identity 0.0 (a sum of -0.0s is +0.0)
-            out[i, j] = (0.0 + _pairwise_sum(row, 0, m)) / m
+            out[i, j] = (0.0 + _pairwise_sum(row)) / m
 
 
 def warm_up() -> None:

@@ -13,7 +13,7 @@ pairs and the reference hotspots (``placement._references``) in the pandas form 
 had before they moved to arrays (stop 20); the median filter's partial sorts and
 the compact-feature top-hat from shifted views, before stop 21 compiled them
 (``bench/kernels_simd.py`` times them side by side); the shading's Minnaert
-factors (``shading._photometry``) and the hot-pixel mask (``imaging.hot_pixels``)
+factors (``photometry_canvases``, on ``shading._lit_factors``) and the hot-pixel mask (``imaging.hot_pixels``)
 before stop 22 took their inputs from compiled passes; the coarse grid's directions
 (``registration._from_spin``) and the detection table with its inserted columns,
 before stop 27; ``imaging.box_of`` by numpy's ``any`` along each axis, before
@@ -321,7 +321,7 @@ def compact_tophat_numpy(x: np.ndarray, length: int) -> np.ndarray:
 
 
 def photometry_numpy(on_disc, cos_i, cos_e, exponents) -> list[np.ndarray]:
-    """``shading._photometry`` before stop 22 (numpy's nan_to_num, clip and masks)."""
+    """``photometry_canvases`` before stop 22 (numpy's nan_to_num, clip and masks)."""
     mu0 = np.clip(np.nan_to_num(cos_i, nan=-1.0), 0, None)
     mu = np.clip(np.nan_to_num(cos_e, nan=0.0), 0.02, None)
     lit = on_disc & (mu0 > 0)  # elsewhere every model is 0
@@ -889,8 +889,6 @@ def shading_numpy(state, band, *, line0, line1, samp0, samp1, psf_sigma_px, expo
     their means by ``mean(axis=1)``, and each trace taking its constants anew."""
     from iovolc.geometry import _cosines, _pixel_rays, disc_radius_rad
     from iovolc.separable import gaussian_blur_constant
-    from iovolc.shading import _photometry
-
     nl, ns = line1 - line0, samp1 - samp0
     canvases = [np.zeros((nl, ns)) for _ in exponents]
     limb = np.zeros((nl, ns), dtype=bool)
@@ -907,7 +905,7 @@ def shading_numpy(state, band, *, line0, line1, samp0, samp1, psf_sigma_px, expo
         return canvases, limb
     ll, ss = np.mgrid[lo_l:hi_l, lo_s:hi_s]
     hit, cos_i, cos_e = _cosines(state, *_pixel_rays(state, band, ll, ss))
-    subs = _photometry(hit, cos_i, cos_e, exponents)
+    subs = photometry_canvases(hit, cos_i, cos_e, exponents)
     pad = np.pad(hit, 1, mode="edge")
     edge = np.zeros_like(hit)
     for dl in (0, 2):
@@ -921,7 +919,7 @@ def shading_numpy(state, band, *, line0, line1, samp0, samp1, psf_sigma_px, expo
         el, es = ll[edge], ss[edge]
         fine = _cosines(state, *_pixel_rays(state, band, el[:, None] + dl.ravel(),
                                             es[:, None] + ds.ravel()))
-        for sub, sub2 in zip(subs, _photometry(*fine, exponents), strict=True):
+        for sub, sub2 in zip(subs, photometry_canvases(*fine, exponents), strict=True):
             sub[edge] = sub2.mean(axis=1)
     limb[lo_l - line0:hi_l - line0, lo_s - samp0:hi_s - samp0] = edge & (cos_i > 0.05)
     pad = int(np.ceil(4.0 * psf_sigma_px)) + 2
@@ -973,3 +971,19 @@ def symmetric_blur_taps_in_turn():
                     o[j] += (left[j] + right[j]) * wj
 
     return blur
+
+
+def photometry_canvases(on_disc, cos_i, cos_e, exponents) -> list[np.ndarray]:
+    """``shading._photometry`` from stop 22 to stop 36: one dense array per exponent,
+    ``mu0^k mu^(k-1)`` on the lit pixels and 0 elsewhere, from ``shading._lit_factors``
+    and ``shading._minnaert`` (since stop 37 ``_shading`` writes the lit values straight
+    into its canvases)."""
+    from iovolc.shading import _lit_factors, _minnaert
+
+    lit, m0, m = _lit_factors(on_disc, cos_i, cos_e)
+    out = []
+    for k in exponents:
+        c = np.zeros(np.shape(on_disc))
+        c[lit] = 1.0 if k == 0 else _minnaert(k, m0, m)
+        out.append(c)
+    return out

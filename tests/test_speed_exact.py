@@ -11,7 +11,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _speed_reference import hot_pixels_numpy, ncc_full_transform, photometry_numpy
+from _speed_reference import (
+    hot_pixels_numpy,
+    ncc_full_transform,
+    photometry_canvases,
+    photometry_numpy,
+)
 from _synthetic import _disc_scene
 from scipy import fft as sp_fft
 from scipy.ndimage import spline_filter
@@ -20,7 +25,7 @@ from iovolc import compiled, imaging
 from iovolc.imaging import hot_pixels, irfft2_rows, nanmedian, rfft2
 from iovolc.morphology import fill_and_highpass, usable_values
 from iovolc.separable import spline_filter_cubic
-from iovolc.shading import _photometry
+from iovolc.shading import _lit_factors
 
 _NON_FINITE = np.array([np.nan, np.inf, -np.inf])
 
@@ -129,7 +134,7 @@ def test_ncc_is_the_full_transform_ncc_bit_for_bit():
 
 
 def test_photometry_is_the_numpy_form_bit_for_bit():
-    """shading._photometry (lit pixels from one compiled pass, stop 22) against its numpy
+    """The Minnaert canvases on shading._lit_factors (lit pixels from one compiled pass, stop 22) against its numpy
     form: canvases and 4x4 sub-pixel blocks, cosines with NaN, +-inf, -0.0, exact zeros
     and values at the 0.02 floor, the exponents of the fits; bit for bit. Cosines of
     another shape or precision are refused (the numpy form computed them otherwise)."""
@@ -146,15 +151,15 @@ def test_photometry_is_the_numpy_form_bit_for_bit():
             a[pick] = rng.choice(specials, int(pick.sum()))
         cos_i[~hit & (rng.random(shape) < 0.5)] = np.nan  # off the disc: NaN, as traced
         for exps in ((1.0,), (1.0, 0.8, 0.6, 0.0), (0.7, 1.0, 0.5)):
-            got = _photometry(hit, cos_i, cos_e, exps)
+            got = photometry_canvases(hit, cos_i, cos_e, exps)
             want = photometry_numpy(hit, cos_i, cos_e, exps)
             for g, w in zip(got, want, strict=True):
                 assert _same_bits(g, w), (trial, exps)
     hit = np.ones((3, 4), bool)
     with pytest.raises(ValueError):
-        _photometry(hit, np.ones((3, 4)), np.ones((3, 3)), (1.0,))
+        _lit_factors(hit, np.ones((3, 4)), np.ones((3, 3)))
     with pytest.raises(TypeError):
-        _photometry(hit, np.ones((3, 4), np.float32), np.ones((3, 4)), (1.0,))
+        _lit_factors(hit, np.ones((3, 4), np.float32), np.ones((3, 4)))
 
 
 @pytest.mark.parametrize("dtype", ["<f8", "<f4", ">f4", "<f2", "<i2"])
