@@ -113,7 +113,13 @@ radius 19, 63 and 190 px (400,000, 120,000 and 40,000 km); the PSF blur's kernel
 against its loop of tap pairs over whole rows (``symmetric_blur_taps_in_turn`` in
 ``tests/_speed_reference.py``) on a 150 x 460 window; and the sign of a limb step's
 amplitude median (``compiled._median_not_positive``) against ``_median(a) <= 0``, 460
-values.
+values;
+from stop 38: the sliding median's jumps by popcount
+(``rank_median.window_medians``) against its walk one set bit at a time
+(``window_medians_stepwise`` in ``tests/_speed_reference.py``), on the rank images of
+a 128 x 432 strip of noise, of the same strip rounded to ~1,000 levels, of a strip
+two-thirds one fill value (stable ranks) and of a ramp, 15 x 15 windows; and the whole
+``median_filter_nearest(x, 15)`` of the noise with each walk.
 
 Not the whole chain: ``bench/science_chain.py`` measures that.
 
@@ -277,6 +283,7 @@ def main(argv=None) -> int:
     _stop_35(rng, r)
     _stop_36(rng, r)
     _stop_37(rng, r)
+    _stop_38(rng, r)
     return 0
 
 
@@ -700,6 +707,40 @@ def _stop_37(rng, r: int) -> None:
     _pair("amplitude median <= 0, 460 values",
           lambda: (np.bool_(compiled._median(amp) <= 0),),
           lambda: (np.bool_(compiled._median_not_positive(amp)),), repeats=r, inner=200,
+          unit="us")
+
+
+def _stop_38(rng, r: int) -> None:
+    """The sliding median's popcount jumps against its walk one set bit at a time, on the
+    rank images of four kinds of strip, and the whole 15 x 15 filter with each."""
+    from iovolc import imaging, rank_median
+
+    noise = rng.normal(5.0, 1.0, (128, 432))
+    strips = {"noise": noise, "1,000 levels": np.round(noise * 150.0) / 150.0,
+              "2/3 fill": np.where(rng.random(noise.shape) < 0.67, 5.0, noise),
+              "ramp": np.add.outer(np.arange(128.0), np.arange(432.0)) + noise}
+    for name, x in strips.items():
+        _, _, rank = imaging.edge_ranks(x, 7, plateau=name == "2/3 fill")
+
+        def walk(fn, rank=rank):
+            def run():
+                out = np.empty((128, 432), rank.dtype)
+                fn(rank, 15, out)
+                return (out,)
+            return run
+
+        _pair(f"window medians 15x15, {name}", walk(ref.window_medians_stepwise),
+              walk(rank_median.window_medians), repeats=r, inner=5, unit="us")
+    x = strips["noise"]
+
+    def filter_stepwise():  # median_filter_nearest's steps, with the old walk
+        flat, order, rank = imaging.edge_ranks(x, 7, plateau=False)
+        out = np.empty(x.shape, rank.dtype)
+        ref.window_medians_stepwise(rank, 15, out)
+        return (flat[order][out],)
+
+    _pair("median filter 15x15, noise", filter_stepwise,
+          lambda: (median_filter_nearest(x, 15, plateau=False),), repeats=r, inner=5,
           unit="us")
 
 

@@ -20,7 +20,8 @@ before stop 27; ``imaging.box_of`` by numpy's ``any`` along each axis, before
 stop 28; the limb fit's normal equations summed through a row array, before stop 29,
 and the k-th value in the order of the values' keys (what the radix selection finds);
 the median by radix selection on all the values (:func:`median_radix`), before stop 35
-bracketed the rank;
+bracketed the rank; the sliding median's walk one set bit at a time
+(:func:`window_medians_stepwise`), before stop 38 counted its way there by popcount;
 the source windows gathered from padded copies of the strip, and each detection's
 record, flags and position uncertainty from numpy scalar calls, before stop 29.
 """
@@ -32,6 +33,7 @@ import math
 import numpy as np
 import pandas as pd
 from numba import njit
+from numba.cpython.unsafe.numbers import leading_zeros, trailing_zeros
 from scipy import ndimage as ndi
 from scipy.ndimage import binary_dilation, map_coordinates, spline_filter
 
@@ -987,3 +989,96 @@ def photometry_canvases(on_disc, cos_i, cos_e, exponents) -> list[np.ndarray]:
         c[lit] = 1.0 if k == 0 else _minnaert(k, m0, m)
         out.append(c)
     return out
+
+
+# --- stop 38: the sliding median's walk, one set bit at a time (iovolc.rank_median as it
+# was): the reference of its popcount jumps, rank for rank
+
+_ONE = np.uint64(1)
+
+
+@njit(nogil=True)
+def _next_at_or_after_ref(bits, p):
+    """The smallest rank ``>= p`` in the set (one exists: the caller's invariant; the
+    scan stops at the set's end regardless, numba does not check bounds)."""
+    w = p >> 6
+    word = bits[w] & ~((_ONE << np.uint64(p & 63)) - _ONE)
+    while word == 0:
+        w += 1
+        if w == bits.size:
+            raise RuntimeError("window_medians: no rank above the median")
+        word = bits[w]
+    return (w << 6) + int(trailing_zeros(word))
+
+
+@njit(nogil=True)
+def _prev_at_or_before_ref(bits, p):
+    """The largest rank ``<= p`` in the set (one exists: the caller's invariant)."""
+    w = p >> 6
+    b = p & 63
+    word = bits[w] & (((_ONE << np.uint64(b)) - _ONE) | (_ONE << np.uint64(b)))
+    while word == 0:
+        w -= 1
+        if w < 0:
+            raise RuntimeError("window_medians: no rank below the median")
+        word = bits[w]
+    return (w << 6) + 63 - int(leading_zeros(word))
+
+
+@njit(nogil=True)
+def window_medians_stepwise(rank, size, out):
+    """``out[r, c]``: the median rank of ``rank[r:r + size, c:c + size]``.
+
+    ``rank``: the edge-padded rank image, ``(n0 + size - 1, n1 + size - 1)``,
+    unique non-negative integers below ``rank.size``; ``size`` odd. A window
+    of 3 x 3 or more always keeps a rank on either side of the median during a step
+    (at most ``size`` ranks leave below it, ``k + size < size**2``); size 1 is a copy.
+    """
+    n0, n1 = out.shape
+    if size == 1:
+        # the median of one value (a step could remove the median and leave no rank
+        # above it: the sliding scan below needs a window of 3 x 3 or more)
+        for r in range(n0):
+            for c in range(n1):
+                out[r, c] = rank[r, c]
+        return
+    k = size * size // 2
+    bits = np.zeros((rank.size + 63) // 64 + 1, np.uint64)
+    first = np.empty(size * size, np.int64)
+    for r in range(n0):
+        q = 0
+        for i in range(size):
+            for j in range(size):
+                x = np.int64(rank[r + i, j])
+                bits[x >> 6] |= _ONE << np.uint64(x & 63)
+                first[q] = x
+                q += 1
+        first.sort()
+        m = first[k]
+        lt = k
+        out[r, 0] = m
+        for c in range(1, n1):
+            lost = 0
+            for i in range(size):
+                # counted without branches (a comparison is a coin toss here)
+                x = np.int64(rank[r + i, c - 1])
+                bits[x >> 6] &= ~(_ONE << np.uint64(x & 63))
+                y = np.int64(rank[r + i, c + size - 1])
+                bits[y >> 6] |= _ONE << np.uint64(y & 63)
+                lt += np.int64(y < m) - np.int64(x < m)
+                lost |= np.int64(x == m)
+            if lost:
+                # ``lt`` counts the ranks below the old median; the next rank up
+                # has exactly as many below it
+                m = _next_at_or_after_ref(bits, m)
+            while lt > k:
+                m = _prev_at_or_before_ref(bits, m - 1)
+                lt -= 1
+            while lt < k:
+                lt += 1
+                m = _next_at_or_after_ref(bits, m + 1)
+            out[r, c] = m
+        for i in range(size):
+            for j in range(n1 - 1, n1 - 1 + size):
+                x = np.int64(rank[r + i, j])
+                bits[x >> 6] &= ~(_ONE << np.uint64(x & 63))

@@ -13,13 +13,14 @@ import warnings
 
 import numpy as np
 import pytest
-from _speed_reference import brightest_raster_first
+from _speed_reference import brightest_raster_first, window_medians_stepwise
 from _synthetic import _scene, _state, _tilted
 from astropy.io import fits
 from scipy import ndimage as ndi
 from skimage.feature import match_template
 from skimage.morphology import h_maxima
 
+from iovolc import rank_median
 from iovolc.geometry import disc_cosines, disc_pixel_box, pixel_geometry
 from iovolc.imaging import (
     LINE_DIRECTIONS,
@@ -61,6 +62,48 @@ def test_sliding_rank_median_is_scipys(shape, size):
             assert np.array_equal(median_filter_nearest(img, size, plateau=plateau),
                                   ndi.median_filter(img, size=size, mode="nearest"))
         assert np.array_equal(median_filter_nearest(img, 1), img)
+
+
+@pytest.mark.parametrize("size", [3, 5, 7, 15, 21, 45])
+def test_popcount_jumps_give_the_stepwise_walks_ranks(size):
+    """Stop 38: the sliding median jumps to its new rank by counting set bits; the walk
+    one set bit at a time it replaced (tests/_speed_reference.py) gives every output
+    rank the same, on rank images of noise (ranks far apart), of a ramp and of plateaus
+    broken by position (ranks in runs: the median moves by many ranks a step), of ranks
+    in column-major order (every step moves the median by ``size`` ranks: the widest
+    jump), in 16 and 32 bits, windows wider than the image included, and every rank of
+    a 16-bit image (its largest rank, 65535, in the bit set's last word)."""
+    rng = np.random.default_rng(size)
+    h = size // 2
+    cases = []
+    for n0, n1 in ((24, 61), (3, 9), (40, 8), (1, 1)):
+        shape = (n0 + 2 * h, n1 + 2 * h)
+        noise = rng.permutation(shape[0] * shape[1]).reshape(shape)
+        ramp = np.add.outer(np.arange(shape[0]) * 7.0, np.arange(shape[1]) * 1.0)
+        ramp += rng.normal(0, 2.0, shape)
+        plateau = np.where(rng.random(shape) < 0.7, 5.0, rng.normal(5, 1, shape))
+        for img in (ramp, plateau):
+            order = np.argsort(img.ravel(), kind="stable")
+            r = np.empty(img.size, np.int64)
+            r[order] = np.arange(img.size)
+            cases.append((r.reshape(shape), (n0, n1)))
+        cases.append((noise, (n0, n1)))
+        cases.append((np.arange(noise.size).reshape(shape, order="F"), (n0, n1)))
+    full = (256 - 2 * h, 256 - 2 * h)  # 65,536 ranks
+    cases.append((rng.permutation(1 << 16).reshape(256, 256), full))
+    cases.append((np.arange(1 << 16).reshape(256, 256, order="F"), full))
+    n_moves = 0
+    for rank, out_shape in cases:
+        for dtype in (np.uint16, np.uint32):
+            if rank.size > np.iinfo(dtype).max + 1:
+                continue
+            r = rank.astype(dtype)
+            ref, out = np.empty(out_shape, dtype), np.empty(out_shape, dtype)
+            window_medians_stepwise(r, size, ref)
+            rank_median.window_medians(r, size, out)
+            assert np.array_equal(out, ref)
+            n_moves += int(np.count_nonzero(np.diff(ref.astype(np.int64), axis=1)))
+    assert n_moves > 1000  # the medians did move: the jumps were exercised
 
 
 def test_the_quicksort_ranks_give_the_stable_ones_medians_bit_for_bit():
