@@ -26,6 +26,7 @@ from iovolc.imaging import (
     LINE_DIRECTIONS,
     block_median,
     brightest_of_labels,
+    edge_ranks,
     h_maxima_at,
     label_max,
     median_filter_nearest,
@@ -69,7 +70,8 @@ def test_popcount_jumps_give_the_stepwise_walks_ranks(size):
     """Stop 38: the sliding median jumps to its new rank by counting set bits; the walk
     one set bit at a time it replaced (tests/_speed_reference.py) gives every output
     rank the same, on rank images of noise (ranks far apart), of a ramp and of plateaus
-    broken by position (ranks in runs: the median moves by many ranks a step), of ranks
+    broken by position (ranks in runs: the median moves by many ranks a step; these two
+    edge-padded and ranked by ``imaging.edge_ranks``, as the filter ranks them), of ranks
     in column-major order (every step moves the median by ``size`` ranks: the widest
     jump), in 16 and 32 bits, windows wider than the image included, and every rank of
     a 16-bit image (its largest rank, 65535, in the bit set's last word)."""
@@ -79,14 +81,12 @@ def test_popcount_jumps_give_the_stepwise_walks_ranks(size):
     for n0, n1 in ((24, 61), (3, 9), (40, 8), (1, 1)):
         shape = (n0 + 2 * h, n1 + 2 * h)
         noise = rng.permutation(shape[0] * shape[1]).reshape(shape)
-        ramp = np.add.outer(np.arange(shape[0]) * 7.0, np.arange(shape[1]) * 1.0)
-        ramp += rng.normal(0, 2.0, shape)
-        plateau = np.where(rng.random(shape) < 0.7, 5.0, rng.normal(5, 1, shape))
-        for img in (ramp, plateau):
-            order = np.argsort(img.ravel(), kind="stable")
-            r = np.empty(img.size, np.int64)
-            r[order] = np.arange(img.size)
-            cases.append((r.reshape(shape), (n0, n1)))
+        ramp = np.add.outer(np.arange(n0) * 7.0, np.arange(n1) * 1.0)
+        ramp += rng.normal(0, 2.0, (n0, n1))
+        plateau = np.where(rng.random((n0, n1)) < 0.7, 5.0, rng.normal(5, 1, (n0, n1)))
+        # the rank images median_filter_nearest passes: edge-padded, by either sort
+        for img, stable in ((ramp, False), (plateau, True), (plateau, False)):
+            cases.append((edge_ranks(img, h, plateau=stable)[2], (n0, n1)))
         cases.append((noise, (n0, n1)))
         cases.append((np.arange(noise.size).reshape(shape, order="F"), (n0, n1)))
     full = (256 - 2 * h, 256 - 2 * h)  # 65,536 ranks
