@@ -53,7 +53,7 @@ far below the 1e-3 px the fit converges to (measured: docs/decisions.md,
 flat on the fitted pixels skips the band (see :func:`_varies`); a Gram matrix
 with a NaN or a determinant that is not > 0 ends the fit (numpy's
 ``det <= 0`` let a NaN one go on stepping with NaN). No fast-math. Cached
-beside the module like :mod:`iovolc.raytrace`.
+by the package's source digest (:mod:`iovolc.jitcache`, stop 39).
 """
 
 from __future__ import annotations
@@ -61,7 +61,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+
+from iovolc.jitcache import njit
 
 _EPS = float(np.finfo(np.float64).eps)
 _FLOAT_MAX = float(np.finfo(np.float64).max)

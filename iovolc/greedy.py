@@ -43,7 +43,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+
+from iovolc.jitcache import njit
 
 #: relative distance within which the libm arcsine does not decide (see the module)
 MARGIN = 1e-11

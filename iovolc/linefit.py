@@ -53,7 +53,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+
+from iovolc.jitcache import njit
 
 #: the relative margin between residual sums of a clear choice (see the module docstring)
 MARGIN = 1e-8

@@ -58,7 +58,7 @@ high-pass from the reflect-padded image (:func:`mean4_highpass`).
 
 Nothing here calls another module's kernel (numba's cache notices edits to a
 kernel's own file only; see :mod:`iovolc.compiled`). No fast-math; cached
-beside the module.
+by the package's source digest (:mod:`iovolc.jitcache`).
 """
 
 from __future__ import annotations
@@ -66,7 +66,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+
+from iovolc.jitcache import njit
 
 #: numpy's float64 resolution (``np.finfo(np.float64).resolution``), as scikit-image uses it
 _RESOLUTION = float(np.finfo(np.float64).resolution)

@@ -24,15 +24,17 @@ median and the new, not a partial sort of ``size**2`` values. The result is the
 same integer rank, so the same value (scipy's ``median_filter(mode="nearest")``'s
 value, as tested in ``tests/test_speed_equivalence.py``; a zero may carry the other
 sign than scipy's, as the partial sorts' did). Each row starts from a sort of its
-first window. Cached beside the module (``cache=True``).
+first window. Cached by the package's source digest (:mod:`iovolc.jitcache`).
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, types
+from numba import types
 from numba.core.extending import intrinsic
 from numba.cpython.unsafe.numbers import leading_zeros, trailing_zeros
+
+from iovolc.jitcache import njit
 
 _ONE = np.uint64(1)
 

@@ -14,8 +14,8 @@ The frame constants (observer terms, rotations, Sun) are prepared once per
 call by :func:`iovolc.geometry._trace_constants`; here only the loops live.
 No fast-math: IEEE arithmetic, no reassociation; numpy's error model (a
 division by zero gives inf/NaN as in numpy, not an exception). Compiled code is cached
-beside the module (``cache=True``) so worker processes load it instead of
-compiling.
+(``cache=True``, by the package's source digest: :mod:`iovolc.jitcache`) so worker
+processes, and any checkout of the same source, load it instead of compiling.
 
 The loops are written so that LLVM vectorises them (several rays per SIMD
 register; stop 21): no branch per ray (the three light-time iterations are
@@ -38,7 +38,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+
+from iovolc.jitcache import njit
 
 C_KM_S = 299792.458
 _DEG = 180.0 / np.pi

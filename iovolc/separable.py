@@ -13,7 +13,7 @@ builds the kernel with the same numpy calls and sums in that order, over whole
 rows at a time (LLVM vectorises the rows: every shifted read is a slice, so no
 index can be negative), instead of scipy's copy of every line into a padded
 buffer. ``tests/test_speed_equivalence.py`` compares the
-bits with scipy's. Cached beside the module (``cache=True``).
+bits with scipy's. Cached by the package's source digest (:mod:`iovolc.jitcache`).
 
 The zoom (stop 21) follows scipy's ``NI_ZoomShift`` for order 1: per output
 index along each axis the input coordinate ``((k + 0.5) * zoom - 0.5)`` (zoom =
@@ -57,8 +57,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
 from scipy import ndimage as ndi
+
+from iovolc.jitcache import njit
 
 
 def gaussian_weights(sigma: float, *, truncate: float = 4.0) -> np.ndarray:

@@ -29,7 +29,8 @@ The old forms are kept in ``tests/_speed_reference.py`` (``shading_numpy``);
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from iovolc.jitcache import njit
 
 #: numpy's pairwise summation block (``PW_BLOCKSIZE``): rows up to this long are
 #: summed with the eight running sums alone

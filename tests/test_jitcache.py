@@ -1,0 +1,133 @@
+"""The compiled kernels' cache keyed by the package's source digest (iovolc.jitcache)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from iovolc import compiled, jitcache
+
+
+def _package(root: Path, files: dict[str, bytes]) -> Path:
+    for rel, body in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(body)
+    return root
+
+
+FILES = {"a.py": b"x = 1\n", "sub/b.py": b"def f():\n    return 2\n", "data.txt": b"not code"}
+
+
+def test_digest_follows_the_bytes_not_the_path_or_the_times(tmp_path):
+    one = _package(tmp_path / "one", FILES)
+    two = _package(tmp_path / "elsewhere" / "two", FILES)
+    os.utime(two / "a.py", (1e9, 1e9))
+    assert jitcache.source_digest(one) == jitcache.source_digest(two)
+    assert len(jitcache.source_digest(one)) == 32
+    variants = {
+        "a byte": {**FILES, "a.py": b"x = 2\n"},
+        "a file added": {**FILES, "c.py": b""},
+        "a file renamed": {"a2.py": FILES["a.py"], "sub/b.py": FILES["sub/b.py"]},
+        "bytes moved across files": {"a.py": b"x = 1\ndef f():\n", "sub/b.py": b"    return 2\n"},
+    }
+    for i, (what, files) in enumerate(variants.items()):
+        other = _package(tmp_path / f"v{i}", files)
+        assert jitcache.source_digest(other) != jitcache.source_digest(one), what
+    # a file that is not Python source changes nothing
+    other = _package(tmp_path / "txt", {**FILES, "data.txt": b"other"})
+    assert jitcache.source_digest(other) == jitcache.source_digest(one)
+
+
+@pytest.mark.skipif(bool(os.environ.get("NUMBA_CACHE_DIR")
+                         or os.environ.get("NUMBA_CACHE_LOCATOR_CLASSES")),
+                    reason="numba's own cache was asked for")
+def test_the_package_kernels_are_cached_in_the_digest_folder():
+    path = Path(compiled.clipped_local_mean._cache.cache_path)
+    assert path == jitcache.cache_root() / jitcache.source_digest()
+    assert path.is_dir()
+
+
+def test_locator_only_for_the_package_and_a_writable_root(tmp_path, monkeypatch):
+    fn = compiled.clipped_local_mean.py_func
+    monkeypatch.setenv("IOVOLC_JIT_CACHE_DIR", str(tmp_path / "jit"))
+    loc = jitcache.SourceDigestLocator.from_function(fn, compiled.__file__)
+    assert loc is not None
+    assert loc.get_cache_path() == str(tmp_path / "jit" / jitcache.source_digest())
+    assert loc.get_source_stamp() == jitcache.source_digest()
+    assert loc.get_disambiguator() == str(fn.__code__.co_firstlineno)
+    # a module outside the package: numba's own locators
+    outside = tmp_path / "mod.py"
+    outside.write_text("def g():\n    return 1\n")
+    assert jitcache.SourceDigestLocator.from_function(fn, str(outside)) is None
+    # a root that cannot be created (under a regular file): numba's own locators
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("IOVOLC_JIT_CACHE_DIR", str(tmp_path / "file" / "jit"))
+    assert jitcache.SourceDigestLocator.from_function(fn, compiled.__file__) is None
+
+
+def test_prune_removes_only_old_digest_folders(tmp_path):
+    now = time.time()
+    old, recent, keep = "a" * 32, "b" * 32, "c" * 32
+    for name in (old, recent, keep, "not-a-digest"):
+        (tmp_path / name).mkdir()
+    (tmp_path / ("d" * 32)).write_text("a file, not a folder")
+    for name in (old, keep, "not-a-digest", "d" * 32):
+        os.utime(tmp_path / name, (now - 40 * 86400, now - 40 * 86400))
+    os.utime(tmp_path / recent, (now - 5 * 86400, now - 5 * 86400))
+    assert jitcache.prune(tmp_path, keep=keep, older_than_days=30, now=now) == [old]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [recent, keep, "not-a-digest", "d" * 32])
+    assert jitcache.prune(tmp_path / "missing", keep=keep) == []
+
+
+_PROBE = """
+import json, numpy as np, iovolc
+from iovolc import compiled
+compiled.nonzero_box(np.zeros((3, 4), dtype=bool))
+st = compiled.nonzero_box.stats
+print(json.dumps({"file": iovolc.__file__, "path": compiled.nonzero_box._cache.cache_path,
+                  "hits": sum(st.cache_hits.values()), "misses": sum(st.cache_misses.values())}))
+"""
+
+
+def _probe(package_parent: Path, env: dict) -> dict:
+    out = subprocess.run([sys.executable, "-c", _PROBE], env={**env, "PYTHONPATH":
+                         str(package_parent)}, cwd=package_parent, capture_output=True,
+                         text=True, timeout=600, check=True)
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    assert Path(res["file"]).parent.parent == package_parent  # this copy was imported
+    return res
+
+
+def test_another_checkout_of_the_same_source_loads_the_compiled_kernel(tmp_path):
+    """Two copies of the package at two paths (new files, new times), one cache root:
+    the second loads what the first compiled; a copy with one other file edited
+    compiles again, into another folder. numba's NUMBA_CACHE_DIR still wins."""
+    src = Path(jitcache.__file__).parent
+    copies = []
+    for name in ("a", "b", "edited"):
+        shutil.copytree(src, tmp_path / name / "iovolc",
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        copies.append(tmp_path / name)
+    with open(copies[2] / "iovolc" / "greedy.py", "a") as f:  # not the probed kernel's file
+        f.write("\n# an edit elsewhere in the package\n")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("NUMBA_CACHE_DIR", "NUMBA_CACHE_LOCATOR_CLASSES")}
+    env["IOVOLC_JIT_CACHE_DIR"] = str(tmp_path / "jit")
+    first, second, edited = (_probe(c, env) for c in copies)
+    assert (first["misses"], first["hits"]) == (1, 0)
+    assert (second["misses"], second["hits"]) == (0, 1)
+    assert second["path"] == first["path"]
+    assert Path(first["path"]).parent == tmp_path / "jit"
+    assert (edited["misses"], edited["hits"]) == (1, 0)
+    assert edited["path"] != first["path"]
+    own = _probe(copies[1], {**env, "NUMBA_CACHE_DIR": str(tmp_path / "numba")})
+    assert Path(own["path"]).is_relative_to(tmp_path / "numba")
+    assert own["misses"] == 1
