@@ -43,15 +43,70 @@ def test_digest_follows_the_bytes_not_the_path_or_the_times(tmp_path):
     # a file that is not Python source changes nothing
     other = _package(tmp_path / "txt", {**FILES, "data.txt": b"other"})
     assert jitcache.source_digest(other) == jitcache.source_digest(one)
+    # the environment is in it too
+    assert jitcache.source_digest(one, tag="a") != jitcache.source_digest(one, tag="b")
+    assert jitcache.source_digest(one) == jitcache.source_digest(
+        one, tag=jitcache.environment_tag())
+    with pytest.raises(OSError, match="no Python source"):
+        jitcache.source_digest(_package(tmp_path / "none", {"data.txt": b""}))
+
+
+def test_environment_tag_holds_what_numbas_keys_leave_out(monkeypatch):
+    import llvmlite
+    import numba
+    import numpy
+    from numba.core import config
+
+    tag = jitcache.environment_tag()
+    for version in (numba.__version__, llvmlite.__version__, numpy.__version__, sys.version):
+        assert repr(version) in tag
+    monkeypatch.setattr(config, "BOUNDSCHECK", 1)
+    assert jitcache.environment_tag() != tag
+    monkeypatch.undo()
+    monkeypatch.setattr(config, "OPT", 0)
+    assert jitcache.environment_tag() != tag
+
+
+def test_a_source_changed_after_its_digest_is_seen(tmp_path):
+    pkg = _package(tmp_path / "pkg", FILES)
+    jitcache.source_digest(pkg)
+    assert jitcache.source_unchanged(pkg)
+    path = pkg / "sub" / "b.py"
+    path.write_bytes(b"def f():\n    return 3\n")  # the same size
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    assert not jitcache.source_unchanged(pkg)
+    assert not jitcache.source_unchanged(tmp_path / "never-digested")
 
 
 @pytest.mark.skipif(bool(os.environ.get("NUMBA_CACHE_DIR")
                          or os.environ.get("NUMBA_CACHE_LOCATOR_CLASSES")),
                     reason="numba's own cache was asked for")
 def test_the_package_kernels_are_cached_in_the_digest_folder():
-    path = Path(compiled.clipped_local_mean._cache.cache_path)
-    assert path == jitcache.cache_root() / jitcache.source_digest()
-    assert path.is_dir()
+    """Every cached kernel of every module of the package (no compiling: the locator
+    is chosen when a kernel is decorated), and every module with cached kernels takes
+    ``njit`` from iovolc.jitcache."""
+    import importlib
+
+    from numba.core.caching import FunctionCache
+    from numba.core.registry import CPUDispatcher
+
+    here = jitcache.cache_root() / jitcache.source_digest()
+    assert here.is_dir()
+    package = Path(jitcache.__file__).parent
+    kernels = 0
+    for path in sorted(package.glob("*.py")):
+        text = path.read_text()
+        if "cache=True" not in text or path.name == "jitcache.py":
+            continue
+        assert "from iovolc.jitcache import njit" in text, path.name
+        module = importlib.import_module(f"iovolc.{path.stem}")
+        for obj in vars(module).values():
+            if isinstance(obj, CPUDispatcher) and obj.__module__ == module.__name__ \
+                    and isinstance(obj._cache, FunctionCache):
+                assert Path(obj._cache.cache_path) == here, (path.name, obj.__name__)
+                kernels += 1
+    assert kernels >= 80  # 8 modules' kernels (stop 39: 93)
 
 
 def test_locator_only_for_the_package_and_a_writable_root(tmp_path, monkeypatch):
@@ -66,29 +121,44 @@ def test_locator_only_for_the_package_and_a_writable_root(tmp_path, monkeypatch)
     outside = tmp_path / "mod.py"
     outside.write_text("def g():\n    return 1\n")
     assert jitcache.SourceDigestLocator.from_function(fn, str(outside)) is None
+    # not a real file of the package (python -c run in the package's folder)
+    monkeypatch.chdir(Path(jitcache.__file__).parent)
+    assert jitcache.SourceDigestLocator.from_function(fn, "<string>") is None
     # a root that cannot be created (under a regular file): numba's own locators
     (tmp_path / "file").write_text("")
     monkeypatch.setenv("IOVOLC_JIT_CACHE_DIR", str(tmp_path / "file" / "jit"))
     assert jitcache.SourceDigestLocator.from_function(fn, compiled.__file__) is None
+    # no home folder at all (HOME unset, a uid with no passwd entry)
+    for name in ("IOVOLC_JIT_CACHE_DIR", "XDG_CACHE_HOME", "HOME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(os.path, "expanduser", lambda path: path)
+    with pytest.raises(OSError, match="no home folder"):
+        jitcache.cache_root()
+    assert jitcache.SourceDigestLocator.from_function(fn, compiled.__file__) is None
+    assert jitcache.install()  # already installed: nothing raised either
 
 
 def test_prune_removes_only_old_digest_folders(tmp_path):
     now = time.time()
     old, recent, keep = "a" * 32, "b" * 32, "c" * 32
-    for name in (old, recent, keep, "not-a-digest"):
+    others = ["not-a-digest", "photos_2024_summer_trip_backup_x", "A" * 32]  # 32 long
+    for name in (old, recent, keep, *others):
         (tmp_path / name).mkdir()
     (tmp_path / ("d" * 32)).write_text("a file, not a folder")
-    for name in (old, keep, "not-a-digest", "d" * 32):
+    for name in (old, keep, *others, "d" * 32):
         os.utime(tmp_path / name, (now - 40 * 86400, now - 40 * 86400))
     os.utime(tmp_path / recent, (now - 5 * 86400, now - 5 * 86400))
     assert jitcache.prune(tmp_path, keep=keep, older_than_days=30, now=now) == [old]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        [recent, keep, "not-a-digest", "d" * 32])
+        [recent, keep, *others, "d" * 32])
     assert jitcache.prune(tmp_path / "missing", keep=keep) == []
 
 
 _PROBE = """
-import json, numpy as np, iovolc
+import json, sys, numpy as np, iovolc, iovolc.jitcache
+if len(sys.argv) > 1:  # the checkout changes under the running process
+    with open(sys.argv[1], "a") as f:
+        f.write("# changed after the digest was taken\\n")
 from iovolc import compiled
 compiled.nonzero_box(np.zeros((3, 4), dtype=bool))
 st = compiled.nonzero_box.stats
@@ -97,8 +167,8 @@ print(json.dumps({"file": iovolc.__file__, "path": compiled.nonzero_box._cache.c
 """
 
 
-def _probe(package_parent: Path, env: dict) -> dict:
-    out = subprocess.run([sys.executable, "-c", _PROBE], env={**env, "PYTHONPATH":
+def _probe(package_parent: Path, env: dict, *edit: str) -> dict:
+    out = subprocess.run([sys.executable, "-c", _PROBE, *edit], env={**env, "PYTHONPATH":
                          str(package_parent)}, cwd=package_parent, capture_output=True,
                          text=True, timeout=600, check=True)
     res = json.loads(out.stdout.strip().splitlines()[-1])
@@ -131,3 +201,8 @@ def test_another_checkout_of_the_same_source_loads_the_compiled_kernel(tmp_path)
     own = _probe(copies[1], {**env, "NUMBA_CACHE_DIR": str(tmp_path / "numba")})
     assert Path(own["path"]).is_relative_to(tmp_path / "numba")
     assert own["misses"] == 1
+    # a file edited after the digest was taken, before compiled.py was imported: its
+    # kernels go to numba's own cache beside the module, not under the stale digest
+    late = _probe(copies[0], env, str(copies[0] / "iovolc" / "greedy.py"))
+    assert late["path"] == str(copies[0] / "iovolc" / "__pycache__")
+    assert late["misses"] == 1
