@@ -26,10 +26,18 @@ home folder, or an unwritable root. ``NUMBA_CACHE_DIR`` (an image's prebuilt cac
 unless named there (``iovolc.jitcache.SourceDigestLocator``). Digest folders unused for
 :data:`PRUNE_AFTER_DAYS` are removed (the current one is touched at each start).
 
-Left as numba has it: two processes that compile *different* signatures of one kernel
-at the same moment can leave its index and data files from different writers
-(numba/numba#4807, #10128; numba's in-tree cache has the same race). The shared root
-widens it from one checkout's processes to all checkouts of a source run at once.
+Saves into a digest folder are serialised between processes (stop 40). numba's own save
+reads a kernel's index, picks the first unused data-file number, writes the index, then
+the data, with no lock: two processes saving *different* signatures of one kernel at
+once both pick the same number, and the index can end up naming the other's code for a
+signature, or losing one (numba/numba#4807, #10128 report such a cache's failures; the
+in-tree cache has the same race). The shared root widened it from one checkout's
+processes to every checkout of a source. :func:`_locked_save` holds an exclusive
+``flock`` on ``<index>.lock`` beside the index for the whole save, so each writer reads
+the index the one before it wrote. Loads take no lock: numba writes each file by an
+atomic rename, so a reader sees a whole index and whole data files; an entry whose data
+file is not written yet reads as absent (numba compiles). Where ``flock`` is refused
+(some network file systems), the save runs as numba has it.
 
 The locator goes into numba's list of them, ``numba.core.caching.CacheImpl.
 _locator_classes`` (``_CacheImpl`` in older numba); without that list (another numba),
@@ -39,6 +47,7 @@ so that the locator is in place before they are decorated.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import platform
@@ -48,6 +57,11 @@ import sys
 import time
 from functools import lru_cache
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: numba's own, unlocked save
+    fcntl = None
 
 import llvmlite
 import numba
@@ -197,14 +211,67 @@ def prune(root: Path, *, keep: str, older_than_days: float = PRUNE_AFTER_DAYS,
     return removed
 
 
+def _in_digest_folder(path) -> bool:
+    """Whether ``path`` is a digest folder of :func:`cache_root` (a folder of this
+    module's locator, not another numba cache)."""
+    try:
+        path = os.path.abspath(path)
+        return (_DIGEST_NAME.fullmatch(os.path.basename(path)) is not None
+                and os.path.dirname(path) == os.path.abspath(cache_root()))
+    except (OSError, TypeError):
+        return False
+
+
+def _locked_save(save):
+    """numba's ``IndexDataCacheFile.save``, holding an exclusive ``flock`` on
+    ``<index>.lock`` for the whole save in a digest folder (see the module docstring);
+    as it was elsewhere, without ``fcntl``, or where the lock cannot be taken."""
+
+    @functools.wraps(save)
+    def locked(self, key, data):
+        path = getattr(self, "_cache_path", None)
+        name = getattr(self, "_index_name", None)
+        if fcntl is None or path is None or name is None or not _in_digest_folder(path):
+            return save(self, key, data)
+        try:
+            fd = os.open(os.path.join(path, name + ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError:
+            return save(self, key, data)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except OSError:  # e.g. a file system without flock: as numba has it
+                pass
+            return save(self, key, data)
+        finally:
+            os.close(fd)  # releases the lock
+
+    locked.iovolc_locked = True
+    return locked
+
+
+def _lock_saves() -> bool:
+    """Wrap numba's ``IndexDataCacheFile.save`` with :func:`_locked_save` (once); False
+    when that numba has no such class."""
+    cls = getattr(caching, "IndexDataCacheFile", None)
+    save = getattr(cls, "save", None)
+    if save is None:
+        return False
+    if not getattr(save, "iovolc_locked", False):
+        cls.save = _locked_save(save)
+    return True
+
+
 def install() -> bool:
-    """Put :class:`SourceDigestLocator` after numba's ``NUMBA_CACHE_DIR`` locator (once);
-    touch the current digest folder and prune old ones. False when numba offers no
+    """Put :class:`SourceDigestLocator` after numba's ``NUMBA_CACHE_DIR`` locator (once),
+    lock numba's saves into the digest folders (:func:`_lock_saves`); touch the current
+    digest folder and prune old ones. False when numba offers no
     such list (its default cache stays)."""
     impl = getattr(caching, "CacheImpl", None) or getattr(caching, "_CacheImpl", None)
     classes = getattr(impl, "_locator_classes", None)
     if not isinstance(classes, list):
         return False
+    _lock_saves()
     if SourceDigestLocator not in classes:
         user = getattr(caching, "UserProvidedCacheLocator", None)
         classes.insert(classes.index(user) + 1 if user in classes else 0, SourceDigestLocator)
