@@ -27,17 +27,21 @@ unless named there (``iovolc.jitcache.SourceDigestLocator``). Digest folders unu
 :data:`PRUNE_AFTER_DAYS` are removed (the current one is touched at each start).
 
 Saves into a digest folder are serialised between processes (stop 40). numba's own save
-reads a kernel's index, picks the first unused data-file number, writes the index, then
-the data, with no lock: two processes saving *different* signatures of one kernel at
-once both pick the same number, and the index can end up naming the other's code for a
-signature, or losing one (numba/numba#4807, #10128 report such a cache's failures; the
-in-tree cache has the same race). The shared root widened it from one checkout's
+reads a kernel's index, takes the first data-file number it leaves free, writes the
+index, then the data, with no lock: two processes saving *different* signatures of one
+kernel at once take the same number, and the index can end up naming one signature's
+file holding the other's code (numba then runs that code for the wrong types: a silently
+wrong answer), or losing an entry. The shared root widened that from one checkout's
 processes to every checkout of a source. :func:`_locked_save` holds an exclusive
 ``flock`` on ``<index>.lock`` beside the index for the whole save, so each writer reads
 the index the one before it wrote. Loads take no lock: numba writes each file by an
-atomic rename, so a reader sees a whole index and whole data files; an entry whose data
-file is not written yet reads as absent (numba compiles). Where ``flock`` is refused
-(some network file systems), the save runs as numba has it.
+atomic rename, so a reader sees a whole index and whole data files, and an entry whose
+data file is not written yet reads as absent (numba compiles) -- unless a file of that
+number was left by an earlier index (numba's ``flush``, which ``recompile`` calls and
+this package does not, or an unlocked writer). The save is numba's own, unlocked, where
+``fcntl`` is missing, the lock file cannot be opened, ``flock`` is refused (some
+network file systems), or the lock is not had within :data:`LOCK_WAIT_S` (a stopped
+holder, or a forked copy of a holder's descriptor: a wait, never a hang).
 
 The locator goes into numba's list of them, ``numba.core.caching.CacheImpl.
 _locator_classes`` (``_CacheImpl`` in older numba); without that list (another numba),
@@ -78,6 +82,9 @@ _DIGEST_NAME = re.compile(r"[0-9a-f]{32}")
 _NUMBA_SETTINGS = ("OPT", "BOUNDSCHECK", "DEBUGINFO_DEFAULT", "LOOP_VECTORIZE",
                    "SLP_VECTORIZE", "ENABLE_AVX", "DISABLE_INTEL_SVML")
 _SNAPSHOTS: dict[Path, tuple] = {}  # each digest's files as stat saw them when it was taken
+_FOLDERS: set[str] = set()  # the folders the locator handed out (absolute)
+#: how long a save waits for another process's lock before it saves as numba has it
+LOCK_WAIT_S = 60.0
 
 
 def cache_root() -> Path:
@@ -160,6 +167,7 @@ class SourceDigestLocator(caching._CacheLocator):
     def __init__(self, py_func, py_file):
         self._lineno = py_func.__code__.co_firstlineno
         self._cache_path = str(cache_root() / source_digest())
+        _FOLDERS.add(os.path.abspath(self._cache_path))
 
     def get_cache_path(self):
         return self._cache_path
@@ -212,20 +220,42 @@ def prune(root: Path, *, keep: str, older_than_days: float = PRUNE_AFTER_DAYS,
 
 
 def _in_digest_folder(path) -> bool:
-    """Whether ``path`` is a digest folder of :func:`cache_root` (a folder of this
-    module's locator, not another numba cache)."""
+    """Whether ``path`` is a folder of this module's locator, not another numba cache:
+    one it handed out, or a digest folder (32 hex digits) directly under
+    :func:`cache_root`."""
     try:
         path = os.path.abspath(path)
-        return (_DIGEST_NAME.fullmatch(os.path.basename(path)) is not None
-                and os.path.dirname(path) == os.path.abspath(cache_root()))
+        return path in _FOLDERS or (
+            _DIGEST_NAME.fullmatch(os.path.basename(path)) is not None
+            and os.path.dirname(path) == os.path.abspath(cache_root()))
     except (OSError, TypeError):
         return False
 
 
+def _acquire(fd: int) -> bool:
+    """An exclusive ``flock`` on ``fd``, waiting up to :data:`LOCK_WAIT_S`; False when it
+    was not had (refused, or held all that time: a holder stopped, or a forked copy of
+    a holder's descriptor)."""
+    deadline = time.monotonic() + LOCK_WAIT_S
+    delay = 0.002
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(delay)
+            delay = min(2.0 * delay, 0.1)
+        except OSError:  # e.g. a file system without flock
+            return False
+
+
 def _locked_save(save):
     """numba's ``IndexDataCacheFile.save``, holding an exclusive ``flock`` on
-    ``<index>.lock`` for the whole save in a digest folder (see the module docstring);
-    as it was elsewhere, without ``fcntl``, or where the lock cannot be taken."""
+    ``<index>.lock`` for the whole save in a folder of this module's locator (see the
+    module docstring); as numba has it elsewhere, without ``fcntl``, or where the lock
+    cannot be had (:func:`_acquire`)."""
 
     @functools.wraps(save)
     def locked(self, key, data):
@@ -233,15 +263,12 @@ def _locked_save(save):
         name = getattr(self, "_index_name", None)
         if fcntl is None or path is None or name is None or not _in_digest_folder(path):
             return save(self, key, data)
-        try:
-            fd = os.open(os.path.join(path, name + ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+        try:  # read-only is enough for flock (a lock file another user created)
+            fd = os.open(os.path.join(path, name + ".lock"), os.O_RDONLY | os.O_CREAT, 0o666)
         except OSError:
             return save(self, key, data)
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-            except OSError:  # e.g. a file system without flock: as numba has it
-                pass
+            _acquire(fd)  # not had: the save as numba has it
             return save(self, key, data)
         finally:
             os.close(fd)  # releases the lock
