@@ -26,8 +26,8 @@ home folder, or an unwritable root. ``NUMBA_CACHE_DIR`` (an image's prebuilt cac
 unless named there (``iovolc.jitcache.SourceDigestLocator``). Digest folders unused for
 :data:`PRUNE_AFTER_DAYS` are removed (the current one is touched at each start).
 
-Saves into a digest folder are serialised between processes (stop 40). numba's own save
-reads a kernel's index, takes the first data-file number it leaves free, writes the
+Saves into the folders this locator hands out are serialised between processes (stop
+40). numba's own save reads a kernel's index, takes the first data-file number it leaves free, writes the
 index, then the data, with no lock: two processes saving *different* signatures of one
 kernel at once take the same number, and the index can end up naming one signature's
 file holding the other's code (numba then runs that code for the wrong types: a silently
@@ -82,7 +82,7 @@ _DIGEST_NAME = re.compile(r"[0-9a-f]{32}")
 _NUMBA_SETTINGS = ("OPT", "BOUNDSCHECK", "DEBUGINFO_DEFAULT", "LOOP_VECTORIZE",
                    "SLP_VECTORIZE", "ENABLE_AVX", "DISABLE_INTEL_SVML")
 _SNAPSHOTS: dict[Path, tuple] = {}  # each digest's files as stat saw them when it was taken
-_FOLDERS: set[str] = set()  # the folders the locator handed out (absolute)
+_FOLDERS: set[str] = set()  # the folders the locator handed out (absolute): locked saves
 #: how long a save waits for another process's lock before it saves as numba has it
 LOCK_WAIT_S = 60.0
 
@@ -219,19 +219,6 @@ def prune(root: Path, *, keep: str, older_than_days: float = PRUNE_AFTER_DAYS,
     return removed
 
 
-def _in_digest_folder(path) -> bool:
-    """Whether ``path`` is a folder of this module's locator, not another numba cache:
-    one it handed out, or a digest folder (32 hex digits) directly under
-    :func:`cache_root`."""
-    try:
-        path = os.path.abspath(path)
-        return path in _FOLDERS or (
-            _DIGEST_NAME.fullmatch(os.path.basename(path)) is not None
-            and os.path.dirname(path) == os.path.abspath(cache_root()))
-    except (OSError, TypeError):
-        return False
-
-
 def _acquire(fd: int) -> bool:
     """An exclusive ``flock`` on ``fd``, waiting up to :data:`LOCK_WAIT_S`; False when it
     was not had (refused, or held all that time: a holder stopped, or a forked copy of
@@ -261,7 +248,8 @@ def _locked_save(save):
     def locked(self, key, data):
         path = getattr(self, "_cache_path", None)
         name = getattr(self, "_index_name", None)
-        if fcntl is None or path is None or name is None or not _in_digest_folder(path):
+        if (fcntl is None or path is None or name is None
+                or os.path.abspath(path) not in _FOLDERS):
             return save(self, key, data)
         try:  # read-only is enough for flock (a lock file another user created)
             fd = os.open(os.path.join(path, name + ".lock"), os.O_RDONLY | os.O_CREAT, 0o666)
@@ -291,7 +279,7 @@ def _lock_saves() -> bool:
 
 def install() -> bool:
     """Put :class:`SourceDigestLocator` after numba's ``NUMBA_CACHE_DIR`` locator (once),
-    lock numba's saves into the digest folders (:func:`_lock_saves`); touch the current
+    lock numba's saves into the folders it hands out (:func:`_lock_saves`); touch the current
     digest folder and prune old ones. False when numba offers no
     such list (its default cache stays)."""
     impl = getattr(caching, "CacheImpl", None) or getattr(caching, "_CacheImpl", None)

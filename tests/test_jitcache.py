@@ -247,14 +247,15 @@ def _saves_at_once(save, folder: Path, n: int = 4) -> dict:
 def test_saves_at_once_keep_every_signature_with_its_own_code(tmp_path, monkeypatch):
     """numba's save takes the first data-file number its read of the index leaves free:
     writers at once take the same one, and the index names another writer's code or
-    loses entries. In a digest folder the save holds a lock (stop 40)."""
+    loses entries. In a folder the locator hands out the save holds a lock (stop 40)."""
     from numba.core import caching
 
     monkeypatch.setenv("IOVOLC_JIT_CACHE_DIR", str(tmp_path / "root"))
     locked = caching.IndexDataCacheFile.save
     assert getattr(locked, "iovolc_locked", False)  # installed when iovolc was imported
-    folder = tmp_path / "root" / ("ab" * 16)
-    folder.mkdir(parents=True)
+    kernel = compiled.nonzero_box.py_func
+    folder = Path(jitcache.SourceDigestLocator.from_function(
+        kernel, compiled.__file__).get_cache_path())  # a folder the locator hands out
     got = _saves_at_once(locked, folder)
     assert got == {k: {"code for": k} for k in got}
     assert (folder / "kernel-12.py311.nbi.lock").is_file()
@@ -264,16 +265,17 @@ def test_saves_at_once_keep_every_signature_with_its_own_code(tmp_path, monkeypa
     other.mkdir()
     got = _saves_at_once(locked.__wrapped__, other)
     assert got != {k: {"code for": k} for k in got}
-    # any other numba cache (not a digest folder of the root): numba's own save
-    for where in (tmp_path / "elsewhere", tmp_path / "root" / "not-a-digest"):
+    # any other numba cache (a folder the locator did not hand out): numba's own save
+    for where in (tmp_path / "elsewhere", tmp_path / "root" / "not-a-digest",
+                  tmp_path / "root" / ("ab" * 16)):
         where.mkdir()
         f = caching.IndexDataCacheFile(str(where), "k-1.py311", "stamp")
         f.save("s", {"x": 1})
         assert f.load("s") == {"x": 1}
         assert not list(where.glob("*.lock"))
     # a folder the locator handed out is locked though the root moved since
-    loc = jitcache.SourceDigestLocator.from_function(compiled.nonzero_box.py_func,
-                                                     compiled.__file__)
+    monkeypatch.setenv("IOVOLC_JIT_CACHE_DIR", str(tmp_path / "root2"))
+    loc = jitcache.SourceDigestLocator.from_function(kernel, compiled.__file__)
     monkeypatch.setenv("IOVOLC_JIT_CACHE_DIR", str(tmp_path / "moved"))
     f = caching.IndexDataCacheFile(loc.get_cache_path(), "k-3.py311", "stamp")
     f.save("s", {"z": 3})
