@@ -15,6 +15,7 @@ import argparse
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -225,6 +226,32 @@ def _finish_compiling(procs: list[subprocess.Popen], *, timeout_s: float) -> Non
             proc.wait()
 
 
+class _PrefectStart(threading.Thread):
+    """Start Prefect's temporary local API (the one its local mode starts at the first
+    flow run when no ``PREFECT_API_URL`` is set) in a thread, beside the simulator: its
+    ~4-7 s of start no longer wait behind the simulated downlink (stop 41). ``seconds``:
+    how long it took; ``error``: why it did not start (the first flow run then starts it
+    itself, and says so if it cannot)."""
+
+    def __init__(self) -> None:
+        super().__init__(name="prefect-start", daemon=True)
+        self.seconds: float | None = None
+        self.error: str | None = None
+
+    def run(self) -> None:
+        t0 = time.perf_counter()
+        try:
+            from prefect.server.api.server import SubprocessASGIServer
+            from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED
+
+            if PREFECT_API_URL.value() or not PREFECT_SERVER_EPHEMERAL_ENABLED.value():
+                return  # a server of the user's, or none wanted: nothing to start
+            SubprocessASGIServer().start()
+            self.seconds = time.perf_counter() - t0
+        except Exception as exc:  # noqa: BLE001 -- reported; the flows start it again
+            self.error = f"{type(exc).__name__}: {exc}"
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from iovolc.sim.downlink import simulate
     from iovolc.sim.scenario import scenario_for
@@ -232,6 +259,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     out = args.out.resolve()
     t0 = time.perf_counter()
     warm = _compile_in_background()
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # as _run_pipeline
+    prefect_start = _PrefectStart()
+    prefect_start.start()
     sim_dir = out / "downlink"
     try:
         if not (sim_dir / "truth" / "frames.csv").exists():
@@ -243,6 +273,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
                   f"{sim_dir}", file=sys.stderr)
     finally:  # the workers then load the compiled loops instead of each compiling them
         _finish_compiling(warm, timeout_s=120.0)
+        # a flow run must not see the server "running" before it answers
+        prefect_start.join(timeout=120.0)
     t1 = time.perf_counter()
     store = (out / "store").as_uri()
     res = _run_pipeline(archive=(sim_dir / "archive").as_uri(),
@@ -254,7 +286,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print("comparison with the simulator's truth (counted over every frame with Io in view):")
     for k, v in score.items():
         print(f"  {k:38s} {v:.3f}" if isinstance(v, float) else f"  {k:38s} {v}")
-    print(f"wall time: simulate {t1 - t0:.1f} s, pipeline {t2 - t1:.1f} s")
+    started = ("" if prefect_start.seconds is None else
+               f" (Prefect's temporary API started beside it in {prefect_start.seconds:.1f} s)")
+    print(f"wall time: simulate {t1 - t0:.1f} s{started}, pipeline {t2 - t1:.1f} s")
+    if prefect_start.error:
+        print(f"Prefect's temporary API did not start beside the simulator "
+              f"({prefect_start.error}); the first flow run started it", file=sys.stderr)
     for line in _where(res["settings"], res["publish"]):
         print(line)
     return 0

@@ -1196,8 +1196,11 @@ def warm_up_fit() -> None:
     fit_shift_spanned(np.stack([padded(canvas[0])]), shapes, zone,
                       *zone_spans(shapes, zone, zone), zone, canvas, 0, 0.0, 0.0, 1)
     _lstsq_svd(np.eye(4), np.ones(4), 1e-15)
-    support_counts(np.zeros((2, 2)), np.ones(2), np.zeros(2, np.int64), 1,
-                   np.empty(2, np.int64), np.empty(2, np.bool_))
+    offsets = np.zeros((2, 2))
+    for writable in (True, False):  # then read-only, as pandas' arrays are (pointing)
+        offsets.setflags(write=writable)
+        support_counts(offsets, np.ones(2), np.zeros(2, np.int64), 1, np.empty(2, np.int64),
+                       np.empty(2, np.bool_))
     from iovolc import rank_median, separable, supersample  # own files: no kernel of this one
 
     rank_median.warm_up()

@@ -177,7 +177,9 @@ def _line_extreme(src, dl, ds, h, take_max, out):
     n0, n1 = src.shape
     for i in range(n0):
         o = out[i]
-        o[:] = src[i]
+        row = src[i]
+        for j in range(n1):  # o[:] = row, as a loop: no slice assignment's shape check,
+            o[j] = row[j]  # whose error message costs ~1.6 s of compiling (stop 41)
         for k in range(-h, h + 1):
             if k == 0:
                 continue

@@ -325,7 +325,12 @@ def warm_up() -> None:
     k[31] = 2.0  # an observer outside the unit sphere: every ray misses, nothing divides by 0
     u = np.array([0.0, 0.0, 1.0])
     one = np.zeros(1)
-    pixel_rays(one, one, np.r_[np.zeros(3), 1.0, np.zeros(24)], np.empty(3))
+    constants = np.r_[np.zeros(3), 1.0, np.zeros(24)]
+    pixel_rays(one, one, constants, np.empty(3))
+    # read-only pixel positions (numpy's broadcast views: geometry._pixel_rays)
+    fixed = np.zeros(1)
+    fixed.setflags(write=False)
+    pixel_rays(fixed, fixed, constants, np.empty(3))
     surface(u, k, np.empty(3), np.empty(3), np.empty(1, np.bool_), np.empty(1))
     cosines(u, k, np.empty(1, np.bool_), np.empty(1), np.empty(1))
     backplanes(u, k, 1e-4, np.empty(1, np.bool_), np.empty((7, 1)))

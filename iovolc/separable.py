@@ -116,7 +116,9 @@ def symmetric_blur(x, w, out):
     buf = np.zeros(n1 + 2 * r)
     for i in range(n0):
         o = out[i]
-        buf[r:r + n1] = tmp[i]
+        t = tmp[i]
+        for j in range(n1):  # buf[r:r + n1] = t: a loop (morphology._line_extreme, stop 41)
+            buf[r + j] = t[j]
         _padded_row_pass(buf, w, o)
 
 
@@ -421,3 +423,13 @@ def warm_up() -> None:
         symmetric_blur_reflect(np.zeros((3, 3), dt), np.array([0.25, 0.5, 0.25]),
                                np.empty((3, 3), dt))
         bilinear_at(np.zeros((2, 2), dt), np.zeros(1), np.zeros(1), dt(0.0), np.empty(1, dt))
+    # read-only positions (numpy's broadcast views, as sample_linear_nearest passes when
+    # they already have the output's shape): a signature of their own
+    bilinear_at(np.zeros((2, 2), np.float32), _read_only(np.zeros(1)), _read_only(np.zeros(1)),
+                np.float32(0.0), np.empty(1, np.float32))
+
+
+def _read_only(a: np.ndarray) -> np.ndarray:
+    """``a``, no longer writable (its own signature in numba's dispatch)."""
+    a.setflags(write=False)
+    return a

@@ -185,6 +185,8 @@ def warm_up() -> None:
     subpixel_positions(edge, 0, 0, off, line, sample)
     lit = np.ones(4 * n, np.bool_)
     canvas = np.zeros((5, 6))
-    put_means(lit, np.ones(4 * n), edge, canvas[1:4, 1:5])
-    scatter_lit(hit, np.ones(1), canvas[1:4, 1:5])
+    # a window of a canvas, and a whole one when the disc's box spans the canvas's width
+    for window in (canvas[1:4, 1:5], np.zeros((3, 4))):
+        put_means(lit, np.ones(4 * n), edge, window)
+        scatter_lit(hit, np.ones(1), window)
     box_positions(0, 3, 0, 4, np.empty(12), np.empty(12))

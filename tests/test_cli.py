@@ -120,3 +120,57 @@ def test_help_reads_well():
     assert out.returncode == 0
     for word in ("demo", "run", "simulate", "argument > environment", "--debug"):
         assert word in out.stdout, out.stdout
+
+
+_PREFECT_START = r"""
+import json
+import httpx
+from prefect.server.api.server import SubprocessASGIServer
+from iovolc.cli import _PrefectStart
+
+start = _PrefectStart()
+start.start()
+start.join(120)
+out = {"seconds": start.seconds, "error": start.error,
+       "servers": len(SubprocessASGIServer._instances)}
+server = SubprocessASGIServer._instances.get(None)
+if server is not None and server.running:
+    out["health"] = httpx.get(server.api_url + "/health").status_code
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:  # what the first flow run does
+        out["client_api"] = str(client.api_url)
+    out["server_api"] = server.api_url
+    out["servers_after"] = len(SubprocessASGIServer._instances)
+    server.stop()
+print(json.dumps(out))
+"""
+
+
+def _prefect_start(tmp_path, **env) -> dict:
+    import json
+
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+    clean.update(PREFECT_HOME=str(tmp_path / "prefect"), PREFECT_SERVER_ANALYTICS_ENABLED="false",
+                 **env)
+    res = subprocess.run([sys.executable, "-c", _PREFECT_START], env=clean, capture_output=True,
+                         text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def test_the_demo_starts_prefects_temporary_api_beside_the_simulator(tmp_path):
+    """iovolc demo starts Prefect's temporary API in a thread while it simulates (stop 41):
+    the server answers once the thread is done, and the first flow run's client uses that
+    server instead of starting a second one."""
+    out = _prefect_start(tmp_path)
+    assert out["error"] is None and out["seconds"] > 0
+    assert out["health"] == 200
+    assert out["client_api"].rstrip("/") == out["server_api"].rstrip("/")
+    assert out["servers_after"] == 1
+
+
+def test_the_demo_starts_no_temporary_api_when_one_is_configured(tmp_path):
+    """With ``PREFECT_API_URL`` set (the user's own server) the demo starts nothing."""
+    out = _prefect_start(tmp_path, PREFECT_API_URL="http://127.0.0.1:9/api")
+    assert out == {"seconds": None, "error": None, "servers": 0}
