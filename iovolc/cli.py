@@ -250,6 +250,24 @@ class _PrefectStart(threading.Thread):
             self.seconds = time.perf_counter() - t0
         except Exception as exc:  # noqa: BLE001 -- reported; the flows start it again
             self.error = f"{type(exc).__name__}: {exc}"
+            _stop_temporary_api()
+
+
+def _stop_temporary_api() -> None:
+    """Stop the temporary API a failed start left behind. Prefect's ``start`` gives up
+    after its startup timeout without stopping the server process it launched, and keeps
+    that port. The next start would then launch a second server on the same port, which
+    cannot bind. Prefect only retries on exit code 3, so the flows would run against the
+    orphan, and nothing would stop it at exit (review of stop 41). ``stop`` ends the
+    process and forgets the instance, so the first flow run starts a new one."""
+    try:
+        from prefect.server.api.server import SubprocessASGIServer
+
+        server = SubprocessASGIServer._instances.get(None)
+        if server is not None:
+            server.stop()
+    except Exception:  # noqa: BLE001 -- nothing more to do: the error is already reported
+        pass
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -273,8 +291,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
                   f"{sim_dir}", file=sys.stderr)
     finally:  # the workers then load the compiled loops instead of each compiling them
         _finish_compiling(warm, timeout_s=120.0)
-        # a flow run must not see the server "running" before it answers
-        prefect_start.join(timeout=120.0)
+        # a flow run must not see the server "running" before it answers: no timeout
+        # here (Prefect's own startup timeout ends a start that does not answer)
+        prefect_start.join()
     t1 = time.perf_counter()
     store = (out / "store").as_uri()
     res = _run_pipeline(archive=(sim_dir / "archive").as_uri(),
