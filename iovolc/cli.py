@@ -15,7 +15,6 @@ import argparse
 import os
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -226,51 +225,8 @@ def _finish_compiling(procs: list[subprocess.Popen], *, timeout_s: float) -> Non
             proc.wait()
 
 
-class _PrefectStart(threading.Thread):
-    """Start Prefect's temporary local API (the one its local mode starts at the first
-    flow run when no ``PREFECT_API_URL`` is set) in a thread, beside the simulator: its
-    ~4-7 s of start no longer wait behind the simulated downlink (stop 41). ``seconds``:
-    how long it took; ``error``: why it did not start (the first flow run then starts it
-    itself, and says so if it cannot)."""
-
-    def __init__(self) -> None:
-        super().__init__(name="prefect-start", daemon=True)
-        self.seconds: float | None = None
-        self.error: str | None = None
-
-    def run(self) -> None:
-        t0 = time.perf_counter()
-        try:
-            from prefect.server.api.server import SubprocessASGIServer
-            from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED
-
-            if PREFECT_API_URL.value() or not PREFECT_SERVER_EPHEMERAL_ENABLED.value():
-                return  # a server of the user's, or none wanted: nothing to start
-            SubprocessASGIServer().start()
-            self.seconds = time.perf_counter() - t0
-        except Exception as exc:  # noqa: BLE001 -- reported; the flows start it again
-            self.error = f"{type(exc).__name__}: {exc}"
-            _stop_temporary_api()
-
-
-def _stop_temporary_api() -> None:
-    """Stop the temporary API a failed start left behind. Prefect's ``start`` gives up
-    after its startup timeout without stopping the server process it launched, and keeps
-    that port. The next start would then launch a second server on the same port, which
-    cannot bind. Prefect only retries on exit code 3, so the flows would run against the
-    orphan, and nothing would stop it at exit (review of stop 41). ``stop`` ends the
-    process and forgets the instance, so the first flow run starts a new one."""
-    try:
-        from prefect.server.api.server import SubprocessASGIServer
-
-        server = SubprocessASGIServer._instances.get(None)
-        if server is not None:
-            server.stop()
-    except Exception:  # noqa: BLE001 -- nothing more to do: the error is already reported
-        pass
-
-
 def _cmd_demo(args: argparse.Namespace) -> int:
+    from flows.local_api import TemporaryApiStart  # Prefect is imported in its thread
     from iovolc.sim.downlink import simulate
     from iovolc.sim.scenario import scenario_for
 
@@ -278,7 +234,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     warm = _compile_in_background()
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # as _run_pipeline
-    prefect_start = _PrefectStart()
+    prefect_start = TemporaryApiStart()
     prefect_start.start()
     sim_dir = out / "downlink"
     try:

@@ -425,11 +425,7 @@ def warm_up() -> None:
         bilinear_at(np.zeros((2, 2), dt), np.zeros(1), np.zeros(1), dt(0.0), np.empty(1, dt))
     # read-only positions (numpy's broadcast views, as sample_linear_nearest passes when
     # they already have the output's shape): a signature of their own
-    bilinear_at(np.zeros((2, 2), np.float32), _read_only(np.zeros(1)), _read_only(np.zeros(1)),
-                np.float32(0.0), np.empty(1, np.float32))
-
-
-def _read_only(a: np.ndarray) -> np.ndarray:
-    """``a``, no longer writable (its own signature in numba's dispatch)."""
-    a.setflags(write=False)
-    return a
+    fixed = np.zeros(1)
+    fixed.setflags(write=False)
+    bilinear_at(np.zeros((2, 2), np.float32), fixed, fixed, np.float32(0.0),
+                np.empty(1, np.float32))

@@ -131,7 +131,7 @@ import sys
 from prefect import flow
 from prefect.server.api.server import SubprocessASGIServer
 
-from iovolc.cli import _PrefectStart
+from flows.local_api import TemporaryApiStart
 
 real_launch = SubprocessASGIServer._run_uvicorn_command
 launched = []
@@ -151,7 +151,7 @@ def silent_launch(self):  # a "server" that never answers: the start must time o
 
 mode = sys.argv[1]
 SubprocessASGIServer._run_uvicorn_command = silent_launch if mode == "fails" else counted_launch
-start = _PrefectStart()
+start = TemporaryApiStart()
 start.start()
 start.join()
 out = {"seconds": start.seconds, "error": start.error, "launched": len(launched),
